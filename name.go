@@ -1,0 +1,43 @@
+package gatehouse
+
+import (
+	"net"
+	"regexp"
+	"strings"
+)
+
+// namePattern fits every backend at once: Mender tag values, DPS registration
+// ids, IoT Hub device ids and certificate common names. Lower case only, so a
+// name cannot collide with itself in a case-insensitive backend.
+var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ValidateName checks a gateway name against the one policy for all backends.
+func ValidateName(name string) error {
+	if name == "" {
+		return Errorf(EINVALID, "name is required")
+	}
+	if !namePattern.MatchString(name) {
+		return Errorf(EINVALID, "invalid name %q: use 1-63 lower-case letters, digits and '-', starting and ending with a letter or digit", truncate(name, 80))
+	}
+	return nil
+}
+
+// NormalizeMAC validates a 48-bit Ethernet MAC and returns it in lower-case
+// colon form, the form Mender's identity script prints.
+func NormalizeMAC(mac string) (string, error) {
+	hw, err := net.ParseMAC(mac)
+	if err != nil || len(hw) != 6 || !strings.Contains(mac, ":") {
+		return "", Errorf(EINVALID, "invalid MAC %q: want six hex pairs separated by ':'", truncate(mac, 40))
+	}
+	if hw.String() == "00:00:00:00:00:00" || hw.String() == "ff:ff:ff:ff:ff:ff" {
+		return "", Errorf(EINVALID, "invalid MAC %q: not a device address", hw.String())
+	}
+	return hw.String(), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

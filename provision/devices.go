@@ -1,0 +1,186 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/riverqueue/river"
+
+	"gatehouse"
+	"gatehouse/store"
+)
+
+// ListFilter selects devices for an operator.
+type ListFilter struct {
+	State  gatehouse.State
+	Search string
+	Offset int
+	Limit  int // default 100, at most 1000
+}
+
+// DeviceList is one page of devices and how many match in all.
+type DeviceList struct {
+	Devices []*gatehouse.Device `json:"devices"`
+	Total   int                 `json:"total"`
+}
+
+// ListDevices returns a page of devices, newest first.
+func (s *Service) ListDevices(ctx context.Context, f ListFilter) (*DeviceList, error) {
+	if f.State != "" && !f.State.Valid() {
+		return nil, gatehouse.Errorf(gatehouse.EINVALID, "unknown state %q", f.State)
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	if f.Limit > 1000 || f.Offset < 0 {
+		return nil, gatehouse.Errorf(gatehouse.EINVALID, "limit must be 1-1000 and offset not negative")
+	}
+	var out DeviceList
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		out.Devices, out.Total, err = tx.Devices(ctx, store.DeviceFilter(f))
+		return err
+	})
+	if out.Devices == nil {
+		out.Devices = []*gatehouse.Device{}
+	}
+	for _, d := range out.Devices {
+		fillDevice(d)
+	}
+	return &out, err
+}
+
+// Device returns one device with its steps.
+func (s *Service) Device(ctx context.Context, id string) (*gatehouse.Device, error) {
+	var d *gatehouse.Device
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		d, err = tx.Device(ctx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	fillDevice(d)
+	return d, nil
+}
+
+// Events returns a device's timeline.
+func (s *Service) Events(ctx context.Context, id string) ([]gatehouse.Event, error) {
+	var out []gatehouse.Event
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Device(ctx, id); err != nil {
+			return err
+		}
+		var err error
+		out, err = tx.Events(ctx, id)
+		return err
+	})
+	return out, err
+}
+
+// Approve names a pending device and enqueues its provisioning, in one
+// transaction: either both happen or neither does.
+func (s *Service) Approve(ctx context.Context, actor, id, name string) (*gatehouse.Device, error) {
+	if err := gatehouse.ValidateName(name); err != nil {
+		return nil, err
+	}
+	steps := s.enabledSteps()
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		d, err := tx.Device(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := checkApprovable(ctx, tx, d, name); err != nil {
+			return err
+		}
+		return s.approveTx(ctx, tx, d, actor, name, steps)
+	})
+	if errors.Is(err, store.ErrUnique) {
+		return nil, gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in gatehouse", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("device approved", "device", id, "name", name, "by", actor)
+	s.notify.Publish(id)
+	return s.Device(ctx, id)
+}
+
+func checkApprovable(ctx context.Context, tx *store.Tx, d *gatehouse.Device, name string) error {
+	if d.State != gatehouse.StatePending {
+		if d.Name != "" {
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is %s (named %q), not pending", d.ID, d.State, d.Name)
+		}
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is %s, not pending", d.ID, d.State)
+	}
+	other, err := tx.DeviceByName(ctx, name)
+	if err == nil {
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in gatehouse by device %s", name, other.ID)
+	}
+	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
+		return err
+	}
+	return nil
+}
+
+func (s *Service) approveTx(ctx context.Context, tx *store.Tx, d *gatehouse.Device, actor, name string, steps []gatehouse.StepName) error {
+	state, now := gatehouse.StateApproved, tx.Now()
+	if len(steps) == 0 {
+		state = gatehouse.StateProvisioned
+	}
+	err := tx.UpdateDevice(ctx, d.ID, store.DeviceUpdate{State: &state, Name: &name, ApprovedBy: &actor, ApprovedAt: &now})
+	if err != nil {
+		return err
+	}
+	if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: d.ID, Kind: "approved", Actor: actor, Detail: "named " + name}); err != nil {
+		return err
+	}
+	if err := tx.CreateSteps(ctx, d.ID, steps); err != nil {
+		return err
+	}
+	return s.enqueueSteps(ctx, tx, d.ID, steps)
+}
+
+func (s *Service) enqueueSteps(ctx context.Context, tx *store.Tx, id string, steps []gatehouse.StepName) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	params := make([]river.InsertManyParams, 0, len(steps))
+	for _, st := range steps {
+		params = append(params, river.InsertManyParams{Args: stepArgs{DeviceID: id, Step: st}})
+	}
+	if _, err := s.jobs.InsertManyTx(ctx, tx.SQL(), params); err != nil {
+		return fmt.Errorf("provision: enqueue steps: %w", err)
+	}
+	return nil
+}
+
+// Dismiss refuses a pending device. Dismissing it again changes nothing.
+func (s *Service) Dismiss(ctx context.Context, actor, id string) (*gatehouse.Device, error) {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		d, err := tx.Device(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch d.State {
+		case gatehouse.StateDismissed:
+			return nil
+		case gatehouse.StatePending:
+		default:
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is %s; only pending devices can be dismissed", id, d.State)
+		}
+		state := gatehouse.StateDismissed
+		if err := tx.UpdateDevice(ctx, id, store.DeviceUpdate{State: &state}); err != nil {
+			return err
+		}
+		return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "dismissed", Actor: actor})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("device dismissed", "device", id, "by", actor)
+	s.notify.Publish(id)
+	return s.Device(ctx, id)
+}

@@ -1,0 +1,215 @@
+package provision
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/hpke"
+	"time"
+
+	"gatehouse"
+	"gatehouse/protocol"
+	"gatehouse/store"
+)
+
+// sealKEM is the HPKE KEM bundles are sealed with; see protocol.Seal.
+var sealKEM = hpke.DHKEM(ecdh.X25519())
+
+// Enroll records a signed introduction: an unknown key becomes a pending
+// device, a known one is marked seen. It returns what the device may know.
+func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol.EnrollRequest, addr string) (*protocol.Status, error) {
+	mac, err := gatehouse.NormalizeMAC(req.MAC)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := sealKEM.NewPublicKey(req.SealKey); err != nil {
+		return nil, gatehouse.Errorf(gatehouse.EINVALID, "seal_key is not an X25519 public key")
+	}
+	var id string
+	var created bool
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		id, created, err = enrollTx(ctx, tx, sig, req.SealKey, mac, addr)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		s.log.Info("device enrolled", "device", id, "mac", mac, "fingerprint", sig.Fingerprint, "addr", addr)
+		s.notify.Publish(id)
+	}
+	return s.status(ctx, sig.Fingerprint)
+}
+
+func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, sealKey []byte, mac, addr string) (string, bool, error) {
+	k, err := tx.FindKey(ctx, sig.Fingerprint)
+	if err == nil {
+		if string(k.SealKey) != string(sealKey) {
+			if err := tx.UpdateSealKey(ctx, k.Fingerprint, sealKey); err != nil {
+				return "", false, err
+			}
+		}
+		return k.DeviceID, false, tx.TouchDevice(ctx, k.DeviceID, addr)
+	}
+	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
+		return "", false, err
+	}
+	d := &gatehouse.Device{ID: newID(), State: gatehouse.StatePending, MAC: mac, Fingerprint: sig.Fingerprint, SourceAddr: addr}
+	key := gatehouse.DeviceKey{Fingerprint: sig.Fingerprint, KeyType: sig.KeyType, PublicKey: sig.PublicKey, SealKey: sealKey}
+	if err := tx.CreateDevice(ctx, d, key); err != nil {
+		return "", false, err
+	}
+	detail := "mac " + mac + ", " + sig.KeyType + " key " + sig.Fingerprint[:16] + ", from " + addr
+	return d.ID, true, tx.AddEvent(ctx, gatehouse.Event{DeviceID: d.ID, Kind: "enrolled", Detail: detail})
+}
+
+// Wait answers as soon as the device's state differs from the one it last
+// saw, or when timeout passes, whichever is first.
+func (s *Service) Wait(ctx context.Context, sig *protocol.Signed, seen string, timeout time.Duration) (*protocol.Status, error) {
+	id, err := s.deviceIDForKey(ctx, sig.Fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	// Subscribe before reading, so a change in between still wakes us.
+	wake, cancel := s.notify.Subscribe(id)
+	defer cancel()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		st, err := s.status(ctx, sig.Fingerprint)
+		if err != nil || st.State != seen || st.Bundle != nil {
+			return st, err
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return st, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Ack records that the device wrote its bundle and deletes the sealed
+// secrets, so they exist nowhere but on the device.
+func (s *Service) Ack(ctx context.Context, sig *protocol.Signed) error {
+	var id string
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		k, err := tx.FindKey(ctx, sig.Fingerprint)
+		if err != nil {
+			return unknownKey(err)
+		}
+		id = k.DeviceID
+		return ackTx(ctx, tx, id)
+	})
+	if err == nil {
+		s.notify.Publish(id)
+	}
+	return err
+}
+
+func ackTx(ctx context.Context, tx *store.Tx, id string) error {
+	d, err := tx.Device(ctx, id)
+	if err != nil {
+		return err
+	}
+	if d.State != gatehouse.StateProvisioned && d.State != gatehouse.StateConfigured {
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "device is %s; nothing to acknowledge", d.State)
+	}
+	if acked, err := tx.Acked(ctx, id); err != nil || acked {
+		return err
+	}
+	now := tx.Now()
+	if err := tx.UpdateDevice(ctx, id, store.DeviceUpdate{AckedAt: &now}); err != nil {
+		return err
+	}
+	if err := tx.ClearSealed(ctx, id); err != nil {
+		return err
+	}
+	return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "bundle_delivered", Actor: "device"})
+}
+
+func (s *Service) deviceIDForKey(ctx context.Context, fp string) (string, error) {
+	var id string
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		k, err := tx.FindKey(ctx, fp)
+		if err != nil {
+			return unknownKey(err)
+		}
+		id = k.DeviceID
+		return nil
+	})
+	return id, err
+}
+
+func unknownKey(err error) error {
+	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
+		return gatehouse.Errorf(gatehouse.ENOTFOUND, "this key has not enrolled; call enroll first")
+	}
+	return err
+}
+
+// status is what a device may learn about itself, with its bundle when
+// provisioning is complete and the bundle not yet acknowledged.
+func (s *Service) status(ctx context.Context, fp string) (*protocol.Status, error) {
+	var st *protocol.Status
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		k, err := tx.FindKey(ctx, fp)
+		if err != nil {
+			return unknownKey(err)
+		}
+		d, err := tx.Device(ctx, k.DeviceID)
+		if err != nil {
+			return err
+		}
+		st = deviceStatus(d)
+		if d.State == gatehouse.StateProvisioned || d.State == gatehouse.StateConfigured {
+			acked, err := tx.Acked(ctx, d.ID)
+			if err == nil && !acked {
+				st.Bundle = bundleOf(d)
+			}
+			return err
+		}
+		return nil
+	})
+	return st, err
+}
+
+func deviceStatus(d *gatehouse.Device) *protocol.Status {
+	fillDevice(d)
+	st := &protocol.Status{DeviceID: d.ID, State: string(d.State), Fingerprint: d.Fingerprint,
+		VerificationCode: d.VerificationCode, Name: d.Name}
+	if d.State == gatehouse.StateDismissed || d.State == gatehouse.StateDecommissioned {
+		st.Reason = "an operator " + string(d.State) + " this gateway"
+	}
+	return st
+}
+
+// bundleOf assembles the bundle from the steps' outputs; secret fields stay
+// sealed to the device.
+func bundleOf(d *gatehouse.Device) *protocol.Bundle {
+	b := &protocol.Bundle{Name: d.Name, Sealed: map[string][]byte{}}
+	for _, st := range d.Steps {
+		o := st.Output
+		b.DPSIDScope = first(b.DPSIDScope, o[outDPSIDScope])
+		b.DPSRegistrationID = first(b.DPSRegistrationID, o[outDPSRegistrationID])
+		b.Certificate = first(b.Certificate, o[outCertificate])
+		b.CAChain = first(b.CAChain, o[outCAChain])
+		for k, v := range st.Sealed {
+			b.Sealed[k] = v
+		}
+	}
+	return b
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// fillDevice sets the fields derived from stored ones.
+func fillDevice(d *gatehouse.Device) {
+	d.VerificationCode = protocol.VerificationCodeForFingerprint(d.Fingerprint)
+}

@@ -1,0 +1,82 @@
+package provision
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
+
+	"gatehouse"
+)
+
+// stepArgs is the durable job for one backend step of one device.
+type stepArgs struct {
+	DeviceID string             `json:"device_id" river:"unique"`
+	Step     gatehouse.StepName `json:"step" river:"unique"`
+}
+
+// Kind is stored with every job; never rename it.
+func (stepArgs) Kind() string { return "provision_step" }
+
+// InsertOpts makes a second enqueue of the same step a no-op while the first
+// is still waiting or running.
+func (stepArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+type stepWorker struct {
+	river.WorkerDefaults[stepArgs]
+	svc *Service
+}
+
+func (w *stepWorker) Work(ctx context.Context, job *river.Job[stepArgs]) error {
+	return w.svc.runStep(ctx, job.Args.DeviceID, job.Args.Step)
+}
+
+// maxAttempts is high because an approved device must never be dropped:
+// with a 5-minute cap this keeps retrying for weeks, visibly.
+const maxAttempts = 10000
+
+func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql.Tx], error) {
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &stepWorker{svc: s}); err != nil {
+		return nil, fmt.Errorf("provision: register worker: %w", err)
+	}
+	c := s.cfg
+	client, err := river.NewClient(riversqlite.New(db.SQL()), &river.Config{
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: c.Workers}},
+		Workers:              workers,
+		FetchCooldown:        c.PollInterval / 5,
+		FetchPollInterval:    c.PollInterval,
+		JobTimeout:           c.JobTimeout,
+		RescueStuckJobsAfter: c.RescueAfter,
+		MaxAttempts:          maxAttempts,
+		RetryPolicy:          &retryPolicy{base: c.RetryBase, max: c.RetryMax},
+		Logger:               c.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provision: job client: %w", err)
+	}
+	return client, nil
+}
+
+// retryPolicy backs off exponentially with full jitter, capped, so many
+// devices failing against one backend do not retry in lockstep.
+type retryPolicy struct{ base, max time.Duration }
+
+func (p *retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	return time.Now().Add(p.delay(job.Attempt))
+}
+
+func (p *retryPolicy) delay(attempt int) time.Duration {
+	d := p.max
+	if attempt < 30 {
+		d = min(p.base<<max(attempt-1, 0), p.max)
+	}
+	return d/2 + rand.N(d/2+1)
+}

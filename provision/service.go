@@ -1,0 +1,124 @@
+// Package provision holds gatehouse's rules: devices enroll, operators
+// approve or dismiss them, and durable jobs provision each approved device
+// into every configured backend. Stores stay dumb; every decision is here.
+package provision
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"gatehouse"
+	"gatehouse/store"
+)
+
+// Config configures a Service. Zero values take the documented defaults.
+type Config struct {
+	// Backends are the services devices are provisioned into; nil ones are skipped.
+	Backends gatehouse.Backends
+	// Notifier wakes long polls; default a LocalNotifier.
+	Notifier Notifier
+	// Logger receives operational logs; default discards.
+	Logger *slog.Logger
+	// Workers is how many provisioning steps run at once; default 20.
+	Workers int
+	// RetryBase and RetryMax shape the backoff of failed steps: RetryBase
+	// doubling per attempt, capped at RetryMax, with jitter. Defaults 1 s, 5 min.
+	RetryBase, RetryMax time.Duration
+	// JobTimeout bounds one attempt of one step; default 2 min.
+	JobTimeout time.Duration
+	// RescueAfter is when a step left running by a crashed process is taken
+	// up again; default 5 min. Must exceed JobTimeout.
+	RescueAfter time.Duration
+	// PollInterval is how often idle workers look for new jobs; default 50 ms.
+	// SQLite has no notifications, so this bounds approval-to-work latency.
+	PollInterval time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Notifier == nil {
+		c.Notifier = NewLocalNotifier()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	setDefault(&c.Workers, 20)
+	setDefault(&c.RetryBase, time.Second)
+	setDefault(&c.RetryMax, 5*time.Minute)
+	setDefault(&c.JobTimeout, 2*time.Minute)
+	setDefault(&c.RescueAfter, 5*time.Minute)
+	setDefault(&c.PollInterval, 50*time.Millisecond)
+	return c
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+// Service applies gatehouse's rules over a store and a job queue.
+type Service struct {
+	db     *store.DB
+	cfg    Config
+	log    *slog.Logger
+	notify Notifier
+	jobs   *river.Client[*sql.Tx]
+}
+
+// New builds a Service. Call Start to begin working provisioning jobs.
+func New(db *store.DB, cfg Config) (*Service, error) {
+	cfg = cfg.withDefaults()
+	if cfg.RescueAfter <= cfg.JobTimeout {
+		return nil, errors.New("provision: RescueAfter must exceed JobTimeout")
+	}
+	s := &Service{db: db, cfg: cfg, log: cfg.Logger, notify: cfg.Notifier}
+	jobs, err := newJobClient(db, s)
+	if err != nil {
+		return nil, err
+	}
+	s.jobs = jobs
+	return s, nil
+}
+
+// Start begins working provisioning jobs until Stop.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.jobs.Start(ctx); err != nil {
+		return fmt.Errorf("provision: start job runner: %w", err)
+	}
+	return nil
+}
+
+// Stop lets running steps finish (until ctx is done) and stops the runner.
+func (s *Service) Stop(ctx context.Context) error {
+	return s.jobs.Stop(ctx)
+}
+
+// Ready reports whether the database answers.
+func (s *Service) Ready(ctx context.Context) error { return s.db.Ping(ctx) }
+
+// Notifier returns the notifier long polls wait on.
+func (s *Service) Notifier() Notifier { return s.notify }
+
+// enabledSteps lists the steps for the backends that are configured.
+func (s *Service) enabledSteps() []gatehouse.StepName {
+	var out []gatehouse.StepName
+	b := s.cfg.Backends
+	if b.Mender != nil {
+		out = append(out, gatehouse.StepMender)
+	}
+	if b.DPS != nil {
+		out = append(out, gatehouse.StepDPS)
+	}
+	if b.PKI != nil {
+		out = append(out, gatehouse.StepVault)
+	}
+	return out
+}

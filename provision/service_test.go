@@ -1,0 +1,147 @@
+package provision_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gatehouse"
+	"gatehouse/protocol"
+	"gatehouse/provision"
+	"gatehouse/simulate"
+	"gatehouse/store"
+)
+
+// testBundle is one service over a fresh SQLite file with simulated backends.
+type testBundle struct {
+	db     *store.DB
+	svc    *provision.Service
+	mender *simulate.Mender
+	dps    *simulate.DPS
+	pki    *simulate.PKI
+}
+
+func fastConfig(b gatehouse.Backends) provision.Config {
+	return provision.Config{
+		Backends: b, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+		PollInterval: 10 * time.Millisecond, JobTimeout: 5 * time.Second, RescueAfter: 6 * time.Second,
+	}
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	pki, err := simulate.NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &testBundle{mender: simulate.NewMender(), dps: simulate.NewDPS("0ne00TEST"), pki: pki}
+	tb.db = openDB(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+	tb.svc = startService(t, tb.db, fastConfig(tb.backends()))
+	return tb
+}
+
+func (tb *testBundle) backends() gatehouse.Backends {
+	return gatehouse.Backends{Mender: tb.mender, DPS: tb.dps, PKI: tb.pki}
+}
+
+func openDB(t *testing.T, path string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func startService(t *testing.T, db *store.DB, cfg provision.Config) *provision.Service {
+	t.Helper()
+	svc, err := provision.New(db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		svc.Stop(ctx)
+	})
+	return svc
+}
+
+// gateway is a device key as the agent holds it.
+type gateway struct {
+	key crypto.Signer
+	sig *protocol.Signed
+	mac string
+}
+
+var macCounter = 0
+
+func newGateway(t *testing.T) *gateway {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, err := protocol.MarshalPublicKey(k.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	macCounter++
+	return &gateway{
+		key: k,
+		sig: &protocol.Signed{PublicKey: spki, Fingerprint: protocol.Fingerprint(spki), KeyType: protocol.KeyEd25519},
+		mac: fmt.Sprintf("02:00:00:00:%02x:%02x", macCounter>>8, macCounter&0xff),
+	}
+}
+
+func (g *gateway) sealKey(t *testing.T) []byte {
+	t.Helper()
+	k, err := protocol.DeriveSealKey(g.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.PublicKey().Bytes()
+}
+
+func (tb *testBundle) enroll(t *testing.T, g *gateway) *protocol.Status {
+	t.Helper()
+	st, err := tb.svc.Enroll(context.Background(), g.sig, protocol.EnrollRequest{MAC: g.mac, SealKey: g.sealKey(t)}, "192.0.2.7")
+	if err != nil {
+		t.Fatalf("enroll: %v", err)
+	}
+	return st
+}
+
+// waitFor long-polls like the agent until the device reaches want.
+func (tb *testBundle) waitFor(t *testing.T, g *gateway, want gatehouse.State) *protocol.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	seen := ""
+	for {
+		st, err := tb.svc.Wait(ctx, g.sig, seen, 2*time.Second)
+		if err != nil {
+			t.Fatalf("waiting for %s (last %q): %v", want, seen, err)
+		}
+		if st.State == string(want) {
+			return st
+		}
+		seen = st.State
+	}
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if got := gatehouse.ErrorCode(err); got != code {
+		t.Fatalf("error code = %q (%v), want %q", got, err, code)
+	}
+}

@@ -1,0 +1,175 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+
+	"gatehouse"
+	"gatehouse/store"
+)
+
+// Step output keys shown to operators and used to build the bundle.
+const (
+	outMenderID          = "mender_device_id"
+	outDPSIDScope        = "dps_id_scope"
+	outDPSRegistrationID = "dps_registration_id"
+	outCertificate       = "certificate"
+	outCAChain           = "ca_chain"
+	outSerial            = "serial"
+)
+
+// stepInput is what a backend step needs to know about its device.
+type stepInput struct {
+	Device  *gatehouse.Device
+	Key     *gatehouse.DeviceKey
+	SealKey []byte
+}
+
+// stepResult is what a backend step produced.
+type stepResult struct {
+	Output map[string]string
+	Sealed map[string][]byte
+}
+
+// runStep runs one step of one device. Every branch is safe to repeat: a
+// rerun after a crash finds the step done, or redoes an idempotent call.
+func (s *Service) runStep(ctx context.Context, id string, name gatehouse.StepName) error {
+	in, run, err := s.beginStep(ctx, id, name)
+	if err != nil || !run {
+		return err
+	}
+	res, err := s.callBackend(ctx, name, in)
+	if err != nil {
+		return s.failStep(ctx, id, name, err)
+	}
+	return s.finishStep(ctx, id, name, res)
+}
+
+// beginStep marks the step running, unless it is already done or the device
+// no longer wants provisioning (dismissed or decommissioned meanwhile).
+func (s *Service) beginStep(ctx context.Context, id string, name gatehouse.StepName) (*stepInput, bool, error) {
+	var in *stepInput
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		d, err := tx.Device(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !provisioning(d.State) || stepState(d, name) == gatehouse.StepSucceeded {
+			return nil
+		}
+		k, err := tx.FindKey(ctx, d.Fingerprint)
+		if err != nil {
+			return err
+		}
+		in = &stepInput{Device: d, Key: k, SealKey: k.SealKey}
+		if err := tx.StartStep(ctx, id, name); err != nil {
+			return err
+		}
+		if d.State == gatehouse.StateApproved {
+			st := gatehouse.StateProvisioning
+			return tx.UpdateDevice(ctx, id, store.DeviceUpdate{State: &st})
+		}
+		return nil
+	})
+	if err == nil && in != nil {
+		s.notify.Publish(id)
+	}
+	return in, in != nil, err
+}
+
+func provisioning(s gatehouse.State) bool {
+	return s == gatehouse.StateApproved || s == gatehouse.StateProvisioning || s == gatehouse.StateFailed
+}
+
+func stepState(d *gatehouse.Device, name gatehouse.StepName) gatehouse.StepState {
+	for _, st := range d.Steps {
+		if st.Name == name {
+			return st.State
+		}
+	}
+	return ""
+}
+
+func (s *Service) callBackend(ctx context.Context, name gatehouse.StepName, in *stepInput) (*stepResult, error) {
+	b := s.cfg.Backends
+	switch {
+	case name == gatehouse.StepMender && b.Mender != nil:
+		return menderStep(ctx, b.Mender, in)
+	case name == gatehouse.StepDPS && b.DPS != nil:
+		return dpsStep(ctx, b.DPS, in)
+	case name == gatehouse.StepVault && b.PKI != nil:
+		return vaultStep(ctx, b.PKI, in)
+	}
+	return nil, fmt.Errorf("%s: backend is not configured on this server", name)
+}
+
+// failStep records the reason and returns the error so the job queue retries.
+func (s *Service) failStep(ctx context.Context, id string, name gatehouse.StepName, cause error) error {
+	reason := cause.Error()
+	s.log.Warn("provisioning step failed", "device", id, "step", name, "err", reason)
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.FailStep(ctx, id, name, reason); err != nil {
+			return err
+		}
+		st := gatehouse.StateFailed
+		if err := tx.UpdateDevice(ctx, id, store.DeviceUpdate{State: &st, Reason: &reason}); err != nil {
+			return err
+		}
+		return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "step_failed", Detail: string(name) + ": " + reason})
+	})
+	if err != nil {
+		return fmt.Errorf("record failure of %s (%v): %w", name, cause, err)
+	}
+	s.notify.Publish(id)
+	return cause
+}
+
+// finishStep records the result; the last step to succeed marks the device
+// provisioned, which releases its bundle to the waiting agent.
+func (s *Service) finishStep(ctx context.Context, id string, name gatehouse.StepName, res *stepResult) error {
+	var done bool
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.FinishStep(ctx, id, name, res.Output, res.Sealed); err != nil {
+			return err
+		}
+		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "step_succeeded", Detail: string(name)}); err != nil {
+			return err
+		}
+		var err error
+		done, err = settleDevice(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if done {
+		s.log.Info("device provisioned", "device", id)
+	}
+	s.notify.Publish(id)
+	return nil
+}
+
+// settleDevice derives the device state from its steps after one finished.
+func settleDevice(ctx context.Context, tx *store.Tx, id string) (bool, error) {
+	d, err := tx.Device(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	state, reason := gatehouse.StateProvisioned, ""
+	for _, st := range d.Steps {
+		switch st.State {
+		case gatehouse.StepFailed:
+			return false, nil // still failed on another step; keep its reason
+		case gatehouse.StepSucceeded:
+		default:
+			state = gatehouse.StateProvisioning
+		}
+	}
+	if err := tx.UpdateDevice(ctx, id, store.DeviceUpdate{State: &state, Reason: &reason}); err != nil {
+		return false, err
+	}
+	if state != gatehouse.StateProvisioned {
+		return false, nil
+	}
+	return true, tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "provisioned", Detail: "all backend steps succeeded"})
+}

@@ -1,0 +1,199 @@
+package simulate_test
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"gatehouse"
+	"gatehouse/simulate"
+)
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+func TestMenderPreauthorize(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []string{"rsa", "ecdsa", "ed25519"} {
+		t.Run(kind, func(t *testing.T) {
+			m := simulate.NewMender()
+			key := publicKeyPEM(t, kind)
+			identity := map[string]string{"mac": "02:12:61:13:6c:42"}
+			dev, err := m.Preauthorize(ctx, identity, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !uuidPattern.MatchString(dev.ID) {
+				t.Errorf("device id %q is not a UUID", dev.ID)
+			}
+			if !reflect.DeepEqual(dev.IdentityData, identity) {
+				t.Errorf("identity = %v, want %v", dev.IdentityData, identity)
+			}
+			if len(dev.PublicKeys) != 1 || dev.PublicKeys[0] != key {
+				t.Errorf("public keys = %q, want [%q]", dev.PublicKeys, key)
+			}
+			if got := m.Status(dev.ID); got != simulate.StatusPreauthorized {
+				t.Errorf("status = %q, want %q", got, simulate.StatusPreauthorized)
+			}
+			if got := m.Devices(); len(got) != 1 || !reflect.DeepEqual(got[0], dev) {
+				t.Errorf("Devices() = %v, want [%v]", got, dev)
+			}
+		})
+	}
+}
+
+func TestMenderPreauthorizeDuplicate(t *testing.T) {
+	ctx := context.Background()
+	m := simulate.NewMender()
+	first, err := m.Preauthorize(ctx, map[string]string{"mac": "02:00:00:00:00:01", "serial": "a"}, publicKeyPEM(t, "ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := m.Devices()
+
+	// Same identity (the map's order does not matter), different key.
+	got, err := m.Preauthorize(ctx, map[string]string{"serial": "a", "mac": "02:00:00:00:00:01"}, publicKeyPEM(t, "ecdsa"))
+	if !errors.Is(err, gatehouse.ErrBackendExists) {
+		t.Fatalf("err = %v, want ErrBackendExists", err)
+	}
+	if !strings.HasPrefix(err.Error(), "mender: 409") {
+		t.Errorf("err = %q, want a mender 409", err)
+	}
+	if !reflect.DeepEqual(got, first) {
+		t.Errorf("conflict returned %v, want the existing device %v", got, first)
+	}
+	if after := m.Devices(); !reflect.DeepEqual(after, before) || m.Len() != 1 {
+		t.Errorf("state changed on conflict: %v, want %v", after, before)
+	}
+}
+
+func TestMenderPreauthorizeRejects(t *testing.T) {
+	good := publicKeyPEM(t, "ed25519")
+	tests := map[string]struct {
+		identity map[string]string
+		key      string
+	}{
+		"Garbage":         {map[string]string{"mac": "x"}, "not a pem"},
+		"PKCS1":           {map[string]string{"mac": "x"}, strings.ReplaceAll(publicKeyPEM(t, "rsa"), "PUBLIC KEY", "RSA PUBLIC KEY")},
+		"PrivateKeyBlock": {map[string]string{"mac": "x"}, strings.ReplaceAll(good, "PUBLIC KEY", "PRIVATE KEY")},
+		"BadDER":          {map[string]string{"mac": "x"}, "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"},
+		"X25519":          {map[string]string{"mac": "x"}, x25519PEM(t)},
+		"NoIdentity":      {nil, good},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			m := simulate.NewMender()
+			_, err := m.Preauthorize(context.Background(), tt.identity, tt.key)
+			if err == nil || !strings.HasPrefix(err.Error(), "mender: 400") {
+				t.Fatalf("err = %v, want a mender 400", err)
+			}
+			if m.Len() != 0 {
+				t.Errorf("Len() = %d after a rejected request, want 0", m.Len())
+			}
+		})
+	}
+}
+
+// x25519PEM is a valid PKIX key that Mender does not accept for devices.
+func x25519PEM(t *testing.T) string {
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(k.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+func TestMenderReturnsCopies(t *testing.T) {
+	m := simulate.NewMender()
+	dev, err := m.Preauthorize(context.Background(), map[string]string{"mac": "a"}, publicKeyPEM(t, "ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev.IdentityData["mac"] = "changed"
+	dev.PublicKeys[0] = "changed"
+	m.Tags(dev.ID)["name"] = "changed"
+	got := m.Devices()[0]
+	if got.IdentityData["mac"] != "a" || got.PublicKeys[0] == "changed" || len(m.Tags(dev.ID)) != 0 {
+		t.Errorf("caller's changes leaked into the simulator: %v, tags %v", got, m.Tags(dev.ID))
+	}
+}
+
+func TestMenderSetTag(t *testing.T) {
+	ctx := context.Background()
+	m := simulate.NewMender()
+	dev, err := m.Preauthorize(ctx, map[string]string{"mac": "a"}, publicKeyPEM(t, "ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetTag(ctx, dev.ID, "name", "gw-01"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetTag(ctx, dev.ID, "name", "gw-02"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Tags(dev.ID), map[string]string{"name": "gw-02"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Tags() = %v, want %v", got, want)
+	}
+
+	err = m.SetTag(ctx, "no-such-device", "name", "gw-01")
+	if !errors.Is(err, gatehouse.ErrBackendNotFound) || !strings.HasPrefix(err.Error(), "mender: 404") {
+		t.Errorf("unknown device: err = %v, want a mender 404 wrapping ErrBackendNotFound", err)
+	}
+	if err := m.SetTag(ctx, dev.ID, "", "x"); err == nil || !strings.HasPrefix(err.Error(), "mender: 400") {
+		t.Errorf("empty tag name: err = %v, want a mender 400", err)
+	}
+	if m.Tags("no-such-device") != nil {
+		t.Errorf("Tags of an unknown device should be nil")
+	}
+}
+
+func TestMenderConcurrent(t *testing.T) {
+	ctx := context.Background()
+	m := simulate.NewMender()
+	key := publicKeyPEM(t, "ed25519")
+	const identities, perIdentity = 10, 8
+	ids := make([][]string, identities)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range identities * perIdentity {
+		wg.Go(func() {
+			mac := fmt.Sprintf("02:00:00:00:00:%02x", i%identities)
+			dev, err := m.Preauthorize(ctx, map[string]string{"mac": mac}, key)
+			if err != nil && !errors.Is(err, gatehouse.ErrBackendExists) {
+				t.Error(err)
+				return
+			}
+			if err := m.SetTag(ctx, dev.ID, "name", mac); err != nil {
+				t.Error(err)
+			}
+			_ = m.Devices()
+			mu.Lock()
+			ids[i%identities] = append(ids[i%identities], dev.ID)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if m.Len() != identities {
+		t.Fatalf("Len() = %d, want %d", m.Len(), identities)
+	}
+	for i, got := range ids {
+		for _, id := range got {
+			if id != got[0] {
+				t.Errorf("identity %d got device ids %v, want one id", i, got)
+				break
+			}
+		}
+	}
+}

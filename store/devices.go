@@ -1,0 +1,191 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"gatehouse"
+)
+
+const deviceColumns = `d.id, d.state, COALESCE(d.name, ''), d.mac, d.fingerprint, k.key_type, d.source_addr,
+	d.first_seen, d.last_seen, d.approved_by, d.approved_at, d.reason, d.updated_at`
+
+const deviceFrom = ` FROM devices d JOIN device_keys k ON k.fingerprint = d.fingerprint`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanDevice(s rowScanner) (*gatehouse.Device, error) {
+	var d gatehouse.Device
+	var first, last, updated int64
+	var approvedAt sql.NullInt64
+	err := s.Scan(&d.ID, &d.State, &d.Name, &d.MAC, &d.Fingerprint, &d.KeyType, &d.SourceAddr,
+		&first, &last, &d.ApprovedBy, &approvedAt, &d.Reason, &updated)
+	if err != nil {
+		return nil, err
+	}
+	d.FirstSeen, d.LastSeen, d.UpdatedAt = fromMicros(first), fromMicros(last), fromMicros(updated)
+	d.ApprovedAt = fromNullMicros(approvedAt)
+	return &d, nil
+}
+
+// CreateDevice inserts a new device together with the key it enrolled with.
+func (tx *Tx) CreateDevice(ctx context.Context, d *gatehouse.Device, k gatehouse.DeviceKey) error {
+	d.FirstSeen, d.LastSeen, d.UpdatedAt = tx.now, tx.now, tx.now
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO devices
+		(id, state, mac, fingerprint, source_addr, first_seen, last_seen, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.State, d.MAC, d.Fingerprint, d.SourceAddr, micros(tx.now), micros(tx.now), micros(tx.now))
+	if err != nil {
+		return translate(err, "device")
+	}
+	_, err = tx.tx.ExecContext(ctx, `INSERT INTO device_keys
+		(fingerprint, device_id, key_type, public_key, seal_key, mac, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		k.Fingerprint, d.ID, k.KeyType, k.PublicKey, k.SealKey, d.MAC, micros(tx.now))
+	return translate(err, "device key")
+}
+
+// FindKey returns the key with the fingerprint; ENOTFOUND if unknown.
+func (tx *Tx) FindKey(ctx context.Context, fingerprint string) (*gatehouse.DeviceKey, error) {
+	var k gatehouse.DeviceKey
+	err := tx.tx.QueryRowContext(ctx, `SELECT fingerprint, device_id, key_type, public_key, seal_key
+		FROM device_keys WHERE fingerprint = ?`, fingerprint).
+		Scan(&k.Fingerprint, &k.DeviceID, &k.KeyType, &k.PublicKey, &k.SealKey)
+	if err != nil {
+		return nil, translate(err, "device key")
+	}
+	return &k, nil
+}
+
+// UpdateSealKey replaces the HPKE key a device's bundle is sealed to.
+func (tx *Tx) UpdateSealKey(ctx context.Context, fingerprint string, sealKey []byte) error {
+	_, err := tx.tx.ExecContext(ctx, `UPDATE device_keys SET seal_key = ? WHERE fingerprint = ?`, sealKey, fingerprint)
+	return translate(err, "device key")
+}
+
+// TouchDevice records that a device was seen now from addr.
+func (tx *Tx) TouchDevice(ctx context.Context, id, addr string) error {
+	_, err := tx.tx.ExecContext(ctx, `UPDATE devices SET last_seen = ?, source_addr = ? WHERE id = ?`,
+		micros(tx.now), addr, id)
+	return translate(err, "device")
+}
+
+// Device returns one device with its provisioning steps; ENOTFOUND if unknown.
+func (tx *Tx) Device(ctx context.Context, id string) (*gatehouse.Device, error) {
+	d, err := scanDevice(tx.tx.QueryRowContext(ctx, `SELECT `+deviceColumns+deviceFrom+` WHERE d.id = ?`, id))
+	if err != nil {
+		return nil, translate(err, "device "+id)
+	}
+	if d.Steps, err = tx.Steps(ctx, id); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// DeviceFilter selects devices. Zero fields do not filter.
+type DeviceFilter struct {
+	State  gatehouse.State
+	Search string // substring of name, MAC or fingerprint
+	Offset int
+	Limit  int
+}
+
+// Devices lists devices, newest first, and the total that match the filter.
+func (tx *Tx) Devices(ctx context.Context, f DeviceFilter) ([]*gatehouse.Device, int, error) {
+	where, args := deviceWhere(f)
+	var total int
+	if err := tx.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices d`+where, args...).Scan(&total); err != nil {
+		return nil, 0, translate(err, "devices")
+	}
+	rows, err := tx.tx.QueryContext(ctx, `SELECT `+deviceColumns+deviceFrom+where+
+		` ORDER BY d.first_seen DESC, d.id LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
+	if err != nil {
+		return nil, 0, translate(err, "devices")
+	}
+	defer rows.Close()
+	var out []*gatehouse.Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, 0, translate(err, "devices")
+		}
+		out = append(out, d)
+	}
+	return out, total, translate(rows.Err(), "devices")
+}
+
+func deviceWhere(f DeviceFilter) (string, []any) {
+	var conds []string
+	var args []any
+	if f.State != "" {
+		conds, args = append(conds, "d.state = ?"), append(args, f.State)
+	}
+	if f.Search != "" {
+		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(f.Search)) + "%"
+		conds = append(conds, `(d.name LIKE ? ESCAPE '\' OR d.mac LIKE ? ESCAPE '\' OR d.fingerprint LIKE ? ESCAPE '\')`)
+		args = append(args, like, like, like)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// DeviceUpdate changes a device. Nil fields are left as they are.
+type DeviceUpdate struct {
+	State      *gatehouse.State
+	Name       *string
+	ApprovedBy *string
+	ApprovedAt *time.Time
+	Reason     *string
+	AckedAt    *time.Time
+}
+
+// UpdateDevice applies u to a device. A name already taken is ErrUnique.
+func (tx *Tx) UpdateDevice(ctx context.Context, id string, u DeviceUpdate) error {
+	sets, args := []string{"updated_at = ?"}, []any{micros(tx.now)}
+	add := func(col string, v any) { sets, args = append(sets, col+" = ?"), append(args, v) }
+	if u.State != nil {
+		add("state", *u.State)
+	}
+	if u.Name != nil {
+		add("name", *u.Name)
+	}
+	if u.ApprovedBy != nil {
+		add("approved_by", *u.ApprovedBy)
+	}
+	if u.ApprovedAt != nil {
+		add("approved_at", micros(*u.ApprovedAt))
+	}
+	if u.Reason != nil {
+		add("reason", *u.Reason)
+	}
+	if u.AckedAt != nil {
+		add("acked_at", micros(*u.AckedAt))
+	}
+	res, err := tx.tx.ExecContext(ctx, `UPDATE devices SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, id)...)
+	if err != nil {
+		return translate(err, "device")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return gatehouse.Errorf(gatehouse.ENOTFOUND, "device %s not found", id)
+	}
+	return nil
+}
+
+// DeviceByName returns the device holding a name; ENOTFOUND if none does.
+func (tx *Tx) DeviceByName(ctx context.Context, name string) (*gatehouse.Device, error) {
+	d, err := scanDevice(tx.tx.QueryRowContext(ctx, `SELECT `+deviceColumns+deviceFrom+` WHERE d.name = ?`, name))
+	if err != nil {
+		return nil, translate(err, "device named "+name)
+	}
+	return d, nil
+}
+
+// Acked reports whether the device confirmed receipt of its bundle.
+func (tx *Tx) Acked(ctx context.Context, id string) (bool, error) {
+	var at sql.NullInt64
+	err := tx.tx.QueryRowContext(ctx, `SELECT acked_at FROM devices WHERE id = ?`, id).Scan(&at)
+	return at.Valid, translate(err, "device "+id)
+}

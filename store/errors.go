@@ -1,0 +1,47 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"gatehouse"
+)
+
+// ErrUnique reports a unique constraint violation; callers turn it into a
+// conflict that names what was taken.
+var ErrUnique = errors.New("store: unique constraint violated")
+
+// translate maps driver errors onto store and application errors. Unknown
+// errors pass through wrapped, never swallowed.
+func translate(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return gatehouse.Errorf(gatehouse.ENOTFOUND, "%s not found", what)
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w: %s", ErrUnique, constraintColumn(se.Error()))
+		}
+	}
+	return fmt.Errorf("store: %s: %w", what, err)
+}
+
+// constraintColumn pulls "devices.name" out of SQLite's
+// "UNIQUE constraint failed: devices.name" so callers can tell which.
+func constraintColumn(msg string) string {
+	_, after, ok := strings.Cut(msg, "constraint failed: ")
+	if !ok {
+		return ""
+	}
+	col, _, _ := strings.Cut(after, " ")
+	return strings.TrimRight(col, ")")
+}

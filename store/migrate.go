@@ -1,0 +1,107 @@
+package store
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+)
+
+//go:embed migrations/sqlite/*.sql
+var sqliteMigrations embed.FS
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// loadMigrations reads numbered files "NNNN_name.sql" in order.
+func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("store: migration %s: name must start with a number and '_'", e.Name())
+		}
+		body, err := fs.ReadFile(fsys, dir+"/"+e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: e.Name(), sql: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	return out, nil
+}
+
+// migrate applies our migrations one transaction each, then River's. It
+// refuses a database written by a newer gatehouse rather than guess.
+func (d *DB) migrate(ctx context.Context) error {
+	ms, err := loadMigrations(sqliteMigrations, "migrations/sqlite")
+	if err != nil {
+		return err
+	}
+	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("store: create schema_migrations: %w", err)
+	}
+	current, err := d.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if latest := ms[len(ms)-1].version; current > latest {
+		return fmt.Errorf("store: database schema version %d is newer than this gatehouse knows (%d); run a newer gatehouse", current, latest)
+	}
+	for _, m := range ms {
+		if m.version <= current {
+			continue
+		}
+		if err := d.apply(ctx, m); err != nil {
+			return err
+		}
+	}
+	return d.migrateRiver(ctx)
+}
+
+// SchemaVersion is the highest migration applied to the database.
+func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := d.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("store: read schema version: %w", err)
+	}
+	return v, nil
+}
+
+func (d *DB) apply(ctx context.Context, m migration) error {
+	return d.InTx(ctx, func(tx *Tx) error {
+		if _, err := tx.tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("store: migration %s: %w", m.name, err)
+		}
+		_, err := tx.tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			m.version, m.name, micros(tx.now))
+		return err
+	})
+}
+
+func (d *DB) migrateRiver(ctx context.Context) error {
+	m, err := rivermigrate.New(riversqlite.New(d.db), nil)
+	if err != nil {
+		return fmt.Errorf("store: job queue migrator: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("store: job queue migrations: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"gatehouse"
+)
+
+// CreateSteps adds pending provisioning steps for a device.
+func (tx *Tx) CreateSteps(ctx context.Context, deviceID string, names []gatehouse.StepName) error {
+	for _, n := range names {
+		_, err := tx.tx.ExecContext(ctx, `INSERT INTO provisioning_steps (device_id, step, state) VALUES (?, ?, ?)`,
+			deviceID, n, gatehouse.StepPending)
+		if err != nil {
+			return translate(err, "provisioning step")
+		}
+	}
+	return nil
+}
+
+// Steps lists a device's provisioning steps in a stable order.
+func (tx *Tx) Steps(ctx context.Context, deviceID string) ([]gatehouse.Step, error) {
+	rows, err := tx.tx.QueryContext(ctx, `SELECT step, state, attempts, last_error, started_at, finished_at, output, sealed
+		FROM provisioning_steps WHERE device_id = ? ORDER BY step`, deviceID)
+	if err != nil {
+		return nil, translate(err, "provisioning steps")
+	}
+	defer rows.Close()
+	var out []gatehouse.Step
+	for rows.Next() {
+		s, err := scanStep(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, translate(rows.Err(), "provisioning steps")
+}
+
+func scanStep(s rowScanner) (gatehouse.Step, error) {
+	var st gatehouse.Step
+	var started, finished sql.NullInt64
+	var output, sealed string
+	if err := s.Scan(&st.Name, &st.State, &st.Attempts, &st.LastError, &started, &finished, &output, &sealed); err != nil {
+		return st, translate(err, "provisioning step")
+	}
+	st.StartedAt, st.FinishedAt = fromNullMicros(started), fromNullMicros(finished)
+	if err := json.Unmarshal([]byte(output), &st.Output); err != nil {
+		return st, fmt.Errorf("store: step output: %w", err)
+	}
+	if err := json.Unmarshal([]byte(sealed), &st.Sealed); err != nil {
+		return st, fmt.Errorf("store: step sealed fields: %w", err)
+	}
+	return st, nil
+}
+
+// StartStep marks a step running and counts the attempt.
+func (tx *Tx) StartStep(ctx context.Context, deviceID string, name gatehouse.StepName) error {
+	return tx.execStep(ctx, `UPDATE provisioning_steps SET state = ?, attempts = attempts + 1, started_at = ?
+		WHERE device_id = ? AND step = ?`, gatehouse.StepRunning, micros(tx.now), deviceID, name)
+}
+
+// FailStep records why a step's attempt failed; it will be retried.
+func (tx *Tx) FailStep(ctx context.Context, deviceID string, name gatehouse.StepName, reason string) error {
+	return tx.execStep(ctx, `UPDATE provisioning_steps SET state = ?, last_error = ?, finished_at = ?
+		WHERE device_id = ? AND step = ?`, gatehouse.StepFailed, reason, micros(tx.now), deviceID, name)
+}
+
+// FinishStep records a step's success with its public output and its sealed
+// secret fields.
+func (tx *Tx) FinishStep(ctx context.Context, deviceID string, name gatehouse.StepName, output map[string]string, sealed map[string][]byte) error {
+	out, err := json.Marshal(output)
+	if err != nil {
+		return err
+	}
+	sl, err := json.Marshal(sealed)
+	if err != nil {
+		return err
+	}
+	return tx.execStep(ctx, `UPDATE provisioning_steps SET state = ?, last_error = '', finished_at = ?, output = ?, sealed = ?
+		WHERE device_id = ? AND step = ?`, gatehouse.StepSucceeded, micros(tx.now), string(out), string(sl), deviceID, name)
+}
+
+// ClearSealed deletes every sealed secret of a device once it has them.
+func (tx *Tx) ClearSealed(ctx context.Context, deviceID string) error {
+	_, err := tx.tx.ExecContext(ctx, `UPDATE provisioning_steps SET sealed = '{}' WHERE device_id = ?`, deviceID)
+	return translate(err, "provisioning steps")
+}
+
+func (tx *Tx) execStep(ctx context.Context, q string, args ...any) error {
+	res, err := tx.tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return translate(err, "provisioning step")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return gatehouse.Errorf(gatehouse.ENOTFOUND, "provisioning step not found")
+	}
+	return nil
+}
+
