@@ -122,3 +122,9 @@ func (s *Service) enabledSteps() []gatehouse.StepName {
 	}
 	return out
 }
+
+// StopAndCancel stops the runner and cancels steps in flight, for shutdowns
+// that cannot wait.
+func (s *Service) StopAndCancel(ctx context.Context) error {
+	return s.jobs.StopAndCancel(ctx)
+}

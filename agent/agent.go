@@ -1,0 +1,288 @@
+// Package agent is the gateway side of gatehouse: it enrolls the device with
+// its Mender key, waits for an operator to approve it, writes the credentials
+// it receives and restarts the services that use them.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"time"
+
+	"gatehouse"
+	"gatehouse/protocol"
+)
+
+// Result is what a successful run provisioned.
+type Result struct {
+	Name        string
+	DeviceID    string
+	Fingerprint string   // lower-case hex SHA-256 of the key's SPKI
+	Files       []string // paths written, device-name last
+}
+
+// Run enrolls the gateway and blocks until it is provisioned (or, with
+// cfg.Once, for one long-poll round), then writes the credentials, confirms
+// receipt and runs the restart commands. Errors carry an exit code; see
+// ExitCode. A non-nil Result comes with an ExitRestart error when the files
+// were written but a restart command failed.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := newSession(cfg.withDefaults())
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.enroll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st, err = s.awaitBundle(ctx, st); err != nil {
+		return nil, err
+	}
+	return s.install(ctx, st)
+}
+
+// session is one run's state.
+type session struct {
+	cfg       Config
+	log       *slog.Logger
+	id        *identity
+	mac       string
+	client    *client
+	retry     *retrier
+	lastState string // last state logged, to log changes only
+}
+
+func newSession(cfg Config) (*session, error) {
+	s := &session{cfg: cfg, log: cfg.Logger}
+	var err error
+	if s.id, err = loadIdentity(cfg.KeyPath); err != nil {
+		return nil, err
+	}
+	s.log.Info(fmt.Sprintf("verification code %s, key fingerprint sha256:%s", s.id.code, s.id.fingerprint),
+		"key", cfg.KeyPath, "key_type", s.id.keyType)
+	if s.mac, err = findMAC(cfg.SysfsRoot, cfg.Interface, cfg.MAC); err != nil {
+		return nil, macError(cfg, err)
+	}
+	if s.client, err = newClient(cfg.Server, s.id.key, &cfg); err != nil {
+		return nil, &ExitError{Code: ExitConfig, Err: err}
+	}
+	warnPlainHTTP(s.log, s.client.base)
+	s.retry = &retrier{backoff: backoff{min: cfg.BackoffMin, max: cfg.BackoffMax}, log: s.log}
+	if cfg.Once {
+		s.retry.limit = onceAttempts
+	}
+	return s, nil
+}
+
+func macError(cfg Config, err error) error {
+	if cfg.Interface != "" {
+		return exitErrorf(ExitConfig, "--interface: %w", err)
+	}
+	return fmt.Errorf("find MAC address: %w", err)
+}
+
+// warnPlainHTTP: requests are signed and secrets sealed, but over plain HTTP
+// nothing proves the answer came from our server, so a man in the middle
+// could hand the gateway credentials of its choosing.
+func warnPlainHTTP(log *slog.Logger, u *url.URL) {
+	if u.Scheme != "http" {
+		return
+	}
+	if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
+		return
+	}
+	log.Warn("server URL uses plain http: answers are not authenticated, use https outside a lab", "server", u.String())
+}
+
+// enroll introduces the device; for a known key it refreshes last-seen.
+func (s *session) enroll(ctx context.Context) (*protocol.Status, error) {
+	host, _ := os.Hostname()
+	req := protocol.EnrollRequest{
+		MAC:          s.mac,
+		SealKey:      s.id.sealKey.PublicKey().Bytes(),
+		Hostname:     host,
+		AgentVersion: s.cfg.AgentVersion,
+	}
+	s.log.Info("enrolling", "server", s.cfg.Server, "mac", s.mac)
+	var st protocol.Status
+	err := s.retry.do(ctx, "enroll", func(ctx context.Context) error {
+		return s.client.post(ctx, protocol.PathEnroll, req, &st)
+	})
+	if err != nil {
+		return nil, s.requestError("enroll", err)
+	}
+	if st.VerificationCode != "" && st.VerificationCode != s.id.code {
+		// The operator compares the code on this console with the server's;
+		// a mismatch means they would be approving some other key.
+		s.log.Warn("server shows a different verification code for this gateway: do not approve it until this is explained",
+			"ours", s.id.code, "server", st.VerificationCode)
+	}
+	return &st, nil
+}
+
+// wait is one long-poll round. A server that forgot us (404, e.g. after a
+// restore) gets a fresh enrollment instead of an endless error loop.
+func (s *session) wait(ctx context.Context, state string) (*protocol.Status, error) {
+	var st protocol.Status
+	err := s.retry.do(ctx, "wait", func(ctx context.Context) error {
+		return s.client.post(ctx, protocol.PathWait, protocol.WaitRequest{State: state}, &st)
+	})
+	var se *ServerError
+	if errors.As(err, &se) && se.Status == 404 {
+		s.log.Warn("server does not know this gateway any more, enrolling again", "err", err)
+		return s.enroll(ctx)
+	}
+	if err != nil {
+		return nil, s.requestError("wait", err)
+	}
+	return &st, nil
+}
+
+// awaitBundle long-polls until the bundle arrives or the state says stop.
+func (s *session) awaitBundle(ctx context.Context, st *protocol.Status) (*protocol.Status, error) {
+	for rounds := 0; ; rounds++ {
+		s.logState(st)
+		if err := stopState(st); err != nil {
+			return nil, err
+		}
+		if gatehouse.State(st.State) == gatehouse.StateProvisioned && st.Bundle != nil {
+			return st, nil
+		}
+		if s.cfg.Once && rounds == 1 {
+			return nil, exitErrorf(ExitPending, "still pending: gateway is %s, not provisioned yet (verification code %s)", st.State, s.id.code)
+		}
+		start := time.Now()
+		next, err := s.wait(ctx, st.State)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.pace(ctx, st, next, time.Since(start)); err != nil {
+			return nil, err
+		}
+		st = next
+	}
+}
+
+// pace guards against a server (or proxy) that answers a long poll at once
+// with nothing new: without it the agent would spin.
+func (s *session) pace(ctx context.Context, prev, next *protocol.Status, took time.Duration) error {
+	if next.State != prev.State || next.Bundle != nil || took >= s.cfg.BackoffMin {
+		return nil
+	}
+	return sleep(ctx, s.cfg.BackoffMin)
+}
+
+// stopState turns the states that end the agent's job into errors.
+func stopState(st *protocol.Status) error {
+	switch gatehouse.State(st.State) {
+	case gatehouse.StateDismissed:
+		return exitErrorf(ExitDismissed, "an operator dismissed this gateway%s; it will not be provisioned", reason(st))
+	case gatehouse.StateDecommissioned:
+		return exitErrorf(ExitDismissed, "gateway %s was decommissioned%s; re-key or re-approve it to provision again", st.Name, reason(st))
+	}
+	return nil
+}
+
+func reason(st *protocol.Status) string {
+	if st.Reason == "" {
+		return ""
+	}
+	return " (" + st.Reason + ")"
+}
+
+// logState tells whoever watches the console what the gateway is waiting for,
+// once per change.
+func (s *session) logState(st *protocol.Status) {
+	key := st.State + "\x00" + st.Name + "\x00" + st.Reason
+	if key == s.lastState {
+		return
+	}
+	s.lastState = key
+	log := s.log.With("state", st.State, "device_id", st.DeviceID)
+	switch gatehouse.State(st.State) {
+	case gatehouse.StatePending:
+		log.Info("pending: waiting for an operator to approve this gateway", "verification_code", s.id.code)
+	case gatehouse.StateApproved:
+		log.Info(fmt.Sprintf("approved as %s: waiting for provisioning", st.Name))
+	case gatehouse.StateProvisioning:
+		log.Info(fmt.Sprintf("provisioning %s in the backends", st.Name))
+	case gatehouse.StateFailed:
+		log.Warn(fmt.Sprintf("provisioning %s failed, the server is retrying", st.Name), "reason", st.Reason)
+	case gatehouse.StateProvisioned, gatehouse.StateConfigured, gatehouse.StateStalled:
+		s.logProvisioned(log, st)
+	case gatehouse.StateDismissed, gatehouse.StateDecommissioned:
+		log.Error(st.State, "reason", st.Reason)
+	default:
+		log.Warn("unknown state, waiting", "reason", st.Reason)
+	}
+}
+
+func (s *session) logProvisioned(log *slog.Logger, st *protocol.Status) {
+	if st.Bundle != nil {
+		log.Info("received credentials for " + st.Bundle.Name)
+		return
+	}
+	log.Warn(fmt.Sprintf("server reports %s as %s but holds no credentials for this key (already delivered?); "+
+		"decommission or re-key it to provision again", st.Name, st.State))
+}
+
+// requestError classifies a request that failed for good.
+func (s *session) requestError(what string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	var se *ServerError
+	if errors.As(err, &se) && !se.Transient() {
+		return exitErrorf(ExitServer, "%s refused by %s: %w%s", what, s.cfg.Server, err, refusalHint(se))
+	}
+	if transient, _ := retryHint(err); transient {
+		return exitErrorf(ExitServer, "%s: server %s unreachable: %w", what, s.cfg.Server, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func refusalHint(se *ServerError) string {
+	if se.Status == 401 {
+		return " (check the gateway's clock: signed requests more than 5 minutes off are refused)"
+	}
+	return ""
+}
+
+// install writes the bundle, confirms receipt and restarts the services.
+func (s *session) install(ctx context.Context, st *protocol.Status) (*Result, error) {
+	files, err := bundleFiles(st.Bundle, s.id.sealKey)
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: %w", st.Bundle.Name, err)
+	}
+	paths, err := writeFiles(s.cfg.OutDir, files)
+	if err != nil {
+		return nil, fmt.Errorf("write credentials: %w", err)
+	}
+	s.log.Info("wrote credentials", "dir", s.cfg.OutDir, "files", len(paths))
+	res := &Result{Name: st.Bundle.Name, DeviceID: st.DeviceID, Fingerprint: s.id.fingerprint, Files: paths}
+	s.ack(ctx, res.Name)
+	if err := runRestarts(ctx, s.log, s.cfg.restartCommands(), res.Name, s.cfg.OutDir); err != nil {
+		return res, err
+	}
+	s.log.Info("provisioned as " + res.Name)
+	return res, nil
+}
+
+// ack lets the server delete the sealed bundle. A failure is only logged:
+// the files are on disk, so the gateway is provisioned either way, and the
+// ciphertext left behind is useless to anyone without the device key.
+func (s *session) ack(ctx context.Context, name string) {
+	err := s.retry.do(ctx, "ack", func(ctx context.Context) error {
+		return s.client.post(ctx, protocol.PathAck, protocol.AckRequest{Name: name}, nil)
+	})
+	if err != nil {
+		s.log.Warn("could not confirm receipt to the server; it keeps the sealed bundle", "err", err)
+	}
+}

@@ -1,0 +1,84 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestBackoffFullJitter(t *testing.T) {
+	b := backoff{min: 10 * time.Millisecond, max: 80 * time.Millisecond}
+	ceilings := []time.Duration{10, 20, 40, 80, 80, 80}
+	for i, ceil := range ceilings {
+		if d := b.next(0); d < 0 || d > ceil*time.Millisecond {
+			t.Errorf("attempt %d: %v outside [0, %v]", i, d, ceil*time.Millisecond)
+		}
+	}
+	if d := b.next(time.Second); d != time.Second {
+		t.Errorf("Retry-After 1s gave %v", d)
+	}
+	if d := b.next(time.Hour); d != maxRetryAfter {
+		t.Errorf("Retry-After 1h gave %v, want the cap", d)
+	}
+	b.attempt = 1000 // no overflow after a long outage
+	if d := b.next(0); d < 0 || d > b.max {
+		t.Errorf("late attempt gave %v", d)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"":                              0,
+		"7":                             7 * time.Second,
+		"-3":                            0,
+		"soon":                          0,
+		"Fri, 02 Jan 2026 03:04:35 GMT": 30 * time.Second,
+		"Fri, 02 Jan 2026 03:00:00 GMT": 0,
+	} {
+		if got := parseRetryAfter(v, now); got != want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestRetrierStopsOnPermanentErrors(t *testing.T) {
+	r := &retrier{backoff: backoff{min: time.Millisecond, max: time.Millisecond}, log: slog.New(slog.DiscardHandler)}
+	calls := 0
+	err := r.do(t.Context(), "x", func(context.Context) error {
+		calls++
+		if calls < 3 {
+			return &ServerError{Status: http.StatusServiceUnavailable}
+		}
+		return &ServerError{Status: http.StatusBadRequest}
+	})
+	var se *ServerError
+	if !errors.As(err, &se) || se.Status != 400 || calls != 3 {
+		t.Fatalf("err %v after %d calls, want the 400 after 3", err, calls)
+	}
+	r.limit = 2
+	calls = 0
+	r.do(t.Context(), "x", func(context.Context) error { calls++; return &transportError{errors.New("down")} })
+	if calls != 2 {
+		t.Errorf("%d calls with limit 2", calls)
+	}
+}
+
+func TestDefaultRestartCommands(t *testing.T) {
+	none := func(string) (string, error) { return "", errors.New("not found") }
+	all := func(name string) (string, error) { return "/usr/bin/" + name, nil }
+	if got := DefaultRestartCommands(none); len(got) != 0 {
+		t.Errorf("without tools: %v", got)
+	}
+	got := DefaultRestartCommands(all)
+	if len(got) != 2 || got[0] != "systemctl try-restart mender-authd mender-client" || got[1] != "iotedge config apply" {
+		t.Errorf("with tools: %v", got)
+	}
+	cfg := Config{RestartCommands: []string{}}
+	if cmds := cfg.restartCommands(); len(cmds) != 0 {
+		t.Errorf("explicit empty list gave %v", cmds)
+	}
+}

@@ -1,0 +1,96 @@
+package provision_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gatehouse"
+	"gatehouse/provision"
+)
+
+// TestCrashBetweenStepsConverges kills a job runner after the Mender step
+// has committed while the DPS and Vault steps are in flight, the way a
+// process dies: its database handle goes away and nothing more is written.
+// A second runner on the same database must take the stranded steps up and
+// finish, leaving exactly one object in each backend.
+func TestCrashBetweenStepsConverges(t *testing.T) {
+	t.Parallel()
+	tb := setup(t) // simulators and a first service we do not use for work
+	path := filepath.Join(t.TempDir(), "crash.db")
+	cfg := fastConfig(tb.backends())
+	cfg.JobTimeout, cfg.RescueAfter = 500*time.Millisecond, time.Second
+
+	tb.dps.Block()
+	tb.pki.Block()
+	dbA := openDB(t, path)
+	a, err := provision.New(dbA, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tb.db, tb.svc = dbA, a
+	g := newGateway(t)
+	id := tb.enroll(t, g).DeviceID
+	if _, err := a.Approve(context.Background(), "op", id, "gw-crash"); err != nil {
+		t.Fatal(err)
+	}
+	waitStep(t, a, id, gatehouse.StepMender, gatehouse.StepSucceeded)
+	waitCalls(t, tb)
+
+	// The crash: the database goes first, so runner A cannot record anything
+	// more; then its in-flight calls are cut off before the backends answer.
+	dbA.Close()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	a.StopAndCancel(stopCtx)
+	cancel()
+	tb.dps.Unblock()
+	tb.pki.Unblock()
+
+	dbB := openDB(t, path)
+	b := startService(t, dbB, cfg)
+	tb.db, tb.svc = dbB, b
+	tb.waitFor(t, g, gatehouse.StateProvisioned)
+	if tb.mender.Len() != 1 || tb.dps.Len() != 1 || tb.pki.Len() != 1 {
+		t.Fatalf("after crash: mender %d, dps %d, vault %d objects; want 1 each", tb.mender.Len(), tb.dps.Len(), tb.pki.Len())
+	}
+	d, _ := b.Device(context.Background(), id)
+	for _, s := range d.Steps {
+		if s.Name == gatehouse.StepMender && s.Attempts != 1 {
+			t.Errorf("mender step ran %d times; a finished step must not rerun", s.Attempts)
+		}
+	}
+}
+
+func waitStep(t *testing.T, svc *provision.Service, id string, name gatehouse.StepName, want gatehouse.StepState) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		d, err := svc.Device(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range d.Steps {
+			if s.Name == name && s.State == want {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("step %s of %s never reached %s", name, id, want)
+}
+
+// waitCalls waits until the blocked DPS and Vault calls are in flight.
+func waitCalls(t *testing.T, tb *testBundle) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for tb.dps.Calls() == 0 || tb.pki.Calls() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("dps and vault steps never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
