@@ -1,0 +1,124 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+
+	"gatehouse"
+	"gatehouse/protocol"
+)
+
+type ctxKey int
+
+const (
+	tokenKey ctxKey = iota
+	signedKey
+)
+
+// operator wraps h so it runs only for a valid API token with at least role.
+func (s *Server) operator(role gatehouse.Role, h handlerFunc) http.Handler {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || secret == "" {
+			return gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "missing API token: send 'Authorization: Bearer <token>'")
+		}
+		t, err := s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+		if err != nil {
+			return err
+		}
+		if !t.Role.Allows(role) {
+			return gatehouse.Errorf(gatehouse.EFORBIDDEN, "token %q has role %s; this needs %s", t.Name, t.Role, role)
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), tokenKey, t)))
+	})
+}
+
+func tokenFrom(ctx context.Context) *gatehouse.Token {
+	t, _ := ctx.Value(tokenKey).(*gatehouse.Token)
+	return t
+}
+
+// actor names who made a decision, for the audit log.
+func actor(ctx context.Context) string {
+	if t := tokenFrom(ctx); t != nil {
+		return "token:" + t.Name
+	}
+	return "unknown"
+}
+
+// device wraps h so it runs only for a correctly signed device request. The
+// body is read (bounded) before verifying, since the signature covers it.
+func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Signed, []byte) error) http.Handler {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		body, err := readBody(w, r)
+		if err != nil {
+			return err
+		}
+		sig, err := s.verifier.Verify(r.Context(), r, body)
+		if err != nil {
+			return err
+		}
+		return h(w, r, sig, body)
+	})
+}
+
+func isDevicePath(p string) bool { return strings.HasPrefix(p, "/device/") }
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, gatehouse.Errorf(gatehouse.ETOOLARGE, "request body exceeds %d bytes", MaxBodyBytes)
+	}
+	if err != nil {
+		return nil, gatehouse.Errorf(gatehouse.EINVALID, "could not read request body")
+	}
+	return body, nil
+}
+
+// decodeJSON reads exactly one JSON object into v, refusing unknown fields so
+// a typo is an error rather than silently ignored.
+func decodeJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return gatehouse.Errorf(gatehouse.EINVALID, "invalid JSON body: %s", jsonProblem(err))
+	}
+	if dec.More() {
+		return gatehouse.Errorf(gatehouse.EINVALID, "invalid JSON body: trailing data")
+	}
+	return nil
+}
+
+// jsonProblem describes a decode error without echoing the body back.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return "syntax error"
+	case errors.As(err, &typ):
+		return "field " + typ.Field + " has the wrong type"
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	}
+	return "malformed"
+}
+
+// remoteAddr is the peer's IP. Behind a proxy this is the proxy; trusting
+// forwarded headers is a deployment choice not made here.
+func remoteAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,42 @@
+package server
+
+import (
+	"net/http"
+
+	"gatehouse"
+	"gatehouse/protocol"
+)
+
+// Handler returns every route of the server; the whole surface is here.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", s.handle(s.handleHealth))
+	mux.Handle("GET /readyz", s.handle(s.handleReady))
+	mux.Handle("GET /api/openapi.json", s.handle(s.handleOpenAPI))
+
+	mux.Handle("GET /api/v1/devices", s.operator(gatehouse.RoleViewer, s.handleListDevices))
+	mux.Handle("GET /api/v1/devices/{id}", s.operator(gatehouse.RoleViewer, s.handleGetDevice))
+	mux.Handle("GET /api/v1/devices/{id}/events", s.operator(gatehouse.RoleViewer, s.handleDeviceEvents))
+	mux.Handle("POST /api/v1/devices/{id}/approve", s.operator(gatehouse.RoleOperator, s.handleApprove))
+	mux.Handle("POST /api/v1/devices/{id}/dismiss", s.operator(gatehouse.RoleOperator, s.handleDismiss))
+
+	mux.Handle("POST "+protocol.PathEnroll, s.device(s.handleEnroll))
+	mux.Handle("POST "+protocol.PathWait, s.device(s.handleWait))
+	mux.Handle("POST "+protocol.PathAck, s.device(s.handleAck))
+
+	mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return gatehouse.Errorf(gatehouse.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path)
+	}))
+	return securityHeaders(mux)
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}

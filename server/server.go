@@ -1,0 +1,93 @@
+// Package server is gatehouse's HTTP face: the operator REST API, the signed
+// device API with its long poll, health probes and the OpenAPI document.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"gatehouse/protocol"
+	"gatehouse/provision"
+)
+
+// MaxBodyBytes bounds every request body; device and operator requests are
+// small, and a bound keeps a flood from costing memory.
+const MaxBodyBytes = 64 << 10
+
+// Server serves gatehouse over HTTP.
+type Server struct {
+	// Addr is the listen address; ":0" picks a free port (see URL).
+	Addr string
+	// LongPoll is how long a device wait is held; default 30 s.
+	LongPoll time.Duration
+	// Logger receives access and error logs; default discards.
+	Logger *slog.Logger
+
+	svc      *provision.Service
+	verifier *protocol.Verifier
+	ln       net.Listener
+	srv      *http.Server
+}
+
+// New returns a Server over svc. Call Open to listen.
+func New(svc *provision.Service) *Server {
+	return &Server{
+		Addr:     ":8080",
+		LongPoll: 30 * time.Second,
+		svc:      svc,
+		verifier: &protocol.Verifier{Nonces: protocol.NewNonceCache()},
+	}
+}
+
+// Open listens synchronously, so a busy port is an error here, then serves in
+// the background.
+func (s *Server) Open() error {
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("server: listen on %s: %w", s.Addr, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Long polls hold responses open; leave room beyond them.
+		WriteTimeout: s.LongPoll + 30*time.Second,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.Logger.Error("server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// URL is the base URL the server listens on, with a loopback host when it
+// listens on all interfaces.
+func (s *Server) URL() string {
+	addr := s.ln.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+}
+
+// Close stops accepting and waits for requests in flight until ctx is done.
+func (s *Server) Close(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
