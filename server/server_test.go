@@ -283,8 +283,8 @@ func TestApproveErrorsChangeNothing(t *testing.T) {
 	idc := tb.enroll(t, c).DeviceID
 	cases := []struct {
 		name, id string
-		body any
-		want int
+		body     any
+		want     int
 	}{
 		{"invalid name", idc, map[string]string{"name": "Bad Name"}, 400},
 		{"missing name", idc, map[string]string{}, 400},

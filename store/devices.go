@@ -98,8 +98,12 @@ func (tx *Tx) Devices(ctx context.Context, f DeviceFilter) ([]*gatehouse.Device,
 	if err := tx.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices d`+where, args...).Scan(&total); err != nil {
 		return nil, 0, translate(err, "devices")
 	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit; LIMIT 0 would return nothing
+	}
 	rows, err := tx.tx.QueryContext(ctx, `SELECT `+deviceColumns+deviceFrom+where+
-		` ORDER BY d.first_seen DESC, d.id LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
+		` ORDER BY d.first_seen DESC, d.id LIMIT ? OFFSET ?`, append(args, limit, f.Offset)...)
 	if err != nil {
 		return nil, 0, translate(err, "devices")
 	}

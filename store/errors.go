@@ -36,12 +36,19 @@ func translate(err error, what string) error {
 }
 
 // constraintColumn pulls "devices.name" out of SQLite's
-// "UNIQUE constraint failed: devices.name" so callers can tell which.
+// "UNIQUE constraint failed: devices.name" so callers can tell which. The
+// driver prefixes the message with its own "constraint failed: " and appends
+// " (2067)", the result code, so the columns lie between the last prefix and
+// the last " ("; a composite key gives "t.a, t.b".
 func constraintColumn(msg string) string {
-	_, after, ok := strings.Cut(msg, "constraint failed: ")
-	if !ok {
+	const prefix = "constraint failed: "
+	i := strings.LastIndex(msg, prefix)
+	if i < 0 {
 		return ""
 	}
-	col, _, _ := strings.Cut(after, " ")
-	return strings.TrimRight(col, ")")
+	cols := msg[i+len(prefix):]
+	if j := strings.LastIndex(cols, " ("); j >= 0 {
+		cols = cols[:j]
+	}
+	return cols
 }

@@ -246,20 +246,40 @@ func TestSQLitePathWithURICharacters(t *testing.T) {
 	}
 }
 
-// SQLite names the column of a violated constraint; the error keeps it so
+// SQLite names the columns of a violated constraint; the error keeps them so
 // callers can tell a taken name from a taken key.
 func TestSQLiteUniqueNamesColumn(t *testing.T) {
 	t.Parallel()
 	db := openSQLite(t, filepath.Join(t.TempDir(), "gatehouse.db"))
 	mustCreate(t, db, newDevice("dev-01"), newDevice("dev-02"))
-	mustUpdate(t, db, "dev-01", store.DeviceUpdate{Name: ptr("gw")})
-	err := db.InTx(t.Context(), func(tx *store.Tx) error {
-		return tx.UpdateDevice(t.Context(), "dev-02", store.DeviceUpdate{Name: ptr("gw")})
+	inTx(t, db, func(tx *store.Tx) error {
+		if err := tx.UpdateDevice(t.Context(), "dev-01", store.DeviceUpdate{Name: ptr("gw")}); err != nil {
+			return err
+		}
+		return tx.CreateSteps(t.Context(), "dev-01", []gatehouse.StepName{gatehouse.StepMender})
 	})
-	if !errors.Is(err, store.ErrUnique) || !strings.Contains(err.Error(), "devices.name") {
-		t.Errorf("err = %v, want ErrUnique naming devices.name", err)
-	}
-	if code := gatehouse.ErrorCode(err); code != gatehouse.EINTERNAL {
-		t.Errorf("ErrorCode = %q, want %q: the caller decides what a conflict means", code, gatehouse.EINTERNAL)
+	dup := newDevice("dev-03")
+	dup.Fingerprint = "fp-dev-01"
+	for _, tt := range []struct {
+		name, want string
+		fn         func(ctx context.Context, tx *store.Tx) error
+	}{
+		{"Name", "devices.name", func(ctx context.Context, tx *store.Tx) error {
+			return tx.UpdateDevice(ctx, "dev-02", store.DeviceUpdate{Name: ptr("gw")})
+		}},
+		{"Fingerprint", "device_keys.fingerprint", func(ctx context.Context, tx *store.Tx) error {
+			return tx.CreateDevice(ctx, dup, newKey(dup))
+		}},
+		{"CompositeKey", "provisioning_steps.device_id, provisioning_steps.step", func(ctx context.Context, tx *store.Tx) error {
+			return tx.CreateSteps(ctx, "dev-01", []gatehouse.StepName{gatehouse.StepMender})
+		}},
+	} {
+		err := txErr(t, db, tt.fn)
+		if !errors.Is(err, store.ErrUnique) || !strings.HasSuffix(err.Error(), ": "+tt.want) {
+			t.Errorf("%s: err = %v, want ErrUnique ending in %q", tt.name, err, tt.want)
+		}
+		if code := gatehouse.ErrorCode(err); code != gatehouse.EINTERNAL {
+			t.Errorf("%s: ErrorCode = %q, want %q: the caller decides what a conflict means", tt.name, code, gatehouse.EINTERNAL)
+		}
 	}
 }

@@ -100,4 +100,3 @@ func (tx *Tx) execStep(ctx context.Context, q string, args ...any) error {
 	}
 	return nil
 }
-

@@ -56,7 +56,7 @@ func openSQLite(path string) (*sql.DB, error) {
 	// driver needs it to avoid SQLITE_BUSY. WAL keeps readers of the file
 	// (backups, sqlite3 shells) from blocking us.
 	q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", "file:"+path+q)
+	db, err := sql.Open("sqlite", sqliteURI(path)+q)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -64,6 +64,14 @@ func openSQLite(path string) (*sql.DB, error) {
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
 	return db, nil
+}
+
+// sqliteURI turns a file path into a SQLite "file:" URI. In a URI '?' starts
+// the query, '#' the fragment and '%' an escape, so those must be escaped for
+// the path to name the file literally; Clean keeps a leading "//" from being
+// read as an authority.
+func sqliteURI(path string) string {
+	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.Clean(path))
 }
 
 // Close closes the database.
@@ -95,7 +103,9 @@ func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	defer stx.Rollback()
-	if err := fn(&Tx{tx: stx, now: d.Now().UTC()}); err != nil {
+	// The clock is cut to the precision rows keep, so tx.Now() and the times
+	// set on values written in the transaction equal what is read back.
+	if err := fn(&Tx{tx: stx, now: d.Now().UTC().Truncate(time.Microsecond)}); err != nil {
 		return err
 	}
 	if err := stx.Commit(); err != nil {

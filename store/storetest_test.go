@@ -537,17 +537,17 @@ func testDevicesSearch(t *testing.T, db *store.DB, clk *clock) {
 		search string
 		want   []string
 	}{
-		{"hall", []string{"dev-02", "dev-01"}},       // name substring
-		{"-east", []string{"dev-01"}},                // name, middle to end
-		{"cc:00:00:02", []string{"dev-02"}},          // MAC substring
-		{"AA:BB", []string{"dev-02", "dev-01"}},      // case does not matter
-		{"34ab", []string{"dev-01"}},                 // fingerprint substring
-		{"100%", []string{"dev-03"}},                 // '%' is literal
-		{"100%_x", []string{"dev-03"}},               // both literal
-		{"x_y", []string{"dev-03"}},                  // '_' is literal: not "xzy"
-		{"_", []string{"dev-04", "dev-03"}},          // '_' only where it is
-		{`\`, nil},                                   // backslash is literal too
-		{"nothing-like-this", nil},                   // no match
+		{"hall", []string{"dev-02", "dev-01"}},                 // name substring
+		{"-east", []string{"dev-01"}},                          // name, middle to end
+		{"cc:00:00:02", []string{"dev-02"}},                    // MAC substring
+		{"AA:BB", []string{"dev-02", "dev-01"}},                // case does not matter
+		{"34ab", []string{"dev-01"}},                           // fingerprint substring
+		{"100%", []string{"dev-03"}},                           // '%' is literal
+		{"100%_x", []string{"dev-03"}},                         // both literal
+		{"x_y", []string{"dev-03"}},                            // '_' is literal: not "xzy"
+		{"_", []string{"dev-04", "dev-03"}},                    // '_' only where it is
+		{`\`, nil},                                             // backslash is literal too
+		{"nothing-like-this", nil},                             // no match
 		{"", []string{"dev-04", "dev-03", "dev-02", "dev-01"}}, // empty: no filter
 	} {
 		ids, total := mustDevices(t, db, store.DeviceFilter{Search: tt.search, Limit: 10})
@@ -874,7 +874,9 @@ func testFinishStep(t *testing.T, db *store.DB, clk *clock) {
 	withSteps(t, db)
 	output := map[string]string{"device_id": "mender-123", "note": "ünïcödé \"quoted\""}
 	sealed := map[string][]byte{"key": {0x00, 0x01, 0x80, 0xff}, "cert": []byte("-----BEGIN-----\n"), "empty": {}}
-	stepTx(t, db, func(ctx context.Context, tx *store.Tx) error { return tx.StartStep(ctx, "dev-01", gatehouse.StepMender) })
+	stepTx(t, db, func(ctx context.Context, tx *store.Tx) error {
+		return tx.StartStep(ctx, "dev-01", gatehouse.StepMender)
+	})
 	clk.Set(t0.Add(time.Minute))
 	stepTx(t, db, func(ctx context.Context, tx *store.Tx) error {
 		return tx.FinishStep(ctx, "dev-01", gatehouse.StepMender, output, sealed)
@@ -895,11 +897,15 @@ func testFinishStep(t *testing.T, db *store.DB, clk *clock) {
 func testFinishStepAfterFailure(t *testing.T, db *store.DB, clk *clock) {
 	withSteps(t, db)
 	for _, fn := range []func(ctx context.Context, tx *store.Tx) error{
-		func(ctx context.Context, tx *store.Tx) error { return tx.StartStep(ctx, "dev-01", gatehouse.StepMender) },
+		func(ctx context.Context, tx *store.Tx) error {
+			return tx.StartStep(ctx, "dev-01", gatehouse.StepMender)
+		},
 		func(ctx context.Context, tx *store.Tx) error {
 			return tx.FailStep(ctx, "dev-01", gatehouse.StepMender, "timeout")
 		},
-		func(ctx context.Context, tx *store.Tx) error { return tx.StartStep(ctx, "dev-01", gatehouse.StepMender) },
+		func(ctx context.Context, tx *store.Tx) error {
+			return tx.StartStep(ctx, "dev-01", gatehouse.StepMender)
+		},
 		func(ctx context.Context, tx *store.Tx) error {
 			return tx.FinishStep(ctx, "dev-01", gatehouse.StepMender, map[string]string{"a": "b"}, nil)
 		},
