@@ -179,8 +179,10 @@ func deviceStatus(d *gatehouse.Device) *protocol.Status {
 	fillDevice(d)
 	st := &protocol.Status{DeviceID: d.ID, State: string(d.State), Fingerprint: d.Fingerprint,
 		VerificationCode: d.VerificationCode, Name: d.Name}
-	if d.State == gatehouse.StateDismissed || d.State == gatehouse.StateDecommissioned {
-		st.Reason = "an operator " + string(d.State) + " this gateway"
+	if d.State == gatehouse.StateFailed {
+		// Backend error text is for operators; the device only needs to know
+		// to keep waiting.
+		st.Reason = "a provisioning step failed; the server keeps retrying"
 	}
 	return st
 }

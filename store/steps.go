@@ -59,7 +59,7 @@ func scanStep(s rowScanner) (gatehouse.Step, error) {
 
 // StartStep marks a step running and counts the attempt.
 func (tx *Tx) StartStep(ctx context.Context, deviceID string, name gatehouse.StepName) error {
-	return tx.execStep(ctx, `UPDATE provisioning_steps SET state = ?, attempts = attempts + 1, started_at = ?
+	return tx.execStep(ctx, `UPDATE provisioning_steps SET state = ?, attempts = attempts + 1, started_at = ?, finished_at = NULL
 		WHERE device_id = ? AND step = ?`, gatehouse.StepRunning, micros(tx.now), deviceID, name)
 }
 

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gatehouse"
+	"gatehouse/agent"
+	"gatehouse/provision"
+)
+
+// TestEndToEnd runs the real server on :0 with simulated backends, runs the
+// agent code against it, approves through the REST API and checks the files
+// the agent wrote.
+func TestEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	backends, err := simulatedBackends()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := startApp(ctx, appConfig{Listen: "127.0.0.1:0", DB: filepath.Join(dir, "gatehouse.db"), Backends: backends})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	token, _, err := a.svc.CreateToken(ctx, "e2e", gatehouse.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath, out := filepath.Join(dir, "mender-agent.pem"), filepath.Join(dir, "out")
+	writeEd25519Key(t, keyPath)
+
+	type result struct {
+		res *agent.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := agent.Run(ctx, agent.Config{Server: a.server.URL(), KeyPath: keyPath, OutDir: out,
+			MAC: "02:00:00:00:00:aa", RestartCommands: []string{}})
+		done <- result{res, err}
+	}()
+	id := waitForPending(t, ctx, a.svc)
+	approve(t, a.server.URL(), token, id, "gw-e2e")
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("agent: %v", r.err)
+	}
+	checkFiles(t, out, "gw-e2e")
+	d, err := a.svc.Device(ctx, id)
+	if err != nil || d.State != gatehouse.StateProvisioned {
+		t.Fatalf("device after agent finished: %+v %v", d, err)
+	}
+}
+
+func writeEd25519Key(t *testing.T, path string) {
+	t.Helper()
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitForPending(t *testing.T, ctx context.Context, svc *provision.Service) string {
+	t.Helper()
+	for ctx.Err() == nil {
+		l, err := svc.ListDevices(ctx, provision.ListFilter{State: gatehouse.StatePending})
+		if err == nil && l.Total == 1 {
+			return l.Devices[0].ID
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the agent never enrolled")
+	return ""
+}
+
+func approve(t *testing.T, url, token, id, name string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"name": name})
+	req, _ := http.NewRequest("POST", url+"/api/v1/devices/"+id+"/approve", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("approve: %s", resp.Status)
+	}
+}
+
+func checkFiles(t *testing.T, out, name string) {
+	t.Helper()
+	read := func(f string) string {
+		b, err := os.ReadFile(filepath.Join(out, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got := read("device-name"); got != name+"\n" {
+		t.Errorf("device-name = %q", got)
+	}
+	env := read("iotedge.env")
+	for _, want := range []string{"DEVICE_NAME=" + name, "DPS_REGISTRATION_ID=" + name, "DPS_ID_SCOPE=", "DPS_SYMMETRIC_KEY="} {
+		if !strings.Contains(env, want) {
+			t.Errorf("iotedge.env lacks %q", want)
+		}
+	}
+	if _, err := tls.X509KeyPair([]byte(read("device.crt")), []byte(read("device.key"))); err != nil {
+		t.Errorf("device.crt and device.key do not match: %v", err)
+	}
+	if !strings.Contains(read("ca.crt"), "BEGIN CERTIFICATE") {
+		t.Error("ca.crt holds no certificate")
+	}
+	for _, f := range []string{"device.key", "iotedge.env"} {
+		if fi, err := os.Stat(filepath.Join(out, f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode = %v (%v), want 0600", f, fi.Mode().Perm(), err)
+		}
+	}
+}
