@@ -49,7 +49,7 @@ func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, sealKey [
 				return "", false, err
 			}
 		}
-		return k.DeviceID, false, tx.TouchDevice(ctx, k.DeviceID, addr)
+		return k.DeviceID, false, tx.TouchDevice(ctx, k.DeviceID, addr, 0)
 	}
 	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
 		return "", false, err
@@ -65,8 +65,8 @@ func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, sealKey [
 
 // Wait answers as soon as the device's state differs from the one it last
 // saw, or when timeout passes, whichever is first.
-func (s *Service) Wait(ctx context.Context, sig *protocol.Signed, seen string, timeout time.Duration) (*protocol.Status, error) {
-	id, err := s.deviceIDForKey(ctx, sig.Fingerprint)
+func (s *Service) Wait(ctx context.Context, sig *protocol.Signed, seen, addr string, timeout time.Duration) (*protocol.Status, error) {
+	id, err := s.seen(ctx, sig.Fingerprint, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +129,11 @@ func ackTx(ctx context.Context, tx *store.Tx, id string) error {
 	return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "bundle_delivered", Actor: "device"})
 }
 
-func (s *Service) deviceIDForKey(ctx context.Context, fp string) (string, error) {
+// seenEvery bounds how often waiting devices update their last-seen time.
+const seenEvery = 30 * time.Second
+
+// seen finds the device of a key and notes that it is alive.
+func (s *Service) seen(ctx context.Context, fp, addr string) (string, error) {
 	var id string
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		k, err := tx.FindKey(ctx, fp)
@@ -137,7 +141,7 @@ func (s *Service) deviceIDForKey(ctx context.Context, fp string) (string, error)
 			return unknownKey(err)
 		}
 		id = k.DeviceID
-		return nil
+		return tx.TouchDevice(ctx, id, addr, seenEvery)
 	})
 	return id, err
 }

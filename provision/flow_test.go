@@ -44,7 +44,7 @@ func TestEnrollRejects(t *testing.T) {
 	if l, _ := tb.svc.ListDevices(ctx, provision.ListFilter{}); l.Total != 0 {
 		t.Fatalf("bad enrollments stored %d devices", l.Total)
 	}
-	_, err = tb.svc.Wait(ctx, g.sig, "", 0)
+	_, err = tb.svc.Wait(ctx, g.sig, "", "x", 0)
 	wantCode(t, err, gatehouse.ENOTFOUND)
 }
 
@@ -71,11 +71,11 @@ func TestApproveProvisionsEveryBackendOnce(t *testing.T) {
 	if err := tb.svc.Ack(context.Background(), g.sig); err != nil {
 		t.Fatal(err)
 	}
-	after, err := tb.svc.Wait(context.Background(), g.sig, "", 0)
+	after, err := tb.svc.Wait(context.Background(), g.sig, "", "x", 0)
 	if err != nil || after.Bundle != nil {
 		t.Fatalf("after ack: bundle still served (%v)", err)
 	}
-	assertEvents(t, tb, id, "enrolled", "approved", "step_succeeded", "provisioned", "bundle_delivered")
+	assertEvents(t, tb, id, "enrolled", "approved", "step_started", "step_succeeded", "provisioned", "bundle_delivered")
 }
 
 func checkBundle(t *testing.T, g *gateway, b *protocol.Bundle, tb *testBundle) {

@@ -128,7 +128,7 @@ func (tb *testBundle) waitFor(t *testing.T, g *gateway, want gatehouse.State) *p
 	defer cancel()
 	seen := ""
 	for {
-		st, err := tb.svc.Wait(ctx, g.sig, seen, 2*time.Second)
+		st, err := tb.svc.Wait(ctx, g.sig, seen, "192.0.2.7", 2*time.Second)
 		if err != nil {
 			t.Fatalf("waiting for %s (last %q): %v", want, seen, err)
 		}

@@ -65,6 +65,10 @@ func (s *Service) beginStep(ctx context.Context, id string, name gatehouse.StepN
 		if err := tx.StartStep(ctx, id, name); err != nil {
 			return err
 		}
+		detail := fmt.Sprintf("%s, attempt %d", name, stepAttempts(d, name)+1)
+		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "step_started", Detail: detail}); err != nil {
+			return err
+		}
 		if d.State == gatehouse.StateApproved {
 			st := gatehouse.StateProvisioning
 			return tx.UpdateDevice(ctx, id, store.DeviceUpdate{State: &st})
@@ -82,12 +86,26 @@ func provisioning(s gatehouse.State) bool {
 }
 
 func stepState(d *gatehouse.Device, name gatehouse.StepName) gatehouse.StepState {
-	for _, st := range d.Steps {
-		if st.Name == name {
-			return st.State
-		}
+	if st := findStep(d, name); st != nil {
+		return st.State
 	}
 	return ""
+}
+
+func stepAttempts(d *gatehouse.Device, name gatehouse.StepName) int {
+	if st := findStep(d, name); st != nil {
+		return st.Attempts
+	}
+	return 0
+}
+
+func findStep(d *gatehouse.Device, name gatehouse.StepName) *gatehouse.Step {
+	for i := range d.Steps {
+		if d.Steps[i].Name == name {
+			return &d.Steps[i]
+		}
+	}
+	return nil
 }
 
 func (s *Service) callBackend(ctx context.Context, name gatehouse.StepName, in *stepInput) (*stepResult, error) {

@@ -23,7 +23,7 @@ func (s *Server) handleWait(w http.ResponseWriter, r *http.Request, sig *protoco
 	if err := decodeJSON(body, &req); err != nil {
 		return err
 	}
-	st, err := s.svc.Wait(r.Context(), sig, req.State, s.LongPoll)
+	st, err := s.svc.Wait(r.Context(), sig, req.State, remoteAddr(r), s.LongPoll)
 	if err != nil {
 		return err
 	}

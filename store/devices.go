@@ -64,10 +64,13 @@ func (tx *Tx) UpdateSealKey(ctx context.Context, fingerprint string, sealKey []b
 	return translate(err, "device key")
 }
 
-// TouchDevice records that a device was seen now from addr.
-func (tx *Tx) TouchDevice(ctx context.Context, id, addr string) error {
-	_, err := tx.tx.ExecContext(ctx, `UPDATE devices SET last_seen = ?, source_addr = ? WHERE id = ?`,
-		micros(tx.now), addr, id)
+// TouchDevice records that a device was seen now from addr, unless it was
+// already recorded as seen less than every ago: long polls would otherwise
+// write on every round.
+func (tx *Tx) TouchDevice(ctx context.Context, id, addr string, every time.Duration) error {
+	_, err := tx.tx.ExecContext(ctx, `UPDATE devices SET last_seen = ?, source_addr = ?
+		WHERE id = ? AND (last_seen <= ? OR source_addr <> ?)`,
+		micros(tx.now), addr, id, micros(tx.now.Add(-every)), addr)
 	return translate(err, "device")
 }
 

@@ -448,7 +448,7 @@ func testDeviceWithSteps(t *testing.T, db *store.DB, _ *clock) {
 func testTouchDevice(t *testing.T, db *store.DB, clk *clock) {
 	mustCreate(t, db, newDevice("dev-01"))
 	clk.Set(t0.Add(time.Hour))
-	inTx(t, db, func(tx *store.Tx) error { return tx.TouchDevice(t.Context(), "dev-01", "198.51.100.7:5000") })
+	inTx(t, db, func(tx *store.Tx) error { return tx.TouchDevice(t.Context(), "dev-01", "198.51.100.7:5000", 0) })
 
 	got := mustDevice(t, db, "dev-01")
 	if !got.LastSeen.Equal(at(time.Hour)) {
@@ -459,6 +459,22 @@ func testTouchDevice(t *testing.T, db *store.DB, clk *clock) {
 	}
 	if !got.FirstSeen.Equal(at(0)) {
 		t.Errorf("FirstSeen = %v, want unchanged %v", got.FirstSeen, at(0))
+	}
+
+	// Within the interval from the same address nothing is written.
+	clk.Set(t0.Add(time.Hour + 30*time.Second))
+	inTx(t, db, func(tx *store.Tx) error {
+		return tx.TouchDevice(t.Context(), "dev-01", "198.51.100.7:5000", time.Minute)
+	})
+	if got := mustDevice(t, db, "dev-01"); !got.LastSeen.Equal(at(time.Hour)) {
+		t.Errorf("LastSeen = %v, want unchanged %v within the interval", got.LastSeen, at(time.Hour))
+	}
+	clk.Set(t0.Add(2 * time.Hour))
+	inTx(t, db, func(tx *store.Tx) error {
+		return tx.TouchDevice(t.Context(), "dev-01", "198.51.100.7:5000", time.Minute)
+	})
+	if got := mustDevice(t, db, "dev-01"); !got.LastSeen.Equal(at(2 * time.Hour)) {
+		t.Errorf("LastSeen = %v, want %v after the interval", got.LastSeen, at(2*time.Hour))
 	}
 }
 
