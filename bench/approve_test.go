@@ -1,0 +1,197 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"gatehouse"
+	"gatehouse/agent"
+	"gatehouse/provision"
+	"gatehouse/server"
+	"gatehouse/simulate"
+	"gatehouse/store"
+)
+
+const gateways = 200
+
+// BenchmarkApproveToBundle measures, over 200 real agents, the time from an
+// approve call returning to the agent holding its bundle on disk, with
+// zero-latency simulated backends. The baseline is the same run with no
+// backends, where approval releases the bundle at once: the ratio is what
+// the durable provisioning jobs add on top of the long poll itself.
+func BenchmarkApproveToBundle(b *testing.B) {
+	for b.Loop() {
+		base := runFleet(b, gatehouse.Backends{})
+		full := runFleet(b, simulatedBackends(b))
+		report(b, "baseline (no backends)", base)
+		report(b, "mender+dps+vault", full)
+		ratio := float64(pct(full, 99)) / float64(pct(base, 99))
+		fmt.Printf("p99 ratio to baseline: %.2fx (target: p99 < 1s with backends)\n", ratio)
+		b.ReportMetric(float64(pct(full, 50).Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(pct(full, 99).Microseconds())/1000, "p99-ms")
+		b.ReportMetric(ratio, "p99-ratio")
+	}
+}
+
+func simulatedBackends(b *testing.B) gatehouse.Backends {
+	pki, err := simulate.NewPKI()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return gatehouse.Backends{Mender: simulate.NewMender(), DPS: simulate.NewDPS(""), PKI: pki}
+}
+
+func report(b *testing.B, label string, d []time.Duration) {
+	fmt.Printf("%-24s n=%d  p50=%-8v p90=%-8v p99=%-8v max=%v\n", label, len(d),
+		pct(d, 50).Round(time.Microsecond*100), pct(d, 90).Round(time.Microsecond*100),
+		pct(d, 99).Round(time.Microsecond*100), pct(d, 100).Round(time.Microsecond*100))
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[max(i-1, 0)]
+}
+
+// fleet is one server and its token.
+type fleet struct {
+	url, token string
+	svc        *provision.Service
+}
+
+func runFleet(b *testing.B, backends gatehouse.Backends) []time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	f, stop := startServer(b, ctx, backends)
+	defer stop()
+	dir := b.TempDir()
+	done := make([]chan time.Time, gateways)
+	var wg sync.WaitGroup
+	for i := range gateways {
+		done[i] = make(chan time.Time, 1)
+		cfg := agentConfig(b, f.url, dir, i)
+		wg.Go(func() {
+			if _, err := agent.Run(ctx, cfg); err != nil {
+				b.Errorf("agent %d: %v", i, err)
+			}
+			done[i] <- time.Now()
+		})
+	}
+	ids := waitPending(b, ctx, f.svc)
+	approved := make(map[string]time.Time, gateways)
+	for i, id := range ids {
+		approve(b, f, id, fmt.Sprintf("gw-%03d", i))
+		approved[id] = time.Now()
+	}
+	wg.Wait()
+	return latencies(b, ctx, f.svc, dir, approved, done)
+}
+
+func startServer(b *testing.B, ctx context.Context, backends gatehouse.Backends) (*fleet, func()) {
+	db, err := store.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := provision.New(db, provision.Config{Backends: backends})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := server.New(svc)
+	srv.Addr = "127.0.0.1:0"
+	if err := svc.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Open(); err != nil {
+		b.Fatal(err)
+	}
+	token, _, err := svc.CreateToken(ctx, "bench", gatehouse.RoleOperator)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &fleet{url: srv.URL(), token: token, svc: svc}, func() {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Close(c)
+		svc.Stop(c)
+		db.Close()
+	}
+}
+
+func agentConfig(b *testing.B, url, dir string, i int) agent.Config {
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	keyPath := filepath.Join(dir, fmt.Sprintf("key-%d.pem", i))
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return agent.Config{
+		Server: url, KeyPath: keyPath, OutDir: filepath.Join(dir, fmt.Sprintf("out-%d", i)),
+		MAC: fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff), RestartCommands: []string{},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+func waitPending(b *testing.B, ctx context.Context, svc *provision.Service) []string {
+	for ctx.Err() == nil {
+		l, err := svc.ListDevices(ctx, provision.ListFilter{State: gatehouse.StatePending, Limit: gateways})
+		if err == nil && l.Total == gateways {
+			ids := make([]string, 0, gateways)
+			for _, d := range l.Devices {
+				ids = append(ids, d.ID)
+			}
+			return ids
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.Fatal("gateways never all enrolled")
+	return nil
+}
+
+func approve(b *testing.B, f *fleet, id, name string) {
+	body, _ := json.Marshal(map[string]string{"name": name})
+	req, _ := http.NewRequest("POST", f.url+"/api/v1/devices/"+id+"/approve", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b.Fatalf("approve %s: %s", id, resp.Status)
+	}
+}
+
+// latencies pairs each agent's finish with its device's approval time.
+func latencies(b *testing.B, ctx context.Context, svc *provision.Service, dir string, approved map[string]time.Time, done []chan time.Time) []time.Duration {
+	out := make([]time.Duration, 0, gateways)
+	for i := range gateways {
+		finished := <-done[i]
+		name, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("out-%d", i), "device-name"))
+		if err != nil {
+			b.Fatalf("agent %d wrote no device-name: %v", i, err)
+		}
+		d, err := svc.ListDevices(ctx, provision.ListFilter{Search: string(bytes.TrimSpace(name)), Limit: 1})
+		if err != nil || d.Total != 1 {
+			b.Fatalf("device named %s: %v", name, err)
+		}
+		out = append(out, finished.Sub(approved[d.Devices[0].ID]))
+	}
+	return out
+}
