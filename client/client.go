@@ -1,0 +1,200 @@
+// Package client is the Go client of gatehouse's operator REST API, used by
+// the CLI, by automation and by tests.
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"gatehouse"
+)
+
+// DefaultTimeout bounds each API call unless WithTimeout says otherwise.
+const DefaultTimeout = 30 * time.Second
+
+// maxResponse bounds what is read from the server; a full page of 1000
+// devices is well under a few MiB.
+const maxResponse = 32 << 20
+
+// Client talks to one gatehouse server with one API token.
+type Client struct {
+	base      string // scheme://host[/prefix], no trailing slash
+	token     string
+	http      *http.Client
+	timeout   time.Duration
+	userAgent string
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sends requests through h (proxies, TLS settings, tests).
+func WithHTTPClient(h *http.Client) Option {
+	return func(c *Client) { c.http = h }
+}
+
+// WithUserAgent replaces the default "gatehouse-cli/<version>" User-Agent.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) { c.userAgent = ua }
+}
+
+// WithTimeout bounds each call; 0 leaves only the caller's context.
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) { c.timeout = d }
+}
+
+// New returns a client of the server at baseURL, e.g. "https://gatehouse.example.com"
+// (a path prefix is kept, for servers behind a reverse proxy).
+func New(baseURL, token string, opts ...Option) (*Client, error) {
+	base, err := parseBase(baseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkToken(token); err != nil {
+		return nil, err
+	}
+	c := &Client{
+		base:      base,
+		token:     token,
+		http:      http.DefaultClient,
+		timeout:   DefaultTimeout,
+		userAgent: "gatehouse-cli/" + version(),
+	}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c, nil
+}
+
+func parseBase(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "", fmt.Errorf("invalid server URL %q: %w", raw, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("invalid server URL %q: want http(s)://host[:port]", raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("invalid server URL %q: no credentials, query or fragment allowed", u.Redacted())
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// checkToken refuses what net/http would refuse later with a puzzling
+// error. The token itself is never part of a message.
+func checkToken(token string) error {
+	if token == "" {
+		return gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "missing API token")
+	}
+	for _, r := range token {
+		if r <= ' ' || r == 0x7f {
+			return gatehouse.Errorf(gatehouse.EINVALID, "API token contains spaces or control characters")
+		}
+	}
+	return nil
+}
+
+// version is the module version the binary was built from, so the server's
+// logs tell CLI releases apart.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// ListOptions selects a page of devices; zero values mean "server default".
+type ListOptions struct {
+	State  gatehouse.State
+	Search string
+	Limit  int
+	Offset int
+}
+
+// DeviceList is one page of devices and how many match in all.
+type DeviceList struct {
+	Devices []*gatehouse.Device `json:"devices"`
+	Total   int                 `json:"total"`
+}
+
+// ListDevices returns a page of devices, newest first.
+func (c *Client) ListDevices(ctx context.Context, opts ListOptions) (*DeviceList, error) {
+	q := url.Values{}
+	setParam(q, "state", string(opts.State))
+	setParam(q, "q", opts.Search)
+	if opts.Limit != 0 {
+		q.Set("limit", strconv.Itoa(opts.Limit))
+	}
+	if opts.Offset != 0 {
+		q.Set("offset", strconv.Itoa(opts.Offset))
+	}
+	var out DeviceList
+	if err := c.do(ctx, http.MethodGet, "/api/v1/devices", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func setParam(q url.Values, key, value string) {
+	if value != "" {
+		q.Set(key, value)
+	}
+}
+
+// Device returns one device with its provisioning steps.
+func (c *Client) Device(ctx context.Context, id string) (*gatehouse.Device, error) {
+	return c.deviceCall(ctx, http.MethodGet, id, "", nil)
+}
+
+// Events returns a device's timeline, oldest first.
+func (c *Client) Events(ctx context.Context, id string) ([]gatehouse.Event, error) {
+	p, err := devicePath(id, "/events")
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Events []gatehouse.Event `json:"events"`
+	}
+	if err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Events, nil
+}
+
+// Approve names a pending device and starts its provisioning.
+func (c *Client) Approve(ctx context.Context, id, name string) (*gatehouse.Device, error) {
+	return c.deviceCall(ctx, http.MethodPost, id, "/approve", map[string]string{"name": name})
+}
+
+// Dismiss refuses a pending device.
+func (c *Client) Dismiss(ctx context.Context, id string) (*gatehouse.Device, error) {
+	return c.deviceCall(ctx, http.MethodPost, id, "/dismiss", nil)
+}
+
+func (c *Client) deviceCall(ctx context.Context, method, id, suffix string, in any) (*gatehouse.Device, error) {
+	p, err := devicePath(id, suffix)
+	if err != nil {
+		return nil, err
+	}
+	var d gatehouse.Device
+	if err := c.do(ctx, method, p, nil, in, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// devicePath escapes id as one path segment. Dots are escaped too, since a
+// bare "." or ".." segment would be resolved away and hit another route.
+func devicePath(id, suffix string) (string, error) {
+	if id == "" {
+		return "", gatehouse.Errorf(gatehouse.EINVALID, "device ID is required")
+	}
+	seg := strings.ReplaceAll(url.PathEscape(id), ".", "%2E")
+	return "/api/v1/devices/" + seg + suffix, nil
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"gatehouse"
+	"gatehouse/agent"
+	"gatehouse/provision"
+)
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("gateways", 3, "how many simulated gateways enroll")
+	listen := fs.String("listen", "127.0.0.1:8080", "listen address")
+	dbPath := fs.String("db", "", "database file to keep (default: a temporary one, deleted on exit)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *n < 0 || *n > 10000 {
+		fmt.Fprintln(stderr, "gatehouse: --gateways must be 0-10000")
+		return 2
+	}
+	if err := demo(ctx, *n, *listen, *dbPath, stdout, newLogger(stderr)); err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 1
+	}
+	return 0
+}
+
+func demo(ctx context.Context, gateways int, listen, dbPath string, stdout io.Writer, log *slog.Logger) error {
+	dir, err := os.MkdirTemp("", "gatehouse-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if dbPath == "" {
+		dbPath = filepath.Join(dir, "gatehouse.db")
+	}
+	backends, err := simulatedBackends()
+	if err != nil {
+		return err
+	}
+	a, err := startApp(ctx, appConfig{Listen: listen, DB: dbPath, Backends: backends, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	token, _, err := a.svc.CreateToken(ctx, "demo-admin", gatehouse.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if err := startGateways(ctx, &wg, gateways, a.server.URL(), dir, log); err != nil {
+		return err
+	}
+	waitPending(ctx, a.svc, gateways)
+	printDemo(stdout, a.server.URL(), token, dbPath)
+	<-ctx.Done()
+	log.Info("demo stopping")
+	return nil
+}
+
+// startGateways runs n real agents, each with its own key, against url.
+func startGateways(ctx context.Context, wg *sync.WaitGroup, n int, url, dir string, log *slog.Logger) error {
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("sim-%d", i)
+		keyPath := filepath.Join(dir, name, "mender-agent.pem")
+		if err := writeDemoKey(keyPath, i); err != nil {
+			return err
+		}
+		cfg := agent.Config{
+			Server: url, KeyPath: keyPath, OutDir: filepath.Join(dir, name, "out"),
+			MAC: demoMAC(i), RestartCommands: []string{}, AgentVersion: "demo",
+			Logger: log.With("gateway", name),
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runDemoGateway(ctx, cfg)
+		}()
+	}
+	return nil
+}
+
+func runDemoGateway(ctx context.Context, cfg agent.Config) {
+	res, err := agent.Run(ctx, cfg)
+	switch {
+	case err == nil:
+		cfg.Logger.Info("simulated gateway holds its credentials", "name", res.Name, "files", filepath.Dir(res.Files[0]))
+	case ctx.Err() == nil:
+		cfg.Logger.Info("simulated gateway stopped", "reason", err)
+	}
+}
+
+// writeDemoKey writes the kinds of key real Mender clients make: RSA 3072
+// (PKCS#1, Mender 3.x/4.x), Ed25519 (PKCS#8, Mender 5.x) and ECDSA P-256.
+func writeDemoKey(path string, i int) error {
+	var block *pem.Block
+	switch i % 3 {
+	case 1:
+		_, k, _ := ed25519.GenerateKey(rand.Reader)
+		der, _ := x509.MarshalPKCS8PrivateKey(k)
+		block = &pem.Block{Type: "PRIVATE KEY", Bytes: der}
+	case 2:
+		k, err := rsa.GenerateKey(rand.Reader, 3072)
+		if err != nil {
+			return err
+		}
+		block = &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}
+	default:
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		der, _ := x509.MarshalECPrivateKey(k)
+		block = &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, pem.EncodeToMemory(block), 0o600)
+}
+
+// demoMAC is a locally administered unicast address, so it cannot clash
+// with a real vendor's.
+func demoMAC(i int) string {
+	return net.HardwareAddr{0x02, 0x67, 0x68, byte(i >> 16), byte(i >> 8), byte(i)}.String()
+}
+
+// waitPending gives the gateways a moment to enroll, so the first 'devices
+// list' a newcomer runs already shows them.
+func waitPending(ctx context.Context, svc *provision.Service, n int) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		l, err := svc.ListDevices(ctx, provision.ListFilter{State: gatehouse.StatePending, Limit: 1})
+		if err == nil && l.Total >= n {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func printDemo(w io.Writer, url, token, dbPath string) {
+	fmt.Fprintf(w, `
+gatehouse demo is running, with simulated Mender, Azure DPS and Vault backends
+and simulated gateways waiting for approval.
+
+  Server:       %s
+  Admin token:  %s
+  Database:     %s
+
+In another shell:
+
+  export GATEHOUSE_SERVER=%s
+  export GATEHOUSE_TOKEN=%s
+  go run ./cmd/gatehouse devices list
+  go run ./cmd/gatehouse devices approve ID --name gw-01
+  go run ./cmd/gatehouse devices show ID
+  go run ./cmd/gatehouse devices dismiss ID
+
+Press Ctrl-C to stop.
+`, url, token, dbPath, url, token)
+}

@@ -1,0 +1,67 @@
+// Command gatehouse is the gatehouse server, its demo, and the operator CLI.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `gatehouse provisions edge gateways: enroll, approve, provision, deliver credentials.
+
+Usage:
+  gatehouse serve [--listen ADDR] [--db PATH] [--simulate-backends]
+  gatehouse demo [--gateways N] [--listen ADDR]
+  gatehouse devices list|show|approve|dismiss ...   (talks to a server; see 'gatehouse devices')
+  gatehouse tokens create --db PATH --name NAME [--role admin|operator|viewer]
+  gatehouse version
+
+Run 'gatehouse COMMAND --help' for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: tests call it with their own streams.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr, getenv)
+	case "demo":
+		return runDemo(ctx, args[1:], stdout, stderr, getenv)
+	case "devices":
+		return runDevices(ctx, args[1:], stdout, stderr, getenv)
+	case "tokens":
+		return runTokens(ctx, args[1:], stdout, stderr, getenv)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "gatehouse", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// envOr returns the environment value of key, or def when it is unset.
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
