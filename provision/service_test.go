@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,7 +84,7 @@ type gateway struct {
 	mac string
 }
 
-var macCounter = 0
+var macCounter atomic.Int32
 
 func newGateway(t *testing.T) *gateway {
 	t.Helper()
@@ -95,11 +96,11 @@ func newGateway(t *testing.T) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	macCounter++
+	n := macCounter.Add(1)
 	return &gateway{
 		key: k,
 		sig: &protocol.Signed{PublicKey: spki, Fingerprint: protocol.Fingerprint(spki), KeyType: protocol.KeyEd25519},
-		mac: fmt.Sprintf("02:00:00:00:%02x:%02x", macCounter>>8, macCounter&0xff),
+		mac: fmt.Sprintf("02:00:00:00:%02x:%02x", n>>8, n&0xff),
 	}
 }
 
