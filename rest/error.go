@@ -1,0 +1,113 @@
+package rest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error is a failed call: a status the service answered, or a transport
+// failure (Status 0).
+type Error struct {
+	Service    string
+	Method     string
+	Path       string
+	Status     int
+	Message    string        // the service's own error text, shortened
+	RetryAfter time.Duration // from the Retry-After header, if any
+	Err        error         // the transport error, if any
+	transient  bool
+}
+
+func (e *Error) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("%s: %s %s: %v", e.Service, e.Method, e.Path, e.Err)
+	}
+	msg := fmt.Sprintf("%s: %s %s: %d %s", e.Service, e.Method, e.Path, e.Status, http.StatusText(e.Status))
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// StatusOf returns the HTTP status of a failed call, or 0.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+func (c *Client) statusError(req Request, resp *http.Response, body []byte) *Error {
+	s := resp.StatusCode
+	return &Error{
+		Service: c.Service, Method: req.Method, Path: pathOnly(req.Path), Status: s,
+		Message:    errorText(body),
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		transient:  s == http.StatusTooManyRequests || s == http.StatusRequestTimeout || s >= 500,
+	}
+}
+
+// errorText pulls a readable message out of the error bodies these services
+// send ({"error":...}, {"message":...}, {"errors":[...]}), else a short excerpt.
+func errorText(body []byte) string {
+	var m struct {
+		Error   any      `json:"error"`
+		Message string   `json:"message"`
+		Errors  []string `json:"errors"`
+	}
+	if json.Unmarshal(body, &m) == nil {
+		switch {
+		case m.Message != "":
+			return shorten(m.Message)
+		case len(m.Errors) > 0:
+			return shorten(strings.Join(m.Errors, "; "))
+		case m.Error != nil:
+			return shorten(fmt.Sprint(m.Error))
+		}
+	}
+	return shorten(strings.TrimSpace(string(body)))
+}
+
+func shorten(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 300 {
+		return s[:300] + "..."
+	}
+	return s
+}
+
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// retryable says whether err may pass on a later attempt, and how long the
+// service asked us to wait.
+func retryable(err error) (time.Duration, bool) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return 0, false
+	}
+	return e.RetryAfter, e.transient
+}

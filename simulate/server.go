@@ -1,0 +1,168 @@
+package simulate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Server runs one simulated service over HTTP on a loopback port.
+type Server struct {
+	// URL is the base URL, e.g. http://127.0.0.1:41234.
+	URL string
+	// Faults injects HTTP-level trouble into every request.
+	Faults *HTTPFaults
+
+	srv *http.Server
+}
+
+// serve starts h on a free loopback port, behind the fault injector.
+func serve(h http.Handler) (*Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("simulate: listen: %w", err)
+	}
+	s := &Server{URL: "http://" + ln.Addr().String(), Faults: &HTTPFaults{}}
+	s.srv = &http.Server{Handler: s.Faults.Wrap(h), ReadHeaderTimeout: 10 * time.Second}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+// Close stops the server, cutting off requests held by Hang.
+func (s *Server) Close() error {
+	s.Faults.release()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return s.srv.Close()
+}
+
+// HTTPFaults makes a simulated service slow or failing the way real ones
+// are: latency, 429 with or without Retry-After, 5xx, and requests that
+// hang until the client gives up. Faulted requests never reach the service,
+// so they change no state. Safe for concurrent use; the zero value injects
+// nothing.
+type HTTPFaults struct {
+	mu         sync.Mutex
+	latency    time.Duration
+	failNext   int
+	failStatus int
+	retryAfter time.Duration
+	failRate   float64
+	rateCodes  []int
+	hangNext   int
+	hung       chan struct{}
+	requests   int
+}
+
+// SetLatency delays every request by d.
+func (f *HTTPFaults) SetLatency(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.latency = d
+}
+
+// FailNext answers the next n requests with status (e.g. 429 or 503) and, if
+// retryAfter > 0, a Retry-After header in whole seconds.
+func (f *HTTPFaults) FailNext(n, status int, retryAfter time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failNext, f.failStatus, f.retryAfter = n, status, retryAfter
+}
+
+// SetFailRate answers a random fraction p of requests with one of statuses
+// (default 429 and 500). 0 turns it off.
+func (f *HTTPFaults) SetFailRate(p float64, statuses ...int) {
+	if len(statuses) == 0 {
+		statuses = []int{http.StatusTooManyRequests, http.StatusInternalServerError}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failRate, f.rateCodes = p, statuses
+}
+
+// HangNext holds the next n requests without answering until the client
+// gives up (or the server closes): a timeout, as the client sees it.
+func (f *HTTPFaults) HangNext(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hangNext = n
+	if f.hung == nil {
+		f.hung = make(chan struct{})
+	}
+}
+
+// Requests counts every request the server received, faulted or not.
+func (f *HTTPFaults) Requests() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests
+}
+
+func (f *HTTPFaults) release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hung != nil {
+		close(f.hung)
+		f.hung = nil
+	}
+}
+
+// fault decides what happens to one request.
+type fault struct {
+	latency    time.Duration
+	status     int
+	retryAfter time.Duration
+	hang       chan struct{}
+}
+
+func (f *HTTPFaults) next() fault {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests++
+	out := fault{latency: f.latency}
+	switch {
+	case f.hangNext > 0:
+		f.hangNext--
+		out.hang = f.hung
+	case f.failNext > 0:
+		f.failNext--
+		out.status, out.retryAfter = f.failStatus, f.retryAfter
+	case f.failRate > 0 && rand.Float64() < f.failRate:
+		out.status = f.rateCodes[rand.IntN(len(f.rateCodes))]
+	}
+	return out
+}
+
+// Wrap puts the faults in front of h.
+func (f *HTTPFaults) Wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ft := f.next()
+		if wait(r.Context(), nil, ft.latency) != nil {
+			return
+		}
+		if ft.hang != nil {
+			select {
+			case <-ft.hang:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		if ft.status != 0 {
+			if ft.retryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(ft.retryAfter.Round(time.Second)/time.Second)))
+			}
+			http.Error(w, `{"message":"simulated fault"}`, ft.status)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
