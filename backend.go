@@ -2,6 +2,7 @@ package gatehouse
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 )
 
@@ -17,6 +18,7 @@ type MenderDevice struct {
 	ID           string
 	IdentityData map[string]string
 	PublicKeys   []string // PEM "PUBLIC KEY" blocks of the device's auth sets
+	Status       string
 }
 
 // Mender is the part of Mender's management API provisioning needs.
@@ -25,8 +27,13 @@ type Mender interface {
 	// returns Mender's device id. If the identity is already known it returns
 	// the existing device and an error wrapping ErrBackendExists.
 	Preauthorize(ctx context.Context, identity map[string]string, publicKeyPEM string) (MenderDevice, error)
-	// SetTag sets one inventory tag on a device.
+	// SetTag sets (upserts) one inventory tag on a device.
 	SetTag(ctx context.Context, deviceID, name, value string) error
+	// FindByTag returns the ids of devices whose inventory tag name equals value.
+	FindByTag(ctx context.Context, name, value string) ([]string, error)
+	// Decommission removes a device and its auth sets; an unknown device is
+	// an error wrapping ErrBackendNotFound.
+	Decommission(ctx context.Context, deviceID string) error
 }
 
 // Enrollment is an Azure DPS individual enrollment with symmetric-key
@@ -37,6 +44,16 @@ type Enrollment struct {
 	IoTEdge        bool
 	PrimaryKey     string
 	SecondaryKey   string
+	ETag           string
+}
+
+// Registration is where DPS has assigned a device that registered.
+type Registration struct {
+	RegistrationID string
+	Status         string // unassigned, assigning, assigned, failed, disabled
+	AssignedHub    string // IoT Hub host name, once assigned
+	DeviceID       string
+	ErrorMessage   string
 }
 
 // DPS is the part of Azure DPS's service API provisioning needs.
@@ -45,12 +62,39 @@ type DPS interface {
 	IDScope() string
 	// GetEnrollment returns an enrollment, or an error wrapping ErrBackendNotFound.
 	GetEnrollment(ctx context.Context, registrationID string) (Enrollment, error)
-	// CreateEnrollment creates an enrollment; an existing one under the same
-	// registration id is an error wrapping ErrBackendExists.
+	// CreateEnrollment creates an enrollment, or replaces one with the same
+	// registration id (DPS's create-or-update), and returns what DPS stored.
 	CreateEnrollment(ctx context.Context, e Enrollment) (Enrollment, error)
+	// DeleteEnrollment deletes an enrollment; absent is ErrBackendNotFound.
+	DeleteEnrollment(ctx context.Context, registrationID string) error
+	// Registration returns a device's registration state, or an error
+	// wrapping ErrBackendNotFound before the device has registered.
+	Registration(ctx context.Context, registrationID string) (Registration, error)
 }
 
-// Certificate is a certificate issued by the PKI, with the key it was issued for.
+// HubDevice is a device identity in an IoT Hub.
+type HubDevice struct {
+	DeviceID        string
+	Status          string
+	ConnectionState string
+	IoTEdge         bool
+}
+
+// IoTHub is the part of the IoT Hub service API gatehouse needs, over every
+// hub it holds credentials for, addressed by host name.
+type IoTHub interface {
+	// Hubs lists the host names gatehouse holds credentials for.
+	Hubs() []string
+	// GetDevice returns a device, or an error wrapping ErrBackendNotFound.
+	GetDevice(ctx context.Context, hub, deviceID string) (HubDevice, error)
+	// DeleteDevice deletes a device identity.
+	DeleteDevice(ctx context.Context, hub, deviceID string) error
+	// ApplyConfiguration sets an edge device's modules (applyConfigurationContent).
+	ApplyConfiguration(ctx context.Context, hub, deviceID string, content json.RawMessage) error
+}
+
+// Certificate is a certificate issued by the PKI. PrivateKeyPEM is empty when
+// the PKI signed a CSR: the key never left the device.
 type Certificate struct {
 	Serial         string
 	CertificatePEM string
@@ -62,6 +106,10 @@ type Certificate struct {
 type PKI interface {
 	// Issue issues a certificate with a new key pair for the common name.
 	Issue(ctx context.Context, commonName string) (Certificate, error)
+	// Sign signs a device's CSR (PEM) for the common name.
+	Sign(ctx context.Context, commonName, csrPEM string) (Certificate, error)
+	// Revoke revokes a certificate by its serial (colon-separated hex).
+	Revoke(ctx context.Context, serial string) error
 }
 
 // Backends are the services a gateway is provisioned into. A nil field means
@@ -69,5 +117,9 @@ type PKI interface {
 type Backends struct {
 	Mender Mender
 	DPS    DPS
+	IoTHub IoTHub
 	PKI    PKI
+	// PKISign makes the Vault step sign the agent's CSR instead of issuing a
+	// key pair, so the certificate's key never leaves the gateway.
+	PKISign bool
 }

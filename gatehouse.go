@@ -66,6 +66,7 @@ type DeviceKey struct {
 	KeyType     string
 	PublicKey   []byte
 	SealKey     []byte
+	CSR         string // PEM, for a PKI that signs the agent's own key
 }
 
 // StepName names one backend's provisioning step.

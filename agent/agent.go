@@ -107,6 +107,7 @@ func (s *session) enroll(ctx context.Context) (*protocol.Status, error) {
 	req := protocol.EnrollRequest{
 		MAC:          s.mac,
 		SealKey:      s.id.sealKey.PublicKey().Bytes(),
+		CSR:          s.id.csr,
 		Hostname:     host,
 		AgentVersion: s.cfg.AgentVersion,
 	}
@@ -257,7 +258,7 @@ func refusalHint(se *ServerError) string {
 
 // install writes the bundle, confirms receipt and restarts the services.
 func (s *session) install(ctx context.Context, st *protocol.Status) (*Result, error) {
-	files, err := bundleFiles(st.Bundle, s.id.sealKey)
+	files, err := bundleFiles(st.Bundle, s.id)
 	if err != nil {
 		return nil, fmt.Errorf("credentials for %s: %w", st.Bundle.Name, err)
 	}

@@ -533,12 +533,8 @@ func TestRunCancelled(t *testing.T) {
 }
 
 func TestBundleWithoutOptionalBackends(t *testing.T) {
-	_, key := writeKey(t, "ed25519")
-	sealKey, err := protocol.DeriveSealKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := bundleFiles(&protocol.Bundle{Name: "gw-02"}, sealKey)
+	id := testIdentity(t, "ed25519")
+	files, err := bundleFiles(&protocol.Bundle{Name: "gw-02"}, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,22 +545,22 @@ func TestBundleWithoutOptionalBackends(t *testing.T) {
 		{Name: "Bad Name"},
 		{Name: "gw-03", DPSIDScope: "0ne00"}, // DPS without its key
 		{Name: "gw-04", Sealed: map[string][]byte{protocol.FieldPrivateKey: []byte("not sealed")}},
+		{Name: "gw-05", Certificate: "not a certificate"}, // sign mode, nothing to check the key against
 	} {
-		if _, err := bundleFiles(b, sealKey); err == nil {
+		if _, err := bundleFiles(b, id); err == nil {
 			t.Errorf("bundle %+v accepted", b)
 		}
 	}
 }
 
 func TestEnvRejectsUnsafeValues(t *testing.T) {
-	_, key := writeKey(t, "ed25519")
-	sealKey, _ := protocol.DeriveSealKey(key)
-	ct, err := protocol.Seal(sealKey.PublicKey().Bytes(), protocol.FieldDPSPrimaryKey, []byte("abc\nEVIL=1"))
+	id := testIdentity(t, "ed25519")
+	ct, err := protocol.Seal(id.sealKey.PublicKey().Bytes(), protocol.FieldDPSPrimaryKey, []byte("abc\nEVIL=1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := &protocol.Bundle{Name: "gw-05", DPSIDScope: "0ne00", Sealed: map[string][]byte{protocol.FieldDPSPrimaryKey: ct}}
-	_, err = bundleFiles(b, sealKey)
+	_, err = bundleFiles(b, id)
 	if err == nil || strings.Contains(err.Error(), "EVIL") {
 		t.Fatalf("err %v: want a refusal that does not echo the value", err)
 	}

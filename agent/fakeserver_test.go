@@ -3,7 +3,10 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,6 +36,7 @@ type fakeServer struct {
 	code        string
 	mac         string
 	sealKey     []byte
+	csrs        []string // every CSR enrolled, oldest first
 	state       string
 	name        string
 	reason      string
@@ -185,6 +189,10 @@ func (f *fakeServer) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		f.writeError(w, http.StatusBadRequest, "invalid", "bad mac or seal key")
 		return
 	}
+	if err := checkCSR(req.CSR); err != nil {
+		f.writeError(w, http.StatusBadRequest, "invalid", "csr: "+err.Error())
+		return
+	}
 	f.mu.Lock()
 	first := f.fingerprint == ""
 	if first || f.state == "" {
@@ -192,6 +200,7 @@ func (f *fakeServer) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		f.code = protocol.VerificationCode(signed.PublicKey)
 	}
 	f.mac, f.sealKey = req.MAC, req.SealKey
+	f.csrs = append(f.csrs, req.CSR)
 	f.mu.Unlock()
 	if first {
 		close(f.enrolled)
@@ -307,4 +316,29 @@ func (f *fakeServer) approveWhenEnrolled(t *testing.T, ctx context.Context, b *p
 		f.setState(string(gatehouse.StateProvisioning), b.Name, "")
 		f.provision(b, secrets)
 	}()
+}
+
+// checkCSR refuses what a PKI would refuse to sign: a request that does not
+// parse or whose signature does not verify.
+func checkCSR(s string) error {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return errors.New("not a PEM CERTIFICATE REQUEST")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return err
+	}
+	return csr.CheckSignature()
+}
+
+// lastCSR is the CSR of the latest enroll.
+func (f *fakeServer) lastCSR(t *testing.T) string {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.csrs) == 0 {
+		t.Fatal("agent has not enrolled")
+	}
+	return f.csrs[len(f.csrs)-1]
 }

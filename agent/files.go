@@ -2,7 +2,11 @@ package agent
 
 import (
 	"cmp"
+	"crypto/ecdsa"
 	"crypto/hpke"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,12 +35,12 @@ type outFile struct {
 // bundleFiles opens the sealed fields and lays the bundle out as files.
 // device-name comes last: its presence is what tells systemd (and people)
 // that the gateway is provisioned, so everything else must be on disk first.
-func bundleFiles(b *protocol.Bundle, sealKey hpke.PrivateKey) ([]outFile, error) {
+func bundleFiles(b *protocol.Bundle, id *identity) ([]outFile, error) {
 	if err := gatehouse.ValidateName(b.Name); err != nil {
 		return nil, fmt.Errorf("bundle name: %s", gatehouse.ErrorMessage(err))
 	}
 	var files []outFile
-	env, err := iotEdgeEnv(b, sealKey)
+	env, err := iotEdgeEnv(b, id.sealKey)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +50,7 @@ func bundleFiles(b *protocol.Bundle, sealKey hpke.PrivateKey) ([]outFile, error)
 	if b.Certificate != "" {
 		files = append(files, outFile{FileDeviceCert, []byte(b.Certificate), 0o644})
 	}
-	key, err := openField(b, sealKey, protocol.FieldPrivateKey)
+	key, err := certificateKey(b, id)
 	if err != nil {
 		return nil, err
 	}
@@ -57,6 +61,42 @@ func bundleFiles(b *protocol.Bundle, sealKey hpke.PrivateKey) ([]outFile, error)
 		files = append(files, outFile{FileCACert, []byte(b.CAChain), 0o644})
 	}
 	return append(files, outFile{FileDeviceName, []byte(b.Name + "\n"), 0o644}), nil
+}
+
+// certificateKey is the key for the bundle's certificate: sealed in the
+// bundle when the PKI generated it, or else, when the PKI signed our CSR,
+// the derived certificate key, written only if the certificate is for it.
+func certificateKey(b *protocol.Bundle, id *identity) ([]byte, error) {
+	key, err := openField(b, id.sealKey, protocol.FieldPrivateKey)
+	if err != nil || key != nil || b.Certificate == "" {
+		return key, err
+	}
+	if err := matchesKey(b.Certificate, &id.certKey.PublicKey); err != nil {
+		return nil, fmt.Errorf("certificate for %s: %w", b.Name, err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(id.certKey)
+	if err != nil {
+		return nil, fmt.Errorf("encode certificate key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// matchesKey refuses a certificate for some other key: written beside our
+// key it would make every TLS handshake fail, long after provisioning.
+func matchesKey(certPEM string, pub *ecdsa.PublicKey) error {
+	block, _ := pem.Decode([]byte(certPEM))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return errors.New("not a PEM CERTIFICATE")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("parse: %w", err)
+	}
+	if certPub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !certPub.Equal(pub) {
+		return errors.New("its public key does not match this gateway's certificate key " +
+			"(was it signed for another gateway's CSR?); bundle has no private key to use instead")
+	}
+	return nil
 }
 
 // openField decrypts one sealed field; nil when the bundle has none (that

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/hpke"
 	"errors"
 	"io/fs"
@@ -17,6 +18,8 @@ type identity struct {
 	fingerprint string
 	code        string          // verification code the operator compares
 	sealKey     hpke.PrivateKey // bundles are sealed to its public half
+	certKey     *ecdsa.PrivateKey
+	csr         string // PEM request for certKey, sent with every enroll
 }
 
 // loadIdentity reads the Mender device key. Its errors carry ExitKey and tell
@@ -48,11 +51,33 @@ func newIdentity(path string, key crypto.Signer) (*identity, error) {
 	if err != nil {
 		return nil, exitErrorf(ExitKey, "device key %s: derive seal key: %w", path, err)
 	}
+	certKey, csr, err := certRequest(key)
+	if err != nil {
+		return nil, exitErrorf(ExitKey, "device key %s: %w", path, err)
+	}
 	return &identity{
 		key:         key,
 		keyType:     protocol.KeyType(key.Public()),
 		fingerprint: protocol.Fingerprint(spki),
 		code:        protocol.VerificationCode(spki),
 		sealKey:     sealKey,
+		certKey:     certKey,
+		csr:         csr,
 	}, nil
+}
+
+// certRequest derives the certificate key and its CSR. Both follow from the
+// device key, so a server in sign mode gets the same request however often
+// the agent restarts, and the key to go with the certificate needs no file
+// of its own until the certificate arrives.
+func certRequest(key crypto.Signer) (*ecdsa.PrivateKey, string, error) {
+	certKey, err := protocol.DeriveCertKey(key)
+	if err != nil {
+		return nil, "", err
+	}
+	csr, err := protocol.CreateCSR(certKey)
+	if err != nil {
+		return nil, "", err
+	}
+	return certKey, csr, nil
 }

@@ -7,6 +7,9 @@ type EnrollRequest struct {
 	SealKey      []byte `json:"seal_key"`
 	Hostname     string `json:"hostname,omitempty"`
 	AgentVersion string `json:"agent_version,omitempty"`
+	// CSR (PEM) is signed by the PKI in "sign" mode, so the certificate's
+	// key never leaves the gateway.
+	CSR string `json:"csr,omitempty"`
 }
 
 // WaitRequest asks the server to answer once the device's state differs from

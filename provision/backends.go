@@ -86,19 +86,32 @@ func newSymmetricKey() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// vaultStep issues the device certificate. Its private key is sealed to the
-// device at once and never stored in clear.
-func vaultStep(ctx context.Context, pki gatehouse.PKI, in *stepInput) (*stepResult, error) {
-	c, err := pki.Issue(ctx, in.Device.Name)
+// vaultStep gets the device certificate: signed for the agent's own key in
+// sign mode, else issued with a new key that is sealed to the device at once
+// and never stored in clear.
+func vaultStep(ctx context.Context, pki gatehouse.PKI, sign bool, in *stepInput) (*stepResult, error) {
+	c, err := certificate(ctx, pki, sign, in)
 	if err != nil {
 		return nil, err
+	}
+	res := &stepResult{Output: map[string]string{outCertificate: c.CertificatePEM, outCAChain: c.CAChainPEM, outSerial: c.Serial}}
+	if c.PrivateKeyPEM == "" {
+		return res, nil
 	}
 	sealed, err := protocol.Seal(in.SealKey, protocol.FieldPrivateKey, []byte(c.PrivateKeyPEM))
 	if err != nil {
 		return nil, fmt.Errorf("vault: seal key for device: %w", err)
 	}
-	return &stepResult{
-		Output: map[string]string{outCertificate: c.CertificatePEM, outCAChain: c.CAChainPEM, outSerial: c.Serial},
-		Sealed: map[string][]byte{protocol.FieldPrivateKey: sealed},
-	}, nil
+	res.Sealed = map[string][]byte{protocol.FieldPrivateKey: sealed}
+	return res, nil
+}
+
+func certificate(ctx context.Context, pki gatehouse.PKI, sign bool, in *stepInput) (gatehouse.Certificate, error) {
+	if !sign {
+		return pki.Issue(ctx, in.Device.Name)
+	}
+	if in.Key.CSR == "" {
+		return gatehouse.Certificate{}, errors.New("vault: sign mode needs the agent's CSR, and this gateway's agent sent none; upgrade gatehouse-agent")
+	}
+	return pki.Sign(ctx, in.Device.Name, in.Key.CSR)
 }

@@ -19,11 +19,12 @@ func TestCrashBetweenStepsConverges(t *testing.T) {
 	t.Parallel()
 	tb := setup(t) // simulators and a first service we do not use for work
 	path := filepath.Join(t.TempDir(), "crash.db")
+	dpsGate, pkiGate := newGate(true), newGate(true)
 	cfg := fastConfig(tb.backends())
+	cfg.Backends.DPS = gatedDPS{DPS: tb.dps, gate: dpsGate}
+	cfg.Backends.PKI = gatedPKI{PKI: tb.pki, gate: pkiGate}
 	cfg.JobTimeout, cfg.RescueAfter = 500*time.Millisecond, time.Second
 
-	tb.dps.Block()
-	tb.pki.Block()
 	dbA := openDB(t, path)
 	a, err := provision.New(dbA, cfg)
 	if err != nil {
@@ -39,7 +40,7 @@ func TestCrashBetweenStepsConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStep(t, a, id, gatehouse.StepMender, gatehouse.StepSucceeded)
-	waitCalls(t, tb)
+	waitCalls(t, dpsGate, pkiGate)
 
 	// The crash: the database goes first, so runner A cannot record anything
 	// more; then its in-flight calls are cut off before the backends answer.
@@ -47,8 +48,8 @@ func TestCrashBetweenStepsConverges(t *testing.T) {
 	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	a.StopAndCancel(stopCtx)
 	cancel()
-	tb.dps.Unblock()
-	tb.pki.Unblock()
+	dpsGate.Open()
+	pkiGate.Open()
 
 	dbB := openDB(t, path)
 	b := startService(t, dbB, cfg)
@@ -83,11 +84,11 @@ func waitStep(t *testing.T, svc *provision.Service, id string, name gatehouse.St
 	t.Fatalf("step %s of %s never reached %s", name, id, want)
 }
 
-// waitCalls waits until the blocked DPS and Vault calls are in flight.
-func waitCalls(t *testing.T, tb *testBundle) {
+// waitCalls waits until the held DPS and Vault calls are in flight.
+func waitCalls(t *testing.T, gates ...*gate) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for tb.dps.Calls() == 0 || tb.pki.Calls() == 0 {
+	for gates[0].entered.Load() == 0 || gates[1].entered.Load() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("dps and vault steps never started")
 		}

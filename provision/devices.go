@@ -86,6 +86,12 @@ func (s *Service) Approve(ctx context.Context, actor, id, name string) (*gatehou
 	if err := gatehouse.ValidateName(name); err != nil {
 		return nil, err
 	}
+	if err := s.precheckApproval(ctx, id, name); err != nil {
+		return nil, err
+	}
+	if err := s.checkNameFree(ctx, name); err != nil {
+		return nil, err
+	}
 	steps := s.enabledSteps()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		d, err := tx.Device(ctx, id)
@@ -106,6 +112,18 @@ func (s *Service) Approve(ctx context.Context, actor, id, name string) (*gatehou
 	s.log.Info("device approved", "device", id, "name", name, "by", actor)
 	s.notify.Publish(id)
 	return s.Device(ctx, id)
+}
+
+// precheckApproval refuses what gatehouse alone can refuse before any
+// backend is asked about the name. The transaction checks again.
+func (s *Service) precheckApproval(ctx context.Context, id, name string) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		d, err := tx.Device(ctx, id)
+		if err != nil {
+			return err
+		}
+		return checkApprovable(ctx, tx, d, name)
+	})
 }
 
 func checkApprovable(ctx context.Context, tx *store.Tx, d *gatehouse.Device, name string) error {

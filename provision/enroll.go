@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/hpke"
+	"crypto/x509"
+	"encoding/pem"
 	"time"
 
 	"gatehouse"
@@ -24,11 +26,14 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 	if _, err := sealKEM.NewPublicKey(req.SealKey); err != nil {
 		return nil, gatehouse.Errorf(gatehouse.EINVALID, "seal_key is not an X25519 public key")
 	}
+	if err := checkCSR(req.CSR); err != nil {
+		return nil, err
+	}
 	var id string
 	var created bool
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		id, created, err = enrollTx(ctx, tx, sig, req.SealKey, mac, addr)
+		id, created, err = enrollTx(ctx, tx, sig, req, mac, addr)
 		return err
 	})
 	if err != nil {
@@ -41,11 +46,11 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 	return s.status(ctx, sig.Fingerprint)
 }
 
-func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, sealKey []byte, mac, addr string) (string, bool, error) {
+func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, req protocol.EnrollRequest, mac, addr string) (string, bool, error) {
 	k, err := tx.FindKey(ctx, sig.Fingerprint)
 	if err == nil {
-		if string(k.SealKey) != string(sealKey) {
-			if err := tx.UpdateSealKey(ctx, k.Fingerprint, sealKey); err != nil {
+		if string(k.SealKey) != string(req.SealKey) || k.CSR != req.CSR {
+			if err := tx.UpdateKeyRequest(ctx, k.Fingerprint, req.SealKey, req.CSR); err != nil {
 				return "", false, err
 			}
 		}
@@ -55,12 +60,32 @@ func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, sealKey [
 		return "", false, err
 	}
 	d := &gatehouse.Device{ID: newID(), State: gatehouse.StatePending, MAC: mac, Fingerprint: sig.Fingerprint, SourceAddr: addr}
-	key := gatehouse.DeviceKey{Fingerprint: sig.Fingerprint, KeyType: sig.KeyType, PublicKey: sig.PublicKey, SealKey: sealKey}
+	key := gatehouse.DeviceKey{Fingerprint: sig.Fingerprint, KeyType: sig.KeyType, PublicKey: sig.PublicKey,
+		SealKey: req.SealKey, CSR: req.CSR}
 	if err := tx.CreateDevice(ctx, d, key); err != nil {
 		return "", false, err
 	}
 	detail := "mac " + mac + ", " + sig.KeyType + " key " + sig.Fingerprint[:16] + ", from " + addr
 	return d.ID, true, tx.AddEvent(ctx, gatehouse.Event{DeviceID: d.ID, Kind: "enrolled", Detail: detail})
+}
+
+// checkCSR accepts no CSR, or one that parses and is signed by its own key.
+func checkCSR(csr string) error {
+	if csr == "" {
+		return nil
+	}
+	block, _ := pem.Decode([]byte(csr))
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return gatehouse.Errorf(gatehouse.EINVALID, "csr is not a PEM CERTIFICATE REQUEST")
+	}
+	req, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return gatehouse.Errorf(gatehouse.EINVALID, "csr does not parse")
+	}
+	if err := req.CheckSignature(); err != nil {
+		return gatehouse.Errorf(gatehouse.EINVALID, "csr signature does not verify")
+	}
+	return nil
 }
 
 // Wait answers as soon as the device's state differs from the one it last

@@ -3,6 +3,7 @@ package provision_test
 import (
 	"context"
 	"crypto/tls"
+	"path/filepath"
 	"testing"
 
 	"gatehouse"
@@ -176,7 +177,11 @@ func TestDismiss(t *testing.T) {
 func TestFailingStepIsShownAndRetried(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.dps.FailNext(3, nil)
+	flaky := newGate(false)
+	flaky.fails.Store(3)
+	cfg := fastConfig(tb.backends())
+	cfg.Backends.DPS = gatedDPS{DPS: tb.dps, gate: flaky}
+	tb.svc = startService(t, openDB(t, filepath.Join(t.TempDir(), "flaky.db")), cfg)
 	g := newGateway(t)
 	id := tb.enroll(t, g).DeviceID
 	if _, err := tb.svc.Approve(context.Background(), "op", id, "gw-01"); err != nil {

@@ -25,6 +25,7 @@ type testBundle struct {
 	mender *simulate.Mender
 	dps    *simulate.DPS
 	pki    *simulate.PKI
+	hub    *simulate.Hub
 }
 
 func fastConfig(b gatehouse.Backends) provision.Config {
@@ -40,14 +41,15 @@ func setup(t *testing.T) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := &testBundle{mender: simulate.NewMender(), dps: simulate.NewDPS("0ne00TEST"), pki: pki}
+	tb := &testBundle{mender: simulate.NewMender(), dps: simulate.NewDPS("0ne00TEST"), pki: pki,
+		hub: simulate.NewHub("hub-a.azure-devices.net", "hub-b.azure-devices.net")}
 	tb.db = openDB(t, filepath.Join(t.TempDir(), "gatehouse.db"))
 	tb.svc = startService(t, tb.db, fastConfig(tb.backends()))
 	return tb
 }
 
 func (tb *testBundle) backends() gatehouse.Backends {
-	return gatehouse.Backends{Mender: tb.mender, DPS: tb.dps, PKI: tb.pki}
+	return gatehouse.Backends{Mender: tb.mender, DPS: tb.dps, PKI: tb.pki, IoTHub: tb.hub}
 }
 
 func openDB(t *testing.T, path string) *store.DB {

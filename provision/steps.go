@@ -116,7 +116,7 @@ func (s *Service) callBackend(ctx context.Context, name gatehouse.StepName, in *
 	case name == gatehouse.StepDPS && b.DPS != nil:
 		return dpsStep(ctx, b.DPS, in)
 	case name == gatehouse.StepVault && b.PKI != nil:
-		return vaultStep(ctx, b.PKI, in)
+		return vaultStep(ctx, b.PKI, b.PKISign, in)
 	}
 	return nil, fmt.Errorf("%s: backend is not configured on this server", name)
 }

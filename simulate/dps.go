@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,21 +29,31 @@ var registrationIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9:._-]{0,126}[a-
 // deviceIDPattern is IoT Hub's device id rule.
 var deviceIDPattern = regexp.MustCompile(`^[A-Za-z0-9\-.%_*?!(),=@$':]{1,128}$`)
 
-// DPS simulates the individual-enrollment part of Azure DPS's service API.
-// It is safe for concurrent use.
+// DPS simulates the individual-enrollment part of Azure DPS's service API,
+// and the device side's registration. It is safe for concurrent use. Its
+// methods are the in-process API, subject to Faults; DPSServer serves the
+// same state over DPS's HTTP API.
 type DPS struct {
 	Faults
 
-	idScope     string
-	mu          sync.Mutex
-	enrollments map[string]*dpsEnrollment
-	order       []string // registration ids in creation order
+	// Hub, when set, gets the device identity when a registration is
+	// assigned, as a DPS linked to that IoT Hub would create it. Set it
+	// before the first Register.
+	Hub *Hub
+
+	idScope       string
+	mu            sync.Mutex
+	enrollments   map[string]*dpsEnrollment
+	order         []string // registration ids in creation order
+	registrations map[string]*dpsRegistration
+	assignDelay   time.Duration
 }
 
 type dpsEnrollment struct {
-	e       gatehouse.Enrollment
-	etag    string
-	created time.Time
+	e        gatehouse.Enrollment // e.ETag is the current etag
+	created  time.Time
+	updated  time.Time
+	disabled bool
 }
 
 // NewDPS returns an empty DPS with the given id scope (DefaultIDScope if "").
@@ -48,7 +61,11 @@ func NewDPS(idScope string) *DPS {
 	if idScope == "" {
 		idScope = DefaultIDScope
 	}
-	return &DPS{idScope: idScope, enrollments: make(map[string]*dpsEnrollment)}
+	return &DPS{
+		idScope:       idScope,
+		enrollments:   make(map[string]*dpsEnrollment),
+		registrations: make(map[string]*dpsRegistration),
+	}
 }
 
 // IDScope returns the scope devices register under.
@@ -66,13 +83,15 @@ func (d *DPS) GetEnrollment(ctx context.Context, registrationID string) (gatehou
 	defer d.mu.Unlock()
 	r, ok := d.enrollments[registrationID]
 	if !ok {
-		return gatehouse.Enrollment{}, fmt.Errorf("dps: 404 enrollment %q: %w", registrationID, gatehouse.ErrBackendNotFound)
+		return gatehouse.Enrollment{}, enrollmentNotFound(registrationID)
 	}
 	return r.e, nil
 }
 
-// CreateEnrollment answers like PUT /enrollments/{id} with If-None-Match: *,
-// so an existing enrollment is a conflict rather than overwritten.
+// CreateEnrollment answers like PUT /enrollments/{id}. Without e.ETag an
+// existing enrollment is a conflict rather than overwritten, so racing
+// creators cannot swap keys under each other; with e.ETag it replaces that
+// version only (If-Match), and a stale etag is a 412.
 func (d *DPS) CreateEnrollment(ctx context.Context, e gatehouse.Enrollment) (gatehouse.Enrollment, error) {
 	if err := d.enter(ctx, "dps"); err != nil {
 		return gatehouse.Enrollment{}, err
@@ -80,23 +99,74 @@ func (d *DPS) CreateEnrollment(ctx context.Context, e gatehouse.Enrollment) (gat
 	if err := validateEnrollment(e); err != nil {
 		return gatehouse.Enrollment{}, err
 	}
-	if err := d.create(e); err != nil {
+	stored, err := d.put(e, e.ETag, false, false)
+	if err != nil {
 		return gatehouse.Enrollment{}, err
 	}
 	if err := d.lose("dps"); err != nil {
 		return gatehouse.Enrollment{}, err
 	}
+	return stored, nil
+}
+
+// put stores e. ifMatch, if set, must match the current etag (RFC 7232: an
+// absent enrollment matches nothing). Without it an existing enrollment is
+// replaced only if overwrite is set, else it is a 409.
+func (d *DPS) put(e gatehouse.Enrollment, ifMatch string, overwrite, disabled bool) (gatehouse.Enrollment, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now().UTC()
+	cur, exists := d.enrollments[e.RegistrationID]
+	switch {
+	case ifMatch != "" && (!exists || !etagMatches(ifMatch, cur.e.ETag)):
+		return gatehouse.Enrollment{}, azErr("dps", http.StatusPreconditionFailed, 412001, nil,
+			"enrollment %q: etag does not match If-Match", e.RegistrationID)
+	case exists && ifMatch == "" && !overwrite:
+		return gatehouse.Enrollment{}, azErr("dps", http.StatusConflict, 409201, gatehouse.ErrBackendExists,
+			"conflict: enrollment %q", e.RegistrationID)
+	case !exists:
+		cur = &dpsEnrollment{created: now}
+		d.enrollments[e.RegistrationID] = cur
+		d.order = append(d.order, e.RegistrationID)
+	}
+	e.ETag = newETag()
+	cur.e, cur.updated, cur.disabled = e, now, disabled
 	return e, nil
 }
 
-func (d *DPS) create(e gatehouse.Enrollment) error {
+// DeleteEnrollment answers like DELETE /enrollments/{id}. The enrollment's
+// registration record goes with it; a hub identity stays, as in Azure.
+func (d *DPS) DeleteEnrollment(ctx context.Context, registrationID string) error {
+	if err := d.enter(ctx, "dps"); err != nil {
+		return err
+	}
+	if err := validateRegistrationID(registrationID); err != nil {
+		return err
+	}
+	if err := d.remove(registrationID, ""); err != nil {
+		return err
+	}
+	return d.lose("dps")
+}
+
+func (d *DPS) remove(registrationID, ifMatch string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.enrollments[e.RegistrationID]; ok {
-		return fmt.Errorf("dps: 409 conflict: enrollment %q: %w", e.RegistrationID, gatehouse.ErrBackendExists)
+	cur, ok := d.enrollments[registrationID]
+	if !ok {
+		return enrollmentNotFound(registrationID)
 	}
-	d.enrollments[e.RegistrationID] = &dpsEnrollment{e: e, etag: newETag(), created: time.Now().UTC()}
-	d.order = append(d.order, e.RegistrationID)
+	if ifMatch != "" && !etagMatches(ifMatch, cur.e.ETag) {
+		return azErr("dps", http.StatusPreconditionFailed, 412001, nil, "enrollment %q: etag does not match If-Match", registrationID)
+	}
+	delete(d.enrollments, registrationID)
+	delete(d.registrations, registrationID)
+	for i, id := range d.order {
+		if id == registrationID {
+			d.order = append(d.order[:i], d.order[i+1:]...)
+			break
+		}
+	}
 	return nil
 }
 
@@ -120,7 +190,7 @@ func (d *DPS) Meta(registrationID string) (etag string, created time.Time, ok bo
 	if !ok {
 		return "", time.Time{}, false
 	}
-	return r.etag, r.created, true
+	return r.e.ETag, r.created, true
 }
 
 // Len returns the number of enrollments.
@@ -130,9 +200,13 @@ func (d *DPS) Len() int {
 	return len(d.enrollments)
 }
 
+func enrollmentNotFound(registrationID string) error {
+	return azErr("dps", http.StatusNotFound, 404201, gatehouse.ErrBackendNotFound, "enrollment %q", registrationID)
+}
+
 func validateRegistrationID(id string) error {
 	if !registrationIDPattern.MatchString(id) {
-		return fmt.Errorf("dps: 400 invalid registration id %q", truncate(id, 140))
+		return azErr("dps", http.StatusBadRequest, 400004, nil, "invalid registration id %q", truncate(id, 140))
 	}
 	return nil
 }
@@ -144,7 +218,7 @@ func validateEnrollment(e gatehouse.Enrollment) error {
 		return err
 	}
 	if e.DeviceID != "" && !deviceIDPattern.MatchString(e.DeviceID) {
-		return fmt.Errorf("dps: 400 invalid device id %q", truncate(e.DeviceID, 140))
+		return azErr("dps", http.StatusBadRequest, 400004, nil, "invalid device id %q", truncate(e.DeviceID, 140))
 	}
 	if err := validateKey("primary", e.PrimaryKey); err != nil {
 		return err
@@ -155,9 +229,59 @@ func validateEnrollment(e gatehouse.Enrollment) error {
 func validateKey(which, key string) error {
 	b, err := base64.StdEncoding.DecodeString(key)
 	if err != nil || len(b) < 16 || len(b) > 64 {
-		return fmt.Errorf("dps: 400 invalid %s key: want base64 of 16 to 64 bytes", which)
+		return azErr("dps", http.StatusBadRequest, 400004, nil, "invalid %s key: want base64 of 16 to 64 bytes", which)
 	}
 	return nil
+}
+
+// azureError is a refusal as DPS or IoT Hub would answer it over HTTP: the
+// servers answer with its status and numeric error code, the in-process API
+// returns it as is.
+type azureError struct {
+	service string
+	status  int
+	code    int
+	msg     string
+	kind    error // a gatehouse sentinel, if any
+}
+
+func azErr(service string, status, code int, kind error, format string, args ...any) error {
+	return &azureError{service: service, status: status, code: code, kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+func (e *azureError) Error() string {
+	return fmt.Sprintf("%s: %d %s", e.service, e.status, e.text())
+}
+
+// text is the message the HTTP servers put in their error bodies.
+func (e *azureError) text() string {
+	if e.kind != nil {
+		return e.msg + ": " + e.kind.Error()
+	}
+	return e.msg
+}
+
+func (e *azureError) Unwrap() error { return e.kind }
+
+// asAzureError finds the refusal in err; anything else is a 500.
+func asAzureError(err error) *azureError {
+	var ae *azureError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return &azureError{status: http.StatusInternalServerError, code: 500000, msg: "internal error"}
+}
+
+// etagMatches compares an If-Match value with an etag, ignoring quotes and
+// weakness (a simulator need not be stricter than that), "*" matching any.
+func etagMatches(ifMatch, etag string) bool {
+	norm := func(s string) string { return strings.Trim(strings.TrimPrefix(strings.TrimSpace(s), "W/"), `"`) }
+	for _, v := range strings.Split(ifMatch, ",") {
+		if v = strings.TrimSpace(v); v == "*" || norm(v) == norm(etag) {
+			return true
+		}
+	}
+	return false
 }
 
 func newETag() string {

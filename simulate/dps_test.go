@@ -22,6 +22,11 @@ func TestDPSCreateGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	etag, at, ok := d.Meta("gw-01")
+	if !ok || etag == "" || at.IsZero() {
+		t.Errorf("Meta = %q, %v, %v; want an etag and a creation time", etag, at, ok)
+	}
+	want.ETag = etag
 	if created != want {
 		t.Errorf("CreateEnrollment returned %+v, want %+v", created, want)
 	}
@@ -31,9 +36,6 @@ func TestDPSCreateGet(t *testing.T) {
 	}
 	if got != want {
 		t.Errorf("GetEnrollment = %+v, want %+v", got, want)
-	}
-	if etag, at, ok := d.Meta("gw-01"); !ok || etag == "" || at.IsZero() {
-		t.Errorf("Meta = %q, %v, %v; want an etag and a creation time", etag, at, ok)
 	}
 	if all := d.Enrollments(); len(all) != 1 || all[0] != want {
 		t.Errorf("Enrollments() = %+v", all)
@@ -54,13 +56,13 @@ func TestDPSDefaultIDScope(t *testing.T) {
 func TestDPSCreateDuplicate(t *testing.T) {
 	ctx := context.Background()
 	d := simulate.NewDPS("")
-	first := enrollment(t, "gw-01")
-	if _, err := d.CreateEnrollment(ctx, first); err != nil {
+	first, err := d.CreateEnrollment(ctx, enrollment(t, "gw-01"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	etag, _, _ := d.Meta("gw-01")
 
-	_, err := d.CreateEnrollment(ctx, enrollment(t, "gw-01"))
+	_, err = d.CreateEnrollment(ctx, enrollment(t, "gw-01"))
 	if !errors.Is(err, gatehouse.ErrBackendExists) || !strings.HasPrefix(err.Error(), "dps: 409") {
 		t.Fatalf("err = %v, want a dps 409 wrapping ErrBackendExists", err)
 	}

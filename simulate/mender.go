@@ -13,7 +13,10 @@ import (
 	"encoding/pem"
 	"fmt"
 	"maps"
+	"net/http"
+	"slices"
 	"sync"
+	"time"
 
 	"gatehouse"
 )
@@ -24,25 +27,67 @@ var _ gatehouse.Mender = (*Mender)(nil)
 const StatusPreauthorized = "preauthorized"
 
 // Mender simulates Mender's device auth and inventory management APIs.
-// It is safe for concurrent use.
+// It is safe for concurrent use. Its methods are the in-process API, subject
+// to Faults; MenderServer serves the same state over Mender's HTTP API.
 type Mender struct {
 	Faults
 
 	mu         sync.Mutex
+	now        func() time.Time
 	byIdentity map[string]string // id_data_sha256 → device id
 	devices    map[string]*menderDevice
 	order      []string // device ids in creation order, for stable listings
 }
 
 type menderDevice struct {
-	dev    gatehouse.MenderDevice
+	id       string
+	idKey    string // id_data_sha256 of identity
+	identity map[string]string
+	status   string
+	created  time.Time
+	updated  time.Time
+	authSets []menderAuthSet
+	tags     map[string]string
+	tagsTS   time.Time // last tag change, Mender's per-tag timestamp simplified
+}
+
+type menderAuthSet struct {
+	id     string
+	pubkey string
 	status string
-	tags   map[string]string
+	ts     time.Time
+}
+
+// menderError is a refusal as Mender would answer it over HTTP; the status
+// lets MenderServer answer with the same code the in-process API reports.
+type menderError struct {
+	status int
+	msg    string
+	err    error // a gatehouse sentinel, if any
+}
+
+func (e *menderError) Error() string {
+	s := fmt.Sprintf("mender: %d %s", e.status, e.msg)
+	if e.err != nil {
+		s += ": " + e.err.Error()
+	}
+	return s
+}
+
+func (e *menderError) Unwrap() error { return e.err }
+
+func menderBadRequest(format string, args ...any) error {
+	return &menderError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+func menderDeviceNotFound(id string) error {
+	return &menderError{status: http.StatusNotFound, msg: fmt.Sprintf("device %q", id), err: gatehouse.ErrBackendNotFound}
 }
 
 // NewMender returns an empty Mender.
 func NewMender() *Mender {
 	return &Mender{
+		now:        time.Now,
 		byIdentity: make(map[string]string),
 		devices:    make(map[string]*menderDevice),
 	}
@@ -55,43 +100,85 @@ func (m *Mender) Preauthorize(ctx context.Context, identity map[string]string, p
 	if err := m.enter(ctx, "mender"); err != nil {
 		return gatehouse.MenderDevice{}, err
 	}
-	key, err := identityKey(identity)
+	d, err := m.preauthorize(identity, publicKeyPEM, false)
 	if err != nil {
-		return gatehouse.MenderDevice{}, err
-	}
-	pub, err := normalizePublicKey(publicKeyPEM)
-	if err != nil {
-		return gatehouse.MenderDevice{}, err
-	}
-	dev, err := m.preauthorize(key, identity, pub)
-	if err != nil {
-		return dev, err
+		return d.public(), err
 	}
 	if err := m.lose("mender"); err != nil {
 		return gatehouse.MenderDevice{}, err
 	}
-	return dev, nil
+	return d.public(), nil
 }
 
-func (m *Mender) preauthorize(key string, identity map[string]string, pub string) (gatehouse.MenderDevice, error) {
+// preauthorize validates and stores a device, returning a snapshot of it.
+// A known identity is a 409 with the existing device,
+// unless force adds the key as a new preauthorized auth set, as Mender does.
+func (m *Mender) preauthorize(identity map[string]string, publicKeyPEM string, force bool) (menderDevice, error) {
+	key, err := identityKey(identity)
+	if err != nil {
+		return menderDevice{}, err
+	}
+	pub, err := normalizePublicKey(publicKeyPEM)
+	if err != nil {
+		return menderDevice{}, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if id, ok := m.byIdentity[key]; ok {
-		return copyDevice(m.devices[id].dev), fmt.Errorf("mender: 409 conflict: device %s: %w", id, gatehouse.ErrBackendExists)
+		d := m.devices[id]
+		if !force {
+			return d.clone(), &menderError{status: http.StatusConflict, msg: "conflict: device " + id, err: gatehouse.ErrBackendExists}
+		}
+		d.upsertAuthSet(pub, m.now())
+		return d.clone(), nil
 	}
-	d := &menderDevice{
-		dev: gatehouse.MenderDevice{
-			ID:           newUUID(),
-			IdentityData: maps.Clone(identity),
-			PublicKeys:   []string{pub},
-		},
-		status: StatusPreauthorized,
-		tags:   make(map[string]string),
+	d := m.newDevice(key, identity, pub)
+	m.byIdentity[key] = d.id
+	m.devices[d.id] = d
+	m.order = append(m.order, d.id)
+	return d.clone(), nil
+}
+
+func (m *Mender) newDevice(key string, identity map[string]string, pub string) *menderDevice {
+	now := m.now().UTC()
+	return &menderDevice{
+		id:       newUUID(),
+		idKey:    key,
+		identity: maps.Clone(identity),
+		status:   StatusPreauthorized,
+		created:  now,
+		updated:  now,
+		authSets: []menderAuthSet{{id: newUUID(), pubkey: pub, status: StatusPreauthorized, ts: now}},
+		tags:     make(map[string]string),
 	}
-	m.byIdentity[key] = d.dev.ID
-	m.devices[d.dev.ID] = d
-	m.order = append(m.order, d.dev.ID)
-	return copyDevice(d.dev), nil
+}
+
+// upsertAuthSet makes pub a preauthorized auth set of d.
+func (d *menderDevice) upsertAuthSet(pub string, now time.Time) {
+	now = now.UTC()
+	d.updated = now
+	for i := range d.authSets {
+		if d.authSets[i].pubkey == pub {
+			d.authSets[i].status = StatusPreauthorized
+			d.status = menderDeviceStatus(d.authSets)
+			return
+		}
+	}
+	d.authSets = append(d.authSets, menderAuthSet{id: newUUID(), pubkey: pub, status: StatusPreauthorized, ts: now})
+	d.status = menderDeviceStatus(d.authSets)
+}
+
+// menderDeviceStatus derives a device's status from its auth sets the way
+// deviceauth does: the most trusted status of any set wins.
+func menderDeviceStatus(sets []menderAuthSet) string {
+	for _, want := range []string{"accepted", StatusPreauthorized, "pending", "rejected"} {
+		for _, s := range sets {
+			if s.status == want {
+				return want
+			}
+		}
+	}
+	return "noauth"
 }
 
 // SetTag upserts one inventory tag, like PATCH
@@ -100,55 +187,131 @@ func (m *Mender) SetTag(ctx context.Context, deviceID, name, value string) error
 	if err := m.enter(ctx, "mender"); err != nil {
 		return err
 	}
-	if name == "" {
-		return fmt.Errorf("mender: 400 tag name is required")
-	}
-	if err := m.setTag(deviceID, name, value); err != nil {
+	if err := m.setTags(deviceID, map[string]string{name: value}, false); err != nil {
 		return err
 	}
 	return m.lose("mender")
 }
 
-func (m *Mender) setTag(deviceID, name, value string) error {
+// setTags upserts tags, or replaces the whole set (PUT) when replace is set.
+func (m *Mender) setTags(deviceID string, tags map[string]string, replace bool) error {
+	for name := range tags {
+		if name == "" {
+			return menderBadRequest("tag name is required")
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d, ok := m.devices[deviceID]
 	if !ok {
-		return fmt.Errorf("mender: 404 device %q: %w", deviceID, gatehouse.ErrBackendNotFound)
+		return menderDeviceNotFound(deviceID)
 	}
-	d.tags[name] = value
+	if replace {
+		clear(d.tags)
+	}
+	maps.Copy(d.tags, tags)
+	d.tagsTS = m.now().UTC()
 	return nil
+}
+
+// FindByTag returns the ids of devices whose tag name equals value, in
+// creation order, like an inventory search with a tags-scope $eq filter.
+func (m *Mender) FindByTag(ctx context.Context, name, value string) ([]string, error) {
+	if err := m.enter(ctx, "mender"); err != nil {
+		return nil, err
+	}
+	if name == "" {
+		return nil, menderBadRequest("tag name is required")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []string
+	for _, id := range m.order {
+		if v, ok := m.devices[id].tags[name]; ok && v == value {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// Decommission removes a device and its auth sets, like DELETE
+// /api/management/v2/devauth/devices/{id}. Mender cleans up the inventory
+// asynchronously; the simulator does it at once.
+func (m *Mender) Decommission(ctx context.Context, deviceID string) error {
+	if err := m.enter(ctx, "mender"); err != nil {
+		return err
+	}
+	if err := m.decommission(deviceID); err != nil {
+		return err
+	}
+	return m.lose("mender")
+}
+
+func (m *Mender) decommission(deviceID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.devices[deviceID]
+	if !ok {
+		return menderDeviceNotFound(deviceID)
+	}
+	delete(m.devices, deviceID)
+	delete(m.byIdentity, d.idKey)
+	m.order = slices.DeleteFunc(m.order, func(id string) bool { return id == deviceID })
+	return nil
+}
+
+// device returns a snapshot of one device.
+func (m *Mender) device(id string) (menderDevice, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.devices[id]
+	if !ok {
+		return menderDevice{}, false
+	}
+	return d.clone(), true
+}
+
+// snapshot returns copies of the devices keep selects, in creation order.
+func (m *Mender) snapshot(keep func(*menderDevice) bool) []menderDevice {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []menderDevice
+	for _, id := range m.order {
+		if d := m.devices[id]; keep == nil || keep(d) {
+			out = append(out, d.clone())
+		}
+	}
+	return out
+}
+
+// Device returns a copy of one device.
+func (m *Mender) Device(id string) (gatehouse.MenderDevice, bool) {
+	d, ok := m.device(id)
+	return d.public(), ok
 }
 
 // Devices returns copies of all devices in creation order.
 func (m *Mender) Devices() []gatehouse.MenderDevice {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]gatehouse.MenderDevice, 0, len(m.order))
-	for _, id := range m.order {
-		out = append(out, copyDevice(m.devices[id].dev))
+	snap := m.snapshot(nil)
+	out := make([]gatehouse.MenderDevice, 0, len(snap))
+	for _, d := range snap {
+		out = append(out, d.public())
 	}
 	return out
 }
 
 // Tags returns a copy of a device's inventory tags, nil for an unknown device.
 func (m *Mender) Tags(deviceID string) map[string]string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if d, ok := m.devices[deviceID]; ok {
-		return maps.Clone(d.tags)
+	if d, ok := m.device(deviceID); ok {
+		return d.tags
 	}
 	return nil
 }
 
 // Status returns a device's auth status, "" for an unknown device.
 func (m *Mender) Status(deviceID string) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if d, ok := m.devices[deviceID]; ok {
-		return d.status
-	}
-	return ""
+	d, _ := m.device(deviceID)
+	return d.status
 }
 
 // Len returns the number of devices.
@@ -158,15 +321,36 @@ func (m *Mender) Len() int {
 	return len(m.devices)
 }
 
+func (d *menderDevice) clone() menderDevice {
+	c := *d
+	c.identity = maps.Clone(d.identity)
+	c.authSets = slices.Clone(d.authSets)
+	c.tags = maps.Clone(d.tags)
+	return c
+}
+
+// public is the device as gatehouse sees it; the zero device for the zero
+// snapshot.
+func (d menderDevice) public() gatehouse.MenderDevice {
+	if d.id == "" {
+		return gatehouse.MenderDevice{}
+	}
+	dev := gatehouse.MenderDevice{ID: d.id, IdentityData: maps.Clone(d.identity), Status: d.status}
+	for _, s := range d.authSets {
+		dev.PublicKeys = append(dev.PublicKeys, s.pubkey)
+	}
+	return dev
+}
+
 // identityKey mirrors Mender's id_data_sha256: json.Marshal sorts map keys,
 // so equal identities hash equally whatever their order.
 func identityKey(identity map[string]string) (string, error) {
 	if len(identity) == 0 {
-		return "", fmt.Errorf("mender: 400 identity_data is required")
+		return "", menderBadRequest("identity_data is required")
 	}
 	b, err := json.Marshal(identity)
 	if err != nil {
-		return "", fmt.Errorf("mender: 400 identity_data: %w", err)
+		return "", menderBadRequest("identity_data: %v", err)
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]), nil
@@ -177,20 +361,20 @@ func identityKey(identity map[string]string) (string, error) {
 func normalizePublicKey(s string) (string, error) {
 	block, _ := pem.Decode([]byte(s))
 	if block == nil || block.Type != "PUBLIC KEY" {
-		return "", fmt.Errorf("mender: 400 pubkey: want a PEM block of type PUBLIC KEY")
+		return "", menderBadRequest("pubkey: want a PEM block of type PUBLIC KEY")
 	}
 	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
-		return "", fmt.Errorf("mender: 400 pubkey: %w", err)
+		return "", menderBadRequest("pubkey: %v", err)
 	}
 	switch pub.(type) {
 	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
 	default:
-		return "", fmt.Errorf("mender: 400 pubkey: unsupported key type %T", pub)
+		return "", menderBadRequest("pubkey: unsupported key type %T", pub)
 	}
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return "", fmt.Errorf("mender: 400 pubkey: %w", err)
+		return "", menderBadRequest("pubkey: %v", err)
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
 }
@@ -203,10 +387,4 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
-func copyDevice(d gatehouse.MenderDevice) gatehouse.MenderDevice {
-	d.IdentityData = maps.Clone(d.IdentityData)
-	d.PublicKeys = append([]string(nil), d.PublicKeys...)
-	return d
 }

@@ -197,3 +197,41 @@ func TestMenderConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestMenderFindByTagAndDecommission(t *testing.T) {
+	ctx := context.Background()
+	m := simulate.NewMender()
+	key := publicKeyPEM(t, "ed25519")
+	var ids []string
+	for i := range 3 {
+		dev, err := m.Preauthorize(ctx, map[string]string{"mac": fmt.Sprintf("02:00:00:00:00:%02x", i)}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, dev.ID)
+	}
+	m.SetTag(ctx, ids[0], "name", "gw-01")
+	m.SetTag(ctx, ids[2], "name", "gw-01")
+	m.SetTag(ctx, ids[1], "name", "gw-02")
+	if got, err := m.FindByTag(ctx, "name", "gw-01"); err != nil || !reflect.DeepEqual(got, []string{ids[0], ids[2]}) {
+		t.Errorf("FindByTag = %v, %v; want %v", got, err, []string{ids[0], ids[2]})
+	}
+
+	if err := m.Decommission(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := m.FindByTag(ctx, "name", "gw-01"); !reflect.DeepEqual(got, []string{ids[2]}) {
+		t.Errorf("FindByTag after decommission = %v, want [%s]", got, ids[2])
+	}
+	if _, ok := m.Device(ids[0]); ok || m.Len() != 2 {
+		t.Errorf("decommissioned device still there (Len %d)", m.Len())
+	}
+	err := m.Decommission(ctx, ids[0])
+	if !errors.Is(err, gatehouse.ErrBackendNotFound) || !strings.HasPrefix(err.Error(), "mender: 404") {
+		t.Errorf("second decommission: err = %v, want a mender 404 wrapping ErrBackendNotFound", err)
+	}
+	// The identity is free again, as once Mender's decommission workflow ends.
+	if _, err := m.Preauthorize(ctx, map[string]string{"mac": "02:00:00:00:00:00"}, key); err != nil {
+		t.Errorf("preauthorize a decommissioned identity: %v", err)
+	}
+}

@@ -41,26 +41,28 @@ func (tx *Tx) CreateDevice(ctx context.Context, d *gatehouse.Device, k gatehouse
 		return translate(err, "device")
 	}
 	_, err = tx.tx.ExecContext(ctx, `INSERT INTO device_keys
-		(fingerprint, device_id, key_type, public_key, seal_key, mac, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		k.Fingerprint, d.ID, k.KeyType, k.PublicKey, k.SealKey, d.MAC, micros(tx.now))
+		(fingerprint, device_id, key_type, public_key, seal_key, csr, mac, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.Fingerprint, d.ID, k.KeyType, k.PublicKey, k.SealKey, k.CSR, d.MAC, micros(tx.now))
 	return translate(err, "device key")
 }
 
 // FindKey returns the key with the fingerprint; ENOTFOUND if unknown.
 func (tx *Tx) FindKey(ctx context.Context, fingerprint string) (*gatehouse.DeviceKey, error) {
 	var k gatehouse.DeviceKey
-	err := tx.tx.QueryRowContext(ctx, `SELECT fingerprint, device_id, key_type, public_key, seal_key
+	err := tx.tx.QueryRowContext(ctx, `SELECT fingerprint, device_id, key_type, public_key, seal_key, csr
 		FROM device_keys WHERE fingerprint = ?`, fingerprint).
-		Scan(&k.Fingerprint, &k.DeviceID, &k.KeyType, &k.PublicKey, &k.SealKey)
+		Scan(&k.Fingerprint, &k.DeviceID, &k.KeyType, &k.PublicKey, &k.SealKey, &k.CSR)
 	if err != nil {
 		return nil, translate(err, "device key")
 	}
 	return &k, nil
 }
 
-// UpdateSealKey replaces the HPKE key a device's bundle is sealed to.
-func (tx *Tx) UpdateSealKey(ctx context.Context, fingerprint string, sealKey []byte) error {
-	_, err := tx.tx.ExecContext(ctx, `UPDATE device_keys SET seal_key = ? WHERE fingerprint = ?`, sealKey, fingerprint)
+// UpdateKeyRequest replaces what the agent last asked for with this key: the
+// HPKE key its bundle is sealed to and its CSR.
+func (tx *Tx) UpdateKeyRequest(ctx context.Context, fingerprint string, sealKey []byte, csr string) error {
+	_, err := tx.tx.ExecContext(ctx, `UPDATE device_keys SET seal_key = ?, csr = ? WHERE fingerprint = ?`,
+		sealKey, csr, fingerprint)
 	return translate(err, "device key")
 }
 

@@ -69,7 +69,7 @@ func runConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"DeviceByName/NotFound", testDeviceByNameNotFound},
 		{"Acked/OK", testAcked},
 		{"Acked/NotFound", testAckedNotFound},
-		{"UpdateSealKey/OK", testUpdateSealKey},
+		{"UpdateKeyRequest/OK", testUpdateKeyRequest},
 		{"CreateSteps/OK", testCreateSteps},
 		{"CreateSteps/Duplicate", testCreateStepsDuplicate},
 		{"Steps/None", testStepsNone},
@@ -153,6 +153,7 @@ func newKey(d *gatehouse.Device) gatehouse.DeviceKey {
 		KeyType:     "ed25519",
 		PublicKey:   []byte("pub-" + d.ID + "\x00\xff"),
 		SealKey:     []byte("seal-" + d.ID + "\x00\xff"),
+		CSR:         "csr-" + d.ID,
 	}
 }
 
@@ -758,23 +759,24 @@ func testAckedNotFound(t *testing.T, db *store.DB, _ *clock) {
 	wantCode(t, err, gatehouse.ENOTFOUND)
 }
 
-func testUpdateSealKey(t *testing.T, db *store.DB, _ *clock) {
+func testUpdateKeyRequest(t *testing.T, db *store.DB, _ *clock) {
 	d1, d2 := newDevice("dev-01"), newDevice("dev-02")
 	mustCreate(t, db, d1, d2)
-	newSeal := []byte{0x00, 0x01, 0xfe, 0xff}
-	inTx(t, db, func(tx *store.Tx) error { return tx.UpdateSealKey(t.Context(), "fp-dev-01", newSeal) })
+	newSeal, newCSR := []byte{0x00, 0x01, 0xfe, 0xff}, "-----BEGIN CERTIFICATE REQUEST-----\nnew\n"
+	inTx(t, db, func(tx *store.Tx) error { return tx.UpdateKeyRequest(t.Context(), "fp-dev-01", newSeal, newCSR) })
 
 	for _, tt := range []struct {
 		d    *gatehouse.Device
 		seal []byte
-	}{{d1, newSeal}, {d2, newKey(d2).SealKey}} {
+		csr  string
+	}{{d1, newSeal, newCSR}, {d2, newKey(d2).SealKey, newKey(d2).CSR}} {
 		var got *gatehouse.DeviceKey
 		inTx(t, db, func(tx *store.Tx) (err error) {
 			got, err = tx.FindKey(t.Context(), tt.d.Fingerprint)
 			return err
 		})
 		want := newKey(tt.d)
-		want.DeviceID, want.SealKey = tt.d.ID, tt.seal
+		want.DeviceID, want.SealKey, want.CSR = tt.d.ID, tt.seal, tt.csr
 		diffStruct(t, "DeviceKey "+tt.d.ID, got, &want)
 	}
 }

@@ -53,11 +53,16 @@ func demo(ctx context.Context, gateways int, listen, dbPath string, stdout io.Wr
 	if dbPath == "" {
 		dbPath = filepath.Join(dir, "gatehouse.db")
 	}
-	backends, err := simulatedBackends()
+	sims, err := startSimulators(2 * time.Second)
 	if err != nil {
 		return err
 	}
-	a, err := startApp(ctx, appConfig{Listen: listen, DB: dbPath, Backends: backends, Logger: log})
+	defer sims.Close()
+	clients, err := sims.Config().Build()
+	if err != nil {
+		return err
+	}
+	a, err := startApp(ctx, appConfig{Listen: listen, DB: dbPath, Backends: clients.Backends, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -157,8 +162,9 @@ func waitPending(ctx context.Context, svc *provision.Service, n int) {
 
 func printDemo(w io.Writer, url, token, dbPath string) {
 	fmt.Fprintf(w, `
-gatehouse demo is running, with simulated Mender, Azure DPS and Vault backends
-and simulated gateways waiting for approval.
+gatehouse demo is running. It provisions into simulated Mender, Azure DPS,
+IoT Hub and Vault servers (over HTTP, with the real clients), and simulated
+gateways are waiting for approval.
 
   Server:       %s
   Admin token:  %s

@@ -28,11 +28,16 @@ func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	backends, err := simulatedBackends()
+	sims, err := startSimulators(time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := startApp(ctx, appConfig{Listen: "127.0.0.1:0", DB: filepath.Join(dir, "gatehouse.db"), Backends: backends})
+	defer sims.Close()
+	clients, err := sims.Config().Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := startApp(ctx, appConfig{Listen: "127.0.0.1:0", DB: filepath.Join(dir, "gatehouse.db"), Backends: clients.Backends})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +69,10 @@ func TestEndToEnd(t *testing.T) {
 	d, err := a.svc.Device(ctx, id)
 	if err != nil || d.State != gatehouse.StateProvisioned {
 		t.Fatalf("device after agent finished: %+v %v", d, err)
+	}
+	if sims.Mender.State.Len() != 1 || sims.DPS.State.Len() != 1 || sims.Vault.State.Len() != 1 {
+		t.Fatalf("backend objects: mender %d, dps %d, vault %d; want one each",
+			sims.Mender.State.Len(), sims.DPS.State.Len(), sims.Vault.State.Len())
 	}
 }
 

@@ -16,7 +16,8 @@ var version = "dev"
 const usage = `gatehouse provisions edge gateways: enroll, approve, provision, deliver credentials.
 
 Usage:
-  gatehouse serve [--listen ADDR] [--db PATH] [--simulate-backends]
+  gatehouse serve [--listen ADDR] [--db PATH] [--config FILE] [--simulate-backends]
+  gatehouse config check [--config FILE] [--online]
   gatehouse demo [--gateways N] [--listen ADDR]
   gatehouse devices list|show|approve|dismiss ...   (talks to a server; see 'gatehouse devices')
   gatehouse tokens create --db PATH --name NAME [--role admin|operator|viewer]
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runDemo(ctx, args[1:], stdout, stderr, getenv)
 	case "devices":
 		return runDevices(ctx, args[1:], stdout, stderr, getenv)
+	case "config":
+		return runConfig(ctx, args[1:], stdout, stderr, getenv)
 	case "tokens":
 		return runTokens(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":

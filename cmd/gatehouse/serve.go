@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
+	"strings"
 	"time"
 
 	"gatehouse"
+	"gatehouse/config"
 	"gatehouse/provision"
 	"gatehouse/server"
-	"gatehouse/simulate"
 	"gatehouse/store"
 )
 
@@ -21,6 +23,8 @@ type appConfig struct {
 	DB       string
 	Backends gatehouse.Backends
 	Logger   *slog.Logger
+	// Jobs tunes the provisioning runner; Backends and Logger above win.
+	Jobs provision.Config
 }
 
 // app is a running server: database, job runner and HTTP.
@@ -35,7 +39,9 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := provision.New(db, provision.Config{Backends: cfg.Backends, Logger: cfg.Logger})
+	jobs := cfg.Jobs
+	jobs.Backends, jobs.Logger = cfg.Backends, cfg.Logger
+	svc, err := provision.New(db, jobs)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -68,26 +74,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", envOr(getenv, "GATEHOUSE_LISTEN", ":8080"), "listen address (env GATEHOUSE_LISTEN)")
 	dbPath := fs.String("db", envOr(getenv, "GATEHOUSE_DB", "gatehouse.db"), "database: SQLite file path (env GATEHOUSE_DB)")
-	simulated := fs.Bool("simulate-backends", false, "provision into in-process simulated Mender, DPS and Vault (for trials)")
+	cfgFile := fs.String("config", getenv("GATEHOUSE_CONFIG"), "file of KEY=VALUE backend settings (env GATEHOUSE_CONFIG); see README")
+	simulated := fs.Bool("simulate-backends", false, "provision into simulated Mender, DPS, IoT Hub and Vault servers on loopback (for trials)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := newLogger(stderr)
-	cfg := appConfig{Listen: *listen, DB: *dbPath, Logger: log}
-	if *simulated {
-		b, err := simulatedBackends()
-		if err != nil {
-			log.Error("start simulators", "err", err)
-			return 1
-		}
-		cfg.Backends = b
+	backends, stop, err := serveBackends(getenv, *cfgFile, *simulated)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 2
 	}
-	a, err := startApp(ctx, cfg)
+	defer stop()
+	a, err := startApp(ctx, appConfig{Listen: *listen, DB: *dbPath, Backends: backends, Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 1
 	}
-	log.Info("gatehouse serving", "url", a.server.URL(), "db", *dbPath, "simulated_backends", *simulated)
+	log.Info("gatehouse serving", "url", a.server.URL(), "db", *dbPath, "backends", describe(backends))
 	<-ctx.Done()
 	log.Info("shutting down")
 	if err := a.Close(); err != nil {
@@ -97,15 +101,55 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	return 0
 }
 
-func newLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+// serveBackends builds the backend clients from the configuration, or from
+// freshly started simulators.
+func serveBackends(getenv func(string) string, file string, simulated bool) (gatehouse.Backends, func(), error) {
+	if simulated {
+		sims, err := startSimulators(5 * time.Second)
+		if err != nil {
+			return gatehouse.Backends{}, nil, err
+		}
+		cl, err := sims.Config().Build()
+		if err != nil {
+			sims.Close()
+			return gatehouse.Backends{}, nil, err
+		}
+		return cl.Backends, func() { sims.Close() }, nil
+	}
+	cl, err := loadClients(getenv, file)
+	if err != nil {
+		return gatehouse.Backends{}, nil, err
+	}
+	return cl.Backends, func() {}, nil
 }
 
-// simulatedBackends returns fresh in-process simulators of every backend.
-func simulatedBackends() (gatehouse.Backends, error) {
-	pki, err := simulate.NewPKI()
+func loadClients(getenv func(string) string, file string) (*config.Clients, error) {
+	env, err := config.NewEnv(getenv, file)
 	if err != nil {
-		return gatehouse.Backends{}, err
+		return nil, err
 	}
-	return gatehouse.Backends{Mender: simulate.NewMender(), DPS: simulate.NewDPS(""), PKI: pki}, nil
+	cfg, err := config.Load(env)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Build()
+}
+
+// describe lists the backends in use, for the start-up log line.
+func describe(b gatehouse.Backends) string {
+	var on []string
+	for name, set := range map[string]bool{"mender": b.Mender != nil, "dps": b.DPS != nil, "iothub": b.IoTHub != nil, "vault": b.PKI != nil} {
+		if set {
+			on = append(on, name)
+		}
+	}
+	if len(on) == 0 {
+		return "none (approval hands out only the name; see README to configure backends)"
+	}
+	sort.Strings(on)
+	return strings.Join(on, ",")
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"gatehouse/config"
+)
+
+func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprintln(stderr, "usage: gatehouse config check [--config FILE] [--online] [-o json|table]")
+		return 2
+	}
+	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", getenv("GATEHOUSE_CONFIG"), "file of KEY=VALUE settings (env GATEHOUSE_CONFIG)")
+	online := fs.Bool("online", false, "also try each backend's credentials with one harmless call")
+	out := fs.String("o", "table", "output: table or json")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	cl, err := loadClients(getenv, *file)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse: configuration is invalid:\n"+err.Error())
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	results := cl.Check(ctx, *online)
+	if *out == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(results)
+	} else {
+		printChecks(stdout, results, *online)
+	}
+	for _, r := range results {
+		if r.Online != "" && r.Online != "ok" {
+			return 1
+		}
+	}
+	return 0
+}
+
+func printChecks(w io.Writer, results []config.CheckResult, online bool) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BACKEND\tCONFIGURED\tONLINE CHECK")
+	for _, r := range results {
+		state, check := "no", "-"
+		if r.Enabled {
+			state, check = "yes", "not run (use --online)"
+			if online {
+				check = r.Online
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Backend, state, check)
+	}
+	tw.Flush()
+}

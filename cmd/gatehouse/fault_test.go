@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"gatehouse"
+	"gatehouse/agent"
+	"gatehouse/provision"
+)
+
+// TestConvergesDespiteFailingBackends approves 100 gateways while every
+// simulated backend fails 30 % of calls with 429 or 500. Every gateway must
+// end provisioned, with exactly one Mender device, one DPS enrollment and
+// one certificate each.
+func TestConvergesDespiteFailingBackends(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping the 100-gateway fault test in -short mode")
+	}
+	const n = 100
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sims, err := startSimulators(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sims.Close()
+	cfg := sims.Config()
+	cfg.DPS.RateLimit, cfg.Hubs.RateLimit = 1_000_000, 1_000_000 // quotas are not under test here
+	clients, err := cfg.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a, err := startApp(ctx, appConfig{Listen: "127.0.0.1:0", DB: filepath.Join(dir, "g.db"), Backends: clients.Backends,
+		Jobs: provision.Config{RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, PollInterval: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		keyPath := filepath.Join(dir, fmt.Sprintf("k%d.pem", i))
+		writeEd25519Key(t, keyPath)
+		wg.Go(func() {
+			_, err := agent.Run(ctx, agent.Config{Server: a.server.URL(), KeyPath: keyPath, OutDir: filepath.Join(dir, fmt.Sprint(i)),
+				MAC: fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff), RestartCommands: []string{},
+				BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond, Logger: quiet})
+			errs <- err
+		})
+	}
+	ids := waitForN(t, ctx, a.svc, n)
+	for _, s := range []interface{ SetFailRate(float64, ...int) }{sims.Mender.Faults, sims.DPS.Faults, sims.Hub.Faults, sims.Vault.Faults} {
+		s.SetFailRate(0.3, 429, 500)
+	}
+	// Ten operators at once, so the test is about convergence, not queueing.
+	sem := make(chan struct{}, 10)
+	for i, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			approveRetrying(t, ctx, a.svc, id, fmt.Sprintf("gw-%03d", i))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	}
+	if m, d, v := sims.Mender.State.Len(), sims.DPS.State.Len(), sims.Vault.State.Len(); m != n || d != n || v != n {
+		t.Fatalf("backend objects: mender %d, dps %d, vault %d; want %d each", m, d, v, n)
+	}
+	l, _ := a.svc.ListDevices(ctx, provision.ListFilter{State: gatehouse.StateProvisioned, Limit: n})
+	if l.Total != n {
+		t.Fatalf("%d of %d devices provisioned", l.Total, n)
+	}
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func waitForN(t *testing.T, ctx context.Context, svc *provision.Service, n int) []string {
+	t.Helper()
+	for ctx.Err() == nil {
+		l, err := svc.ListDevices(ctx, provision.ListFilter{State: gatehouse.StatePending, Limit: n})
+		if err == nil && l.Total == n {
+			var ids []string
+			for _, d := range l.Devices {
+				ids = append(ids, d.ID)
+			}
+			return ids
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%d gateways never enrolled", n)
+	return nil
+}
+
+// approveRetrying approves like an operator would while a backend is
+// flaky: a name check that could not be answered is simply tried again.
+func approveRetrying(t *testing.T, ctx context.Context, svc *provision.Service, id, name string) {
+	t.Helper()
+	for ctx.Err() == nil {
+		_, err := svc.Approve(ctx, "op", id, name)
+		if err == nil {
+			return
+		}
+		if gatehouse.ErrorCode(err) != gatehouse.EUNAVAILABLE {
+			t.Errorf("approve %s: %v", id, err)
+			return
+		}
+	}
+	t.Errorf("approve %s: timed out", id)
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"gatehouse/config"
+	"gatehouse/mender"
+	"gatehouse/simulate"
+	"gatehouse/vault"
+)
+
+// simulators are HTTP stand-ins for every backend, on loopback ports, that
+// the real clients talk to exactly as they would to the real services.
+type simulators struct {
+	Mender *simulate.MenderServer
+	DPS    *simulate.DPSServer
+	Hub    *simulate.HubServer
+	Vault  *simulate.VaultServer
+
+	menderToken, vaultToken string
+}
+
+// startSimulators starts all four; DPS assigns registered devices to the
+// hub simulator after assignDelay.
+func startSimulators(assignDelay time.Duration) (*simulators, error) {
+	s := &simulators{menderToken: randomSecret(), vaultToken: randomSecret()}
+	var err error
+	if s.Mender, err = simulate.NewMenderServer(simulate.MenderServerOptions{Token: s.menderToken}); err != nil {
+		return nil, err
+	}
+	if s.Hub, err = simulate.NewHubServer(simulate.HubServerOptions{}); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.DPS, err = simulate.NewDPSServer(simulate.DPSServerOptions{Hub: s.Hub.State, AssignDelay: assignDelay}); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.Vault, err = simulate.NewVaultServer(simulate.VaultServerOptions{RootToken: s.vaultToken, Role: simVaultRole}); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Config points every client at its simulator, with the simulator's
+// credentials.
+func (s *simulators) Config() *config.Config {
+	dps, hubs := s.DPS.Config(), s.Hub.Config()
+	return &config.Config{
+		Mender: &mender.Config{URL: s.Mender.URL, Token: s.menderToken},
+		DPS:    &dps,
+		Hubs:   &hubs,
+		Vault:  &vault.Config{Addr: s.Vault.URL, Role: simVaultRole, Token: s.vaultToken},
+	}
+}
+
+const simVaultRole = "gateway"
+
+// Close stops every simulator that started.
+func (s *simulators) Close() error {
+	var errs []error
+	if s.Mender != nil {
+		errs = append(errs, s.Mender.Close())
+	}
+	if s.DPS != nil {
+		errs = append(errs, s.DPS.Close())
+	}
+	if s.Hub != nil {
+		errs = append(errs, s.Hub.Close())
+	}
+	if s.Vault != nil {
+		errs = append(errs, s.Vault.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func randomSecret() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

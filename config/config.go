@@ -1,0 +1,221 @@
+// Package config reads gatehouse's backend settings from the environment or
+// a KEY=VALUE file, secrets also from *_FILE paths, and builds the backend
+// clients. Each backend is optional: it is on when its address is set.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"gatehouse"
+	"gatehouse/azure"
+	"gatehouse/mender"
+	"gatehouse/vault"
+)
+
+// Config is the backends gatehouse provisions into; nil means off.
+type Config struct {
+	Mender *mender.Config
+	DPS    *azure.DPSConfig
+	Hubs   *azure.HubConfig
+	Vault  *vault.Config
+	// VaultSign makes the PKI sign the agent's CSR instead of issuing a key.
+	VaultSign bool
+}
+
+// Load reads every backend's settings and validates those that are on,
+// reporting every problem at once.
+func Load(e *Env) (*Config, error) {
+	c := &Config{}
+	errs := []error{
+		c.loadMender(e),
+		c.loadDPS(e),
+		c.loadHubs(e),
+		c.loadVault(e),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// requireFor reports settings of a backend that were given without the one
+// that turns it on, which would otherwise be silently ignored.
+func requireFor(e *Env, on string, keys ...string) error {
+	for _, k := range keys {
+		if e.Get(k) != "" || e.Get(k+"_FILE") != "" {
+			return fmt.Errorf("config: %s is set but %s is not", k, on)
+		}
+	}
+	return nil
+}
+
+func (c *Config) loadMender(e *Env) error {
+	url := e.Get("GATEHOUSE_MENDER_URL")
+	if url == "" {
+		return requireFor(e, "GATEHOUSE_MENDER_URL", "GATEHOUSE_MENDER_TOKEN", "GATEHOUSE_MENDER_USER", "GATEHOUSE_MENDER_PASSWORD")
+	}
+	token, err1 := e.Secret("GATEHOUSE_MENDER_TOKEN")
+	password, err2 := e.Secret("GATEHOUSE_MENDER_PASSWORD")
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	m := &mender.Config{URL: url, Token: token, User: e.Get("GATEHOUSE_MENDER_USER"), Password: password}
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("config: mender: %w", err)
+	}
+	c.Mender = m
+	return nil
+}
+
+func (c *Config) loadDPS(e *Env) error {
+	raw, err := e.Secret("GATEHOUSE_DPS_CONNECTION_STRING")
+	if err != nil {
+		return err
+	}
+	if raw == "" {
+		return requireFor(e, "GATEHOUSE_DPS_CONNECTION_STRING", "GATEHOUSE_DPS_ID_SCOPE", "GATEHOUSE_DPS_ENDPOINT")
+	}
+	cs, err := azure.ParseConnectionString(raw)
+	if err != nil {
+		return fmt.Errorf("config: GATEHOUSE_DPS_CONNECTION_STRING: %w", err)
+	}
+	d := &azure.DPSConfig{ConnectionString: cs, IDScope: e.Get("GATEHOUSE_DPS_ID_SCOPE"), Endpoint: e.Get("GATEHOUSE_DPS_ENDPOINT")}
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("config: dps: %w", err)
+	}
+	c.DPS = d
+	return nil
+}
+
+// loadHubs reads one connection string per IoT Hub, separated by newlines
+// or spaces (connection strings contain neither).
+func (c *Config) loadHubs(e *Env) error {
+	raw, err := e.Secret("GATEHOUSE_IOTHUB_CONNECTION_STRINGS")
+	if err != nil || raw == "" {
+		return err
+	}
+	h := &azure.HubConfig{}
+	for i, s := range strings.Fields(raw) {
+		cs, err := azure.ParseConnectionString(s)
+		if err != nil {
+			return fmt.Errorf("config: GATEHOUSE_IOTHUB_CONNECTION_STRINGS entry %d: %w", i+1, err)
+		}
+		h.Hubs = append(h.Hubs, cs)
+	}
+	if err := h.Validate(); err != nil {
+		return fmt.Errorf("config: iothub: %w", err)
+	}
+	c.Hubs = h
+	return nil
+}
+
+func (c *Config) loadVault(e *Env) error {
+	addr := e.Get("GATEHOUSE_VAULT_ADDR")
+	if addr == "" {
+		return requireFor(e, "GATEHOUSE_VAULT_ADDR", "GATEHOUSE_VAULT_ROLE", "GATEHOUSE_VAULT_TOKEN",
+			"GATEHOUSE_VAULT_APPROLE_ROLE_ID", "GATEHOUSE_VAULT_KUBERNETES_ROLE")
+	}
+	token, err1 := e.Secret("GATEHOUSE_VAULT_TOKEN")
+	secretID, err2 := e.Secret("GATEHOUSE_VAULT_APPROLE_SECRET_ID")
+	mode, err3 := vaultMode(e.Get("GATEHOUSE_VAULT_MODE"))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return err
+	}
+	v := &vault.Config{
+		Addr: addr, Mount: e.Get("GATEHOUSE_VAULT_MOUNT"), Role: e.Get("GATEHOUSE_VAULT_ROLE"),
+		Namespace: e.Get("GATEHOUSE_VAULT_NAMESPACE"), TTL: e.Get("GATEHOUSE_VAULT_TTL"), Token: token,
+		AppRoleID: e.Get("GATEHOUSE_VAULT_APPROLE_ROLE_ID"), AppRoleSecretID: secretID,
+		KubernetesRole: e.Get("GATEHOUSE_VAULT_KUBERNETES_ROLE"), KubernetesJWTPath: e.Get("GATEHOUSE_VAULT_KUBERNETES_JWT_PATH"),
+	}
+	if err := v.Validate(); err != nil {
+		return fmt.Errorf("config: vault: %w", err)
+	}
+	c.Vault, c.VaultSign = v, mode == "sign"
+	return nil
+}
+
+func vaultMode(m string) (string, error) {
+	switch m {
+	case "", "issue":
+		return "issue", nil
+	case "sign":
+		return "sign", nil
+	}
+	return "", fmt.Errorf("config: GATEHOUSE_VAULT_MODE must be issue or sign, not %q", m)
+}
+
+// checker is what each client offers to prove its credentials work.
+type checker interface {
+	Check(ctx context.Context) error
+}
+
+// Clients are the built backend clients, kept concrete for checks.
+type Clients struct {
+	Backends gatehouse.Backends
+	checks   map[string]checker
+}
+
+// Build makes the clients of every configured backend.
+func (c *Config) Build() (*Clients, error) {
+	out := &Clients{checks: map[string]checker{}}
+	b := &out.Backends
+	if c.Mender != nil {
+		m, err := mender.New(*c.Mender)
+		if err != nil {
+			return nil, err
+		}
+		b.Mender, out.checks["mender"] = m, m
+	}
+	if c.DPS != nil {
+		d, err := azure.NewDPS(*c.DPS)
+		if err != nil {
+			return nil, err
+		}
+		b.DPS, out.checks["dps"] = d, d
+	}
+	if c.Hubs != nil {
+		h, err := azure.NewIoTHub(*c.Hubs)
+		if err != nil {
+			return nil, err
+		}
+		b.IoTHub, out.checks["iothub"] = h, h
+	}
+	if c.Vault != nil {
+		v, err := vault.New(*c.Vault)
+		if err != nil {
+			return nil, err
+		}
+		b.PKI, b.PKISign, out.checks["vault"] = v, c.VaultSign, v
+	}
+	return out, nil
+}
+
+// CheckResult is one backend's line in `gatehouse config check`.
+type CheckResult struct {
+	Backend string `json:"backend"`
+	Enabled bool   `json:"enabled"`
+	Online  string `json:"online,omitempty"` // "ok" or the error, when checked online
+}
+
+// Backends lists every backend gatehouse knows, in a fixed order.
+var Backends = []string{"mender", "dps", "iothub", "vault"}
+
+// Check reports each backend; with online it also tries its credentials.
+func (cl *Clients) Check(ctx context.Context, online bool) []CheckResult {
+	var out []CheckResult
+	for _, name := range Backends {
+		ch, on := cl.checks[name]
+		r := CheckResult{Backend: name, Enabled: on}
+		if on && online {
+			r.Online = "ok"
+			if err := ch.Check(ctx); err != nil {
+				r.Online = err.Error()
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}

@@ -1,0 +1,94 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"gatehouse"
+)
+
+// nameCheckTimeout bounds how long an approval waits for the backends to say
+// whether a name is free.
+const nameCheckTimeout = 15 * time.Second
+
+// nameCheck is one backend's answer about a name.
+type nameCheck struct {
+	backend string
+	taken   bool
+	err     error
+}
+
+// checkNameFree asks every configured backend, at once, whether it already
+// holds the name. Nothing is created anywhere when a name is taken or a
+// backend cannot answer: the operator gets a clear error instead.
+func (s *Service) checkNameFree(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, nameCheckTimeout)
+	defer cancel()
+	var taken, failed []string
+	for _, c := range s.askBackends(ctx, name) {
+		switch {
+		case c.err != nil:
+			s.log.Warn("name check failed", "backend", c.backend, "name", name, "err", c.err)
+			failed = append(failed, fmt.Sprintf("%s (%v)", c.backend, c.err))
+		case c.taken:
+			taken = append(taken, c.backend)
+		}
+	}
+	if len(taken) > 0 {
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in %s", name, strings.Join(taken, ", "))
+	}
+	if len(failed) > 0 {
+		return gatehouse.Errorf(gatehouse.EUNAVAILABLE, "cannot check whether name %q is free: %s; nothing was changed, try again", name, strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+func (s *Service) askBackends(ctx context.Context, name string) []nameCheck {
+	b := s.cfg.Backends
+	var checks []func() nameCheck
+	if b.Mender != nil {
+		checks = append(checks, func() nameCheck {
+			ids, err := b.Mender.FindByTag(ctx, "name", name)
+			return nameCheck{backend: "mender", taken: len(ids) > 0, err: err}
+		})
+	}
+	if b.DPS != nil {
+		checks = append(checks, func() nameCheck {
+			_, err := b.DPS.GetEnrollment(ctx, name)
+			return found("dps", err)
+		})
+	}
+	if b.IoTHub != nil {
+		for _, hub := range b.IoTHub.Hubs() {
+			checks = append(checks, func() nameCheck {
+				_, err := b.IoTHub.GetDevice(ctx, hub, name)
+				return found("iothub "+hub, err)
+			})
+		}
+	}
+	return runChecks(checks)
+}
+
+// found turns a lookup's error into an answer: not found means free.
+func found(backend string, err error) nameCheck {
+	if errors.Is(err, gatehouse.ErrBackendNotFound) {
+		return nameCheck{backend: backend}
+	}
+	return nameCheck{backend: backend, taken: err == nil, err: err}
+}
+
+func runChecks(checks []func() nameCheck) []nameCheck {
+	out := make([]nameCheck, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Go(func() { out[i] = c() })
+	}
+	wg.Wait()
+	sort.Slice(out, func(i, j int) bool { return out[i].backend < out[j].backend })
+	return out
+}

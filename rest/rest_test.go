@@ -1,0 +1,164 @@
+package rest_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gatehouse/rest"
+)
+
+func client(url string) *rest.Client {
+	return &rest.Client{
+		Service: "svc", BaseURL: url, UserAgent: "gatehouse-test", RequestIDHeader: "X-Request-Id",
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Timeout: time.Second,
+		Auth: func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Authorization", "Bearer secret-token")
+			return nil
+		},
+	}
+}
+
+// failing answers the first n requests with status (and Retry-After), then 200.
+func failing(n int32, status int, retryAfter string) (*httptest.Server, *atomic.Int32) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= n {
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
+			w.WriteHeader(status)
+			w.Write([]byte(`{"message":"busy"}`))
+			return
+		}
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	return srv, &calls
+}
+
+func TestRetriesTransientAnswers(t *testing.T) {
+	for _, status := range []int{429, 500, 502, 503} {
+		srv, calls := failing(2, status, "")
+		resp, err := client(srv.URL).Do(context.Background(), rest.Request{Method: "GET", Path: "/x"})
+		srv.Close()
+		if err != nil || resp.Status != 200 || calls.Load() != 3 {
+			t.Errorf("status %d: err %v, calls %d; want success on the third call", status, err, calls.Load())
+		}
+	}
+}
+
+func TestHonoursRetryAfter(t *testing.T) {
+	srv, calls := failing(1, 429, "1")
+	defer srv.Close()
+	start := time.Now()
+	if _, err := client(srv.URL).Do(context.Background(), rest.Request{Method: "GET", Path: "/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < time.Second || calls.Load() != 2 {
+		t.Fatalf("retried after %v (%d calls); Retry-After asked for 1s", waited, calls.Load())
+	}
+}
+
+func TestDoesNotRetryClientErrors(t *testing.T) {
+	srv, calls := failing(5, 409, "")
+	defer srv.Close()
+	_, err := client(srv.URL).Do(context.Background(), rest.Request{Method: "POST", Path: "/x?api-version=1", Body: map[string]string{"a": "b"}})
+	if rest.StatusOf(err) != 409 || calls.Load() != 1 {
+		t.Fatalf("err %v after %d calls; want one 409", err, calls.Load())
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "svc: POST /x: 409 Conflict: busy") || strings.Contains(msg, "secret-token") || strings.Contains(msg, "api-version") {
+		t.Fatalf("error message = %q", msg)
+	}
+}
+
+func TestGivesUpAfterRetries(t *testing.T) {
+	srv, calls := failing(100, 503, "")
+	defer srv.Close()
+	c := client(srv.URL)
+	c.Retries = 2
+	_, err := c.Do(context.Background(), rest.Request{Method: "GET", Path: "/x"})
+	if rest.StatusOf(err) != 503 || calls.Load() != 3 {
+		t.Fatalf("err %v after %d calls; want 503 after 3", err, calls.Load())
+	}
+}
+
+func TestSlowAnswerTimesOutAndRetries(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(2 * time.Second):
+			}
+			return
+		}
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	c := client(srv.URL)
+	c.Timeout = 100 * time.Millisecond
+	if _, err := c.Do(context.Background(), rest.Request{Method: "GET", Path: "/x"}); err != nil || calls.Load() != 2 {
+		t.Fatalf("err %v after %d calls; want success after a timed-out first try", err, calls.Load())
+	}
+	c.Retries = -1
+	calls.Store(0)
+	_, err := c.Do(context.Background(), rest.Request{Method: "GET", Path: "/x"})
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("without retries: err %v; want a deadline error", err)
+	}
+}
+
+func TestSendsHeadersAndBody(t *testing.T) {
+	var got *http.Request
+	var body string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r
+		b, _ := io.ReadAll(r.Body)
+		body = string(b)
+		w.WriteHeader(201)
+	}))
+	defer srv.Close()
+	resp, err := client(srv.URL).Do(context.Background(), rest.Request{Method: "PUT", Path: "/e/1", Body: map[string]int{"n": 1},
+		Header: map[string]string{"If-Match": "*"}, OK: []int{201}})
+	if err != nil || resp.Status != 201 {
+		t.Fatal(err)
+	}
+	h := got.Header
+	if h.Get("User-Agent") != "gatehouse-test" || len(h.Get("X-Request-Id")) != 32 || h.Get("If-Match") != "*" ||
+		h.Get("Content-Type") != "application/json" || h.Get("Authorization") != "Bearer secret-token" || body != `{"n":1}` {
+		t.Fatalf("request headers %v body %q", h, body)
+	}
+}
+
+func TestRateLimitPaces(t *testing.T) {
+	srv, _ := failing(0, 0, "")
+	defer srv.Close()
+	c := client(srv.URL)
+	c.Limiter = rest.PerMinute(600) // 10/s, burst 10
+	start := time.Now()
+	for range 15 {
+		if _, err := c.Do(context.Background(), rest.Request{Method: "GET", Path: "/x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took < 400*time.Millisecond {
+		t.Fatalf("15 calls at 10/s with a burst of 10 took %v; the limiter did not pace them", took)
+	}
+}
+
+func TestCancelledContextStopsRetrying(t *testing.T) {
+	srv, calls := failing(100, 429, "30")
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := client(srv.URL).Do(ctx, rest.Request{Method: "GET", Path: "/x"})
+	if err == nil || calls.Load() != 1 {
+		t.Fatalf("err %v after %d calls; want to give up while waiting", err, calls.Load())
+	}
+}

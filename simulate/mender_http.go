@@ -1,0 +1,284 @@
+package simulate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// MenderServerOptions configure NewMenderServer. At least one of Token or
+// User and Password is required.
+type MenderServerOptions struct {
+	// Token is a personal access token the server accepts as a bearer token.
+	Token string
+	// User and Password are what POST /api/management/v1/useradm/auth/login
+	// accepts as HTTP Basic credentials.
+	User, Password string
+	// JWTTTL is how long login JWTs stay valid; default 1h.
+	JWTTTL time.Duration
+	// Wrap, if set, goes around the API (inside the HTTP faults), e.g. a
+	// contract.Checker's Wrap.
+	Wrap func(http.Handler) http.Handler
+	// State is the Mender to serve; nil means a new, empty one.
+	State *Mender
+}
+
+// MenderServer serves a Mender's state over the real management API paths,
+// with Mender's status codes, bodies and authentication.
+type MenderServer struct {
+	*Server
+	State *Mender
+
+	auth *menderAuth
+}
+
+// NewMenderServer starts a simulated Mender management API on a loopback
+// port. Close it when done.
+func NewMenderServer(opts MenderServerOptions) (*MenderServer, error) {
+	if opts.Token == "" && (opts.User == "" || opts.Password == "") {
+		return nil, errors.New("simulate: mender server needs a Token or a User and Password")
+	}
+	if opts.State == nil {
+		opts.State = NewMender()
+	}
+	auth := newMenderAuth(opts)
+	var h http.Handler = menderRoutes(opts.State, auth)
+	if opts.Wrap != nil {
+		h = opts.Wrap(h)
+	}
+	srv, err := serve(h)
+	if err != nil {
+		return nil, err
+	}
+	return &MenderServer{Server: srv, State: opts.State, auth: auth}, nil
+}
+
+// Logins counts successful logins, so tests can see a client log in again.
+func (s *MenderServer) Logins() int { return s.auth.loginCount() }
+
+// ExpireSessions invalidates every JWT issued by login so far, as if they had
+// all expired: their next use is answered 401.
+func (s *MenderServer) ExpireSessions() { s.auth.expireAll() }
+
+const (
+	menderDevauth   = "/api/management/v2/devauth/devices"
+	menderInventory = "/api/management/v1/inventory/devices"
+)
+
+func menderRoutes(m *Mender, auth *menderAuth) http.Handler {
+	api := &menderAPI{m: m}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/management/v1/useradm/auth/login", auth.login)
+	secured := map[string]http.HandlerFunc{
+		"GET " + menderDevauth:                             api.listDevices,
+		"POST " + menderDevauth:                            api.preauthorize,
+		"POST " + menderDevauth + "/search":                api.searchDevices,
+		"GET " + menderDevauth + "/{id}":                   api.getDevice,
+		"DELETE " + menderDevauth + "/{id}":                api.decommission,
+		"PATCH " + menderInventory + "/{id}/tags":          api.setTags,
+		"PUT " + menderInventory + "/{id}/tags":            api.setTags,
+		"POST /api/management/v2/inventory/filters/search": api.searchInventory,
+	}
+	for pattern, h := range secured {
+		mux.Handle(pattern, auth.require(h))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeMenderError(w, r, http.StatusNotFound, "no such endpoint")
+	})
+	return mux
+}
+
+// menderAPI holds the handlers; each answers what deviceauth or inventory
+// would for the same request.
+type menderAPI struct{ m *Mender }
+
+type menderPreAuthRequest struct {
+	IdentityData map[string]any `json:"identity_data"`
+	Pubkey       string         `json:"pubkey"`
+	Force        bool           `json:"force"`
+}
+
+func (a *menderAPI) preauthorize(w http.ResponseWriter, r *http.Request) {
+	var req menderPreAuthRequest
+	if !decodeMender(w, r, &req) {
+		return
+	}
+	identity, err := menderStringMap(req.IdentityData)
+	if err != nil {
+		writeMenderErr(w, r, err)
+		return
+	}
+	d, err := a.m.preauthorize(identity, req.Pubkey, req.Force)
+	var me *menderError
+	if errors.As(err, &me) && me.status == http.StatusConflict {
+		writeMenderJSON(w, http.StatusConflict, menderDeviceJSONOf(d))
+		return
+	}
+	if err != nil {
+		writeMenderErr(w, r, err)
+		return
+	}
+	// Mender answers with a Location relative to the collection, not a URL.
+	w.Header().Set("Location", "devices/"+d.id)
+	w.WriteHeader(http.StatusCreated)
+}
+
+// menderStringMap keeps identity attributes the simulator can store; Mender
+// allows any JSON value, gatehouse only ever sends strings.
+func menderStringMap(in map[string]any) (map[string]string, error) {
+	if len(in) == 0 {
+		return nil, menderBadRequest("identity_data: cannot be blank")
+	}
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		s, ok := v.(string)
+		if !ok {
+			return nil, menderBadRequest("identity_data.%s: the simulator only stores string values", k)
+		}
+		out[k] = s
+	}
+	return out, nil
+}
+
+func (a *menderAPI) getDevice(w http.ResponseWriter, r *http.Request) {
+	d, ok := a.m.device(r.PathValue("id"))
+	if !ok {
+		writeMenderError(w, r, http.StatusNotFound, "device not found")
+		return
+	}
+	writeMenderJSON(w, http.StatusOK, menderDeviceJSONOf(d))
+}
+
+func (a *menderAPI) decommission(w http.ResponseWriter, r *http.Request) {
+	if err := a.m.decommission(r.PathValue("id")); err != nil {
+		writeMenderErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type menderTagJSON struct {
+	Name        string `json:"name"`
+	Value       string `json:"value"`
+	Description string `json:"description,omitempty"`
+}
+
+// setTags serves PATCH (upsert) and PUT (replace) of a device's tags.
+func (a *menderAPI) setTags(w http.ResponseWriter, r *http.Request) {
+	var tags []menderTagJSON
+	if !decodeMender(w, r, &tags) {
+		return
+	}
+	set := make(map[string]string, len(tags))
+	for _, t := range tags {
+		set[t.Name] = t.Value
+	}
+	if err := a.m.setTags(r.PathValue("id"), set, r.Method == http.MethodPut); err != nil {
+		writeMenderErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// decodeMender reads a JSON body, answering 400 as Mender does when it is
+// missing or malformed.
+func decodeMender(w http.ResponseWriter, r *http.Request, v any) bool {
+	return decodeMenderBody(w, r, v, true)
+}
+
+// decodeMenderOptional is decodeMender for a body the endpoint does not require.
+func decodeMenderOptional(w http.ResponseWriter, r *http.Request, v any) bool {
+	return decodeMenderBody(w, r, v, false)
+}
+
+func decodeMenderBody(w http.ResponseWriter, r *http.Request, v any, required bool) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err == nil && len(body) == 0 {
+		if !required {
+			return true
+		}
+		err = errors.New("empty body")
+	}
+	if err == nil {
+		err = json.Unmarshal(body, v)
+	}
+	if err != nil {
+		writeMenderError(w, r, http.StatusBadRequest, "failed to decode request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// menderPage reads page and per_page the way Mender's list endpoints do.
+func menderPage(q url.Values) (pageNo, perPage int, err error) {
+	pageNo, perPage = 1, 20
+	if v := q.Get("page"); v != "" {
+		if pageNo, err = strconv.Atoi(v); err != nil || pageNo < 1 {
+			return 0, 0, menderBadRequest("invalid page query: %q", v)
+		}
+	}
+	if v := q.Get("per_page"); v != "" {
+		if perPage, err = strconv.Atoi(v); err != nil || perPage < 1 || perPage > 500 {
+			return 0, 0, menderBadRequest("invalid per_page query: %q", v)
+		}
+	}
+	return pageNo, perPage, nil
+}
+
+// menderWindow cuts one page out of n items and says whether more follow.
+func menderWindow(n, pageNo, perPage int) (lo, hi int, more bool) {
+	lo = min((pageNo-1)*perPage, n)
+	hi = min(lo+perPage, n)
+	return lo, hi, hi < n
+}
+
+// setMenderLinks writes the Link header Mender's list endpoints send.
+func setMenderLinks(w http.ResponseWriter, r *http.Request, pageNo, perPage int, more bool) {
+	link := func(p int, rel string) string {
+		q := r.URL.Query()
+		q.Set("page", strconv.Itoa(p))
+		q.Set("per_page", strconv.Itoa(perPage))
+		return fmt.Sprintf("<%s?%s>; rel=%q", r.URL.Path, q.Encode(), rel)
+	}
+	links := link(1, "first")
+	if pageNo > 1 {
+		links += ", " + link(pageNo-1, "prev")
+	}
+	if more {
+		links += ", " + link(pageNo+1, "next")
+	}
+	w.Header().Set("Link", links)
+}
+
+func writeMenderJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// writeMenderErr answers with the status a menderError carries; anything
+// else is an internal error whose detail stays in the server.
+func writeMenderErr(w http.ResponseWriter, r *http.Request, err error) {
+	var me *menderError
+	if errors.As(err, &me) {
+		writeMenderError(w, r, me.status, me.msg)
+		return
+	}
+	writeMenderError(w, r, http.StatusInternalServerError, "internal error")
+}
+
+// writeMenderError writes Mender's error body, echoing the caller's
+// X-MEN-RequestID or making one up, as Mender's middleware does.
+func writeMenderError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	id := r.Header.Get("X-MEN-RequestID")
+	if id == "" {
+		id = newUUID()
+	}
+	w.Header().Set("X-MEN-RequestID", id)
+	writeMenderJSON(w, status, map[string]string{"error": msg, "request_id": id})
+}

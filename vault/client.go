@@ -1,0 +1,229 @@
+// Package vault issues, signs and revokes gateway certificates with a
+// HashiCorp Vault or OpenBao PKI secrets engine over its HTTP API, logging
+// in with a token, AppRole or a Kubernetes service account.
+//
+// For Sign, configure the role with use_csr_common_name=false (and
+// use_csr_sans=false): otherwise Vault takes the name from the CSR, and the
+// agent's CSR carries a placeholder, not the name the operator approved.
+package vault
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"gatehouse"
+	"gatehouse/rest"
+)
+
+var _ gatehouse.PKI = (*Client)(nil)
+
+// Client talks to one PKI mount. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	api  *rest.Client
+	auth *auth
+	now  func() time.Time
+}
+
+// New returns a client for a valid configuration. It does not contact
+// Vault; call Check for that.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	c := &Client{cfg: cfg, now: time.Now}
+	c.api = &rest.Client{
+		Service:   "vault",
+		BaseURL:   cfg.Addr,
+		HTTP:      cfg.HTTP,
+		Timeout:   cfg.Timeout,
+		UserAgent: cfg.UserAgent,
+		Retries:   cfg.Retries,
+	}
+	c.auth = newAuth(c, cfg)
+	return c, nil
+}
+
+// certRequest is the body of issue and sign.
+type certRequest struct {
+	CommonName       string `json:"common_name"`
+	CSR              string `json:"csr,omitempty"`
+	TTL              string `json:"ttl,omitempty"`
+	Format           string `json:"format"`
+	PrivateKeyFormat string `json:"private_key_format,omitempty"`
+}
+
+// Issue has Vault generate a key pair and certificate for commonName. The
+// key comes as PKCS#8 PEM. Like Vault's endpoint it is not idempotent.
+func (c *Client) Issue(ctx context.Context, commonName string) (gatehouse.Certificate, error) {
+	req := certRequest{CommonName: commonName, TTL: c.cfg.TTL, Format: "pem", PrivateKeyFormat: "pkcs8"}
+	var out struct{ Data certData }
+	if err := c.call(ctx, http.MethodPost, c.pkiPath("issue/"+c.cfg.Role), req, &out); err != nil {
+		return gatehouse.Certificate{}, err
+	}
+	return out.Data.certificate(true)
+}
+
+// Sign has Vault sign csrPEM for commonName; the private key never leaves
+// the device. The role must not take the name from the CSR (see package doc).
+func (c *Client) Sign(ctx context.Context, commonName, csrPEM string) (gatehouse.Certificate, error) {
+	if block, _ := pem.Decode([]byte(csrPEM)); block == nil || !strings.HasSuffix(block.Type, "CERTIFICATE REQUEST") {
+		return gatehouse.Certificate{}, errors.New("vault: sign: csr is not a PEM CERTIFICATE REQUEST")
+	}
+	req := certRequest{CommonName: commonName, CSR: csrPEM, TTL: c.cfg.TTL, Format: "pem"}
+	var out struct{ Data certData }
+	if err := c.call(ctx, http.MethodPost, c.pkiPath("sign/"+c.cfg.Role), req, &out); err != nil {
+		return gatehouse.Certificate{}, err
+	}
+	return out.Data.certificate(false)
+}
+
+// serialPattern is a serial as Vault prints it; Vault also takes hyphens.
+var serialPattern = regexp.MustCompile(`^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2})*$`)
+
+// Revoke revokes a certificate by serial. Revoking twice succeeds, as in
+// Vault. Vault answers an unknown serial with a 400 ("certificate with
+// serial ... not found"); that error also wraps gatehouse.ErrBackendNotFound
+// so callers can treat it as done.
+func (c *Client) Revoke(ctx context.Context, serial string) error {
+	if !serialPattern.MatchString(serial) {
+		return fmt.Errorf("vault: revoke: serial %q is not colon-separated hex", serial)
+	}
+	body := map[string]string{"serial_number": serial}
+	err := c.call(ctx, http.MethodPost, c.pkiPath("revoke"), body, nil)
+	if rest.StatusOf(err) == http.StatusBadRequest && strings.Contains(messageOf(err), "not found") {
+		return notFoundError{err}
+	}
+	return err
+}
+
+// Check looks up the client's own token, logging in first if needed, to
+// prove that Vault is reachable and the credentials work.
+func (c *Client) Check(ctx context.Context) error {
+	return c.call(ctx, http.MethodGet, "/v1/auth/token/lookup-self", nil, nil)
+}
+
+func (c *Client) pkiPath(op string) string {
+	return "/v1/" + c.cfg.Mount + "/" + op
+}
+
+// call sends an authenticated request. A 403 means Vault no longer accepts
+// the token (expired or revoked early): with a login method the client logs
+// in again once and retries, since the request was refused before any effect.
+func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
+	for retried := false; ; retried = true {
+		tok, err := c.auth.token(ctx)
+		if err != nil {
+			return err
+		}
+		err = c.send(ctx, method, path, tok, body, out)
+		if rest.StatusOf(err) != http.StatusForbidden {
+			return err
+		}
+		if retried || !c.auth.canLogin() {
+			return c.forbidden(err, retried)
+		}
+		c.auth.invalidate(tok)
+	}
+}
+
+func (c *Client) forbidden(err error, retried bool) error {
+	if retried {
+		return fmt.Errorf("%w (refused again after a fresh login: check the policies of the Vault role)", err)
+	}
+	return fmt.Errorf("%w (check that the Vault token is valid and its policy allows this path)", err)
+}
+
+// send is one call through rest, which retries 429s and 5xx. token may be
+// empty for logins.
+func (c *Client) send(ctx context.Context, method, path, token string, body, out any) error {
+	h := map[string]string{}
+	if token != "" {
+		h["X-Vault-Token"] = token
+	}
+	if c.cfg.Namespace != "" {
+		h["X-Vault-Namespace"] = c.cfg.Namespace
+	}
+	resp, err := c.api.Do(ctx, rest.Request{Method: method, Path: path, Body: body, Header: h})
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	if err := resp.JSON(out); err != nil {
+		return fmt.Errorf("vault: %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// certData is the "data" of an issue or sign answer.
+type certData struct {
+	Certificate  string   `json:"certificate"`
+	IssuingCA    string   `json:"issuing_ca"`
+	CAChain      []string `json:"ca_chain"`
+	PrivateKey   string   `json:"private_key"`
+	SerialNumber string   `json:"serial_number"`
+}
+
+// certificate checks the answer is complete. Vault's PEM strings end
+// without a newline; each field gets exactly one so the files written on
+// the gateway are well-formed text.
+func (d certData) certificate(withKey bool) (gatehouse.Certificate, error) {
+	switch {
+	case d.Certificate == "" || d.SerialNumber == "":
+		return gatehouse.Certificate{}, errors.New("vault: answer lacks certificate or serial_number")
+	case withKey && d.PrivateKey == "":
+		return gatehouse.Certificate{}, errors.New("vault: issue answer lacks private_key")
+	}
+	c := gatehouse.Certificate{
+		Serial:         d.SerialNumber,
+		CertificatePEM: pemText(d.Certificate),
+		CAChainPEM:     pemText(d.IssuingCA),
+	}
+	if len(d.CAChain) > 0 {
+		c.CAChainPEM = pemText(strings.Join(trimAll(d.CAChain), "\n"))
+	}
+	if withKey {
+		c.PrivateKeyPEM = pemText(d.PrivateKey)
+	}
+	return c, nil
+}
+
+func pemText(s string) string {
+	if s = strings.TrimSpace(s); s == "" {
+		return ""
+	}
+	return s + "\n"
+}
+
+func trimAll(ss []string) []string {
+	out := make([]string, 0, len(ss))
+	for _, s := range ss {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// notFoundError is Vault's "not found" 400 that also matches
+// gatehouse.ErrBackendNotFound.
+type notFoundError struct{ error }
+
+func (e notFoundError) Unwrap() []error { return []error{e.error, gatehouse.ErrBackendNotFound} }
+
+func messageOf(err error) string {
+	var re *rest.Error
+	if errors.As(err, &re) {
+		return re.Message
+	}
+	return ""
+}
