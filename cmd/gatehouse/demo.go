@@ -22,6 +22,7 @@ import (
 	"gatehouse"
 	"gatehouse/agent"
 	"gatehouse/provision"
+	"gatehouse/sandbox"
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -53,7 +54,7 @@ func demo(ctx context.Context, gateways int, listen, dbPath string, stdout io.Wr
 	if dbPath == "" {
 		dbPath = filepath.Join(dir, "gatehouse.db")
 	}
-	sims, err := startSimulators(2 * time.Second)
+	sims, err := sandbox.Start(2 * time.Second)
 	if err != nil {
 		return err
 	}

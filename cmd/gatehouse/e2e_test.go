@@ -19,6 +19,7 @@ import (
 	"gatehouse"
 	"gatehouse/agent"
 	"gatehouse/provision"
+	"gatehouse/sandbox"
 )
 
 // TestEndToEnd runs the real server on :0 with simulated backends, runs the
@@ -28,7 +29,7 @@ func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	sims, err := startSimulators(time.Second)
+	sims, err := sandbox.Start(time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

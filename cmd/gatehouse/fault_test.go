@@ -13,6 +13,7 @@ import (
 	"gatehouse"
 	"gatehouse/agent"
 	"gatehouse/provision"
+	"gatehouse/sandbox"
 )
 
 // TestConvergesDespiteFailingBackends approves 100 gateways while every
@@ -26,7 +27,7 @@ func TestConvergesDespiteFailingBackends(t *testing.T) {
 	const n = 100
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sims, err := startSimulators(time.Second)
+	sims, err := sandbox.Start(time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"gatehouse"
 	"gatehouse/config"
 	"gatehouse/provision"
+	"gatehouse/sandbox"
 	"gatehouse/server"
 	"gatehouse/store"
 )
@@ -105,7 +106,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 // freshly started simulators.
 func serveBackends(getenv func(string) string, file string, simulated bool) (gatehouse.Backends, func(), error) {
 	if simulated {
-		sims, err := startSimulators(5 * time.Second)
+		sims, err := sandbox.Start(5 * time.Second)
 		if err != nil {
 			return gatehouse.Backends{}, nil, err
 		}

@@ -1,4 +1,7 @@
-package main
+// Package sandbox starts HTTP simulators of every backend on loopback and
+// configures the real clients for them: the set-up the demo, the end-to-end
+// tests and the benchmarks share.
+package sandbox
 
 import (
 	"crypto/rand"
@@ -12,9 +15,9 @@ import (
 	"gatehouse/vault"
 )
 
-// simulators are HTTP stand-ins for every backend, on loopback ports, that
+// Simulators are HTTP stand-ins for every backend, on loopback ports, that
 // the real clients talk to exactly as they would to the real services.
-type simulators struct {
+type Simulators struct {
 	Mender *simulate.MenderServer
 	DPS    *simulate.DPSServer
 	Hub    *simulate.HubServer
@@ -23,10 +26,10 @@ type simulators struct {
 	menderToken, vaultToken string
 }
 
-// startSimulators starts all four; DPS assigns registered devices to the
-// hub simulator after assignDelay.
-func startSimulators(assignDelay time.Duration) (*simulators, error) {
-	s := &simulators{menderToken: randomSecret(), vaultToken: randomSecret()}
+// Start starts all four; DPS assigns registered devices to the hub
+// simulator after assignDelay.
+func Start(assignDelay time.Duration) (*Simulators, error) {
+	s := &Simulators{menderToken: randomSecret(), vaultToken: randomSecret()}
 	var err error
 	if s.Mender, err = simulate.NewMenderServer(simulate.MenderServerOptions{Token: s.menderToken}); err != nil {
 		return nil, err
@@ -48,7 +51,7 @@ func startSimulators(assignDelay time.Duration) (*simulators, error) {
 
 // Config points every client at its simulator, with the simulator's
 // credentials.
-func (s *simulators) Config() *config.Config {
+func (s *Simulators) Config() *config.Config {
 	dps, hubs := s.DPS.Config(), s.Hub.Config()
 	return &config.Config{
 		Mender: &mender.Config{URL: s.Mender.URL, Token: s.menderToken},
@@ -61,7 +64,7 @@ func (s *simulators) Config() *config.Config {
 const simVaultRole = "gateway"
 
 // Close stops every simulator that started.
-func (s *simulators) Close() error {
+func (s *Simulators) Close() error {
 	var errs []error
 	if s.Mender != nil {
 		errs = append(errs, s.Mender.Close())
