@@ -29,6 +29,13 @@ import (
 
 const gateways = 200
 
+// fleetRun is what one run of a fleet measured, per gateway.
+type fleetRun struct {
+	toBundle []time.Duration // approve call returned → agent holds its files
+	slowest  []time.Duration // the device's slowest backend step
+	stepSum  []time.Duration // all its backend steps end to end
+}
+
 // BenchmarkApproveToBundle measures, over 200 real agents, the time from an
 // approve call returning to the agent holding its bundle on disk, with
 // zero-latency simulated backends. The baseline is the same run with no
@@ -36,8 +43,8 @@ const gateways = 200
 // the durable provisioning jobs add on top of the long poll itself.
 func BenchmarkApproveToBundle(b *testing.B) {
 	for b.Loop() {
-		base := runFleet(b, gatehouse.Backends{})
-		full := runFleet(b, simulatedBackends(b))
+		base := runFleet(b, gateways, gatehouse.Backends{}).toBundle
+		full := runFleet(b, gateways, simulatedBackends(b)).toBundle
 		report(b, "baseline (no backends)", base)
 		report(b, "mender+dps+vault", full)
 		ratio := float64(pct(full, 99)) / float64(pct(base, 99))
@@ -75,7 +82,7 @@ type fleet struct {
 	svc        *provision.Service
 }
 
-func runFleet(b *testing.B, backends gatehouse.Backends) []time.Duration {
+func runFleet(b *testing.B, gateways int, backends gatehouse.Backends) fleetRun {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	f, stop := startServer(b, ctx, backends)
@@ -93,14 +100,14 @@ func runFleet(b *testing.B, backends gatehouse.Backends) []time.Duration {
 			done[i] <- time.Now()
 		})
 	}
-	ids := waitPending(b, ctx, f.svc)
+	ids := waitPending(b, ctx, f.svc, gateways)
 	approved := make(map[string]time.Time, gateways)
 	for i, id := range ids {
 		approve(b, f, id, fmt.Sprintf("gw-%03d", i))
 		approved[id] = time.Now()
 	}
 	wg.Wait()
-	return latencies(b, ctx, f.svc, dir, approved, done)
+	return measure(b, ctx, f.svc, dir, approved, done)
 }
 
 func startServer(b *testing.B, ctx context.Context, backends gatehouse.Backends) (*fleet, func()) {
@@ -147,7 +154,7 @@ func agentConfig(b *testing.B, url, dir string, i int) agent.Config {
 	}
 }
 
-func waitPending(b *testing.B, ctx context.Context, svc *provision.Service) []string {
+func waitPending(b *testing.B, ctx context.Context, svc *provision.Service, gateways int) []string {
 	for ctx.Err() == nil {
 		l, err := svc.ListDevices(ctx, provision.ListFilter{State: gatehouse.StatePending, Limit: gateways})
 		if err == nil && l.Total == gateways {
@@ -178,20 +185,37 @@ func approve(b *testing.B, f *fleet, id, name string) {
 	}
 }
 
-// latencies pairs each agent's finish with its device's approval time.
-func latencies(b *testing.B, ctx context.Context, svc *provision.Service, dir string, approved map[string]time.Time, done []chan time.Time) []time.Duration {
-	out := make([]time.Duration, 0, gateways)
-	for i := range gateways {
+// measure pairs each agent's finish with its device's approval time, and
+// reads the device's step times.
+func measure(b *testing.B, ctx context.Context, svc *provision.Service, dir string, approved map[string]time.Time, done []chan time.Time) fleetRun {
+	var run fleetRun
+	for i := range done {
 		finished := <-done[i]
 		name, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("out-%d", i), "device-name"))
 		if err != nil {
 			b.Fatalf("agent %d wrote no device-name: %v", i, err)
 		}
-		d, err := svc.ListDevices(ctx, provision.ListFilter{Search: string(bytes.TrimSpace(name)), Limit: 1})
-		if err != nil || d.Total != 1 {
+		l, err := svc.ListDevices(ctx, provision.ListFilter{Search: string(bytes.TrimSpace(name)), Limit: 1})
+		if err != nil || l.Total != 1 {
 			b.Fatalf("device named %s: %v", name, err)
 		}
-		out = append(out, finished.Sub(approved[d.Devices[0].ID]))
+		d, err := svc.Device(ctx, l.Devices[0].ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		run.toBundle = append(run.toBundle, finished.Sub(approved[d.ID]))
+		slowest, sum := stepTimes(d)
+		run.slowest, run.stepSum = append(run.slowest, slowest), append(run.stepSum, sum)
 	}
-	return out
+	return run
+}
+
+func stepTimes(d *gatehouse.Device) (slowest, sum time.Duration) {
+	for _, s := range d.Steps {
+		if s.StartedAt != nil && s.FinishedAt != nil {
+			took := s.FinishedAt.Sub(*s.StartedAt)
+			slowest, sum = max(slowest, took), sum+took
+		}
+	}
+	return slowest, sum
 }

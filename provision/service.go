@@ -36,7 +36,7 @@ type Config struct {
 	// RescueAfter is when a step left running by a crashed process is taken
 	// up again; default 5 min. Must exceed JobTimeout.
 	RescueAfter time.Duration
-	// PollInterval is how often idle workers look for new jobs; default 50 ms.
+	// PollInterval is how often idle workers look for new jobs; default 20 ms.
 	// SQLite has no notifications, so this bounds approval-to-work latency.
 	PollInterval time.Duration
 }
@@ -53,7 +53,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.RetryMax, 5*time.Minute)
 	setDefault(&c.JobTimeout, 2*time.Minute)
 	setDefault(&c.RescueAfter, 5*time.Minute)
-	setDefault(&c.PollInterval, 50*time.Millisecond)
+	setDefault(&c.PollInterval, 20*time.Millisecond)
 	return c
 }
 
