@@ -105,11 +105,31 @@ func (c *Config) loadHubs(e *Env) error {
 		}
 		h.Hubs = append(h.Hubs, cs)
 	}
+	if h.Endpoints, err = endpoints(e.Get("GATEHOUSE_IOTHUB_ENDPOINTS")); err != nil {
+		return err
+	}
 	if err := h.Validate(); err != nil {
 		return fmt.Errorf("config: iothub: %w", err)
 	}
 	c.Hubs = h
 	return nil
+}
+
+// endpoints reads "host=url" pairs that send a hub's calls elsewhere, e.g.
+// through a proxy or to a simulator.
+func endpoints(raw string) (map[string]string, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, pair := range strings.Fields(raw) {
+		host, url, ok := strings.Cut(pair, "=")
+		if !ok || host == "" || url == "" {
+			return nil, fmt.Errorf("config: GATEHOUSE_IOTHUB_ENDPOINTS: want host=url pairs, got %q", pair)
+		}
+		out[host] = url
+	}
+	return out, nil
 }
 
 func (c *Config) loadVault(e *Env) error {
