@@ -40,21 +40,23 @@ func (s State) Valid() bool {
 // Device is one gateway. Its identity is the fingerprint of its current key;
 // the MAC is a claim shown to the operator, never proof.
 type Device struct {
-	ID               string     `json:"id"`
-	State            State      `json:"state"`
-	Name             string     `json:"name,omitempty"`
-	MAC              string     `json:"mac"`
-	Fingerprint      string     `json:"fingerprint"`
-	KeyType          string     `json:"key_type"`
-	VerificationCode string     `json:"verification_code"`
-	SourceAddr       string     `json:"source_addr,omitempty"`
-	FirstSeen        time.Time  `json:"first_seen"`
-	LastSeen         time.Time  `json:"last_seen"`
-	ApprovedBy       string     `json:"approved_by,omitempty"`
-	ApprovedAt       *time.Time `json:"approved_at,omitempty"`
-	Reason           string     `json:"reason,omitempty"`
-	UpdatedAt        time.Time  `json:"updated_at"`
-	Steps            []Step     `json:"steps,omitempty"`
+	ID               string            `json:"id"`
+	State            State             `json:"state"`
+	Name             string            `json:"name,omitempty"`
+	MAC              string            `json:"mac"`
+	Fingerprint      string            `json:"fingerprint"`
+	KeyType          string            `json:"key_type"`
+	VerificationCode string            `json:"verification_code"`
+	SourceAddr       string            `json:"source_addr,omitempty"`
+	FirstSeen        time.Time         `json:"first_seen"`
+	LastSeen         time.Time         `json:"last_seen"`
+	ApprovedBy       string            `json:"approved_by,omitempty"`
+	ApprovedAt       *time.Time        `json:"approved_at,omitempty"`
+	Reason           string            `json:"reason,omitempty"`
+	Labels           map[string]string `json:"labels,omitempty"`
+	Hub              string            `json:"hub,omitempty"` // the IoT Hub DPS assigned it to
+	UpdatedAt        time.Time         `json:"updated_at"`
+	Steps            []Step            `json:"steps,omitempty"`
 }
 
 // DeviceKey is a public key a device has presented. PublicKey is the DER
@@ -77,6 +79,9 @@ const (
 	StepMender StepName = "mender"
 	StepDPS    StepName = "dps"
 	StepVault  StepName = "vault"
+	// StepHub follows a provisioned gateway until DPS assigns it to an IoT
+	// Hub, then applies its deployment manifest there.
+	StepHub StepName = "iothub"
 )
 
 // StepState is where one provisioning step stands.
@@ -102,6 +107,7 @@ type Step struct {
 	FinishedAt *time.Time        `json:"finished_at,omitempty"`
 	Output     map[string]string `json:"output,omitempty"`
 	Sealed     map[string][]byte `json:"-"`
+	JobID      int64             `json:"-"`
 }
 
 // Event is one entry of a device's timeline and the audit log.

@@ -41,3 +41,28 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
+
+var (
+	labelKey   = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
+	labelValue = regexp.MustCompile(`^[A-Za-z0-9 ._:/@+-]{0,128}$`)
+)
+
+// MaxLabels bounds how many labels one gateway carries.
+const MaxLabels = 20
+
+// ValidateLabels checks operator-set labels. Their characters exclude
+// quotes and backslashes, so they are safe inside manifest JSON strings.
+func ValidateLabels(labels map[string]string) error {
+	if len(labels) > MaxLabels {
+		return Errorf(EINVALID, "at most %d labels, not %d", MaxLabels, len(labels))
+	}
+	for k, v := range labels {
+		if !labelKey.MatchString(k) {
+			return Errorf(EINVALID, "invalid label key %q: use 1-63 lower-case letters, digits, '.', '_' and '-'", truncate(k, 80))
+		}
+		if !labelValue.MatchString(v) {
+			return Errorf(EINVALID, "invalid value for label %q: up to 128 letters, digits, spaces and . _ : / @ + -", k)
+		}
+	}
+	return nil
+}

@@ -167,9 +167,20 @@ func (c *Client) Events(ctx context.Context, id string) ([]gatehouse.Event, erro
 	return out.Events, nil
 }
 
-// Approve names a pending device and starts its provisioning.
-func (c *Client) Approve(ctx context.Context, id, name string) (*gatehouse.Device, error) {
-	return c.deviceCall(ctx, http.MethodPost, id, "/approve", map[string]string{"name": name})
+// Approve names a pending device and starts its provisioning. Labels are
+// optional.
+func (c *Client) Approve(ctx context.Context, id, name string, labels map[string]string) (*gatehouse.Device, error) {
+	body := struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels,omitempty"`
+	}{name, labels}
+	return c.deviceCall(ctx, http.MethodPost, id, "/approve", body)
+}
+
+// Retry restarts a stalled device's IoT Hub follow-up, or runs a failed
+// step now.
+func (c *Client) Retry(ctx context.Context, id string) (*gatehouse.Device, error) {
+	return c.deviceCall(ctx, http.MethodPost, id, "/retry", nil)
 }
 
 // Dismiss refuses a pending device.

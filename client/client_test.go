@@ -158,7 +158,7 @@ func TestEmptyID(t *testing.T) {
 	c := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("unexpected request %s %s", r.Method, r.URL.Path)
 	})
-	if _, err := c.Approve(t.Context(), "", "gw-01"); gatehouse.ErrorCode(err) != gatehouse.EINVALID {
+	if _, err := c.Approve(t.Context(), "", "gw-01", nil); gatehouse.ErrorCode(err) != gatehouse.EINVALID {
 		t.Errorf("Approve with empty id: err = %v, want %s", err, gatehouse.EINVALID)
 	}
 }
@@ -177,7 +177,7 @@ func TestApprove(t *testing.T) {
 		}
 		writeJSON(w, http.StatusOK, gatehouse.Device{ID: "d1", Name: "gw-01", State: gatehouse.StateApproved})
 	})
-	d, err := c.Approve(t.Context(), "d1", "gw-01")
+	d, err := c.Approve(t.Context(), "d1", "gw-01", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestErrorDecoding(t *testing.T) {
 			"code": gatehouse.ECONFLICT, "message": `name "gw-01" is already taken in gatehouse by device d2`,
 		}})
 	})
-	_, err := c.Approve(t.Context(), "d1", "gw-01")
+	_, err := c.Approve(t.Context(), "d1", "gw-01", nil)
 	var gerr *gatehouse.Error
 	if !errors.As(err, &gerr) {
 		t.Fatalf("err = %T %v, want *gatehouse.Error", err, err)

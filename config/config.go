@@ -8,11 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"gatehouse"
 	"gatehouse/azure"
+	"gatehouse/manifest"
 	"gatehouse/mender"
 	"gatehouse/vault"
+	"gatehouse/webhook"
 )
 
 // Config is the backends gatehouse provisions into; nil means off.
@@ -23,6 +26,13 @@ type Config struct {
 	Vault  *vault.Config
 	// VaultSign makes the PKI sign the agent's CSR instead of issuing a key.
 	VaultSign bool
+
+	// Manifests are the deployment manifest templates, validated at load.
+	Manifests *manifest.Set
+	// FollowDeadline bounds the wait for an IoT Hub assignment; 0 = default.
+	FollowDeadline time.Duration
+	// Webhook receives every state change, signed; nil means none.
+	Webhook *webhook.Sender
 }
 
 // Load reads every backend's settings and validates those that are on,
@@ -34,6 +44,9 @@ func Load(e *Env) (*Config, error) {
 		c.loadDPS(e),
 		c.loadHubs(e),
 		c.loadVault(e),
+		c.loadManifests(e),
+		c.loadWebhook(e),
+		c.loadFollow(e),
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -165,6 +178,51 @@ func vaultMode(m string) (string, error) {
 		return "sign", nil
 	}
 	return "", fmt.Errorf("config: GATEHOUSE_VAULT_MODE must be issue or sign, not %q", m)
+}
+
+func (c *Config) loadManifests(e *Env) error {
+	def, groups := e.Get("GATEHOUSE_MANIFEST"), e.Get("GATEHOUSE_MANIFEST_GROUPS")
+	if def == "" && groups == "" {
+		return nil
+	}
+	m, err := manifest.Load(def, groups)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	c.Manifests = m
+	return nil
+}
+
+func (c *Config) loadWebhook(e *Env) error {
+	url := e.Get("GATEHOUSE_WEBHOOK_URL")
+	secret, err := e.Secret("GATEHOUSE_WEBHOOK_SECRET")
+	if err != nil || url == "" {
+		if err == nil && secret != "" {
+			err = errors.New("config: GATEHOUSE_WEBHOOK_SECRET is set but GATEHOUSE_WEBHOOK_URL is not")
+		}
+		return err
+	}
+	if err := webhook.ValidateURL(url); err != nil {
+		return fmt.Errorf("config: GATEHOUSE_WEBHOOK_URL: %w", err)
+	}
+	if len(secret) < 16 {
+		return errors.New("config: GATEHOUSE_WEBHOOK_SECRET must be set, at least 16 characters, when GATEHOUSE_WEBHOOK_URL is")
+	}
+	c.Webhook = &webhook.Sender{URL: url, Secret: []byte(secret)}
+	return nil
+}
+
+func (c *Config) loadFollow(e *Env) error {
+	v := e.Get("GATEHOUSE_FOLLOW_DEADLINE")
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("config: GATEHOUSE_FOLLOW_DEADLINE must be a positive duration such as 24h, not %q", v)
+	}
+	c.FollowDeadline = d
+	return nil
 }
 
 // checker is what each client offers to prove its credentials work.

@@ -36,7 +36,7 @@ func TestCrashBetweenStepsConverges(t *testing.T) {
 	tb.db, tb.svc = dbA, a
 	g := newGateway(t)
 	id := tb.enroll(t, g).DeviceID
-	if _, err := a.Approve(context.Background(), "op", id, "gw-crash"); err != nil {
+	if _, err := a.Approve(context.Background(), "op", id, provision.Approval{Name: "gw-crash"}); err != nil {
 		t.Fatal(err)
 	}
 	waitStep(t, a, id, gatehouse.StepMender, gatehouse.StepSucceeded)

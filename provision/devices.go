@@ -80,10 +80,20 @@ func (s *Service) Events(ctx context.Context, id string) ([]gatehouse.Event, err
 	return out, err
 }
 
+// Approval is an operator's decision to provision a pending device.
+type Approval struct {
+	Name   string
+	Labels map[string]string // optional; pick and fill its deployment manifest
+}
+
 // Approve names a pending device and enqueues its provisioning, in one
 // transaction: either both happen or neither does.
-func (s *Service) Approve(ctx context.Context, actor, id, name string) (*gatehouse.Device, error) {
+func (s *Service) Approve(ctx context.Context, actor, id string, a Approval) (*gatehouse.Device, error) {
+	name := a.Name
 	if err := gatehouse.ValidateName(name); err != nil {
+		return nil, err
+	}
+	if err := gatehouse.ValidateLabels(a.Labels); err != nil {
 		return nil, err
 	}
 	if err := s.precheckApproval(ctx, id, name); err != nil {
@@ -101,7 +111,7 @@ func (s *Service) Approve(ctx context.Context, actor, id, name string) (*gatehou
 		if err := checkApprovable(ctx, tx, d, name); err != nil {
 			return err
 		}
-		return s.approveTx(ctx, tx, d, actor, name, steps)
+		return s.approveTx(ctx, tx, d, actor, name, a.Labels, steps)
 	})
 	if errors.Is(err, store.ErrUnique) {
 		return nil, gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in gatehouse", name)
@@ -143,12 +153,13 @@ func checkApprovable(ctx context.Context, tx *store.Tx, d *gatehouse.Device, nam
 	return nil
 }
 
-func (s *Service) approveTx(ctx context.Context, tx *store.Tx, d *gatehouse.Device, actor, name string, steps []gatehouse.StepName) error {
+func (s *Service) approveTx(ctx context.Context, tx *store.Tx, d *gatehouse.Device, actor, name string, labels map[string]string, steps []gatehouse.StepName) error {
 	state, now := gatehouse.StateApproved, tx.Now()
 	if len(steps) == 0 {
 		state = gatehouse.StateProvisioned
 	}
-	err := tx.UpdateDevice(ctx, d.ID, store.DeviceUpdate{State: &state, Name: &name, ApprovedBy: &actor, ApprovedAt: &now})
+	err := s.setState(ctx, tx, d, change{to: state, actor: actor,
+		update: store.DeviceUpdate{Name: &name, ApprovedBy: &actor, ApprovedAt: &now, Labels: labels}})
 	if err != nil {
 		return err
 	}
@@ -169,8 +180,14 @@ func (s *Service) enqueueSteps(ctx context.Context, tx *store.Tx, id string, ste
 	for _, st := range steps {
 		params = append(params, river.InsertManyParams{Args: stepArgs{DeviceID: id, Step: st}})
 	}
-	if _, err := s.jobs.InsertManyTx(ctx, tx.SQL(), params); err != nil {
+	res, err := s.jobs.InsertManyTx(ctx, tx.SQL(), params)
+	if err != nil {
 		return fmt.Errorf("provision: enqueue steps: %w", err)
+	}
+	for i, r := range res {
+		if err := tx.SetStepJob(ctx, id, steps[i], r.Job.ID); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -189,8 +206,7 @@ func (s *Service) Dismiss(ctx context.Context, actor, id string) (*gatehouse.Dev
 		default:
 			return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is %s; only pending devices can be dismissed", id, d.State)
 		}
-		state := gatehouse.StateDismissed
-		if err := tx.UpdateDevice(ctx, id, store.DeviceUpdate{State: &state}); err != nil {
+		if err := s.setState(ctx, tx, d, change{to: gatehouse.StateDismissed, actor: actor}); err != nil {
 			return err
 		}
 		return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "dismissed", Actor: actor})

@@ -243,4 +243,7 @@ func first(a, b string) string {
 // fillDevice sets the fields derived from stored ones.
 func fillDevice(d *gatehouse.Device) {
 	d.VerificationCode = protocol.VerificationCodeForFingerprint(d.Fingerprint)
+	if st := findStep(d, gatehouse.StepHub); st != nil {
+		d.Hub = st.Output[outAssignedHub]
+	}
 }

@@ -54,7 +54,7 @@ func TestApproveProvisionsEveryBackendOnce(t *testing.T) {
 	tb := setup(t)
 	g := newGateway(t)
 	id := tb.enroll(t, g).DeviceID
-	d, err := tb.svc.Approve(context.Background(), "token:alice", id, "gw-01")
+	d, err := tb.svc.Approve(context.Background(), "token:alice", id, provision.Approval{Name: "gw-01"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestApproveRejects(t *testing.T) {
 	ctx := context.Background()
 	a, b, c := newGateway(t), newGateway(t), newGateway(t)
 	ida, idb, idc := tb.enroll(t, a).DeviceID, tb.enroll(t, b).DeviceID, tb.enroll(t, c).DeviceID
-	if _, err := tb.svc.Approve(ctx, "op", ida, "gw-a"); err != nil {
+	if _, err := tb.svc.Approve(ctx, "op", ida, provision.Approval{Name: "gw-a"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tb.svc.Dismiss(ctx, "op", idc); err != nil {
@@ -140,7 +140,7 @@ func TestApproveRejects(t *testing.T) {
 		{"unknown device", "nosuchdevice", "gw-x", gatehouse.ENOTFOUND},
 	}
 	for _, tc := range cases {
-		_, err := tb.svc.Approve(ctx, "op", tc.id, tc.as)
+		_, err := tb.svc.Approve(ctx, "op", tc.id, provision.Approval{Name: tc.as})
 		if gatehouse.ErrorCode(err) != tc.code {
 			t.Errorf("%s: code %q (%v), want %q", tc.name, gatehouse.ErrorCode(err), err, tc.code)
 		}
@@ -184,7 +184,7 @@ func TestFailingStepIsShownAndRetried(t *testing.T) {
 	tb.svc = startService(t, openDB(t, filepath.Join(t.TempDir(), "flaky.db")), cfg)
 	g := newGateway(t)
 	id := tb.enroll(t, g).DeviceID
-	if _, err := tb.svc.Approve(context.Background(), "op", id, "gw-01"); err != nil {
+	if _, err := tb.svc.Approve(context.Background(), "op", id, provision.Approval{Name: "gw-01"}); err != nil {
 		t.Fatal(err)
 	}
 	failed := tb.waitFor(t, g, gatehouse.StateFailed)
@@ -214,7 +214,7 @@ func TestNoBackendsProvisionsAtOnce(t *testing.T) {
 	tb := &testBundle{db: db, svc: startService(t, db, fastConfig(gatehouse.Backends{}))}
 	g := newGateway(t)
 	id := tb.enroll(t, g).DeviceID
-	if _, err := tb.svc.Approve(context.Background(), "op", id, "solo"); err != nil {
+	if _, err := tb.svc.Approve(context.Background(), "op", id, provision.Approval{Name: "solo"}); err != nil {
 		t.Fatal(err)
 	}
 	st := tb.waitFor(t, g, gatehouse.StateProvisioned)

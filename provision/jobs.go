@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -44,8 +45,13 @@ const maxAttempts = 10000
 
 func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql.Tx], error) {
 	workers := river.NewWorkers()
-	if err := river.AddWorkerSafely(workers, &stepWorker{svc: s}); err != nil {
-		return nil, fmt.Errorf("provision: register worker: %w", err)
+	err := errors.Join(
+		river.AddWorkerSafely(workers, &stepWorker{svc: s}),
+		river.AddWorkerSafely(workers, &followWorker{svc: s}),
+		river.AddWorkerSafely(workers, &webhookWorker{svc: s}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("provision: register workers: %w", err)
 	}
 	c := s.cfg
 	client, err := river.NewClient(riversqlite.New(db.SQL()), &river.Config{

@@ -14,6 +14,7 @@ import (
 
 	"gatehouse"
 	"gatehouse/protocol"
+	"gatehouse/provision"
 )
 
 func TestApproveRefusesNameTakenInBackends(t *testing.T) {
@@ -40,7 +41,7 @@ func TestApproveRefusesNameTakenInBackends(t *testing.T) {
 		"in-hub":    {"iothub hub-b.azure-devices.net"},
 	}
 	for name, where := range cases {
-		_, err := tb.svc.Approve(ctx, "op", id, name)
+		_, err := tb.svc.Approve(ctx, "op", id, provision.Approval{Name: name})
 		wantCode(t, err, gatehouse.ECONFLICT)
 		for _, w := range where {
 			if !strings.Contains(err.Error(), w) {
@@ -63,7 +64,7 @@ func TestApproveRefusedWhileBackendDown(t *testing.T) {
 	g := newGateway(t)
 	id := tb.enroll(t, g).DeviceID
 	tb.mender.FailNext(1, nil)
-	_, err := tb.svc.Approve(context.Background(), "op", id, "gw-01")
+	_, err := tb.svc.Approve(context.Background(), "op", id, provision.Approval{Name: "gw-01"})
 	wantCode(t, err, gatehouse.EUNAVAILABLE)
 	if !strings.Contains(err.Error(), "mender") {
 		t.Fatalf("error does not name the backend: %v", err)
@@ -72,7 +73,7 @@ func TestApproveRefusedWhileBackendDown(t *testing.T) {
 	if d.State != gatehouse.StatePending {
 		t.Fatalf("device is %s after a refused approval", d.State)
 	}
-	if _, err := tb.svc.Approve(context.Background(), "op", id, "gw-01"); err != nil {
+	if _, err := tb.svc.Approve(context.Background(), "op", id, provision.Approval{Name: "gw-01"}); err != nil {
 		t.Fatalf("approval once the backend is back: %v", err)
 	}
 }
@@ -91,7 +92,7 @@ func TestSignModeKeepsKeyOnGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tb.svc.Approve(context.Background(), "op", st.DeviceID, "gw-sign"); err != nil {
+	if _, err := tb.svc.Approve(context.Background(), "op", st.DeviceID, provision.Approval{Name: "gw-sign"}); err != nil {
 		t.Fatal(err)
 	}
 	b := tb.waitFor(t, g, gatehouse.StateProvisioned).Bundle

@@ -16,6 +16,7 @@ import (
 
 	"gatehouse"
 	"gatehouse/store"
+	"gatehouse/webhook"
 )
 
 // Config configures a Service. Zero values take the documented defaults.
@@ -36,6 +37,18 @@ type Config struct {
 	// RescueAfter is when a step left running by a crashed process is taken
 	// up again; default 5 min. Must exceed JobTimeout.
 	RescueAfter time.Duration
+	// Manifests renders deployment manifests. With DPS and IoT Hub
+	// configured too, provisioned gateways are followed until DPS assigns
+	// them to a hub, and their manifest is applied there.
+	Manifests Manifests
+	// FollowDeadline is how long a provisioned gateway may take to be
+	// assigned to a hub before it is marked stalled; default 24 h.
+	FollowDeadline time.Duration
+	// FollowPollMin and FollowPollMax bound how often DPS is asked about a
+	// waiting gateway: often at first, then rarely. Defaults 2 s and 5 min.
+	FollowPollMin, FollowPollMax time.Duration
+	// Webhook, if set, receives every state change as a signed event.
+	Webhook *webhook.Sender
 	// PollInterval is how often idle workers look for new jobs; default 20 ms.
 	// SQLite has no notifications, so this bounds approval-to-work latency.
 	PollInterval time.Duration
@@ -54,6 +67,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.JobTimeout, 2*time.Minute)
 	setDefault(&c.RescueAfter, 5*time.Minute)
 	setDefault(&c.PollInterval, 20*time.Millisecond)
+	setDefault(&c.FollowDeadline, 24*time.Hour)
+	setDefault(&c.FollowPollMin, 2*time.Second)
+	setDefault(&c.FollowPollMax, 5*time.Minute)
 	return c
 }
 

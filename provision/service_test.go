@@ -43,6 +43,7 @@ func setup(t *testing.T) *testBundle {
 	}
 	tb := &testBundle{mender: simulate.NewMender(), dps: simulate.NewDPS("0ne00TEST"), pki: pki,
 		hub: simulate.NewHub("hub-a.azure-devices.net", "hub-b.azure-devices.net")}
+	tb.dps.Hub = tb.hub
 	tb.db = openDB(t, filepath.Join(t.TempDir(), "gatehouse.db"))
 	tb.svc = startService(t, tb.db, fastConfig(tb.backends()))
 	return tb

@@ -16,6 +16,7 @@ const (
 	outCertificate       = "certificate"
 	outCAChain           = "ca_chain"
 	outSerial            = "serial"
+	outAssignedHub       = "assigned_hub"
 )
 
 // stepInput is what a backend step needs to know about its device.
@@ -54,7 +55,7 @@ func (s *Service) beginStep(ctx context.Context, id string, name gatehouse.StepN
 		if err != nil {
 			return err
 		}
-		if !provisioning(d.State) || stepState(d, name) == gatehouse.StepSucceeded {
+		if !stepWanted(d.State, name) || stepState(d, name) == gatehouse.StepSucceeded {
 			return nil
 		}
 		k, err := tx.FindKey(ctx, d.Fingerprint)
@@ -65,13 +66,11 @@ func (s *Service) beginStep(ctx context.Context, id string, name gatehouse.StepN
 		if err := tx.StartStep(ctx, id, name); err != nil {
 			return err
 		}
-		detail := fmt.Sprintf("%s, attempt %d", name, stepAttempts(d, name)+1)
-		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "step_started", Detail: detail}); err != nil {
+		if err := stepStarted(ctx, tx, d, name); err != nil {
 			return err
 		}
 		if d.State == gatehouse.StateApproved {
-			st := gatehouse.StateProvisioning
-			return tx.UpdateDevice(ctx, id, store.DeviceUpdate{State: &st})
+			return s.setState(ctx, tx, d, change{to: gatehouse.StateProvisioning})
 		}
 		return nil
 	})
@@ -81,8 +80,25 @@ func (s *Service) beginStep(ctx context.Context, id string, name gatehouse.StepN
 	return in, in != nil, err
 }
 
-func provisioning(s gatehouse.State) bool {
+// stepWanted says whether a step should run for a device in state s:
+// dismissed or decommissioned devices want nothing, and the IoT Hub step
+// starts only once the device is provisioned.
+func stepWanted(s gatehouse.State, name gatehouse.StepName) bool {
+	if name == gatehouse.StepHub {
+		return s == gatehouse.StateProvisioned
+	}
 	return s == gatehouse.StateApproved || s == gatehouse.StateProvisioning || s == gatehouse.StateFailed
+}
+
+// stepStarted puts an attempt on the timeline. The IoT Hub step looks again
+// and again while it waits, so only its first look is worth an entry.
+func stepStarted(ctx context.Context, tx *store.Tx, d *gatehouse.Device, name gatehouse.StepName) error {
+	n := stepAttempts(d, name)
+	if name == gatehouse.StepHub && n > 0 {
+		return nil
+	}
+	detail := fmt.Sprintf("%s, attempt %d", name, n+1)
+	return tx.AddEvent(ctx, gatehouse.Event{DeviceID: d.ID, Kind: "step_started", Detail: detail})
 }
 
 func stepState(d *gatehouse.Device, name gatehouse.StepName) gatehouse.StepState {
@@ -129,8 +145,11 @@ func (s *Service) failStep(ctx context.Context, id string, name gatehouse.StepNa
 		if err := tx.FailStep(ctx, id, name, reason); err != nil {
 			return err
 		}
-		st := gatehouse.StateFailed
-		if err := tx.UpdateDevice(ctx, id, store.DeviceUpdate{State: &st, Reason: &reason}); err != nil {
+		d, err := tx.Device(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := s.setState(ctx, tx, d, change{to: gatehouse.StateFailed, reason: string(name) + ": " + reason}); err != nil {
 			return err
 		}
 		return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "step_failed", Detail: string(name) + ": " + reason})
@@ -154,7 +173,7 @@ func (s *Service) finishStep(ctx context.Context, id string, name gatehouse.Step
 			return err
 		}
 		var err error
-		done, err = settleDevice(ctx, tx, id)
+		done, err = s.settleDevice(ctx, tx, id)
 		return err
 	})
 	if err != nil {
@@ -167,27 +186,31 @@ func (s *Service) finishStep(ctx context.Context, id string, name gatehouse.Step
 	return nil
 }
 
-// settleDevice derives the device state from its steps after one finished.
-func settleDevice(ctx context.Context, tx *store.Tx, id string) (bool, error) {
+// settleDevice derives the device state from its provisioning steps after
+// one finished; the last one to succeed starts the IoT Hub follow-up.
+func (s *Service) settleDevice(ctx context.Context, tx *store.Tx, id string) (bool, error) {
 	d, err := tx.Device(ctx, id)
 	if err != nil {
 		return false, err
 	}
-	state, reason := gatehouse.StateProvisioned, ""
+	state := gatehouse.StateProvisioned
 	for _, st := range d.Steps {
-		switch st.State {
-		case gatehouse.StepFailed:
+		switch {
+		case st.Name == gatehouse.StepHub:
+		case st.State == gatehouse.StepFailed:
 			return false, nil // still failed on another step; keep its reason
-		case gatehouse.StepSucceeded:
-		default:
+		case st.State != gatehouse.StepSucceeded:
 			state = gatehouse.StateProvisioning
 		}
 	}
-	if err := tx.UpdateDevice(ctx, id, store.DeviceUpdate{State: &state, Reason: &reason}); err != nil {
+	if err := s.setState(ctx, tx, d, change{to: state}); err != nil {
 		return false, err
 	}
 	if state != gatehouse.StateProvisioned {
 		return false, nil
 	}
-	return true, tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "provisioned", Detail: "all backend steps succeeded"})
+	if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "provisioned", Detail: "all backend steps succeeded"}); err != nil {
+		return false, err
+	}
+	return true, s.startFollowUp(ctx, tx, id)
 }

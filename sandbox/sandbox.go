@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gatehouse/config"
+	"gatehouse/deploy/manifests"
+	"gatehouse/manifest"
 	"gatehouse/mender"
 	"gatehouse/simulate"
 	"gatehouse/vault"
@@ -50,14 +52,19 @@ func Start(assignDelay time.Duration) (*Simulators, error) {
 }
 
 // Config points every client at its simulator, with the simulator's
-// credentials.
+// credentials, and uses the sample IoT Edge 1.5 manifest.
 func (s *Simulators) Config() *config.Config {
 	dps, hubs := s.DPS.Config(), s.Hub.Config()
+	m, err := manifest.FromBytes("iotedge-1.5.json", manifests.IoTEdge15)
+	if err != nil {
+		panic("the built-in sample manifest is broken: " + err.Error()) // a test catches this first
+	}
 	return &config.Config{
-		Mender: &mender.Config{URL: s.Mender.URL, Token: s.menderToken},
-		DPS:    &dps,
-		Hubs:   &hubs,
-		Vault:  &vault.Config{Addr: s.Vault.URL, Role: simVaultRole, Token: s.vaultToken},
+		Manifests: m,
+		Mender:    &mender.Config{URL: s.Mender.URL, Token: s.menderToken},
+		DPS:       &dps,
+		Hubs:      &hubs,
+		Vault:     &vault.Config{Addr: s.Vault.URL, Role: simVaultRole, Token: s.vaultToken},
 	}
 }
 

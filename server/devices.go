@@ -56,7 +56,8 @@ func (s *Server) handleDeviceEvents(w http.ResponseWriter, r *http.Request) erro
 }
 
 type approveRequest struct {
-	Name string `json:"name"`
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) error {
@@ -68,7 +69,7 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(body, &req); err != nil {
 		return err
 	}
-	d, err := s.svc.Approve(r.Context(), actor(r.Context()), r.PathValue("id"), req.Name)
+	d, err := s.svc.Approve(r.Context(), actor(r.Context()), r.PathValue("id"), provision.Approval{Name: req.Name, Labels: req.Labels})
 	if err != nil {
 		return err
 	}
@@ -77,6 +78,14 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) handleDismiss(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.svc.Dismiss(r.Context(), actor(r.Context()), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.svc.Retry(r.Context(), actor(r.Context()), r.PathValue("id"))
 	if err != nil {
 		return err
 	}

@@ -192,7 +192,7 @@ func TestOpenAPIEnums(t *testing.T) {
 		{"State", schemas["State"].Value.Enum, states},
 		{"Error.code", schemas["Error"].Value.Properties["error"].Value.Properties["code"].Value.Enum, codes},
 		{"Step.name", schemas["Step"].Value.Properties["name"].Value.Enum,
-			[]string{string(gatehouse.StepMender), string(gatehouse.StepDPS), string(gatehouse.StepVault)}},
+			[]string{string(gatehouse.StepMender), string(gatehouse.StepDPS), string(gatehouse.StepVault), string(gatehouse.StepHub)}},
 		{"Step.state", schemas["Step"].Value.Properties["state"].Value.Enum,
 			[]string{string(gatehouse.StepPending), string(gatehouse.StepRunning), string(gatehouse.StepSucceeded), string(gatehouse.StepFailed)}},
 	}

@@ -19,6 +19,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/devices/{id}/events", s.operator(gatehouse.RoleViewer, s.handleDeviceEvents))
 	mux.Handle("POST /api/v1/devices/{id}/approve", s.operator(gatehouse.RoleOperator, s.handleApprove))
 	mux.Handle("POST /api/v1/devices/{id}/dismiss", s.operator(gatehouse.RoleOperator, s.handleDismiss))
+	mux.Handle("POST /api/v1/devices/{id}/retry", s.operator(gatehouse.RoleOperator, s.handleRetry))
 
 	mux.Handle("POST "+protocol.PathEnroll, s.device(s.handleEnroll))
 	mux.Handle("POST "+protocol.PathWait, s.device(s.handleWait))

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -10,7 +12,7 @@ import (
 )
 
 const deviceColumns = `d.id, d.state, COALESCE(d.name, ''), d.mac, d.fingerprint, k.key_type, d.source_addr,
-	d.first_seen, d.last_seen, d.approved_by, d.approved_at, d.reason, d.updated_at`
+	d.first_seen, d.last_seen, d.approved_by, d.approved_at, d.reason, d.labels, d.updated_at`
 
 const deviceFrom = ` FROM devices d JOIN device_keys k ON k.fingerprint = d.fingerprint`
 
@@ -20,10 +22,17 @@ func scanDevice(s rowScanner) (*gatehouse.Device, error) {
 	var d gatehouse.Device
 	var first, last, updated int64
 	var approvedAt sql.NullInt64
+	var labels string
 	err := s.Scan(&d.ID, &d.State, &d.Name, &d.MAC, &d.Fingerprint, &d.KeyType, &d.SourceAddr,
-		&first, &last, &d.ApprovedBy, &approvedAt, &d.Reason, &updated)
+		&first, &last, &d.ApprovedBy, &approvedAt, &d.Reason, &labels, &updated)
 	if err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal([]byte(labels), &d.Labels); err != nil {
+		return nil, fmt.Errorf("store: device labels: %w", err)
+	}
+	if len(d.Labels) == 0 {
+		d.Labels = nil
 	}
 	d.FirstSeen, d.LastSeen, d.UpdatedAt = fromMicros(first), fromMicros(last), fromMicros(updated)
 	d.ApprovedAt = fromNullMicros(approvedAt)
@@ -149,6 +158,7 @@ type DeviceUpdate struct {
 	ApprovedAt *time.Time
 	Reason     *string
 	AckedAt    *time.Time
+	Labels     map[string]string // nil leaves them; empty clears them
 }
 
 // UpdateDevice applies u to a device. A name already taken is ErrUnique.
@@ -172,6 +182,13 @@ func (tx *Tx) UpdateDevice(ctx context.Context, id string, u DeviceUpdate) error
 	}
 	if u.AckedAt != nil {
 		add("acked_at", micros(*u.AckedAt))
+	}
+	if u.Labels != nil {
+		b, err := json.Marshal(u.Labels)
+		if err != nil {
+			return err
+		}
+		add("labels", string(b))
 	}
 	res, err := tx.tx.ExecContext(ctx, `UPDATE devices SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, id)...)
 	if err != nil {

@@ -23,7 +23,7 @@ func (tx *Tx) CreateSteps(ctx context.Context, deviceID string, names []gatehous
 
 // Steps lists a device's provisioning steps in a stable order.
 func (tx *Tx) Steps(ctx context.Context, deviceID string) ([]gatehouse.Step, error) {
-	rows, err := tx.tx.QueryContext(ctx, `SELECT step, state, attempts, last_error, started_at, finished_at, output, sealed
+	rows, err := tx.tx.QueryContext(ctx, `SELECT step, state, attempts, last_error, started_at, finished_at, output, sealed, job_id
 		FROM provisioning_steps WHERE device_id = ? ORDER BY step`, deviceID)
 	if err != nil {
 		return nil, translate(err, "provisioning steps")
@@ -44,7 +44,7 @@ func scanStep(s rowScanner) (gatehouse.Step, error) {
 	var st gatehouse.Step
 	var started, finished sql.NullInt64
 	var output, sealed string
-	if err := s.Scan(&st.Name, &st.State, &st.Attempts, &st.LastError, &started, &finished, &output, &sealed); err != nil {
+	if err := s.Scan(&st.Name, &st.State, &st.Attempts, &st.LastError, &started, &finished, &output, &sealed, &st.JobID); err != nil {
 		return st, translate(err, "provisioning step")
 	}
 	st.StartedAt, st.FinishedAt = fromNullMicros(started), fromNullMicros(finished)
@@ -82,6 +82,16 @@ func (tx *Tx) FinishStep(ctx context.Context, deviceID string, name gatehouse.St
 	}
 	return tx.execStep(ctx, `UPDATE provisioning_steps SET state = ?, last_error = '', finished_at = ?, output = ?, sealed = ?
 		WHERE device_id = ? AND step = ?`, gatehouse.StepSucceeded, micros(tx.now), string(out), string(sl), deviceID, name)
+}
+
+// NoteStep records what a running step is waiting for, without failing it.
+func (tx *Tx) NoteStep(ctx context.Context, deviceID string, name gatehouse.StepName, note string) error {
+	return tx.execStep(ctx, `UPDATE provisioning_steps SET last_error = ? WHERE device_id = ? AND step = ?`, note, deviceID, name)
+}
+
+// SetStepJob records which job works a step.
+func (tx *Tx) SetStepJob(ctx context.Context, deviceID string, name gatehouse.StepName, jobID int64) error {
+	return tx.execStep(ctx, `UPDATE provisioning_steps SET job_id = ? WHERE device_id = ? AND step = ?`, jobID, deviceID, name)
 }
 
 // ClearSealed deletes every sealed secret of a device once it has them.

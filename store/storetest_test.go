@@ -77,6 +77,8 @@ func runConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"StartStep/NotFound", testStepNotFound},
 		{"FailStep/Reason", testFailStep},
 		{"FinishStep/RoundTrip", testFinishStep},
+		{"SetStepJob/OK", testSetStepJob},
+		{"UpdateDevice/Labels", testUpdateDeviceLabels},
 		{"FinishStep/AfterFailure", testFinishStepAfterFailure},
 		{"ClearSealed/OK", testClearSealed},
 		{"Events/OrderAndTimes", testEvents},
@@ -1300,5 +1302,44 @@ func testDBClose(t *testing.T, db *store.DB, _ *clock) {
 	}
 	if err := db.InTx(t.Context(), func(*store.Tx) error { return nil }); err == nil {
 		t.Error("InTx after Close = nil, want an error")
+	}
+}
+
+func testSetStepJob(t *testing.T, db *store.DB, _ *clock) {
+	mustCreate(t, db, newDevice("dev-01"))
+	inTx(t, db, func(tx *store.Tx) error {
+		if err := tx.CreateSteps(t.Context(), "dev-01", []gatehouse.StepName{gatehouse.StepDPS}); err != nil {
+			return err
+		}
+		return tx.SetStepJob(t.Context(), "dev-01", gatehouse.StepDPS, 42)
+	})
+	if got := mustSteps(t, db, "dev-01")[0].JobID; got != 42 {
+		t.Errorf("JobID = %d, want 42", got)
+	}
+	err := db.InTx(t.Context(), func(tx *store.Tx) error { return tx.SetStepJob(t.Context(), "dev-01", gatehouse.StepVault, 1) })
+	wantCode(t, err, gatehouse.ENOTFOUND)
+}
+
+func testUpdateDeviceLabels(t *testing.T, db *store.DB, _ *clock) {
+	mustCreate(t, db, newDevice("dev-01"))
+	if got := mustDevice(t, db, "dev-01").Labels; got != nil {
+		t.Fatalf("new device labels = %v, want none", got)
+	}
+	labels := map[string]string{"group": "line-3", "site": "plant-a"}
+	inTx(t, db, func(tx *store.Tx) error {
+		return tx.UpdateDevice(t.Context(), "dev-01", store.DeviceUpdate{Labels: labels})
+	})
+	if got := mustDevice(t, db, "dev-01").Labels; len(got) != 2 || got["group"] != "line-3" || got["site"] != "plant-a" {
+		t.Fatalf("labels = %v, want %v", got, labels)
+	}
+	inTx(t, db, func(tx *store.Tx) error { return tx.UpdateDevice(t.Context(), "dev-01", store.DeviceUpdate{}) })
+	if got := mustDevice(t, db, "dev-01").Labels; len(got) != 2 {
+		t.Fatalf("an update without labels changed them: %v", got)
+	}
+	inTx(t, db, func(tx *store.Tx) error {
+		return tx.UpdateDevice(t.Context(), "dev-01", store.DeviceUpdate{Labels: map[string]string{}})
+	})
+	if got := mustDevice(t, db, "dev-01").Labels; got != nil {
+		t.Fatalf("labels after clearing = %v", got)
 	}
 }

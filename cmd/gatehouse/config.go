@@ -25,7 +25,11 @@ func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
-	cl, err := loadClients(getenv, *file)
+	cfg, err := loadConfig(getenv, *file)
+	var cl *config.Clients
+	if err == nil {
+		cl, err = cfg.Build()
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse: configuration is invalid:\n"+err.Error())
 		return 1

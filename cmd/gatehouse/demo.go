@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,11 +60,12 @@ func demo(ctx context.Context, gateways int, listen, dbPath string, stdout io.Wr
 		return err
 	}
 	defer sims.Close()
-	clients, err := sims.Config().Build()
+	cfg, err := appFromConfig(sims.Config())
 	if err != nil {
 		return err
 	}
-	a, err := startApp(ctx, appConfig{Listen: listen, DB: dbPath, Backends: clients.Backends, Logger: log})
+	cfg.Listen, cfg.DB, cfg.Logger = listen, dbPath, log
+	a, err := startApp(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -74,7 +76,7 @@ func demo(ctx context.Context, gateways int, listen, dbPath string, stdout io.Wr
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if err := startGateways(ctx, &wg, gateways, a.server.URL(), dir, log); err != nil {
+	if err := startGateways(ctx, &wg, gateways, a.server.URL(), dir, sims, log); err != nil {
 		return err
 	}
 	waitPending(ctx, a.svc, gateways)
@@ -85,7 +87,7 @@ func demo(ctx context.Context, gateways int, listen, dbPath string, stdout io.Wr
 }
 
 // startGateways runs n real agents, each with its own key, against url.
-func startGateways(ctx context.Context, wg *sync.WaitGroup, n int, url, dir string, log *slog.Logger) error {
+func startGateways(ctx context.Context, wg *sync.WaitGroup, n int, url, dir string, sims *sandbox.Simulators, log *slog.Logger) error {
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("sim-%d", i)
 		keyPath := filepath.Join(dir, name, "mender-agent.pem")
@@ -100,20 +102,51 @@ func startGateways(ctx context.Context, wg *sync.WaitGroup, n int, url, dir stri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			runDemoGateway(ctx, cfg)
+			runDemoGateway(ctx, cfg, sims)
 		}()
 	}
 	return nil
 }
 
-func runDemoGateway(ctx context.Context, cfg agent.Config) {
+func runDemoGateway(ctx context.Context, cfg agent.Config, sims *sandbox.Simulators) {
 	res, err := agent.Run(ctx, cfg)
 	switch {
 	case err == nil:
-		cfg.Logger.Info("simulated gateway holds its credentials", "name", res.Name, "files", filepath.Dir(res.Files[0]))
+		cfg.Logger.Info("simulated gateway holds its credentials", "name", res.Name, "files", cfg.OutDir)
+		registerLikeIoTEdge(cfg, sims)
 	case ctx.Err() == nil:
 		cfg.Logger.Info("simulated gateway stopped", "reason", err)
 	}
+}
+
+// registerLikeIoTEdge does what IoT Edge does on a real gateway once the
+// agent has written iotedge.env: register with DPS using the symmetric key.
+// DPS then assigns it to a hub, and gatehouse applies its manifest there.
+func registerLikeIoTEdge(cfg agent.Config, sims *sandbox.Simulators) {
+	env, err := readEnvFile(filepath.Join(cfg.OutDir, "iotedge.env"))
+	if err != nil {
+		cfg.Logger.Warn("simulated IoT Edge cannot read its settings", "err", err)
+		return
+	}
+	if err := sims.DPS.State.Register(env["DPS_REGISTRATION_ID"], env["DPS_SYMMETRIC_KEY"], ""); err != nil {
+		cfg.Logger.Warn("simulated IoT Edge could not register with DPS", "err", err)
+		return
+	}
+	cfg.Logger.Info("simulated IoT Edge registered with DPS", "registration_id", env["DPS_REGISTRATION_ID"])
+}
+
+func readEnvFile(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 // writeDemoKey writes the kinds of key real Mender clients make: RSA 3072

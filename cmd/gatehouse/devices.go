@@ -21,8 +21,9 @@ const devicesHelp = `usage: gatehouse devices COMMAND [ARGS] [FLAGS]
 Commands:
   list [--state S] [--search Q] [--limit N] [--offset N]   list gateways, newest first
   show ID                  one gateway with its provisioning steps and timeline
-  approve ID --name NAME   name a pending gateway and start its provisioning
+  approve ID --name NAME [--label K=V]   name a pending gateway and start its provisioning
   dismiss ID               refuse a pending gateway
+  retry ID                 run a failed step now, or restart a stalled gateway's IoT Hub follow-up
 
 Flags of every command:
   --server URL     gatehouse server (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
@@ -51,6 +52,8 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		return devicesApprove(ctx, args[1:], dio)
 	case "dismiss":
 		return devicesDismiss(ctx, args[1:], dio)
+	case "retry":
+		return devicesRetry(ctx, args[1:], dio)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, devicesHelp)
 		return 0
@@ -110,8 +113,10 @@ func devicesShow(ctx context.Context, args []string, dio deviceIO) int {
 }
 
 func devicesApprove(ctx context.Context, args []string, dio deviceIO) int {
-	cmd := newDeviceCmd("approve ID --name NAME", dio)
+	cmd := newDeviceCmd("approve ID --name NAME [--label KEY=VALUE ...]", dio)
 	name := cmd.fs.String("name", "", "the gateway's name: 1-63 lower-case letters, digits and '-' (required)")
+	labels := labelFlag{}
+	cmd.fs.Var(labels, "label", "a label KEY=VALUE, repeatable; label 'group' picks the deployment manifest")
 	c, pos, err := cmd.start(args, 1, func() error {
 		if *name == "" {
 			return usageErrorf("--name is required")
@@ -121,12 +126,41 @@ func devicesApprove(ctx context.Context, args []string, dio deviceIO) int {
 	if err != nil {
 		return cmd.exit(err)
 	}
-	d, err := c.Approve(ctx, pos[0], *name)
+	d, err := c.Approve(ctx, pos[0], *name, labels)
 	if err != nil {
 		return cmd.exit(err)
 	}
 	return cmd.exit(cmd.print(d, func(w io.Writer) {
 		fmt.Fprintf(w, "approved %s as %s (state: %s)\n", clean(d.ID), clean(d.Name), clean(string(d.State)))
+	}))
+}
+
+// labelFlag collects repeated --label KEY=VALUE flags.
+type labelFlag map[string]string
+
+func (l labelFlag) String() string { return "" }
+
+func (l labelFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	l[k] = val
+	return nil
+}
+
+func devicesRetry(ctx context.Context, args []string, dio deviceIO) int {
+	cmd := newDeviceCmd("retry ID", dio)
+	c, pos, err := cmd.start(args, 1)
+	if err != nil {
+		return cmd.exit(err)
+	}
+	d, err := c.Retry(ctx, pos[0])
+	if err != nil {
+		return cmd.exit(err)
+	}
+	return cmd.exit(cmd.print(d, func(w io.Writer) {
+		fmt.Fprintf(w, "retrying %s (state: %s)\n", clean(d.ID), clean(string(d.State)))
 	}))
 }
 

@@ -29,16 +29,18 @@ func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	sims, err := sandbox.Start(time.Second)
+	sims, err := sandbox.Start(200 * time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sims.Close()
-	clients, err := sims.Config().Build()
+	cfg, err := appFromConfig(sims.Config())
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := startApp(ctx, appConfig{Listen: "127.0.0.1:0", DB: filepath.Join(dir, "gatehouse.db"), Backends: clients.Backends})
+	cfg.Listen, cfg.DB = "127.0.0.1:0", filepath.Join(dir, "gatehouse.db")
+	cfg.Jobs.FollowPollMin = 50 * time.Millisecond
+	a, err := startApp(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +76,21 @@ func TestEndToEnd(t *testing.T) {
 	if sims.Mender.State.Len() != 1 || sims.DPS.State.Len() != 1 || sims.Vault.State.Len() != 1 {
 		t.Fatalf("backend objects: mender %d, dps %d, vault %d; want one each",
 			sims.Mender.State.Len(), sims.DPS.State.Len(), sims.Vault.State.Len())
+	}
+
+	// IoT Edge registers with what the agent wrote; DPS assigns the gateway
+	// to a hub and gatehouse applies the manifest there.
+	registerLikeIoTEdge(agent.Config{OutDir: out, Logger: quiet}, sims)
+	for d.State != gatehouse.StateConfigured {
+		if ctx.Err() != nil {
+			t.Fatalf("never configured: %+v", d)
+		}
+		time.Sleep(50 * time.Millisecond)
+		d, _ = a.svc.Device(ctx, id)
+	}
+	hub := sims.Hub.State.Hubs()[0]
+	if m, ok := sims.Hub.State.Configuration(hub, "gw-e2e"); !ok || !strings.Contains(string(m), "azureiotedge-agent:1.5") {
+		t.Fatalf("manifest in the hub: %s (%v)", m, ok)
 	}
 }
 

@@ -111,7 +111,7 @@ func waitForN(t *testing.T, ctx context.Context, svc *provision.Service, n int) 
 func approveRetrying(t *testing.T, ctx context.Context, svc *provision.Service, id, name string) {
 	t.Helper()
 	for ctx.Err() == nil {
-		_, err := svc.Approve(ctx, "op", id, name)
+		_, err := svc.Approve(ctx, "op", id, provision.Approval{Name: name})
 		if err == nil {
 			return
 		}

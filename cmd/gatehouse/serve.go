@@ -81,18 +81,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return 2
 	}
 	log := newLogger(stderr)
-	backends, stop, err := serveBackends(getenv, *cfgFile, *simulated)
+	cfg, stop, err := serveSetup(getenv, *cfgFile, *simulated)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
 	defer stop()
-	a, err := startApp(ctx, appConfig{Listen: *listen, DB: *dbPath, Backends: backends, Logger: log})
+	cfg.Listen, cfg.DB, cfg.Logger = *listen, *dbPath, log
+	a, err := startApp(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 1
 	}
-	log.Info("gatehouse serving", "url", a.server.URL(), "db", *dbPath, "backends", describe(backends))
+	log.Info("gatehouse serving", "url", a.server.URL(), "db", *dbPath, "backends", describe(cfg.Backends))
 	<-ctx.Done()
 	log.Info("shutting down")
 	if err := a.Close(); err != nil {
@@ -102,38 +103,49 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	return 0
 }
 
-// serveBackends builds the backend clients from the configuration, or from
-// freshly started simulators.
-func serveBackends(getenv func(string) string, file string, simulated bool) (gatehouse.Backends, func(), error) {
-	if simulated {
-		sims, err := sandbox.Start(5 * time.Second)
+// serveSetup builds the backend clients and job settings from the
+// configuration, or from freshly started simulators.
+func serveSetup(getenv func(string) string, file string, simulated bool) (appConfig, func(), error) {
+	if !simulated {
+		cfg, err := loadConfig(getenv, file)
 		if err != nil {
-			return gatehouse.Backends{}, nil, err
+			return appConfig{}, nil, err
 		}
-		cl, err := sims.Config().Build()
-		if err != nil {
-			sims.Close()
-			return gatehouse.Backends{}, nil, err
-		}
-		return cl.Backends, func() { sims.Close() }, nil
+		app, err := appFromConfig(cfg)
+		return app, func() {}, err
 	}
-	cl, err := loadClients(getenv, file)
+	sims, err := sandbox.Start(5 * time.Second)
 	if err != nil {
-		return gatehouse.Backends{}, nil, err
+		return appConfig{}, nil, err
 	}
-	return cl.Backends, func() {}, nil
+	app, err := appFromConfig(sims.Config())
+	if err != nil {
+		sims.Close()
+		return appConfig{}, nil, err
+	}
+	return app, func() { sims.Close() }, nil
 }
 
-func loadClients(getenv func(string) string, file string) (*config.Clients, error) {
+func loadConfig(getenv func(string) string, file string) (*config.Config, error) {
 	env, err := config.NewEnv(getenv, file)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(env)
+	return config.Load(env)
+}
+
+// appFromConfig makes the clients and carries the follow-up and webhook
+// settings over to the job runner.
+func appFromConfig(cfg *config.Config) (appConfig, error) {
+	cl, err := cfg.Build()
 	if err != nil {
-		return nil, err
+		return appConfig{}, err
 	}
-	return cfg.Build()
+	app := appConfig{Backends: cl.Backends, Jobs: provision.Config{Webhook: cfg.Webhook, FollowDeadline: cfg.FollowDeadline}}
+	if cfg.Manifests != nil {
+		app.Jobs.Manifests = cfg.Manifests
+	}
+	return app, nil
 }
 
 // describe lists the backends in use, for the start-up log line.
