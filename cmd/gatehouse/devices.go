@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -373,6 +374,12 @@ func writeDeviceDetail(w io.Writer, d *gatehouse.Device, events []gatehouse.Even
 	if d.ApprovedBy != "" || d.ApprovedAt != nil {
 		fields = append(fields, [2]string{"Approved by", dash(d.ApprovedBy)}, [2]string{"Approved at", stampPtr(d.ApprovedAt, now)})
 	}
+	if d.Hub != "" {
+		fields = append(fields, [2]string{"IoT Hub", d.Hub})
+	}
+	if len(d.Labels) > 0 {
+		fields = append(fields, [2]string{"Labels", formatLabels(d.Labels)})
+	}
 	if d.Reason != "" {
 		fields = append(fields, [2]string{"Reason", d.Reason})
 	}
@@ -382,6 +389,19 @@ func writeDeviceDetail(w io.Writer, d *gatehouse.Device, events []gatehouse.Even
 	tw.Flush()
 	writeSteps(w, d.Steps, now)
 	writeEvents(w, events)
+}
+
+func formatLabels(labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + labels[k]
+	}
+	return strings.Join(parts, ", ")
 }
 
 func writeSteps(w io.Writer, steps []gatehouse.Step, now time.Time) {
