@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/riverqueue/river"
 
@@ -15,9 +16,15 @@ import (
 type ListFilter struct {
 	State  gatehouse.State
 	Search string
+	Seen   string // "active": seen within ActiveWindow; "silent": not since
 	Offset int
 	Limit  int // default 100, at most 1000
 }
+
+// ActiveWindow is how recently a gateway must have been heard from to count
+// as active. Waiting agents poll every 30 s, and last-seen is written at
+// most every 30 s, so two minutes of silence means the box is gone.
+const ActiveWindow = 2 * time.Minute
 
 // DeviceList is one page of devices and how many match in all.
 type DeviceList struct {
@@ -36,10 +43,20 @@ func (s *Service) ListDevices(ctx context.Context, f ListFilter) (*DeviceList, e
 	if f.Limit > 1000 || f.Offset < 0 {
 		return nil, gatehouse.Errorf(gatehouse.EINVALID, "limit must be 1-1000 and offset not negative")
 	}
+	sf := store.DeviceFilter{State: f.State, Search: f.Search, Offset: f.Offset, Limit: f.Limit}
+	switch f.Seen {
+	case "":
+	case "active":
+		sf.SeenAfter = time.Now().Add(-ActiveWindow)
+	case "silent":
+		sf.SeenBefore = time.Now().Add(-ActiveWindow)
+	default:
+		return nil, gatehouse.Errorf(gatehouse.EINVALID, "seen must be active or silent, not %q", f.Seen)
+	}
 	var out DeviceList
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		out.Devices, out.Total, err = tx.Devices(ctx, store.DeviceFilter(f))
+		out.Devices, out.Total, err = tx.Devices(ctx, sf)
 		return err
 	})
 	if out.Devices == nil {

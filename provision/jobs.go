@@ -49,6 +49,7 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 		river.AddWorkerSafely(workers, &stepWorker{svc: s}),
 		river.AddWorkerSafely(workers, &followWorker{svc: s}),
 		river.AddWorkerSafely(workers, &webhookWorker{svc: s}),
+		river.AddWorkerSafely(workers, &cleanupWorker{svc: s}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("provision: register workers: %w", err)
@@ -64,6 +65,7 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 		MaxAttempts:          maxAttempts,
 		RetryPolicy:          &retryPolicy{base: c.RetryBase, max: c.RetryMax},
 		Logger:               c.Logger,
+		PeriodicJobs:         []*river.PeriodicJob{cleanupJob()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provision: job client: %w", err)

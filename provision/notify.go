@@ -8,19 +8,69 @@ type Notifier interface {
 	// Subscribe returns a channel that receives after each Publish for id,
 	// and a function that ends the subscription.
 	Subscribe(id string) (<-chan struct{}, func())
-	// Publish wakes every subscriber of id.
+	// Publish wakes every subscriber of id, and every watcher.
 	Publish(id string)
+	// WatchAll returns a Watcher told of every device that changes, and a
+	// function that ends the watch.
+	WatchAll() (*Watcher, func())
+}
+
+// maxPending bounds how many changed ids a watcher holds; past it the
+// watcher reports that everything may have changed.
+const maxPending = 1000
+
+// Watcher collects the ids of changed devices for one live view.
+type Watcher struct {
+	mu   sync.Mutex
+	ids  map[string]struct{}
+	all  bool
+	wake chan struct{}
+}
+
+func newWatcher() *Watcher {
+	return &Watcher{ids: map[string]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+// Wake receives after a change, however many there were since the last Take.
+func (w *Watcher) Wake() <-chan struct{} { return w.wake }
+
+// Take returns the ids changed since the last Take, or all=true when there
+// were too many to list.
+func (w *Watcher) Take() (ids []string, all bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id := range w.ids {
+		ids = append(ids, id)
+	}
+	all = w.all
+	w.ids, w.all = map[string]struct{}{}, false
+	return ids, all
+}
+
+func (w *Watcher) add(id string) {
+	w.mu.Lock()
+	if len(w.ids) < maxPending {
+		w.ids[id] = struct{}{}
+	} else {
+		w.all = true
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }
 
 // LocalNotifier is a Notifier for a single process.
 type LocalNotifier struct {
-	mu   sync.Mutex
-	subs map[string]map[chan struct{}]struct{}
+	mu       sync.Mutex
+	subs     map[string]map[chan struct{}]struct{}
+	watchers map[*Watcher]struct{}
 }
 
 // NewLocalNotifier returns an empty LocalNotifier.
 func NewLocalNotifier() *LocalNotifier {
-	return &LocalNotifier{subs: make(map[string]map[chan struct{}]struct{})}
+	return &LocalNotifier{subs: make(map[string]map[chan struct{}]struct{}), watchers: map[*Watcher]struct{}{}}
 }
 
 // Subscribe implements Notifier.
@@ -53,5 +103,21 @@ func (n *LocalNotifier) Publish(id string) {
 		case ch <- struct{}{}:
 		default:
 		}
+	}
+	for w := range n.watchers {
+		w.add(id)
+	}
+}
+
+// WatchAll implements Notifier.
+func (n *LocalNotifier) WatchAll() (*Watcher, func()) {
+	w := newWatcher()
+	n.mu.Lock()
+	n.watchers[w] = struct{}{}
+	n.mu.Unlock()
+	return w, func() {
+		n.mu.Lock()
+		delete(n.watchers, w)
+		n.mu.Unlock()
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := provision.ListFilter{State: gatehouse.State(q.Get("state")), Search: q.Get("q")}
+	f := provision.ListFilter{State: gatehouse.State(q.Get("state")), Search: q.Get("q"), Seen: q.Get("seen")}
 	var err error
 	if f.Limit, err = intParam(q.Get("limit")); err != nil {
 		return err

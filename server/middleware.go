@@ -21,14 +21,12 @@ const (
 	signedKey
 )
 
-// operator wraps h so it runs only for a valid API token with at least role.
+// operator wraps h so it runs only for a caller with at least role: an API
+// token in the Authorization header, or a browser session cookie (whose
+// changes must carry the CSRF token).
 func (s *Server) operator(role gatehouse.Role, h handlerFunc) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || secret == "" {
-			return gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "missing API token: send 'Authorization: Bearer <token>'")
-		}
-		t, err := s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+		t, err := s.caller(r)
 		if err != nil {
 			return err
 		}
@@ -37,6 +35,27 @@ func (s *Server) operator(role gatehouse.Role, h handlerFunc) http.Handler {
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), tokenKey, t)))
 	})
+}
+
+func (s *Server) caller(r *http.Request) (*gatehouse.Token, error) {
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		secret, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || strings.TrimSpace(secret) == "" {
+			return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "malformed Authorization header: send 'Authorization: Bearer <token>'")
+		}
+		return s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+	}
+	if _, err := r.Cookie(sessionCookie); err != nil {
+		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "missing API token: send 'Authorization: Bearer <token>'")
+	}
+	ss, err := s.session(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCSRF(r, ss); err != nil {
+		return nil, err
+	}
+	return ss.Token, nil
 }
 
 func tokenFrom(ctx context.Context) *gatehouse.Token {

@@ -14,6 +14,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /readyz", s.handle(s.handleReady))
 	mux.Handle("GET /api/openapi.json", s.handle(s.handleOpenAPI))
 
+	mux.Handle("POST /api/v1/session", s.handle(s.handleLogin))
+	mux.Handle("GET /api/v1/session", s.handle(s.handleSession))
+	mux.Handle("DELETE /api/v1/session", s.handle(s.handleLogout))
+	mux.Handle("GET /api/v1/stream", s.operator(gatehouse.RoleViewer, s.handleStream))
+
 	mux.Handle("GET /api/v1/devices", s.operator(gatehouse.RoleViewer, s.handleListDevices))
 	mux.Handle("GET /api/v1/devices/{id}", s.operator(gatehouse.RoleViewer, s.handleGetDevice))
 	mux.Handle("GET /api/v1/devices/{id}/events", s.operator(gatehouse.RoleViewer, s.handleDeviceEvents))
@@ -31,12 +36,18 @@ func (s *Server) Handler() http.Handler {
 	return securityHeaders(mux)
 }
 
+// contentSecurityPolicy allows only gatehouse's own scripts, styles and
+// connections: no inline code, no third parties, no framing.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
 		h.Set("Cache-Control", "no-store")
 		next.ServeHTTP(w, r)
 	})

@@ -33,6 +33,7 @@ type Server struct {
 	verifier *protocol.Verifier
 	ln       net.Listener
 	srv      *http.Server
+	closing  chan struct{} // closed by Close, to end event streams
 }
 
 // New returns a Server over svc. Call Open to listen.
@@ -42,6 +43,7 @@ func New(svc *provision.Service) *Server {
 		LongPoll: 30 * time.Second,
 		svc:      svc,
 		verifier: &protocol.Verifier{Nonces: protocol.NewNonceCache()},
+		closing:  make(chan struct{}),
 	}
 }
 
@@ -89,5 +91,6 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.srv == nil {
 		return nil
 	}
+	close(s.closing)
 	return s.srv.Shutdown(ctx)
 }

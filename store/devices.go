@@ -99,10 +99,12 @@ func (tx *Tx) Device(ctx context.Context, id string) (*gatehouse.Device, error) 
 
 // DeviceFilter selects devices. Zero fields do not filter.
 type DeviceFilter struct {
-	State  gatehouse.State
-	Search string // substring of name, MAC or fingerprint
-	Offset int
-	Limit  int
+	State      gatehouse.State
+	Search     string    // substring of name, MAC or fingerprint
+	SeenAfter  time.Time // last seen at or after
+	SeenBefore time.Time // last seen before
+	Offset     int
+	Limit      int
 }
 
 // Devices lists devices, newest first, and the total that match the filter.
@@ -138,6 +140,12 @@ func deviceWhere(f DeviceFilter) (string, []any) {
 	var args []any
 	if f.State != "" {
 		conds, args = append(conds, "d.state = ?"), append(args, f.State)
+	}
+	if !f.SeenAfter.IsZero() {
+		conds, args = append(conds, "d.last_seen >= ?"), append(args, micros(f.SeenAfter))
+	}
+	if !f.SeenBefore.IsZero() {
+		conds, args = append(conds, "d.last_seen < ?"), append(args, micros(f.SeenBefore))
 	}
 	if f.Search != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(f.Search)) + "%"

@@ -1,0 +1,117 @@
+package server
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"net/url"
+	"time"
+
+	"gatehouse"
+	"gatehouse/provision"
+)
+
+// sessionCookie carries a browser session's secret. HttpOnly keeps it from
+// scripts; SameSite=Strict keeps other sites from riding on it.
+const sessionCookie = "gatehouse_session"
+
+// csrfHeader must echo the session's CSRF token on every cookie-authenticated
+// change: a page on another origin cannot read it, so it cannot forge one.
+const csrfHeader = "X-CSRF-Token"
+
+type sessionInfo struct {
+	CSRFToken string         `json:"csrf_token"`
+	TokenName string         `json:"token_name"`
+	Role      gatehouse.Role `json:"role"`
+}
+
+type loginRequest struct {
+	Token string `json:"token"`
+}
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
+	if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r) {
+		return gatehouse.Errorf(gatehouse.EFORBIDDEN, "cross-origin login refused")
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var req loginRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return err
+	}
+	secret, ss, err := s.svc.Login(r.Context(), req.Token)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: secret, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: secureRequest(r), Expires: time.Now().Add(provision.SessionTTL),
+	})
+	return writeJSON(w, http.StatusOK, infoOf(ss))
+}
+
+func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) error {
+	ss, err := s.session(r)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, infoOf(ss))
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
+	if ss, err := s.session(r); err == nil {
+		if err := checkCSRF(r, ss); err != nil {
+			return err
+		}
+		c, _ := r.Cookie(sessionCookie)
+		if err := s.svc.Logout(r.Context(), c.Value); err != nil {
+			return err
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: secureRequest(r), MaxAge: -1})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func infoOf(ss *provision.Session) sessionInfo {
+	return sessionInfo{CSRFToken: ss.CSRF, TokenName: ss.Token.Name, Role: ss.Token.Role}
+}
+
+// session returns the request's browser session, if it has one.
+func (s *Server) session(r *http.Request) (*provision.Session, error) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "not logged in")
+	}
+	return s.svc.SessionFor(r.Context(), c.Value)
+}
+
+// checkCSRF guards cookie-authenticated changes: the page must echo its CSRF
+// token, and a browser that names the request's origin must name ours.
+func checkCSRF(r *http.Request, ss *provision.Session) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return nil
+	}
+	got := r.Header.Get(csrfHeader)
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(ss.CSRF)) != 1 {
+		return gatehouse.Errorf(gatehouse.EFORBIDDEN, "missing or wrong %s header", csrfHeader)
+	}
+	if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r) {
+		return gatehouse.Errorf(gatehouse.EFORBIDDEN, "cross-origin request refused")
+	}
+	return nil
+}
+
+func sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == r.Host
+}
+
+// secureRequest says whether the browser reached us over HTTPS, directly or
+// through a proxy that says so.
+func secureRequest(r *http.Request) bool {
+	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
+}

@@ -1,0 +1,171 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"testing"
+	"time"
+
+	"gatehouse"
+)
+
+// browser is an HTTP client with a cookie jar, as a page would have.
+type browser struct {
+	c    *http.Client
+	url  string
+	csrf string
+}
+
+func newBrowser(t *testing.T, url string) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{c: &http.Client{Jar: jar}, url: url}
+}
+
+func (b *browser) do(t *testing.T, method, path string, body any, headers map[string]string, out any) int {
+	t.Helper()
+	var buf bytes.Buffer
+	if body != nil {
+		json.NewEncoder(&buf).Encode(body)
+	}
+	req, _ := http.NewRequest(method, b.url+path, &buf)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+func (b *browser) login(t *testing.T, token string) int {
+	t.Helper()
+	var info struct {
+		CSRF string `json:"csrf_token"`
+		Role string `json:"role"`
+	}
+	code := b.do(t, "POST", "/api/v1/session", map[string]string{"token": token}, nil, &info)
+	b.csrf = info.CSRF
+	return code
+}
+
+func TestSessionLoginAndCSRF(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	d := newDevice(t)
+	id := tb.enroll(t, d).DeviceID
+	b := newBrowser(t, tb.url)
+	if code := b.login(t, "gat_wrong"); code != 401 {
+		t.Fatalf("login with a wrong token = %d", code)
+	}
+	if code := b.do(t, "GET", "/api/v1/devices", nil, nil, nil); code != 401 {
+		t.Fatalf("list before login = %d", code)
+	}
+	if code := b.login(t, tb.admin); code != 200 || b.csrf == "" {
+		t.Fatalf("login = %d, csrf %q", code, b.csrf)
+	}
+	if code := b.do(t, "GET", "/api/v1/devices", nil, nil, nil); code != 200 {
+		t.Fatalf("list with the session = %d", code)
+	}
+	var e apiError
+	if code := b.do(t, "POST", "/api/v1/devices/"+id+"/dismiss", nil, nil, &e); code != 403 {
+		t.Fatalf("change without CSRF header = %d", code)
+	}
+	if code := b.do(t, "POST", "/api/v1/devices/"+id+"/dismiss", nil, map[string]string{"X-CSRF-Token": "forged"}, nil); code != 403 {
+		t.Fatalf("change with a wrong CSRF header = %d", code)
+	}
+	cross := map[string]string{"X-CSRF-Token": b.csrf, "Origin": "https://evil.example"}
+	if code := b.do(t, "POST", "/api/v1/devices/"+id+"/dismiss", nil, cross, nil); code != 403 {
+		t.Fatalf("cross-origin change = %d", code)
+	}
+	var dev gatehouse.Device
+	tb.call(t, tb.admin, "GET", "/api/v1/devices/"+id, nil, &dev)
+	if dev.State != gatehouse.StatePending {
+		t.Fatalf("refused changes changed the device: %s", dev.State)
+	}
+	ok := map[string]string{"X-CSRF-Token": b.csrf}
+	if code := b.do(t, "POST", "/api/v1/devices/"+id+"/dismiss", nil, ok, nil); code != 200 {
+		t.Fatalf("change with CSRF header = %d", code)
+	}
+	if code := b.do(t, "DELETE", "/api/v1/session", nil, ok, nil); code != 204 {
+		t.Fatalf("logout = %d", code)
+	}
+	if code := b.do(t, "GET", "/api/v1/session", nil, nil, nil); code != 401 {
+		t.Fatalf("session after logout = %d", code)
+	}
+}
+
+func TestSessionRespectsRole(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	d := newDevice(t)
+	id := tb.enroll(t, d).DeviceID
+	b := newBrowser(t, tb.url)
+	b.login(t, tb.view)
+	code := b.do(t, "POST", "/api/v1/devices/"+id+"/approve", map[string]string{"name": "x"}, map[string]string{"X-CSRF-Token": b.csrf}, nil)
+	if code != 403 {
+		t.Fatalf("viewer session approving = %d", code)
+	}
+}
+
+func TestPageSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	resp, err := http.Get(tb.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Fatalf("CSP = %q", csp)
+	}
+	if resp.Header.Get("Referrer-Policy") == "" || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("headers = %v", resp.Header)
+	}
+}
+
+func TestStreamTellsOfChanges(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", tb.url+"/api/v1/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+tb.view)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	lines := bufio.NewScanner(resp.Body)
+	lines.Scan() // ": connected"
+	start := time.Now()
+	d := newDevice(t)
+	id := tb.enroll(t, d).DeviceID
+	for lines.Scan() {
+		line := lines.Text()
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			var ev struct{ IDs []string }
+			json.Unmarshal([]byte(data), &ev)
+			if len(ev.IDs) == 1 && ev.IDs[0] == id {
+				if took := time.Since(start); took > time.Second {
+					t.Fatalf("change reported after %v", took)
+				}
+				return
+			}
+		}
+	}
+	t.Fatalf("stream ended without telling of %s: %v", id, lines.Err())
+}
