@@ -5,6 +5,7 @@ import (
 
 	"gatehouse"
 	"gatehouse/protocol"
+	"gatehouse/ui"
 )
 
 // Handler returns every route of the server; the whole surface is here.
@@ -13,6 +14,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /healthz", s.handle(s.handleHealth))
 	mux.Handle("GET /readyz", s.handle(s.handleReady))
 	mux.Handle("GET /api/openapi.json", s.handle(s.handleOpenAPI))
+	mux.Handle("GET /{$}", ui.Handler())
+	mux.Handle("GET /assets/", ui.Handler())
 
 	mux.Handle("POST /api/v1/session", s.handle(s.handleLogin))
 	mux.Handle("GET /api/v1/session", s.handle(s.handleSession))
