@@ -1,0 +1,86 @@
+// The page's only way to the server: the public REST API under /api/v1,
+// authenticated by the session cookie. The CSRF token lives in memory only
+// and is sent with every change.
+
+let csrf = '';
+
+// ApiError carries the server's {"error": {"code", "message"}}.
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// onUnauthorized is called when a request finds the session gone.
+let unauthorized = () => {};
+export function onUnauthorized(fn) { unauthorized = fn; }
+
+async function request(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method, headers, credentials: 'same-origin', cache: 'no-store',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'network', 'The server cannot be reached. Check your connection and try again.');
+  }
+  if (resp.status === 204) return null;
+  const data = await resp.json().catch(() => null);
+  if (!resp.ok) {
+    const e = data?.error || {};
+    const err = new ApiError(resp.status, e.code || 'http', e.message || `${resp.status} ${resp.statusText}`);
+    if (resp.status === 401 && path !== '/api/v1/session') unauthorized(err);
+    throw err;
+  }
+  return data;
+}
+
+// Session ----------------------------------------------------------------
+
+export async function login(token) {
+  const s = await request('POST', '/api/v1/session', { token });
+  csrf = s.csrf_token;
+  return s;
+}
+
+export async function currentSession() {
+  const s = await request('GET', '/api/v1/session');
+  csrf = s.csrf_token;
+  return s;
+}
+
+export async function logout() {
+  try {
+    await request('DELETE', '/api/v1/session');
+  } finally {
+    csrf = '';
+  }
+}
+
+export function forget() { csrf = ''; }
+
+// Devices ----------------------------------------------------------------
+
+const enc = encodeURIComponent;
+
+export function listDevices({ state, q, seen, limit = 50, offset = 0 } = {}) {
+  const p = new URLSearchParams();
+  if (state) p.set('state', state);
+  if (q) p.set('q', q);
+  if (seen) p.set('seen', seen);
+  p.set('limit', String(limit));
+  p.set('offset', String(offset));
+  return request('GET', `/api/v1/devices?${p}`);
+}
+
+export const device = (id) => request('GET', `/api/v1/devices/${enc(id)}`);
+export const events = (id) => request('GET', `/api/v1/devices/${enc(id)}/events`);
+export const approve = (id, name) => request('POST', `/api/v1/devices/${enc(id)}/approve`, { name });
+export const dismiss = (id) => request('POST', `/api/v1/devices/${enc(id)}/dismiss`);
+export const retry = (id) => request('POST', `/api/v1/devices/${enc(id)}/retry`);

@@ -1,0 +1,198 @@
+// gatehouse's operator page: hash routing, the session, the live event
+// stream and the shell around the views.
+import * as api from './api.js';
+import { h, replace, setText } from './dom.js';
+import { ago, num } from './format.js';
+import { Live } from './live.js';
+import { loginView } from './login.js';
+import { pendingView } from './pending.js';
+import { devicesView } from './devices.js';
+import { deviceView } from './device.js';
+
+const $ = (id) => document.getElementById(id);
+const main = $('main');
+
+const app = {
+  session: null, // {token_name, role}; the CSRF token stays inside api.js
+  view: null, // the mounted view: {changed(ids), tick(), unmount()}
+  live: null,
+  lastRoute: '',
+};
+
+// route parses "#/devices/ID?q=x" into a name, an id and params.
+function route() {
+  const raw = location.hash.replace(/^#/, '') || '/pending';
+  const [path, query] = raw.split('?');
+  const parts = path.split('/').filter(Boolean);
+  const params = new URLSearchParams(query || '');
+  if (parts[0] === 'devices' && parts[1]) return { name: 'device', id: decodeURIComponent(parts[1]), params };
+  if (['login', 'pending', 'devices'].includes(parts[0])) return { name: parts[0], params };
+  return { name: 'pending', params };
+}
+
+// setParams records a view's filters in the address without a new history
+// entry or a hashchange, so reload and shared links keep them.
+function setParams(params) {
+  const r = location.hash.replace(/^#/, '').split('?')[0] || '/pending';
+  const q = params.toString();
+  history.replaceState(null, '', `#${r}${q ? `?${q}` : ''}`);
+  app.lastRoute = location.hash;
+}
+
+function navigate(hash) {
+  if (location.hash === hash) render();
+  else location.hash = hash;
+}
+
+function render() {
+  const r = route();
+  if (!app.session && r.name !== 'login') {
+    navigate('#/login');
+    return;
+  }
+  if (app.session && r.name === 'login') {
+    navigate('#/pending');
+    return;
+  }
+  app.view?.unmount?.();
+  app.view = null;
+  main.replaceChildren();
+  $('topbar').hidden = !app.session;
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    const on = a.dataset.nav === r.name || (r.name === 'device' && a.dataset.nav === 'devices');
+    if (on) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  const ctx = { session: app.session, params: r.params, setParams, toast, navigate, onLogin };
+  const views = { login: loginView, pending: pendingView, devices: devicesView, device: deviceView };
+  app.view = views[r.name](main, ctx, r.id);
+  const titles = { login: 'Log in', pending: 'Pending', devices: 'Devices', device: 'Device' };
+  document.title = `${titles[r.name]} · gatehouse`;
+  // Move focus to the new view's heading for screen readers and keyboards,
+  // but not on the first load, where the view decides (e.g. the token box).
+  if (app.lastRoute && app.lastRoute !== location.hash) main.querySelector('h1')?.focus();
+  app.lastRoute = location.hash;
+}
+
+async function onLogin(session) {
+  app.session = session;
+  startSession();
+  navigate('#/pending');
+}
+
+function startSession() {
+  setText($('who'), `${app.session.token_name} · ${app.session.role}`);
+  $('who').title = `Signed in with the API token "${app.session.token_name}" (role ${app.session.role})`;
+  app.live?.close();
+  app.live = new Live('/api/v1/stream', { changed, status: liveStatus, reconnected: () => changed(null) });
+  refreshCount();
+}
+
+function endSession(message) {
+  app.live?.close();
+  app.live = null;
+  app.session = null;
+  api.forget();
+  setText($('pending-count'), '');
+  if (message) toast(message, { kind: 'error' });
+  navigate('#/login');
+}
+
+// changed receives device ids from the stream (null: unknown, after a
+// reconnect) and lets the header and the current view catch up.
+function changed(ids) {
+  refreshCount();
+  app.view?.changed?.(ids);
+}
+
+let counting = null;
+let countAgain = false;
+// refreshCount keeps the Pending badge current with at most one request in
+// flight, however fast events arrive.
+async function refreshCount() {
+  if (counting) {
+    countAgain = true;
+    return;
+  }
+  counting = api.listDevices({ state: 'pending', limit: 1 });
+  try {
+    const l = await counting;
+    setText($('pending-count'), l.total ? num(l.total) : '');
+  } catch {
+    // The view shows errors; the badge just keeps its last value.
+  } finally {
+    counting = null;
+    if (countAgain) {
+      countAgain = false;
+      refreshCount();
+    }
+  }
+}
+
+function liveStatus(state) {
+  const el = $('live');
+  el.dataset.state = state;
+  const text = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…' }[state] || state;
+  setText(el, text);
+  el.title = state === 'live' ? 'Changes appear as they happen' : 'Live updates are paused; reconnecting';
+}
+
+// toast shows a short message in the polite live region, with an optional
+// link, and removes it after a while.
+function toast(message, { kind = 'ok', link } = {}) {
+  const close = h('button', { type: 'button', class: 'toast-close', 'aria-label': 'Close message' }, '×');
+  const t = h('div', { class: `toast toast-${kind}` },
+    h('span', {}, message),
+    link ? h('a', { href: link.href }, link.text) : null,
+    close);
+  const remove = () => t.remove();
+  close.addEventListener('click', remove);
+  $('toasts').append(t);
+  setTimeout(remove, kind === 'error' ? 12000 : 7000);
+}
+
+// tick refreshes every relative time on the page ("2 min ago").
+function tick() {
+  const now = Date.now();
+  for (const el of document.querySelectorAll('time[data-ago]')) {
+    setText(el, ago(el.dateTime, now));
+  }
+  app.view?.tick?.(now);
+}
+
+async function start() {
+  api.onUnauthorized(() => endSession('Your session has ended. Please log in again.'));
+  $('logout').addEventListener('click', async () => {
+    try {
+      await api.logout();
+    } catch {
+      // Logging out of a session the server already forgot is still out.
+    }
+    endSession();
+  });
+  document.addEventListener('keydown', shortcuts);
+  window.addEventListener('hashchange', render);
+  setInterval(tick, 30 * 1000);
+  try {
+    app.session = await api.currentSession();
+    startSession();
+  } catch {
+    app.session = null;
+  }
+  render();
+}
+
+// shortcuts: "/" jumps to the search box, as in most operator tools.
+function shortcuts(e) {
+  const typing = e.target.closest?.('input, textarea, select, [contenteditable]');
+  if (e.key === '/' && !typing && !e.ctrlKey && !e.metaKey && !e.altKey) {
+    const s = main.querySelector('input[type=search]');
+    if (s) {
+      e.preventDefault();
+      s.focus();
+      s.select();
+    }
+  }
+}
+
+start();

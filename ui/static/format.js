@@ -1,0 +1,53 @@
+// Formatting of times, codes and counts, shared by every view.
+
+// silentAfterMs mirrors the server's seen=silent filter: not seen for two
+// minutes or more.
+export const silentAfterMs = 2 * 60 * 1000;
+
+const numberFmt = new Intl.NumberFormat('en-US');
+export const num = (n) => numberFmt.format(n);
+
+// duration is a compact age: "40 s", "3 min", "5 h", "12 d".
+export function duration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const hrs = Math.floor(m / 60);
+  if (hrs < 48) return `${hrs} h`;
+  return `${Math.floor(hrs / 24)} d`;
+}
+
+// ago is "just now", "2 min ago"; times in the future (clock skew) read as now.
+export function ago(iso, now = Date.now()) {
+  if (!iso) return '—';
+  const ms = now - Date.parse(iso);
+  if (ms < 10 * 1000) return 'just now';
+  return `${duration(ms)} ago`;
+}
+
+const fullFmt = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric', month: 'short', day: 'numeric',
+  hour: '2-digit', minute: '2-digit', second: '2-digit',
+});
+export const fullTime = (iso) => (iso ? fullFmt.format(new Date(iso)) : '—');
+
+const timeFmt = new Intl.DateTimeFormat(undefined, {
+  month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
+});
+export const shortTime = (iso) => (iso ? timeFmt.format(new Date(iso)) : '—');
+
+export function isSilent(d, now = Date.now()) {
+  return now - Date.parse(d.last_seen) >= silentAfterMs;
+}
+
+// code groups the verification code as the agent prints it: "123 456".
+export const code = (c) => (c && c.length === 6 ? `${c.slice(0, 3)} ${c.slice(3)}` : c || '—');
+
+export const shortFingerprint = (fp) => (fp ? fp.slice(0, 16) : '');
+
+// range is the "1–50 of 10,000" of a pager.
+export function range(offset, count, total) {
+  if (total === 0) return '0 of 0';
+  return `${num(offset + 1)}–${num(offset + count)} of ${num(total)}`;
+}

@@ -1,0 +1,53 @@
+// Live wraps the server's event stream. EventSource reconnects by itself
+// after a network error; after an HTTP error (say the server restarted and
+// answered 503) it gives up, so Live retries then, with a growing delay.
+
+export class Live {
+  constructor(url, { changed, status, reconnected }) {
+    this.url = url;
+    this.changed = changed;
+    this.status = status;
+    this.reconnected = reconnected;
+    this.delay = 1000;
+    this.wasDown = false;
+    this.closed = false;
+    this.open();
+  }
+
+  open() {
+    this.status('connecting');
+    const es = new EventSource(this.url);
+    this.es = es;
+    es.addEventListener('open', () => {
+      this.status('live');
+      this.delay = 1000;
+      // Events sent while we were away are lost; catch up once.
+      if (this.wasDown) this.reconnected();
+      this.wasDown = false;
+    });
+    es.addEventListener('devices', (e) => {
+      let ids = null;
+      try {
+        ids = JSON.parse(e.data).ids || null;
+      } catch {
+        // A malformed event still means something changed.
+      }
+      this.changed(ids);
+    });
+    es.addEventListener('error', () => {
+      this.wasDown = true;
+      this.status('reconnecting');
+      if (es.readyState === EventSource.CLOSED && !this.closed) {
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => this.open(), this.delay);
+        this.delay = Math.min(this.delay * 2, 30000);
+      }
+    });
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.es?.close();
+  }
+}
