@@ -200,11 +200,11 @@ gatehouse demo is running. It provisions into simulated Mender, Azure DPS,
 IoT Hub and Vault servers (over HTTP, with the real clients), and simulated
 gateways are waiting for approval.
 
-  Server:       %s
+  Web page:     %s/  (log in with the admin token)
   Admin token:  %s
   Database:     %s
 
-In another shell:
+Or, in another shell:
 
   export GATEHOUSE_SERVER=%s
   export GATEHOUSE_TOKEN=%s
