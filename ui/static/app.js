@@ -1,7 +1,7 @@
 // gatehouse's operator page: hash routing, the session, the live event
 // stream and the shell around the views.
 import * as api from './api.js';
-import { h, replace, setText } from './dom.js';
+import { h, setText } from './dom.js';
 import { ago, num } from './format.js';
 import { Live } from './live.js';
 import { loginView } from './login.js';
@@ -17,6 +17,7 @@ const app = {
   view: null, // the mounted view: {changed(ids), tick(), unmount()}
   live: null,
   lastRoute: '',
+  after: '', // where to go once logged in, when a link led to the login page
 };
 
 // route parses "#/devices/ID?q=x" into a name, an id and params.
@@ -47,6 +48,7 @@ function navigate(hash) {
 function render() {
   const r = route();
   if (!app.session && r.name !== 'login') {
+    app.after = location.hash;
     navigate('#/login');
     return;
   }
@@ -69,15 +71,16 @@ function render() {
   const titles = { login: 'Log in', pending: 'Pending', devices: 'Devices', device: 'Device' };
   document.title = `${titles[r.name]} · gatehouse`;
   // Move focus to the new view's heading for screen readers and keyboards,
-  // but not on the first load, where the view decides (e.g. the token box).
-  if (app.lastRoute && app.lastRoute !== location.hash) main.querySelector('h1')?.focus();
+  // but not on the first load or the login page, which focus their own field.
+  if (r.name !== 'login' && app.lastRoute && app.lastRoute !== location.hash) main.querySelector('h1')?.focus();
   app.lastRoute = location.hash;
 }
 
 async function onLogin(session) {
   app.session = session;
   startSession();
-  navigate('#/pending');
+  navigate(app.after || '#/pending');
+  app.after = '';
 }
 
 function startSession() {
@@ -89,6 +92,8 @@ function startSession() {
 }
 
 function endSession(message) {
+  // Several requests may find the session gone at once; end it once.
+  if (!app.session && !app.live) return;
   app.live?.close();
   app.live = null;
   app.session = null;

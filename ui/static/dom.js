@@ -1,7 +1,7 @@
 import { ago, fullTime } from './format.js';
 
 // Small helpers for building the page without a framework. Everything is
-// created with DOM calls (never innerHTML with data), so values from the
+// created with DOM calls, never parsed from HTML strings, so values from the
 // server can never become markup.
 
 // h builds an element: h('a', {href: '#/x', class: 'y'}, 'text', child).
@@ -47,13 +47,6 @@ export function setAttr(el, name, value) {
   } else if (el.getAttribute(name) !== String(value)) {
     el.setAttribute(name, String(value));
   }
-}
-
-let ids = 0;
-// uid gives elements stable ids for label/aria references.
-export function uid(prefix) {
-  ids += 1;
-  return `${prefix}-${ids}`;
 }
 
 export function debounce(fn, ms) {

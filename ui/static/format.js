@@ -26,14 +26,15 @@ export function ago(iso, now = Date.now()) {
   return `${duration(ms)} ago`;
 }
 
+// Times use a 24-hour clock with seconds: operators compare them with logs.
 const fullFmt = new Intl.DateTimeFormat(undefined, {
   year: 'numeric', month: 'short', day: 'numeric',
-  hour: '2-digit', minute: '2-digit', second: '2-digit',
+  hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23', timeZoneName: 'short',
 });
 export const fullTime = (iso) => (iso ? fullFmt.format(new Date(iso)) : '—');
 
 const timeFmt = new Intl.DateTimeFormat(undefined, {
-  month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
+  month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
 });
 export const shortTime = (iso) => (iso ? timeFmt.format(new Date(iso)) : '—');
 
@@ -50,4 +51,23 @@ export const shortFingerprint = (fp) => (fp ? fp.slice(0, 16) : '');
 export function range(offset, count, total) {
   if (total === 0) return '0 of 0';
   return `${num(offset + 1)}–${num(offset + count)} of ${num(total)}`;
+}
+
+// stepWord says how a step stands in a word. A running step with a
+// "waiting: …" note is the IoT Hub follow-up waiting for DPS, not busy.
+export function stepWord(st) {
+  if (st.state === 'running' && (st.last_error || '').startsWith('waiting')) return 'waiting';
+  return { pending: 'queued', running: 'running', succeeded: 'done', failed: 'failed' }[st.state] || st.state;
+}
+
+// lastStep summarises a device's provisioning in a few words, the most
+// telling step first: a failure, then work in progress, then the last done.
+export function lastStep(d) {
+  const steps = d.steps || [];
+  if (steps.length === 0) return '';
+  const pick = steps.find((s) => s.state === 'failed')
+    || steps.find((s) => s.state === 'running')
+    || steps.find((s) => s.state === 'pending')
+    || [...steps].sort((a, b) => Date.parse(b.finished_at || 0) - Date.parse(a.finished_at || 0))[0];
+  return `${pick.name} ${stepWord(pick)}`;
 }

@@ -28,7 +28,9 @@ export class Live {
     es.addEventListener('devices', (e) => {
       let ids = null;
       try {
-        ids = JSON.parse(e.data).ids || null;
+        const data = JSON.parse(e.data);
+        // "all" means too much changed to list; the page refreshes everything.
+        ids = data.all ? null : data.ids || null;
       } catch {
         // A malformed event still means something changed.
       }

@@ -14,7 +14,8 @@ export function loginView(main, ctx) {
     h('label', { for: 'token' }, 'API token'),
     input,
     h('p', { id: 'token-help', class: 'help' },
-      'Create one with ', h('code', {}, 'gatehouse tokens create --name you --role operator'), '.'),
+      'Create one with ', h('code', {}, 'gatehouse tokens create --name you --role operator'),
+      '; ', h('code', {}, 'gatehouse demo'), ' prints one.'),
     error,
     submit);
   form.addEventListener('submit', async (e) => {

@@ -1,0 +1,246 @@
+// The device page: every field of one gateway, its provisioning steps, its
+// timeline, and Retry when it is failed or stalled.
+import * as api from './api.js';
+import { h, replace, setText, timeEl } from './dom.js';
+import { code, fullTime, shortTime, stepWord } from './format.js';
+import { stateBadge, setState, copyButton, selectText, banner } from './widgets.js';
+
+export function deviceView(main, ctx, id) {
+  let gone = false;
+  let allEvents = false; // the operator asked for the whole timeline
+
+  const title = h('h1', { tabindex: '-1' }, 'Gateway');
+  const badge = stateBadge('pending');
+  const sub = h('p', { class: 'lede mono' });
+  const errors = banner();
+  const notice = h('div', { class: 'notice', hidden: true });
+  const retryBtn = h('button', { type: 'button', class: 'btn btn-primary', dataset: { action: 'retry' } }, 'Retry now');
+  const retryMsg = h('p', { class: 'retry-msg', role: 'status' });
+  const retryBox = h('div', { class: 'retry', hidden: true },
+    h('div', {}, h('strong', { class: 'retry-title' }), h('p', { class: 'retry-reason' })),
+    h('div', { class: 'retry-actions' }, retryBtn, retryMsg));
+  const details = h('div', { class: 'cards' });
+  const steps = h('div', { class: 'table-wrap' });
+  const timeline = h('div', {});
+
+  main.append(h('section', { class: 'view view-device' },
+    h('a', { class: 'back', href: '#/devices' }, '← All devices'),
+    h('div', { class: 'view-head device-head' }, h('div', { class: 'title-line' }, title, badge), sub),
+    errors.el,
+    notice,
+    retryBox,
+    details,
+    h('section', { class: 'panel', 'aria-labelledby': 'steps-title' },
+      h('h2', { id: 'steps-title' }, 'Provisioning steps'), steps),
+    h('section', { class: 'panel', 'aria-labelledby': 'timeline-title' },
+      h('h2', { id: 'timeline-title' }, 'Timeline'), timeline)));
+
+  retryBtn.addEventListener('click', async () => {
+    retryBtn.disabled = true;
+    setText(retryMsg, 'Retrying…');
+    retryMsg.className = 'retry-msg';
+    try {
+      await api.retry(id);
+      setText(retryMsg, 'Retry started: the steps run again now.');
+      load();
+    } catch (err) {
+      setText(retryMsg, err.message);
+      retryMsg.className = 'retry-msg is-error';
+    } finally {
+      retryBtn.disabled = false;
+    }
+  });
+
+  let loading = false;
+  let again = false;
+  async function load() {
+    if (loading) {
+      again = true;
+      return;
+    }
+    loading = true;
+    try {
+      const [d, ev] = await Promise.all([api.device(id), api.events(id)]);
+      if (gone) return;
+      errors.clear();
+      keepFocus(() => show(d, ev.events || []));
+    } catch (err) {
+      if (gone || err.status === 401) return;
+      errors.show(err.status === 404 ? `There is no gateway with id ${id}.` : `Could not load the gateway: ${err.message}`);
+    } finally {
+      loading = false;
+      if (again && !gone) {
+        again = false;
+        load();
+      }
+    }
+  }
+
+  function show(d, events) {
+    const label = d.name || d.mac;
+    setText(title, label);
+    document.title = `${label} · gatehouse`;
+    setState(badge, d.state);
+    setText(sub, `${d.mac} · ${d.key_type}`);
+    showNotice(d);
+    showRetry(d);
+    replace(details, identityCard(d), statusCard(d));
+    replace(steps, stepsTable(d));
+    const showAll = () => {
+      allEvents = true;
+      replace(timeline, timelineList(events, true));
+      timeline.querySelector('.timeline li')?.setAttribute('tabindex', '-1');
+      timeline.querySelector('.timeline li')?.focus();
+    };
+    replace(timeline, timelineList(events, allEvents, showAll));
+  }
+
+  function showNotice(d) {
+    notice.hidden = d.state !== 'pending';
+    if (d.state === 'pending') {
+      replace(notice, 'This gateway is waiting for approval. ',
+        h('a', { href: `#/pending?q=${encodeURIComponent(d.mac)}` }, 'Approve or dismiss it on the Pending page'), '.');
+    }
+  }
+
+  function showRetry(d) {
+    const can = (d.state === 'failed' || d.state === 'stalled') && ctx.session.role !== 'viewer';
+    retryBox.hidden = !can;
+    retryBox.className = `retry retry-${d.state}`;
+    const failed = (d.steps || []).find((s) => s.state === 'failed');
+    setText(retryBox.querySelector('.retry-title'), d.state === 'failed'
+      ? `Provisioning failed${failed ? ` at the ${failed.name} step` : ''}; gatehouse keeps retrying with backoff.`
+      : 'The IoT Hub follow-up stalled: the gateway was not assigned to a hub in time.');
+    setText(retryBox.querySelector('.retry-reason'), d.reason || '');
+  }
+
+  function identityCard(d) {
+    const fp = h('code', { class: 'fp-full' }, d.fingerprint);
+    const copy = copyButton({
+      label: 'Copy the key fingerprint',
+      text: () => d.fingerprint,
+      fallback: () => {
+        selectText(fp);
+        ctx.toast('The clipboard is not available here: the fingerprint is selected, press Ctrl+C to copy it.');
+      },
+    });
+    copy.dataset.key = 'copy-fp';
+    return card('Identity', [
+      ['Name', d.name || h('span', { class: 'muted' }, 'not named yet')],
+      ['MAC', h('span', { class: 'mono' }, d.mac)],
+      ['Verification code', h('span', { class: 'vcode mono' }, code(d.verification_code))],
+      ['Key type', d.key_type],
+      ['Key fingerprint', h('span', { class: 'fp-block' }, fp, copy)],
+      ['Source address', d.source_addr ? h('span', { class: 'mono' }, d.source_addr) : '—'],
+      ['Device id', h('span', { class: 'mono' }, d.id)],
+    ]);
+  }
+
+  function statusCard(d) {
+    const labels = Object.entries(d.labels || {});
+    return card('Status', [
+      ['State', stateBadge(d.state)],
+      d.reason ? ['Reason', h('span', { class: d.state === 'failed' || d.state === 'stalled' ? 'text-error' : '' }, d.reason)] : null,
+      ['IoT Hub', d.hub || '—'],
+      ['Approved', d.approved_at ? [timeEl(d.approved_at), d.approved_by ? ` by ${d.approved_by}` : ''] : '—'],
+      ['First seen', timeEl(d.first_seen)],
+      ['Last seen', timeEl(d.last_seen)],
+      ['Updated', timeEl(d.updated_at)],
+      labels.length ? ['Labels', h('ul', { class: 'labels' }, labels.map(([k, v]) => h('li', {}, h('code', {}, `${k}=${v}`))))] : null,
+    ]);
+  }
+
+  load();
+  return {
+    changed(ids) {
+      if (!ids || ids.includes(id)) load();
+    },
+    unmount() { gone = true; },
+  };
+}
+
+function card(heading, pairs) {
+  return h('section', { class: 'card' },
+    h('h2', {}, heading),
+    h('dl', { class: 'fields' }, pairs.filter(Boolean).map(([k, v]) => h('div', { class: 'field-row' }, h('dt', {}, k), h('dd', {}, v)))));
+}
+
+// stepOrder is the order steps run in, for reading top to bottom.
+const stepOrder = ['mender', 'dps', 'vault', 'iothub'];
+const rank = (name) => (stepOrder.indexOf(name) + 1) || stepOrder.length + 1;
+
+function stepsTable(d) {
+  const list = [...(d.steps || [])].sort((a, b) => rank(a.name) - rank(b.name));
+  if (list.length === 0) {
+    return h('p', { class: 'empty' }, d.state === 'pending'
+      ? 'Steps are created when the gateway is approved.'
+      : 'No provisioning steps: no backend is configured.');
+  }
+  return h('table', { class: 'grid grid-steps' },
+    h('caption', { class: 'sr-only' }, 'Provisioning steps, one per backend'),
+    h('thead', {}, h('tr', {}, ['Step', 'State', 'Attempts', 'Started', 'Finished', 'Error or note'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, list.map(stepRow)));
+}
+
+function stepRow(s) {
+  const word = stepWord(s);
+  const waiting = word === 'waiting';
+  const output = Object.entries(s.output || {});
+  return h('tr', { dataset: { step: s.name, state: s.state } },
+    h('th', { scope: 'row', 'data-label': 'Step' }, s.name),
+    h('td', { 'data-label': 'State' }, h('span', { class: `step step-${waiting ? 'waiting' : s.state}` }, word)),
+    h('td', { 'data-label': 'Attempts', class: 'num' }, String(s.attempts)),
+    h('td', { 'data-label': 'Started' }, s.started_at ? h('time', { datetime: s.started_at, title: fullTime(s.started_at) }, shortTime(s.started_at)) : '—'),
+    h('td', { 'data-label': 'Finished' }, s.finished_at ? h('time', { datetime: s.finished_at, title: fullTime(s.finished_at) }, shortTime(s.finished_at)) : '—'),
+    h('td', { 'data-label': 'Error or note', class: 'cell-error' },
+      s.last_error ? h('span', { class: waiting || s.state === 'succeeded' ? 'muted' : 'text-error' }, s.last_error) : '—',
+      output.length ? h('dl', { class: 'output' }, output.map(outputField)) : null));
+}
+
+// outputField shows what a backend returned; long values such as
+// certificates fold away so the table stays readable.
+function outputField([k, v]) {
+  const value = String(v);
+  if (value.length <= 80 && !value.includes('\n')) return h('div', {}, h('dt', {}, k), h('dd', {}, value));
+  const lines = value.trim().split('\n').length;
+  return h('div', {}, h('dt', {}, k), h('dd', {},
+    h('details', {}, h('summary', {}, lines > 1 ? `${lines} lines` : `${value.length} characters`),
+      h('pre', {}, value))));
+}
+
+// timelineShown is how many of the latest events show before "Show all".
+const timelineShown = 20;
+
+function timelineList(events, all, showAll) {
+  if (events.length === 0) return h('p', { class: 'empty' }, 'No events yet.');
+  const hidden = all ? 0 : Math.max(0, events.length - timelineShown);
+  const list = h('ol', { class: 'timeline' }, events.slice(hidden).map(eventItem));
+  if (!hidden) return list;
+  const more = h('button', { type: 'button', class: 'btn btn-quiet btn-small', dataset: { key: 'timeline-more' } },
+    `Show ${hidden} earlier ${hidden === 1 ? 'event' : 'events'}`);
+  more.addEventListener('click', showAll);
+  return h('div', {}, more, list);
+}
+
+function eventItem(e) {
+  return h('li', { class: `ev ev-${e.kind}` },
+    h('time', { datetime: e.at, title: fullTime(e.at) }, shortTime(e.at)),
+    h('div', { class: 'ev-body' },
+      h('span', { class: 'ev-kind' }, kindLabel(e.kind)),
+      e.actor ? h('span', { class: 'ev-actor' }, ` by ${e.actor}`) : null,
+      e.detail ? h('p', { class: 'ev-detail' }, e.detail) : null));
+}
+
+// kindLabel turns "step_failed" into "Step failed".
+function kindLabel(kind) {
+  const s = kind.replaceAll('_', ' ');
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+// keepFocus re-renders without losing the keyboard focus, by finding the
+// focused control again by its data-key.
+function keepFocus(render) {
+  const key = document.activeElement?.dataset?.key;
+  render();
+  if (key) document.querySelector(`[data-key="${key}"]`)?.focus();
+}

@@ -1,0 +1,354 @@
+// The Pending view: one row per gateway waiting for approval, where an
+// operator checks the verification code, types a name and accepts or
+// dismisses. Rows are keyed by device id and updated in place, so a live
+// refresh never wipes what is being typed.
+import * as api from './api.js';
+import { h, setText, setAttr, keyedRows, timeEl, setTime } from './dom.js';
+import { code, shortFingerprint, isSilent, duration } from './format.js';
+import { searchBox, pager, copyButton, selectText, banner } from './widgets.js';
+
+const pageSize = 50;
+
+// namePattern is the server's name policy as an HTML pattern (anchored by
+// the browser; '-' escaped for the 'v' flag browsers compile patterns with).
+const namePattern = '[a-z0-9]([a-z0-9\\-]{0,61}[a-z0-9])?';
+
+// drafts keeps typed names by device id across pages and views, until the
+// gateway is accepted or dismissed.
+const drafts = new Map();
+
+const seenFilters = [
+  { value: '', label: 'All' },
+  { value: 'active', label: 'Active now' },
+  { value: 'silent', label: 'Silent (2 min+)' },
+];
+
+export function pendingView(main, ctx) {
+  const canDecide = ctx.session.role !== 'viewer';
+  const p = ctx.params;
+  const state = {
+    q: p.get('q') || '',
+    seen: ['active', 'silent'].includes(p.get('seen')) ? p.get('seen') : '',
+    offset: Math.max(0, (parseInt(p.get('page'), 10) || 1) - 1) * pageSize,
+    total: 0,
+  };
+  const rows = new Map();
+  let gone = false;
+
+  const search = searchBox({
+    id: 'pending-search', label: 'Search', placeholder: 'MAC or fingerprint', value: state.q,
+    onChange: (q) => { state.q = q; state.offset = 0; saveParams(); load(); },
+  });
+  const filter = seenFilter(state.seen, (seen) => { state.seen = seen; state.offset = 0; saveParams(); load(); });
+  const pages = pager((dir) => {
+    state.offset = Math.max(0, state.offset + dir * pageSize);
+    saveParams();
+    load();
+  });
+  const topRange = h('p', { class: 'range muted', 'aria-live': 'polite' });
+  const errors = banner();
+  const tbody = h('tbody');
+  const empty = h('p', { class: 'empty', hidden: true });
+  const table = h('table', { class: 'grid grid-pending' },
+    h('caption', { class: 'sr-only' }, 'Gateways waiting for approval'),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col' }, 'Gateway'),
+      h('th', { scope: 'col' }, 'Verification code'),
+      h('th', { scope: 'col' }, 'Key fingerprint'),
+      h('th', { scope: 'col' }, 'Seen'),
+      h('th', { scope: 'col' }, canDecide ? 'Name and decision' : 'Decision'))),
+    tbody);
+
+  main.append(h('section', { class: 'view', 'aria-labelledby': 'pending-title' },
+    h('div', { class: 'view-head' },
+      h('h1', { id: 'pending-title', tabindex: '-1' }, 'Pending gateways'),
+      h('p', { class: 'lede' },
+        'Check that the verification code matches the one on the gateway\'s console, then name it to provision it.')),
+    h('div', { class: 'toolbar' }, search.el, filter.el, topRange),
+    errors.el,
+    h('div', { class: 'table-wrap' }, table, empty),
+    pages.el));
+
+  function saveParams() {
+    const q = new URLSearchParams();
+    if (state.q) q.set('q', state.q);
+    if (state.seen) q.set('seen', state.seen);
+    if (state.offset) q.set('page', String(state.offset / pageSize + 1));
+    ctx.setParams(q);
+  }
+
+  let loading = false;
+  let again = false;
+  // load fetches the current page; calls while one is in flight collapse
+  // into one more fetch after it, so bursts of events cost two requests.
+  async function load() {
+    if (loading) {
+      again = true;
+      return;
+    }
+    loading = true;
+    try {
+      const l = await api.listDevices({
+        state: 'pending', q: state.q, seen: state.seen, limit: pageSize, offset: state.offset,
+      });
+      if (gone) return;
+      errors.clear();
+      if (l.devices.length === 0 && state.offset > 0 && l.total > 0) {
+        // The page emptied under us (others approved): show the last one.
+        state.offset = Math.floor((l.total - 1) / pageSize) * pageSize;
+        saveParams();
+        again = true;
+      } else {
+        show(l);
+      }
+    } catch (err) {
+      if (!gone && err.status !== 401) errors.show(`Could not load pending gateways: ${err.message}`);
+    } finally {
+      loading = false;
+      if (again && !gone) {
+        again = false;
+        load();
+      }
+    }
+  }
+
+  function show(l) {
+    state.total = l.total;
+    const now = Date.now();
+    const held = focusedRow();
+    keyedRows(tbody, rows, l.devices, (d) => d.id, (d) => createRow(d), (r, d) => updateRow(r, d, now));
+    // The row being worked in left the list (decided here or elsewhere):
+    // the keyboard user continues in the next one.
+    if (held && !rows.has(held.id)) refocus(held);
+    pages.update(state.offset, l.devices.length, l.total);
+    setText(topRange, l.total ? `${pagesText(l)}` : '');
+    table.hidden = l.devices.length === 0;
+    empty.hidden = l.devices.length > 0;
+    setText(empty, state.q || state.seen
+      ? 'No pending gateways match this search.'
+      : 'No gateways are waiting. A gateway appears here, live, as soon as its agent starts.');
+  }
+
+  function pagesText(l) {
+    const n = l.total.toLocaleString('en-US');
+    if (l.total <= l.devices.length) return `${n} waiting`;
+    return `${n} waiting, showing ${(state.offset + 1).toLocaleString('en-US')}–${(state.offset + l.devices.length).toLocaleString('en-US')}`;
+  }
+
+  function createRow(d) {
+    const r = { id: d.id, expanded: false };
+    r.mac = h('span', { class: 'mac mono' });
+    r.addr = h('span', { class: 'sub' });
+    r.code = h('span', { class: 'vcode mono' });
+    r.fp = h('code', { class: 'fp' });
+    r.keyType = h('span', { class: 'sub' });
+    r.first = timeEl(d.first_seen);
+    r.last = timeEl(d.last_seen);
+    r.silent = h('span', { class: 'badge badge-silent', hidden: true });
+    const copy = copyButton({
+      label: 'Copy the full key fingerprint',
+      text: () => r.device.fingerprint,
+      fallback: () => {
+        r.expanded = true;
+        setText(r.fp, r.device.fingerprint);
+        selectText(r.fp);
+        ctx.toast('The clipboard is not available here: the full fingerprint is selected, press Ctrl+C to copy it.');
+      },
+    });
+    r.el = h('tr', { dataset: { id: d.id } },
+      h('td', { 'data-label': 'Gateway' }, r.mac, r.addr),
+      h('td', { 'data-label': 'Code' }, r.code),
+      h('td', { 'data-label': 'Key' }, h('span', { class: 'fp-line' }, r.fp, copy), r.keyType),
+      h('td', { 'data-label': 'Seen' },
+        h('span', { class: 'seen' }, h('span', { class: 'muted' }, 'last '), r.last, ' ', r.silent),
+        h('span', { class: 'sub' }, 'first ', r.first)),
+      h('td', { 'data-label': canDecide ? 'Name' : 'Decision', class: 'cell-decide' },
+        canDecide ? decideForm(r, d) : h('span', { class: 'muted' }, 'View only (viewer role)')));
+    return r;
+  }
+
+  function updateRow(r, d, now) {
+    r.device = d;
+    r.el.dataset.mac = d.mac;
+    setText(r.mac, d.mac);
+    setText(r.addr, d.source_addr ? `from ${d.source_addr}` : '');
+    setText(r.code, code(d.verification_code));
+    setAttr(r.code, 'aria-label', `verification code ${d.verification_code.split('').join(' ')}`);
+    if (!r.expanded) setText(r.fp, `${shortFingerprint(d.fingerprint)}…`);
+    setAttr(r.fp, 'title', `SHA-256 ${d.fingerprint}`);
+    setText(r.keyType, d.key_type);
+    setTime(r.first, d.first_seen);
+    setTime(r.last, d.last_seen);
+    if (r.input) setAttr(r.input, 'aria-label', `Name for gateway ${d.mac}`);
+    markSilent(r, now);
+  }
+
+  function markSilent(r, now) {
+    const silent = isSilent(r.device, now);
+    r.el.classList.toggle('is-silent', silent);
+    r.silent.hidden = !silent;
+    setText(r.silent, silent ? `silent ${duration(now - Date.parse(r.device.last_seen))}` : '');
+  }
+
+  function decideForm(r, d) {
+    const errId = `err-${d.id}`;
+    r.input = h('input', {
+      id: `name-${d.id}`, name: 'name', type: 'text', class: 'name-input', pattern: namePattern,
+      maxlength: 63, autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false',
+      placeholder: 'name, e.g. gw-01', 'aria-describedby': errId, enterkeyhint: 'done',
+    });
+    r.input.value = drafts.get(d.id) || '';
+    r.input.addEventListener('input', () => {
+      drafts.set(d.id, r.input.value);
+      r.input.removeAttribute('aria-invalid');
+    });
+    r.error = h('p', { id: errId, class: 'row-error', role: 'alert' });
+    r.accept = h('button', { type: 'submit', class: 'btn btn-primary', dataset: { action: 'accept' } }, 'Accept');
+    r.dismiss = h('button', { type: 'button', class: 'btn', dataset: { action: 'dismiss' } }, 'Dismiss');
+    r.actions = h('div', { class: 'actions' }, r.accept, r.dismiss);
+    r.confirm = confirmBox(r, d);
+    const form = h('form', { class: 'decide', novalidate: true },
+      h('div', { class: 'decide-line' }, r.input, r.actions, r.confirm.el), r.error);
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (r.confirm.el.hidden) accept(r);
+    });
+    r.dismiss.addEventListener('click', () => r.confirm.open());
+    return form;
+  }
+
+  // confirmBox is the inline "Dismiss this gateway?" question. Focus starts
+  // on Cancel so a stray Enter never dismisses; Escape cancels.
+  function confirmBox(r, d) {
+    const yes = h('button', { type: 'button', class: 'btn btn-danger', dataset: { action: 'confirm-dismiss' } }, 'Yes, dismiss');
+    const no = h('button', { type: 'button', class: 'btn', dataset: { action: 'cancel-dismiss' } }, 'Cancel');
+    const el = h('div', { class: 'confirm', role: 'group', 'aria-label': `Confirm dismissing ${d.mac}`, hidden: true },
+      h('span', { class: 'confirm-q' }, 'Dismiss this gateway?'), yes, no);
+    const box = {
+      el,
+      open() {
+        r.actions.hidden = true;
+        el.hidden = false;
+        no.focus();
+      },
+      close(focus = true) {
+        el.hidden = true;
+        r.actions.hidden = false;
+        if (focus) r.dismiss.focus();
+      },
+    };
+    no.addEventListener('click', () => box.close());
+    el.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') box.close();
+    });
+    yes.addEventListener('click', () => dismiss(r, yes));
+    return box;
+  }
+
+  async function accept(r) {
+    const name = r.input.value.trim();
+    if (!name) {
+      rowError(r, 'Type a name for this gateway first.');
+      return;
+    }
+    busy(r, true);
+    try {
+      const d = await api.approve(r.id, name);
+      drafts.delete(r.id);
+      removeRow(r);
+      ctx.toast(`${d.name} approved`, { link: { href: `#/devices/${encodeURIComponent(d.id)}`, text: 'Follow its provisioning' } });
+      load();
+    } catch (err) {
+      rowError(r, err.message);
+      if (err.status === 404) load();
+    } finally {
+      busy(r, false);
+    }
+  }
+
+  async function dismiss(r, button) {
+    r.hadFocus = r.el.contains(document.activeElement);
+    button.disabled = true;
+    try {
+      await api.dismiss(r.id);
+      drafts.delete(r.id);
+      removeRow(r);
+      ctx.toast(`Gateway ${r.device.mac} dismissed`);
+      load();
+    } catch (err) {
+      r.confirm.close(false);
+      rowError(r, err.message);
+    } finally {
+      button.disabled = false;
+      r.hadFocus = false;
+    }
+  }
+
+  // rowError shows why an action failed beside the row, keeps the typed name
+  // and puts the cursor back in it.
+  function rowError(r, message) {
+    setText(r.error, message);
+    r.input.setAttribute('aria-invalid', 'true');
+    r.input.focus();
+  }
+
+  function busy(r, on) {
+    // Disabling the focused button drops the focus; remember it was here.
+    r.hadFocus = on && r.el.contains(document.activeElement);
+    r.accept.disabled = on;
+    r.dismiss.disabled = on;
+    r.input.readOnly = on;
+    setAttr(r.el, 'aria-busy', on ? 'true' : null);
+    if (on) setText(r.error, '');
+  }
+
+  // removeRow takes a decided row out at once (the refresh confirms it) and
+  // moves focus to the next row's name box, so a keyboard user can go on.
+  // A live refresh may have taken it out first, and moved the focus then.
+  function removeRow(r) {
+    if (!r.el.isConnected) return;
+    const held = focusedRow();
+    r.el.remove();
+    rows.delete(r.id);
+    if (held && held.id === r.id) refocus(held);
+  }
+
+  // focusedRow names the row holding the focus (or holding it before its
+  // busy buttons were disabled) and its neighbours.
+  function focusedRow() {
+    for (const r of rows.values()) {
+      if (r.hadFocus || r.el.contains(document.activeElement)) {
+        return { id: r.id, next: r.el.nextElementSibling?.dataset.id, prev: r.el.previousElementSibling?.dataset.id };
+      }
+    }
+    return null;
+  }
+
+  function refocus(held) {
+    const r = rows.get(held.next) || rows.get(held.prev);
+    (r?.input || search.input).focus();
+  }
+
+  load();
+  return {
+    changed: () => load(),
+    tick(now) {
+      for (const r of rows.values()) markSilent(r, now);
+    },
+    unmount() { gone = true; },
+  };
+}
+
+// seenFilter is the All / Active now / Silent radio group.
+function seenFilter(value, onChange) {
+  const name = 'seen-filter';
+  const el = h('fieldset', { class: 'segmented' },
+    h('legend', { class: 'sr-only' }, 'Show gateways'),
+    seenFilters.map((f) => {
+      const id = `seen-${f.value || 'all'}`;
+      const input = h('input', { type: 'radio', name, id, value: f.value, checked: f.value === value });
+      input.addEventListener('change', () => onChange(f.value));
+      return h('span', { class: 'seg' }, input, h('label', { for: id }, f.label));
+    }));
+  return { el };
+}

@@ -1,0 +1,94 @@
+// Pieces several views share: search box, pager, state badge, copy button.
+import { h, setText, debounce } from './dom.js';
+import { range } from './format.js';
+
+// searchBox calls onChange with the trimmed text once typing pauses.
+export function searchBox({ id, label, placeholder, value, onChange }) {
+  const input = h('input', {
+    id, type: 'search', value: value || '', placeholder, autocomplete: 'off', spellcheck: 'false',
+    'aria-keyshortcuts': '/',
+  });
+  const fire = debounce(() => onChange(input.value.trim()), 250);
+  input.addEventListener('input', fire);
+  const el = h('div', { class: 'field field-search' },
+    h('label', { for: id }, label),
+    input);
+  return { el, input };
+}
+
+// pager is Previous / "1–50 of 10,000" / Next for server-side pages.
+export function pager(onMove) {
+  const prev = h('button', { type: 'button', class: 'btn', 'aria-label': 'Previous page', dataset: { page: 'prev' } }, '‹ Prev');
+  const next = h('button', { type: 'button', class: 'btn', 'aria-label': 'Next page', dataset: { page: 'next' } }, 'Next ›');
+  const text = h('span', { class: 'range' });
+  prev.addEventListener('click', () => onMove(-1));
+  next.addEventListener('click', () => onMove(1));
+  const el = h('nav', { class: 'pager', 'aria-label': 'Pages' }, prev, text, next);
+  return {
+    el,
+    update(offset, count, total) {
+      setText(text, range(offset, count, total));
+      prev.disabled = offset <= 0;
+      next.disabled = offset + count >= total;
+      el.hidden = total <= count && offset === 0;
+    },
+  };
+}
+
+// stateGlyphs make states readable without colour: each has a shape too.
+const stateGlyphs = {
+  pending: '○', approved: '◔', provisioning: '◑', provisioned: '●', configured: '✔',
+  dismissed: '⊘', failed: '✖', stalled: '⚠', decommissioned: '∅',
+};
+
+export function stateBadge(state) {
+  const el = h('span', { class: 'state' });
+  setState(el, state);
+  return el;
+}
+
+export function setState(el, state) {
+  if (el.dataset.state === state) return;
+  el.dataset.state = state;
+  el.className = `state state-${state}`;
+  el.replaceChildren(h('span', { class: 'glyph', 'aria-hidden': 'true' }, stateGlyphs[state] || '•'), state);
+}
+
+export const states = Object.keys(stateGlyphs);
+
+// copyButton copies text() to the clipboard. Where the clipboard is not
+// available (plain HTTP on a remote host), fallback() gets the text so the
+// view can show it selected for Ctrl+C.
+export function copyButton({ label, text, fallback }) {
+  const b = h('button', { type: 'button', class: 'btn btn-small btn-quiet', 'aria-label': label, title: label }, 'Copy');
+  b.addEventListener('click', async () => {
+    try {
+      if (!navigator.clipboard) throw new Error('no clipboard');
+      await navigator.clipboard.writeText(text());
+      setText(b, 'Copied');
+      setTimeout(() => setText(b, 'Copy'), 1500);
+    } catch {
+      fallback(text());
+    }
+  });
+  return b;
+}
+
+// selectText selects an element's text, for the copy fallback.
+export function selectText(el) {
+  const sel = window.getSelection();
+  sel.removeAllRanges();
+  const r = document.createRange();
+  r.selectNodeContents(el);
+  sel.addRange(r);
+}
+
+// banner is a view-level message (load errors), announced when it changes.
+export function banner() {
+  const el = h('p', { class: 'banner', role: 'alert' });
+  return {
+    el,
+    show(msg) { setText(el, msg); },
+    clear() { setText(el, ''); },
+  };
+}

@@ -1,0 +1,253 @@
+package uitest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// chromium finds the browser, or skips: the UI tests need a real one.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("GATEHOUSE_CHROMIUM"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("GATEHOUSE_CHROMIUM=%s: %v", p, err)
+		}
+		return p
+	}
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skip("skipping browser tests: no Chromium found; install Debian's chromium package (or set GATEHOUSE_CHROMIUM)")
+	return ""
+}
+
+// testContext bounds a whole browser test, so nothing can hang.
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// browser is one headless Chromium with one tab, and everything the page
+// wrote to its console.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu      sync.Mutex
+	console []chromedp.ConsoleMessage
+}
+
+func newBrowser(t *testing.T, ctx context.Context, width, height int) *browser {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox, // the tests may run as root, where the sandbox refuses to start
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(width, height),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc()
+	})
+	b := &browser{t: t, ctx: bctx}
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	messages := chromedp.Console(bctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.console = append(b.console, m)
+			b.mu.Unlock()
+		}
+	}()
+	return b
+}
+
+// do runs actions, failing the test with what was being done.
+func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v\npage: %s", what, err, b.pageText())
+	}
+}
+
+// eval evaluates a JavaScript expression and decodes its JSON value into v.
+func (b *browser) eval(expr string, v any) {
+	b.t.Helper()
+	raw, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		b.t.Fatalf("evaluate %s: decode %s: %v", expr, raw, err)
+	}
+}
+
+func (b *browser) str(expr string) string {
+	b.t.Helper()
+	var s string
+	b.eval(expr, &s)
+	return s
+}
+
+func (b *browser) bool(expr string) bool {
+	b.t.Helper()
+	var v bool
+	b.eval(expr, &v)
+	return v
+}
+
+// wait polls a JavaScript condition in the page until it holds. Every wait
+// is on the DOM, never on the clock, so the tests are fast and not flaky.
+func (b *browser) wait(what, cond string) {
+	b.t.Helper()
+	// An element not there yet throws; that means "not yet", not failure.
+	guarded := `(() => { try { return !!(` + cond + `); } catch (e) { return false; } })()`
+	_, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](guarded,
+		chromedp.WithPollingInterval(25*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
+	if err != nil {
+		b.t.Fatalf("waiting for %s (%s): %v\npage: %s", what, cond, err, b.pageText())
+	}
+}
+
+// pageText is the visible text of the page, for failure messages.
+func (b *browser) pageText() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	if err != nil {
+		return fmt.Sprintf("(unavailable: %v)", err)
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// shot saves a screenshot of the viewport into $GATEHOUSE_SCREENSHOTS.
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	dir := os.Getenv("GATEHOUSE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	// Let fonts settle and the caret blink away from the picture.
+	b.do("blur for "+name, chromedp.Evaluate[chromedp.Void](`document.fonts.ready`, chromedp.EvalAwaitPromise))
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// problems lists console errors, uncaught exceptions and CSP violations.
+// Failed requests the page handles itself (a 401 before login, a 409 for a
+// taken name) are logged by Chromium as network errors; those are expected.
+func (b *browser) problems() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, m := range b.console {
+		switch {
+		case m.IsException():
+			out = append(out, fmt.Sprintf("exception: %s (%s:%d)", m.Text, m.URL, m.Line))
+		case m.Type == chromedp.ConsoleError && m.Source == "network":
+		case m.Type == chromedp.ConsoleError, m.Type == chromedp.ConsoleWarning && m.Source != "":
+			out = append(out, fmt.Sprintf("%s %s: %s", m.Source, m.Type, m.Text))
+		}
+	}
+	return out
+}
+
+func (b *browser) noProblems() {
+	b.t.Helper()
+	for _, p := range b.problems() {
+		b.t.Errorf("browser console: %s", p)
+	}
+}
+
+// unlabelled fails for form fields without a label and buttons without a
+// name: what a screen reader would read as just "edit text" or "button".
+func (b *browser) unlabelled() {
+	b.t.Helper()
+	var bad []string
+	b.eval(`[...document.querySelectorAll("input, select, button")].filter(el =>
+		el.tagName === "BUTTON" ? !(el.getAttribute("aria-label") || el.textContent.trim())
+			: !(el.labels.length || el.getAttribute("aria-label"))
+	).map(el => el.outerHTML.slice(0, 120))`, &bad)
+	for _, el := range bad {
+		b.t.Errorf("no accessible name: %s", el)
+	}
+}
+
+// login opens the page and logs in with token through the login form.
+func (b *browser) login(url, token string) {
+	b.t.Helper()
+	b.do("open the page", chromedp.Navigate(url+"/"))
+	b.wait("the login form", `document.activeElement && document.activeElement.id === "token"`)
+	b.do("log in",
+		chromedp.SendKeys(chromedp.ID("token"), token),
+		chromedp.Click(chromedp.CSS(`.login-form button[type=submit]`)))
+	b.wait("the pending view", `location.hash.startsWith("#/pending") && !!document.querySelector("#pending-title")`)
+}
+
+// colorScheme makes the page see the system asking for "dark" or "light".
+func colorScheme(scheme string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+		})
+		return err
+	})
+}
+
+// clear empties an input as a person would: select all, then Backspace,
+// so the page sees the input event. (chromedp.Clear only resets the value
+// attribute, which a typed value ignores.)
+func clear(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Evaluate[chromedp.Void](`(el => { el.focus(); el.select(); })(document.querySelector(`+js(sel)+`))`),
+		chromedp.SendKeys(chromedp.CSS(sel), kb.Backspace))
+}
+
+// js quotes s as a JavaScript string literal.
+func js(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// row is a CSS selector for the row of one device.
+func row(id string) string { return fmt.Sprintf(`tr[data-id=%s]`, js(id)) }

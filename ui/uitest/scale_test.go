@@ -1,0 +1,44 @@
+package uitest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestTenThousandPending pages through 10,000 waiting gateways: the page
+// asks the server for 50 at a time and filters there, so it stays fast.
+// The race detector makes SQLite thirty times slower, so under it (and
+// with -short) fewer gateways keep the test within its time limit.
+func TestTenThousandPending(t *testing.T) {
+	n := 10000
+	switch {
+	case testing.Short():
+		n = 120
+	case raceEnabled:
+		n = 200
+	}
+	ctx := testContext(t)
+	b := newBrowser(t, ctx, 1360, 900)
+	e := newEnv(t, ctx)
+	start := time.Now()
+	for i := range n {
+		e.enrollAt(fmt.Sprintf("02:00:5e:20:%02x:%02x", i>>8, i&0xff), "10.1.0.1", 0)
+	}
+	t.Logf("enrolled %d gateways in %v", n, time.Since(start).Round(time.Millisecond))
+
+	b.login(e.url, e.token)
+	total := fmt.Sprint(n)
+	if n >= 1000 {
+		total = fmt.Sprintf("%d,%03d", n/1000, n%1000)
+	}
+	b.wait("the first page", `document.querySelectorAll("tr[data-id]").length === 50`)
+	b.wait("the range", `document.querySelector(".pager .range").textContent === "1–50 of `+total+`"`)
+	b.do("next page", chromedp.Click(chromedp.CSS(`button[data-page=next]`)))
+	b.wait("page two", `document.querySelector(".pager .range").textContent === "51–100 of `+total+`" && location.hash.includes("page=2")`)
+	b.do("search", chromedp.SendKeys(chromedp.ID("pending-search"), "02:00:5e:20:00:0"))
+	b.wait("the matches", `document.querySelector(".toolbar .range").textContent === "16 waiting" && document.querySelectorAll("tr[data-id]").length === 16`)
+	b.wait("the count in the header", `document.getElementById("pending-count").textContent === `+js(total))
+}

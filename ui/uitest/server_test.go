@@ -1,0 +1,266 @@
+package uitest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gatehouse"
+	"gatehouse/agent"
+	"gatehouse/protocol"
+	"gatehouse/provision"
+	"gatehouse/sandbox"
+	"gatehouse/server"
+	"gatehouse/store"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// env is a running gatehouse: database, provisioning service and HTTP
+// server over simulated Mender, DPS, IoT Hub and Vault, plus the simulated
+// gateways started in it.
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	dir   string
+	url   string
+	token string // an operator's API token
+	svc   *provision.Service
+	sims  *sandbox.Simulators
+
+	// skew moves the database clock, to create gateways last seen long ago.
+	skew atomic.Int64
+
+	agents     sync.WaitGroup
+	stopAgents context.CancelFunc
+	agentCtx   context.Context
+	mu         sync.Mutex
+	results    map[string]*agent.Result // by MAC, once provisioned
+}
+
+// newEnv starts everything; t.Cleanup stops it in the right order.
+func newEnv(t *testing.T, ctx context.Context) *env {
+	t.Helper()
+	e := &env{t: t, ctx: ctx, dir: t.TempDir(), results: map[string]*agent.Result{}}
+	sims, err := sandbox.Start(200 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sims = sims
+	t.Cleanup(func() { sims.Close() })
+	cfg := sims.Config()
+	cfg.Vault.Retries = -1 // a failing Vault fails the step at once, not after backoff
+	clients, err := cfg.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(ctx, filepath.Join(e.dir, "gatehouse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.Now = func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
+	e.svc, err = provision.New(db, provision.Config{
+		Backends: clients.Backends, Manifests: cfg.Manifests, Logger: quiet,
+		RetryBase: 100 * time.Millisecond, RetryMax: 400 * time.Millisecond,
+		PollInterval: 10 * time.Millisecond, FollowPollMin: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.svc.StopAndCancel(c)
+	})
+	e.startHTTP()
+	e.agentCtx, e.stopAgents = context.WithCancel(ctx)
+	// Registered last so it runs first: agents stop before the server does.
+	t.Cleanup(func() {
+		e.stopAgents()
+		e.agents.Wait()
+	})
+	if e.token, _, err = e.svc.CreateToken(ctx, "alice", gatehouse.RoleOperator); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) startHTTP() {
+	srv := server.New(e.svc)
+	srv.Addr, srv.LongPoll, srv.Logger = "127.0.0.1:0", 3*time.Second, quiet
+	if err := srv.Open(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.url = srv.URL()
+	e.t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Close(c)
+	})
+}
+
+// gateway starts a real agent with a fresh key, as a gateway on first boot.
+// Once provisioned it can register with DPS like IoT Edge (registerEdge).
+func (e *env) gateway(mac string, ecKey bool) {
+	e.t.Helper()
+	dir := filepath.Join(e.dir, strings.ReplaceAll(mac, ":", ""))
+	keyPath := filepath.Join(dir, "mender-agent.pem")
+	if err := writeKey(keyPath, ecKey); err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := agent.Config{Server: e.url, KeyPath: keyPath, OutDir: filepath.Join(dir, "out"), MAC: mac,
+		RestartCommands: []string{}, Logger: quiet, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}
+	e.agents.Go(func() {
+		res, err := agent.Run(e.agentCtx, cfg)
+		if err == nil {
+			e.mu.Lock()
+			e.results[mac] = res
+			e.mu.Unlock()
+		}
+	})
+}
+
+// registerEdge does what IoT Edge does with the files the agent wrote:
+// register with DPS, which then assigns the gateway to a hub.
+func (e *env) registerEdge(mac string) {
+	e.t.Helper()
+	path := filepath.Join(e.dir, strings.ReplaceAll(mac, ":", ""), "out", "iotedge.env")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			vars[k] = v
+		}
+	}
+	if err := e.sims.DPS.State.Register(vars["DPS_REGISTRATION_ID"], vars["DPS_SYMMETRIC_KEY"], ""); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func writeKey(path string, ec bool) error {
+	var block *pem.Block
+	if ec {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		der, _ := x509.MarshalECPrivateKey(k)
+		block = &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
+	} else {
+		_, k, _ := ed25519.GenerateKey(rand.Reader)
+		der, _ := x509.MarshalPKCS8PrivateKey(k)
+		block = &pem.Block{Type: "PRIVATE KEY", Bytes: der}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, pem.EncodeToMemory(block), 0o600)
+}
+
+// enrollAt enrolls a gateway directly through the service, as if it had
+// introduced itself `ago` and not been heard from since: a silent entry.
+func (e *env) enrollAt(mac, addr string, ago time.Duration) string {
+	e.t.Helper()
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	spki, err := protocol.MarshalPublicKey(k.Public())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	seal, err := protocol.DeriveSealKey(k)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sig := &protocol.Signed{PublicKey: spki, Fingerprint: protocol.Fingerprint(spki), KeyType: protocol.KeyEd25519}
+	e.skew.Store(int64(-ago))
+	defer e.skew.Store(0)
+	st, err := e.svc.Enroll(e.ctx, sig, protocol.EnrollRequest{MAC: mac, SealKey: seal.PublicKey().Bytes()}, addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st.DeviceID
+}
+
+// pending waits until n gateways are pending and returns them by MAC.
+func (e *env) pending(n int) map[string]*gatehouse.Device {
+	e.t.Helper()
+	for e.ctx.Err() == nil {
+		l, err := e.svc.ListDevices(e.ctx, provision.ListFilter{State: gatehouse.StatePending, Limit: 1000})
+		if err == nil && l.Total == n {
+			out := map[string]*gatehouse.Device{}
+			for _, d := range l.Devices {
+				out[d.MAC] = d
+			}
+			return out
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("never saw %d pending gateways", n)
+	return nil
+}
+
+func (e *env) device(id string) *gatehouse.Device {
+	e.t.Helper()
+	d, err := e.svc.Device(e.ctx, id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
+// waitState waits until the device reaches one of the states.
+func (e *env) waitState(id string, states ...gatehouse.State) *gatehouse.Device {
+	e.t.Helper()
+	for e.ctx.Err() == nil {
+		d := e.device(id)
+		for _, s := range states {
+			if d.State == s {
+				return d
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("device %s never reached %v (now %s)", id, states, e.device(id).State)
+	return nil
+}
+
+// waitAgent waits until the agent of mac holds its credentials.
+func (e *env) waitAgent(mac string) {
+	e.t.Helper()
+	for e.ctx.Err() == nil {
+		e.mu.Lock()
+		_, ok := e.results[mac]
+		e.mu.Unlock()
+		if ok {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("the agent of %s never finished", mac)
+}
+
+func (e *env) approve(id, name string) {
+	e.t.Helper()
+	if _, err := e.svc.Approve(e.ctx, "token:setup", id, provision.Approval{Name: name}); err != nil {
+		e.t.Fatalf("approve %s as %s: %v", id, name, err)
+	}
+}
+
+func mac(i int) string { return fmt.Sprintf("02:00:5e:10:00:%02x", i) }
