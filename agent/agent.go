@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"text/template"
 	"time"
 
 	"gatehouse"
@@ -27,15 +28,27 @@ type Result struct {
 
 // Run enrolls the gateway and blocks until it is provisioned (or, with
 // cfg.Once, for one long-poll round), then writes the credentials, confirms
-// receipt and runs the restart commands. Errors carry an exit code; see
-// ExitCode. A non-nil Result comes with an ExitRestart error when the files
-// were written but a restart command failed.
+// receipt and runs the restart commands. A gateway whose device-name exists
+// is provisioned already: unless cfg.Force, Run does not enroll again; it
+// only finishes what an interrupted run left (confirming receipt, restarts).
+// Errors carry an exit code; see ExitCode. A non-nil Result comes with an
+// ExitRestart error when the files were written but a restart command failed.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	if err := cfg.Validate(); err != nil {
+	s, err := prepare(cfg)
+	if err != nil {
 		return nil, err
 	}
-	s, err := newSession(cfg.withDefaults())
+	prior, err := s.priorRun()
 	if err != nil {
+		return nil, err
+	}
+	if prior != nil {
+		return s.resume(ctx, prior)
+	}
+	if err := s.connect(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.findMAC(ctx); err != nil {
 		return nil, err
 	}
 	st, err := s.enroll(ctx)
@@ -52,6 +65,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 type session struct {
 	cfg       Config
 	log       *slog.Logger
+	out       *outputs
+	tmpl      *template.Template
 	id        *identity
 	mac       string
 	client    *client
@@ -59,26 +74,64 @@ type session struct {
 	lastState string // last state logged, to log changes only
 }
 
-func newSession(cfg Config) (*session, error) {
-	s := &session{cfg: cfg, log: cfg.Logger}
-	var err error
-	if s.id, err = loadIdentity(cfg.KeyPath); err != nil {
+// prepare checks everything that needs neither key nor network, so a bad
+// configuration fails at once with ExitConfig.
+func prepare(cfg Config) (*session, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s.log.Info(fmt.Sprintf("verification code %s, key fingerprint sha256:%s", s.id.code, s.id.fingerprint),
-		"key", cfg.KeyPath, "key_type", s.id.keyType)
-	if s.mac, err = findMAC(cfg.SysfsRoot, cfg.Interface, cfg.MAC); err != nil {
-		return nil, macError(cfg, err)
+	cfg = cfg.withDefaults()
+	out, err := resolveOutputs(&cfg)
+	if err != nil {
+		return nil, err
 	}
-	if s.client, err = newClient(cfg.Server, s.id.key, &cfg); err != nil {
-		return nil, &ExitError{Code: ExitConfig, Err: err}
+	tmpl, err := loadEdgeTemplate(&cfg)
+	if err != nil {
+		return nil, err
 	}
-	warnPlainHTTP(s.log, s.client.base)
+	s := &session{cfg: cfg, log: cfg.Logger, out: out, tmpl: tmpl}
 	s.retry = &retrier{backoff: backoff{min: cfg.BackoffMin, max: cfg.BackoffMax}, log: s.log}
 	if cfg.Once {
 		s.retry.limit = onceAttempts
 	}
+	out.cleanTemps(s.log)
 	return s, nil
+}
+
+// connect loads the device key (waiting for it if configured), shows the
+// operator what to compare, and sets up the signed client.
+func (s *session) connect(ctx context.Context) error {
+	loc, err := findKey(&s.cfg)
+	if err != nil {
+		return err
+	}
+	if s.id, err = awaitIdentity(ctx, s.log, loc, s.cfg.WaitForKey); err != nil {
+		return err
+	}
+	s.log.Info(fmt.Sprintf("verification code %s, key fingerprint sha256:%s", s.id.code, s.id.fingerprint),
+		"key", loc.device, "key_from", loc.source, "key_type", s.id.keyType)
+	if s.cfg.Banner != nil {
+		fmt.Fprintf(s.cfg.Banner, "gatehouse-agent: verification code %s\ngatehouse-agent: key fingerprint sha256:%s (%s)\n",
+			s.id.code, s.id.fingerprint, s.id.keyType)
+	}
+	if s.client, err = newClient(s.cfg.Server, s.id.key, &s.cfg); err != nil {
+		return &ExitError{Code: ExitConfig, Err: err}
+	}
+	warnPlainHTTP(s.log, s.client.base)
+	return nil
+}
+
+// findMAC settles the MAC claim sent with the enrollment.
+func (s *session) findMAC(ctx context.Context) error {
+	var err error
+	if s.cfg.IdentityScript != "" {
+		s.mac, err = scriptMAC(ctx, s.cfg.IdentityScript)
+		return err
+	}
+	if s.mac, err = findMAC(s.cfg.hostPath(s.cfg.SysfsRoot), s.cfg.Interface, s.cfg.MAC); err != nil {
+		return macError(s.cfg, err)
+	}
+	return nil
 }
 
 func macError(cfg Config, err error) error {
@@ -111,7 +164,7 @@ func (s *session) enroll(ctx context.Context) (*protocol.Status, error) {
 		Hostname:     host,
 		AgentVersion: s.cfg.AgentVersion,
 	}
-	s.log.Info("enrolling", "server", s.cfg.Server, "mac", s.mac)
+	s.log.Info("enrolling", "server", s.cfg.Server, "mac", s.mac, "mac_from", describeMACSource(&s.cfg))
 	var st protocol.Status
 	err := s.retry.do(ctx, "enroll", func(ctx context.Context) error {
 		return s.client.post(ctx, protocol.PathEnroll, req, &st)
@@ -258,32 +311,112 @@ func refusalHint(se *ServerError) string {
 
 // install writes the bundle, confirms receipt and restarts the services.
 func (s *session) install(ctx context.Context, st *protocol.Status) (*Result, error) {
-	files, err := bundleFiles(st.Bundle, s.id)
+	s.cfg.checkpoint("after-bundle")
+	creds, err := openBundle(st.Bundle, s.id)
 	if err != nil {
 		return nil, fmt.Errorf("credentials for %s: %w", st.Bundle.Name, err)
 	}
-	paths, err := writeFiles(s.cfg.OutDir, files)
+	l := &layout{out: s.out, tmpl: s.tmpl, toml: s.cfg.ConfigToml, log: s.log}
+	files, err := l.files(creds)
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: %w", creds.name, err)
+	}
+	steps := pending{ack: true, restart: true, toml: hasFile(files, FileConfigToml)}
+	paths, err := s.writeAll(files, steps)
 	if err != nil {
 		return nil, fmt.Errorf("write credentials: %w", err)
 	}
-	s.log.Info("wrote credentials", "dir", s.cfg.OutDir, "files", len(paths))
-	res := &Result{Name: st.Bundle.Name, DeviceID: st.DeviceID, Fingerprint: s.id.fingerprint, Files: paths}
-	s.ack(ctx, res.Name)
-	if err := runRestarts(ctx, s.log, s.cfg.restartCommands(), res.Name, s.cfg.OutDir); err != nil {
+	s.log.Info("wrote credentials", "dir", s.out.outDir, "files", len(paths))
+	res := &Result{Name: creds.name, DeviceID: st.DeviceID, Fingerprint: s.id.fingerprint, Files: paths}
+	s.cfg.checkpoint("before-ack")
+	if err := s.finish(ctx, res.Name, steps); err != nil {
 		return res, err
 	}
 	s.log.Info("provisioned as " + res.Name)
 	return res, nil
 }
 
-// ack lets the server delete the sealed bundle. A failure is only logged:
-// the files are on disk, so the gateway is provisioned either way, and the
-// ciphertext left behind is useless to anyone without the device key.
-func (s *session) ack(ctx context.Context, name string) {
-	err := s.retry.do(ctx, "ack", func(ctx context.Context) error {
+// writeAll writes the files with the pending-steps marker just before
+// device-name, so that once device-name exists a later run knows whether
+// the ack and restarts still have to happen.
+func (s *session) writeAll(files []outFile, steps pending) ([]string, error) {
+	n := len(files) - 1 // device-name is last
+	paths, err := writeFiles(s.out, files[:n], s.cfg.checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	if err := steps.save(s.out.marker()); err != nil {
+		return nil, err
+	}
+	last, err := writeFiles(s.out, files[n:], s.cfg.checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	return append(paths, last...), nil
+}
+
+func hasFile(files []outFile, name string) bool {
+	for _, f := range files {
+		if f.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// finish runs the steps after the files are on disk, recording progress in
+// the marker so a power cut repeats only what did not happen.
+func (s *session) finish(ctx context.Context, name string, p pending) error {
+	marker := s.out.marker()
+	var cmds []string
+	if p.restart {
+		cmds = s.cfg.restartCommands(s.log, s.out, p.toml)
+		p.restart = len(cmds) > 0
+	}
+	if p.ack {
+		p.ack = !s.ack(ctx, name)
+		s.cfg.checkpoint("after-ack")
+		// Record the ack before restarts that may take minutes; with none
+		// to run, the final save follows at once and this one is skipped.
+		if len(cmds) > 0 {
+			if err := p.save(marker); err != nil {
+				return err
+			}
+		}
+	}
+	s.cfg.checkpoint("before-restart")
+	var err error
+	if p.restart {
+		err = runRestarts(ctx, s.log, cmds, restartEnv{name: name, outDir: s.out.outDir, configToml: s.out.host[FileConfigToml]})
+		p.restart = err != nil
+	}
+	s.cfg.checkpoint("after-restart")
+	if serr := p.save(marker); serr != nil {
+		return errors.Join(err, serr)
+	}
+	return err
+}
+
+// ackAttempts bounds the ack: it is only housekeeping on the server, and
+// the restarts that follow matter more to the gateway.
+const ackAttempts = 5
+
+// ack lets the server delete the sealed bundle; it reports whether that is
+// settled. A transient failure leaves the ack pending for the next run; a
+// refusal is final (the ciphertext left behind is useless to anyone without
+// the device key).
+func (s *session) ack(ctx context.Context, name string) bool {
+	r := &retrier{backoff: s.retry.backoff, limit: ackAttempts, log: s.log}
+	err := r.do(ctx, "ack", func(ctx context.Context) error {
 		return s.client.post(ctx, protocol.PathAck, protocol.AckRequest{Name: name}, nil)
 	})
-	if err != nil {
-		s.log.Warn("could not confirm receipt to the server; it keeps the sealed bundle", "err", err)
+	if err == nil {
+		return true
 	}
+	if transient, _ := retryHint(err); transient || ctx.Err() != nil {
+		s.log.Warn("could not confirm receipt to the server; will try again on the next run", "err", err)
+		return false
+	}
+	s.log.Warn("server refused the confirmation of receipt; not retrying", "err", err)
+	return true
 }

@@ -233,12 +233,14 @@ func checkProvisioned(t *testing.T, f *fakeServer, cfg Config, res *Result) {
 	for name, want := range wantFiles {
 		checkFile(t, filepath.Join(cfg.OutDir, name), want.content, want.mode)
 	}
-	if n := len(res.Files); n != len(wantFiles) || res.Files[n-1] != filepath.Join(cfg.OutDir, FileDeviceName) {
-		t.Errorf("result files %v: want %d, device-name last", res.Files, len(wantFiles))
+	checkConfigToml(t, filepath.Join(cfg.OutDir, FileConfigToml), "gw-01", "0ne00ABCDEF", testSymKey)
+	want := len(wantFiles) + 1 // config.toml
+	if n := len(res.Files); n != want || res.Files[n-1] != filepath.Join(cfg.OutDir, FileDeviceName) {
+		t.Errorf("result files %v: want %d, device-name last", res.Files, want)
 	}
 	entries, _ := os.ReadDir(cfg.OutDir)
-	if len(entries) != len(wantFiles) {
-		t.Errorf("out dir holds %d entries, want %d (temp files left?)", len(entries), len(wantFiles))
+	if len(entries) != want {
+		t.Errorf("out dir holds %d entries, want %d (temp files or marker left?)", len(entries), want)
 	}
 	if fi, err := os.Stat(cfg.OutDir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("out dir: %v, mode %v, want 0700", err, fi.Mode().Perm())
@@ -534,7 +536,7 @@ func TestRunCancelled(t *testing.T) {
 
 func TestBundleWithoutOptionalBackends(t *testing.T) {
 	id := testIdentity(t, "ed25519")
-	files, err := bundleFiles(&protocol.Bundle{Name: "gw-02"}, id)
+	files, err := bundleFiles(t, &protocol.Bundle{Name: "gw-02"}, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,7 +549,7 @@ func TestBundleWithoutOptionalBackends(t *testing.T) {
 		{Name: "gw-04", Sealed: map[string][]byte{protocol.FieldPrivateKey: []byte("not sealed")}},
 		{Name: "gw-05", Certificate: "not a certificate"}, // sign mode, nothing to check the key against
 	} {
-		if _, err := bundleFiles(b, id); err == nil {
+		if _, err := bundleFiles(t, b, id); err == nil {
 			t.Errorf("bundle %+v accepted", b)
 		}
 	}
@@ -560,7 +562,7 @@ func TestEnvRejectsUnsafeValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := &protocol.Bundle{Name: "gw-05", DPSIDScope: "0ne00", Sealed: map[string][]byte{protocol.FieldDPSPrimaryKey: ct}}
-	_, err = bundleFiles(b, id)
+	_, err = bundleFiles(t, b, id)
 	if err == nil || strings.Contains(err.Error(), "EVIL") {
 		t.Fatalf("err %v: want a refusal that does not echo the value", err)
 	}

@@ -66,19 +66,3 @@ func TestRetrierStopsOnPermanentErrors(t *testing.T) {
 		t.Errorf("%d calls with limit 2", calls)
 	}
 }
-
-func TestDefaultRestartCommands(t *testing.T) {
-	none := func(string) (string, error) { return "", errors.New("not found") }
-	all := func(name string) (string, error) { return "/usr/bin/" + name, nil }
-	if got := DefaultRestartCommands(none); len(got) != 0 {
-		t.Errorf("without tools: %v", got)
-	}
-	got := DefaultRestartCommands(all)
-	if len(got) != 2 || got[0] != "systemctl try-restart mender-authd mender-client" || got[1] != "iotedge config apply" {
-		t.Errorf("with tools: %v", got)
-	}
-	cfg := Config{RestartCommands: []string{}}
-	if cmds := cfg.restartCommands(); len(cmds) != 0 {
-		t.Errorf("explicit empty list gave %v", cmds)
-	}
-}

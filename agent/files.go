@@ -8,15 +8,17 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"text/template"
 
 	"gatehouse"
 	"gatehouse/protocol"
 )
 
-// Files written into Config.OutDir; see DESIGN.md "The contract".
+// Files written into Config.OutDir by default; see DESIGN.md "The contract".
 const (
 	FileDeviceName = "device-name"
 	FileIoTEdgeEnv = "iotedge.env"
@@ -25,42 +27,97 @@ const (
 	FileCACert     = "ca.crt"
 )
 
-// outFile is one file to write.
+// outFile is one file to write; name is the output (FileDeviceName, ...).
 type outFile struct {
 	name string
 	data []byte
 	mode os.FileMode
 }
 
-// bundleFiles opens the sealed fields and lays the bundle out as files.
-// device-name comes last: its presence is what tells systemd (and people)
-// that the gateway is provisioned, so everything else must be on disk first.
-func bundleFiles(b *protocol.Bundle, id *identity) ([]outFile, error) {
+// credentials are an opened bundle; nil/empty fields were not in it
+// (that backend is switched off on the server).
+type credentials struct {
+	name          string
+	dps           *dpsCredentials
+	cert, key, ca []byte
+}
+
+type dpsCredentials struct {
+	idScope, registrationID, key string
+}
+
+// openBundle checks the bundle and opens its sealed fields.
+func openBundle(b *protocol.Bundle, id *identity) (*credentials, error) {
 	if err := gatehouse.ValidateName(b.Name); err != nil {
 		return nil, fmt.Errorf("bundle name: %s", gatehouse.ErrorMessage(err))
 	}
-	var files []outFile
-	env, err := iotEdgeEnv(b, id.sealKey)
+	dps, err := openDPS(b, id.sealKey)
 	if err != nil {
 		return nil, err
-	}
-	if env != nil {
-		files = append(files, outFile{FileIoTEdgeEnv, env, 0o600})
-	}
-	if b.Certificate != "" {
-		files = append(files, outFile{FileDeviceCert, []byte(b.Certificate), 0o644})
 	}
 	key, err := certificateKey(b, id)
 	if err != nil {
 		return nil, err
 	}
-	if key != nil {
-		files = append(files, outFile{FileDeviceKey, key, 0o600})
+	return &credentials{name: b.Name, dps: dps, cert: []byte(b.Certificate), key: key, ca: []byte(b.CAChain)}, nil
+}
+
+// layout turns credentials into the files this gateway wants.
+type layout struct {
+	out  *outputs
+	tmpl *template.Template
+	toml ConfigToml
+	log  *slog.Logger
+}
+
+// files lays the credentials out in write order, device-name last, leaving
+// out what the bundle lacks and what the configuration switched off.
+func (l *layout) files(c *credentials) ([]outFile, error) {
+	var files []outFile
+	add := func(name string, data []byte, mode os.FileMode) {
+		if _, on := l.out.host[name]; on && len(data) > 0 {
+			files = append(files, outFile{name, data, mode})
+		}
 	}
-	if b.CAChain != "" {
-		files = append(files, outFile{FileCACert, []byte(b.CAChain), 0o644})
+	if c.dps != nil {
+		add(FileIoTEdgeEnv, c.dps.env(c.name), 0o600)
 	}
-	return append(files, outFile{FileDeviceName, []byte(b.Name + "\n"), 0o644}), nil
+	add(FileDeviceCert, c.cert, 0o644)
+	add(FileDeviceKey, c.key, 0o600)
+	add(FileCACert, c.ca, 0o644)
+	if _, on := l.out.host[FileConfigToml]; on && c.dps != nil {
+		toml, err := renderEdgeConfig(l.tmpl, l.edgeConfig(c))
+		if err != nil {
+			return nil, err
+		}
+		add(FileConfigToml, toml, 0o600)
+	}
+	add(FileDeviceName, []byte(c.name+"\n"), 0o644)
+	return files, nil
+}
+
+// edgeConfig fills the template's fields. x509 attestation needs the
+// certificate and its key on disk; without them the symmetric key, which
+// every DPS enrollment gatehouse creates has, is the safe choice.
+func (l *layout) edgeConfig(c *credentials) edgeConfig {
+	d := edgeConfig{
+		Name: c.name, IDScope: c.dps.idScope, RegistrationID: c.dps.registrationID, SymmetricKey: c.dps.key,
+		GlobalEndpoint: l.toml.GlobalEndpoint, Attestation: AttestSymmetricKey,
+	}
+	_, certOn := l.out.host[FileDeviceCert]
+	_, keyOn := l.out.host[FileDeviceKey]
+	if certOn && keyOn && len(c.cert) > 0 && len(c.key) > 0 {
+		d.IdentityCertURI, d.IdentityPKURI = fileURI(l.out.device[FileDeviceCert]), fileURI(l.out.device[FileDeviceKey])
+		if l.toml.Attestation == AttestX509 {
+			d.Attestation = AttestX509
+		}
+	} else if l.toml.Attestation == AttestX509 {
+		l.log.Warn("x509 attestation configured but the bundle has no certificate and key to write; using the symmetric key")
+	}
+	if _, on := l.out.host[FileCACert]; on && len(c.ca) > 0 {
+		d.CACertURI = fileURI(l.out.device[FileCACert])
+	}
+	return d
 }
 
 // certificateKey is the key for the bundle's certificate: sealed in the
@@ -99,8 +156,7 @@ func matchesKey(certPEM string, pub *ecdsa.PublicKey) error {
 	return nil
 }
 
-// openField decrypts one sealed field; nil when the bundle has none (that
-// backend is switched off on the server).
+// openField decrypts one sealed field; nil when the bundle has none.
 func openField(b *protocol.Bundle, sealKey hpke.PrivateKey, field string) ([]byte, error) {
 	ct, ok := b.Sealed[field]
 	if !ok || len(ct) == 0 {
@@ -113,8 +169,8 @@ func openField(b *protocol.Bundle, sealKey hpke.PrivateKey, field string) ([]byt
 	return pt, nil
 }
 
-// iotEdgeEnv renders iotedge.env, or nil when DPS is not part of the bundle.
-func iotEdgeEnv(b *protocol.Bundle, sealKey hpke.PrivateKey) ([]byte, error) {
+// openDPS returns the DPS credentials, or nil when DPS is not part of the bundle.
+func openDPS(b *protocol.Bundle, sealKey hpke.PrivateKey) (*dpsCredentials, error) {
 	key, err := openField(b, sealKey, protocol.FieldDPSPrimaryKey)
 	if err != nil {
 		return nil, err
@@ -126,22 +182,28 @@ func iotEdgeEnv(b *protocol.Bundle, sealKey hpke.PrivateKey) ([]byte, error) {
 		return nil, fmt.Errorf("bundle for %s has incomplete DPS credentials (id scope set: %t, primary key set: %t)",
 			b.Name, b.DPSIDScope != "", key != nil)
 	}
-	regID := cmp.Or(b.DPSRegistrationID, b.Name)
-	vars := [][2]string{
-		{"DEVICE_NAME", b.Name},
-		{"DPS_ID_SCOPE", b.DPSIDScope},
-		{"DPS_REGISTRATION_ID", regID},
-		{"DPS_SYMMETRIC_KEY", string(key)},
-	}
-	var sb strings.Builder
-	for _, v := range vars {
-		if !envSafe(v[1]) {
+	d := &dpsCredentials{idScope: b.DPSIDScope, registrationID: cmp.Or(b.DPSRegistrationID, b.Name), key: string(key)}
+	for field, v := range map[string]string{"DPS_ID_SCOPE": d.idScope, "DPS_REGISTRATION_ID": d.registrationID, "DPS_SYMMETRIC_KEY": d.key} {
+		if !envSafe(v) {
 			// Never echo the value: it may be the symmetric key.
-			return nil, fmt.Errorf("bundle field %s has characters unsafe for an env file", v[0])
+			return nil, fmt.Errorf("bundle field %s has characters unsafe for an env file", field)
 		}
+	}
+	return d, nil
+}
+
+// env renders iotedge.env.
+func (d *dpsCredentials) env(name string) []byte {
+	var sb strings.Builder
+	for _, v := range [][2]string{
+		{"DEVICE_NAME", name},
+		{"DPS_ID_SCOPE", d.idScope},
+		{"DPS_REGISTRATION_ID", d.registrationID},
+		{"DPS_SYMMETRIC_KEY", d.key},
+	} {
 		fmt.Fprintf(&sb, "%s=%s\n", v[0], v[1])
 	}
-	return []byte(sb.String()), nil
+	return []byte(sb.String())
 }
 
 // envSafe accepts values that read the same in a systemd EnvironmentFile and
@@ -159,15 +221,19 @@ func envSafe(s string) bool {
 	return true
 }
 
-// writeFiles writes files into dir in order, each atomically, and returns their paths.
-func writeFiles(dir string, files []outFile) ([]string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// writeFiles writes files in order, each atomically, and returns their paths.
+func writeFiles(out *outputs, files []outFile, checkpoint func(string)) ([]string, error) {
+	if err := os.MkdirAll(out.outDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
 	var paths []string
 	for _, f := range files {
-		p := filepath.Join(dir, f.name)
-		if err := writeFileAtomic(p, f.data, f.mode); err != nil {
+		p := out.host[f.name]
+		if err := os.MkdirAll(filepath.Dir(p), out.dirMode(filepath.Dir(p))); err != nil {
+			return paths, fmt.Errorf("create directory for %s: %w", f.name, err)
+		}
+		midWrite := func() { checkpoint("mid-write:" + f.name) }
+		if err := writeAtomic(p, f.data, f.mode, midWrite); err != nil {
 			return paths, err
 		}
 		paths = append(paths, p)
@@ -176,12 +242,18 @@ func writeFiles(dir string, files []outFile) ([]string, error) {
 }
 
 // writeFileAtomic replaces path so that after a power cut it holds either the
-// old or the new content, never a torn file: temp file in the same directory,
-// fsync, rename, fsync the directory. The mode is set before any byte is
-// written so a secret is never briefly world-readable.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
+// old or the new content, never a torn file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeAtomic(path, data, mode, func() {})
+}
+
+// writeAtomic: temp file in the same directory, fsync, rename, fsync the
+// directory. The mode is set before any byte is written so a secret is
+// never briefly world-readable. midWrite runs with half the data written,
+// where a power cut would leave a torn temp file (see outputs.cleanTemps).
+func writeAtomic(path string, data []byte, mode os.FileMode, midWrite func()) (err error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, tempPrefix(path)+"*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -194,7 +266,12 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	if err := f.Chmod(mode); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := f.Write(data); err != nil {
+	half := len(data) / 2
+	if _, err := f.Write(data[:half]); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	midWrite()
+	if _, err := f.Write(data[half:]); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -219,4 +296,12 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// removeDurably deletes path and makes the deletion survive a power cut.
+func removeDurably(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
 }

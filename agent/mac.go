@@ -26,8 +26,10 @@ type nic struct {
 }
 
 // findMAC returns the MAC the gateway reports: the override, the named
-// interface's, or that of the Ethernet interface with the lowest ifindex, which
-// is the onboard NIC on the boards we ship and stable across boots.
+// interface's, or that of the Ethernet interface with the lowest ifindex.
+// The last is exactly what Mender's identity script picks (ARPHRD_ETHER,
+// dummy* skipped, lowest ifindex): Mender matches a preauthorization by that
+// identity, so a "smarter" choice here would leave the device unaccepted.
 func findMAC(sysfsRoot, iface, override string) (string, error) {
 	if override != "" {
 		return gatehouse.NormalizeMAC(override)
@@ -67,9 +69,10 @@ func sysfsNICs(root string) ([]nic, error) {
 }
 
 // sysfsNIC reads one interface; ok is false for anything that is not an
-// Ethernet interface with a usable address.
+// Ethernet interface with a usable address, and for the dummy interfaces
+// Mender's identity script skips.
 func sysfsNIC(dir, name string) (nic, bool) {
-	if name == "lo" {
+	if name == "lo" || strings.HasPrefix(name, "dummy") {
 		return nic{}, false
 	}
 	typ, err1 := readSysInt(filepath.Join(dir, name, "type"))

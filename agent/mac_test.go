@@ -28,7 +28,7 @@ func TestFindMACFromSysfs(t *testing.T) {
 	root := fakeSysfs(t, map[string][3]string{
 		// name: type, ifindex, address
 		"lo":      {"772", "1", "00:00:00:00:00:00"},
-		"dummy0":  {"1", "2", "00:00:00:00:00:00"}, // no address: skipped
+		"dummy0":  {"1", "2", "02:00:00:00:00:d0"}, // skipped by name, as Mender does
 		"can0":    {"280", "3", "aa:bb:cc:dd:ee:00"},
 		"wwan0":   {"1", "9", "02:00:00:00:00:09"},
 		"enp1s0":  {"1", "4", "DC:A6:32:01:02:03"},
