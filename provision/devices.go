@@ -56,19 +56,39 @@ func (s *Service) ListDevices(ctx context.Context, f ListFilter) (*DeviceList, e
 	var out DeviceList
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		out.Devices, out.Total, err = tx.Devices(ctx, sf)
-		return err
+		if out.Devices, out.Total, err = tx.Devices(ctx, sf); err != nil {
+			return err
+		}
+		return attachSteps(ctx, tx, out.Devices)
 	})
 	if out.Devices == nil {
 		out.Devices = []*gatehouse.Device{}
-	}
-	for _, d := range out.Devices {
-		fillDevice(d)
 	}
 	return &out, err
 }
 
 // Device returns one device with its steps.
+// attachSteps gives each listed device its steps, for its hub and last step,
+// without their outputs (certificates and such belong on the device page).
+func attachSteps(ctx context.Context, tx *store.Tx, ds []*gatehouse.Device) error {
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	steps, err := tx.StepsOf(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		d.Steps = steps[d.ID]
+		fillDevice(d)
+		for i := range d.Steps {
+			d.Steps[i].Output, d.Steps[i].Sealed = nil, nil
+		}
+	}
+	return nil
+}
+
 func (s *Service) Device(ctx context.Context, id string) (*gatehouse.Device, error) {
 	var d *gatehouse.Device
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {

@@ -126,7 +126,7 @@ func (s *Service) failFollow(ctx context.Context, id string, cause error) error 
 		if err := tx.FailStep(ctx, id, gatehouse.StepHub, cause.Error()); err != nil {
 			return err
 		}
-		return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "step_failed", Detail: "iothub: " + cause.Error()})
+		return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "step_failed", Detail: withStep(gatehouse.StepHub, cause.Error())})
 	})
 	if err != nil {
 		return err

@@ -69,6 +69,10 @@ func TestFollowUpAppliesManifest(t *testing.T) {
 	if d.Hub != "hub-b.azure-devices.net" {
 		t.Fatalf("device hub = %q", d.Hub)
 	}
+	l, _ := tb.svc.ListDevices(context.Background(), provision.ListFilter{})
+	if l.Devices[0].Hub != "hub-b.azure-devices.net" || len(l.Devices[0].Steps) != 4 || l.Devices[0].Steps[0].Output != nil {
+		t.Fatalf("listed device: hub %q, steps %+v", l.Devices[0].Hub, l.Devices[0].Steps)
+	}
 	assertEvents(t, tb, id, "provisioned", "assigned", "manifest_applied")
 }
 

@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"gatehouse"
 	"gatehouse/store"
@@ -149,16 +150,26 @@ func (s *Service) failStep(ctx context.Context, id string, name gatehouse.StepNa
 		if err != nil {
 			return err
 		}
-		if err := s.setState(ctx, tx, d, change{to: gatehouse.StateFailed, reason: string(name) + ": " + reason}); err != nil {
+		why := withStep(name, reason)
+		if err := s.setState(ctx, tx, d, change{to: gatehouse.StateFailed, reason: why}); err != nil {
 			return err
 		}
-		return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "step_failed", Detail: string(name) + ": " + reason})
+		return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "step_failed", Detail: why})
 	})
 	if err != nil {
 		return fmt.Errorf("record failure of %s (%v): %w", name, cause, err)
 	}
 	s.notify.Publish(id)
 	return cause
+}
+
+// withStep names the step in a reason, unless the backend's error already
+// starts with it.
+func withStep(name gatehouse.StepName, reason string) string {
+	if strings.HasPrefix(reason, string(name)+":") {
+		return reason
+	}
+	return string(name) + ": " + reason
 }
 
 // finishStep records the result; the last step to succeed marks the device

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"gatehouse"
 )
@@ -39,6 +40,42 @@ func (tx *Tx) Steps(ctx context.Context, deviceID string) ([]gatehouse.Step, err
 	}
 	return out, translate(rows.Err(), "provisioning steps")
 }
+
+// StepsOf lists the provisioning steps of several devices at once, for a
+// page of a device list.
+func (tx *Tx) StepsOf(ctx context.Context, ids []string) (map[string][]gatehouse.Step, error) {
+	out := make(map[string][]gatehouse.Step, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := tx.tx.QueryContext(ctx, `SELECT device_id, step, state, attempts, last_error, started_at, finished_at, output, sealed, job_id
+		FROM provisioning_steps WHERE device_id IN (?`+strings.Repeat(", ?", len(ids)-1)+`) ORDER BY device_id, step`, args...)
+	if err != nil {
+		return nil, translate(err, "provisioning steps")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		st, err := scanStep(prefixed{&id, rows})
+		if err != nil {
+			return nil, err
+		}
+		out[id] = append(out[id], st)
+	}
+	return out, translate(rows.Err(), "provisioning steps")
+}
+
+// prefixed scans a leading column into first before the step's columns.
+type prefixed struct {
+	first *string
+	rows  rowScanner
+}
+
+func (p prefixed) Scan(dest ...any) error { return p.rows.Scan(append([]any{p.first}, dest...)...) }
 
 func scanStep(s rowScanner) (gatehouse.Step, error) {
 	var st gatehouse.Step

@@ -78,6 +78,7 @@ func runConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"FailStep/Reason", testFailStep},
 		{"FinishStep/RoundTrip", testFinishStep},
 		{"SetStepJob/OK", testSetStepJob},
+		{"StepsOf/Page", testStepsOf},
 		{"UpdateDevice/Labels", testUpdateDeviceLabels},
 		{"FinishStep/AfterFailure", testFinishStepAfterFailure},
 		{"ClearSealed/OK", testClearSealed},
@@ -1341,5 +1342,30 @@ func testUpdateDeviceLabels(t *testing.T, db *store.DB, _ *clock) {
 	})
 	if got := mustDevice(t, db, "dev-01").Labels; got != nil {
 		t.Fatalf("labels after clearing = %v", got)
+	}
+}
+
+func testStepsOf(t *testing.T, db *store.DB, _ *clock) {
+	mustCreate(t, db, newDevice("dev-01"), newDevice("dev-02"), newDevice("dev-03"))
+	inTx(t, db, func(tx *store.Tx) error {
+		if err := tx.CreateSteps(t.Context(), "dev-01", []gatehouse.StepName{gatehouse.StepVault, gatehouse.StepDPS}); err != nil {
+			return err
+		}
+		return tx.CreateSteps(t.Context(), "dev-02", []gatehouse.StepName{gatehouse.StepMender})
+	})
+	var got map[string][]gatehouse.Step
+	inTx(t, db, func(tx *store.Tx) (err error) {
+		got, err = tx.StepsOf(t.Context(), []string{"dev-01", "dev-02", "dev-03", "dev-nope"})
+		return err
+	})
+	if len(got["dev-01"]) != 2 || got["dev-01"][0].Name != gatehouse.StepDPS || len(got["dev-02"]) != 1 || len(got["dev-03"]) != 0 {
+		t.Fatalf("StepsOf = %+v", got)
+	}
+	inTx(t, db, func(tx *store.Tx) (err error) {
+		got, err = tx.StepsOf(t.Context(), nil)
+		return err
+	})
+	if len(got) != 0 {
+		t.Fatalf("StepsOf(nil) = %+v", got)
 	}
 }

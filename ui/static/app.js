@@ -87,8 +87,20 @@ function startSession() {
   setText($('who'), `${app.session.token_name} · ${app.session.role}`);
   $('who').title = `Signed in with the API token "${app.session.token_name}" (role ${app.session.role})`;
   app.live?.close();
-  app.live = new Live('/api/v1/stream', { changed, status: liveStatus, reconnected: () => changed(null) });
+  app.live = new Live('/api/v1/stream', {
+    changed, status: liveStatus, reconnected: () => changed(null), refused: checkSession,
+  });
   refreshCount();
+}
+
+// checkSession ends the page's session when the server has ended it (the
+// stream is refused then, before any other request notices).
+async function checkSession() {
+  try {
+    await api.currentSession();
+  } catch (err) {
+    if (err.status === 401) endSession('Your session has ended. Please log in again.');
+  }
 }
 
 function endSession(message) {

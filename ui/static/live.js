@@ -3,11 +3,12 @@
 // answered 503) it gives up, so Live retries then, with a growing delay.
 
 export class Live {
-  constructor(url, { changed, status, reconnected }) {
+  constructor(url, { changed, status, reconnected, refused }) {
     this.url = url;
     this.changed = changed;
     this.status = status;
     this.reconnected = reconnected;
+    this.refused = refused; // the server answered with an error, e.g. 401
     this.delay = 1000;
     this.wasDown = false;
     this.closed = false;
@@ -40,6 +41,7 @@ export class Live {
       this.wasDown = true;
       this.status('reconnecting');
       if (es.readyState === EventSource.CLOSED && !this.closed) {
+        this.refused();
         clearTimeout(this.timer);
         this.timer = setTimeout(() => this.open(), this.delay);
         this.delay = Math.min(this.delay * 2, 30000);
