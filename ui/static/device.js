@@ -3,7 +3,7 @@
 import * as api from './api.js';
 import { h, replace, setText, timeEl } from './dom.js';
 import { code, fullTime, shortTime, stepWord } from './format.js';
-import { stateBadge, setState, copyButton, selectText, banner } from './widgets.js';
+import { stateBadge, setState, copyButton, selectText, banner, coalesce } from './widgets.js';
 
 export function deviceView(main, ctx, id) {
   let gone = false;
@@ -51,14 +51,7 @@ export function deviceView(main, ctx, id) {
     }
   });
 
-  let loading = false;
-  let again = false;
-  async function load() {
-    if (loading) {
-      again = true;
-      return;
-    }
-    loading = true;
+  const load = coalesce(async () => {
     try {
       const [d, ev] = await Promise.all([api.device(id), api.events(id)]);
       if (gone) return;
@@ -67,14 +60,8 @@ export function deviceView(main, ctx, id) {
     } catch (err) {
       if (gone || err.status === 401) return;
       errors.show(err.status === 404 ? `There is no gateway with id ${id}.` : `Could not load the gateway: ${err.message}`);
-    } finally {
-      loading = false;
-      if (again && !gone) {
-        again = false;
-        load();
-      }
     }
-  }
+  }, () => gone);
 
   function show(d, events) {
     const label = d.name || d.mac;

@@ -3,7 +3,7 @@
 import * as api from './api.js';
 import { h, setText, keyedRows, timeEl, setTime } from './dom.js';
 import { lastStep } from './format.js';
-import { searchBox, pager, stateBadge, setState, states, banner } from './widgets.js';
+import { searchBox, pager, stateBadge, setState, states, banner, coalesce } from './widgets.js';
 
 const pageSize = 50;
 
@@ -65,14 +65,7 @@ export function devicesView(main, ctx) {
     ctx.setParams(q);
   }
 
-  let loading = false;
-  let again = false;
-  async function load() {
-    if (loading) {
-      again = true;
-      return;
-    }
-    loading = true;
+  const load = coalesce(async () => {
     try {
       const l = await api.listDevices({ state: state.state, q: state.q, limit: pageSize, offset: state.offset });
       if (gone) return;
@@ -85,14 +78,8 @@ export function devicesView(main, ctx) {
       setText(empty, state.q || state.state ? 'No gateways match.' : 'No gateways yet.');
     } catch (err) {
       if (!gone && err.status !== 401) errors.show(`Could not load devices: ${err.message}`);
-    } finally {
-      loading = false;
-      if (again && !gone) {
-        again = false;
-        load();
-      }
     }
-  }
+  }, () => gone);
 
   function createRow(d) {
     const r = {};

@@ -5,7 +5,7 @@
 import * as api from './api.js';
 import { h, setText, setAttr, keyedRows, timeEl, setTime } from './dom.js';
 import { code, shortFingerprint, isSilent, duration } from './format.js';
-import { searchBox, pager, copyButton, selectText, banner } from './widgets.js';
+import { searchBox, pager, copyButton, selectText, banner, coalesce } from './widgets.js';
 
 const pageSize = 50;
 
@@ -77,16 +77,8 @@ export function pendingView(main, ctx) {
     ctx.setParams(q);
   }
 
-  let loading = false;
-  let again = false;
-  // load fetches the current page; calls while one is in flight collapse
-  // into one more fetch after it, so bursts of events cost two requests.
-  async function load() {
-    if (loading) {
-      again = true;
-      return;
-    }
-    loading = true;
+  // load fetches the current page (see coalesce for bursts).
+  const load = coalesce(async () => {
     try {
       const l = await api.listDevices({
         state: 'pending', q: state.q, seen: state.seen, limit: pageSize, offset: state.offset,
@@ -97,20 +89,13 @@ export function pendingView(main, ctx) {
         // The page emptied under us (others approved): show the last one.
         state.offset = Math.floor((l.total - 1) / pageSize) * pageSize;
         saveParams();
-        again = true;
-      } else {
-        show(l);
+        return true;
       }
+      show(l);
     } catch (err) {
       if (!gone && err.status !== 401) errors.show(`Could not load pending gateways: ${err.message}`);
-    } finally {
-      loading = false;
-      if (again && !gone) {
-        again = false;
-        load();
-      }
     }
-  }
+  }, () => gone);
 
   function show(l) {
     state.total = l.total;

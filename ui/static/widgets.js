@@ -92,3 +92,28 @@ export function banner() {
     clear() { setText(el, ''); },
   };
 }
+
+// coalesce wraps a view's fetch so calls made while one is in flight
+// collapse into one more run after it: a burst of live events costs two
+// requests, not one each. fetchOnce may return true to ask for another run
+// (its page moved); gone() stops the reruns once the view is left.
+export function coalesce(fetchOnce, gone) {
+  let running = false;
+  let again = false;
+  return async function run() {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      if (await fetchOnce()) again = true;
+    } finally {
+      running = false;
+      if (again && !gone()) {
+        again = false;
+        run();
+      }
+    }
+  };
+}
