@@ -81,15 +81,24 @@ func (h *Hub) GetDevice(ctx context.Context, hub, deviceID string) (gatehouse.Hu
 func (h *Hub) device(hub, deviceID string) (hubDevice, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	devs, err := h.hub(hub)
+	_, dev, err := h.lookup(hub, deviceID)
 	if err != nil {
 		return hubDevice{}, err
 	}
+	return *dev, nil
+}
+
+// lookup finds a device and the hub map holding it; h.mu must be held.
+func (h *Hub) lookup(hub, deviceID string) (map[string]*hubDevice, *hubDevice, error) {
+	devs, err := h.hub(hub)
+	if err != nil {
+		return nil, nil, err
+	}
 	dev, ok := devs[deviceID]
 	if !ok {
-		return hubDevice{}, deviceNotFound(hub, deviceID)
+		return nil, nil, deviceNotFound(hub, deviceID)
 	}
-	return *dev, nil
+	return devs, dev, nil
 }
 
 // hub returns one hub's devices; h.mu must be held.
@@ -119,13 +128,9 @@ func (h *Hub) DeleteDevice(ctx context.Context, hub, deviceID string) error {
 func (h *Hub) remove(hub, deviceID, ifMatch string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	devs, err := h.hub(hub)
+	devs, dev, err := h.lookup(hub, deviceID)
 	if err != nil {
 		return err
-	}
-	dev, ok := devs[deviceID]
-	if !ok {
-		return deviceNotFound(hub, deviceID)
 	}
 	if !etagMatches(ifMatch, dev.etag) {
 		return azErr("iothub", http.StatusPreconditionFailed, 412002, nil, "device %q: etag does not match If-Match", deviceID)
@@ -152,14 +157,10 @@ func (h *Hub) apply(hub, deviceID string, content []byte) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	devs, err := h.hub(hub)
-	if err != nil {
-		return err
-	}
-	dev, ok := devs[deviceID]
+	_, dev, err := h.lookup(hub, deviceID)
 	switch {
-	case !ok:
-		return deviceNotFound(hub, deviceID)
+	case err != nil:
+		return err
 	case modules && !dev.d.IoTEdge:
 		// The $edgeAgent/$edgeHub twins exist only on edge devices; refusing
 		// here catches an enrollment created without capabilities.iotEdge.
@@ -246,13 +247,9 @@ func newDeviceKey() string {
 func (h *Hub) SetConnectionState(hub, deviceID, state string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	devs, err := h.hub(hub)
+	_, dev, err := h.lookup(hub, deviceID)
 	if err != nil {
 		return err
-	}
-	dev, ok := devs[deviceID]
-	if !ok {
-		return deviceNotFound(hub, deviceID)
 	}
 	dev.d.ConnectionState, dev.stateUpdated = state, time.Now().UTC()
 	return nil
