@@ -433,3 +433,33 @@ func TestAgo(t *testing.T) {
 		t.Errorf("ago(zero) = %q", got)
 	}
 }
+
+func TestDevicesRetry(t *testing.T) {
+	api := newFakeAPI(t, map[string]http.HandlerFunc{
+		"POST /api/v1/devices/{id}/retry": reply(200, gatehouse.Device{ID: "d1", State: gatehouse.StateProvisioned}),
+	})
+	code, out, errOut := runCLI(t, envFor(api), "retry", "d1")
+	if code != 0 || out != "retrying d1 (state: provisioned)\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %s", code, out, errOut)
+	}
+	if got := api.requests(); len(got) != 1 || got[0].Path != "/api/v1/devices/d1/retry" {
+		t.Errorf("requests = %+v", got)
+	}
+}
+
+func TestDevicesApproveLabels(t *testing.T) {
+	api := newFakeAPI(t, map[string]http.HandlerFunc{
+		"POST /api/v1/devices/{id}/approve": reply(200, gatehouse.Device{ID: "d1", Name: "gw-01", State: gatehouse.StateApproved}),
+	})
+	code, _, errOut := runCLI(t, envFor(api), "approve", "d1", "--name", "gw-01", "--label", "group=line-3", "--label", "site=plant a")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errOut)
+	}
+	want := `{"name":"gw-01","labels":{"group":"line-3","site":"plant a"}}`
+	if got := api.requests(); len(got) != 1 || got[0].Body != want {
+		t.Errorf("requests = %+v, want body %s", got, want)
+	}
+	if code, _, errOut := runCLI(t, envFor(api), "approve", "d1", "--name", "gw-01", "--label", "novalue"); code != 2 || !strings.Contains(errOut, "KEY=VALUE") {
+		t.Errorf("bad label: exit %d, stderr %s", code, errOut)
+	}
+}
