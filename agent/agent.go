@@ -206,7 +206,9 @@ func (s *session) awaitBundle(ctx context.Context, st *protocol.Status) (*protoc
 		if err := stopState(st); err != nil {
 			return nil, err
 		}
-		if gatehouse.State(st.State) == gatehouse.StateProvisioned && st.Bundle != nil {
+		// The server sends a bundle only once every step is done, whatever
+		// came after (configured, or stalled while this box was off).
+		if st.Bundle != nil {
 			return st, nil
 		}
 		if s.cfg.Once && rounds == 1 {

@@ -138,7 +138,7 @@ func ackTx(ctx context.Context, tx *store.Tx, id string) error {
 	if err != nil {
 		return err
 	}
-	if d.State != gatehouse.StateProvisioned && d.State != gatehouse.StateConfigured {
+	if !holdsBundle(d.State) {
 		return gatehouse.Errorf(gatehouse.ECONFLICT, "device is %s; nothing to acknowledge", d.State)
 	}
 	if acked, err := tx.Acked(ctx, id); err != nil || acked {
@@ -192,7 +192,7 @@ func (s *Service) status(ctx context.Context, fp string) (*protocol.Status, erro
 			return err
 		}
 		st = deviceStatus(d)
-		if d.State == gatehouse.StateProvisioned || d.State == gatehouse.StateConfigured {
+		if holdsBundle(d.State) {
 			acked, err := tx.Acked(ctx, d.ID)
 			if err == nil && !acked {
 				st.Bundle = bundleOf(d)
@@ -202,6 +202,13 @@ func (s *Service) status(ctx context.Context, fp string) (*protocol.Status, erro
 		return nil
 	})
 	return st, err
+}
+
+// holdsBundle says whether a device in state s has had its bundle made. A
+// stalled gateway has too: it may have been off line since, and must still
+// get its credentials when it returns.
+func holdsBundle(s gatehouse.State) bool {
+	return s == gatehouse.StateProvisioned || s == gatehouse.StateConfigured || s == gatehouse.StateStalled
 }
 
 func deviceStatus(d *gatehouse.Device) *protocol.Status {

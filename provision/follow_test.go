@@ -104,7 +104,10 @@ func TestFollowUpStallsThenRetries(t *testing.T) {
 	cfg.FollowDeadline = 300 * time.Millisecond
 	tb.svc = startService(t, openDB(t, filepath.Join(t.TempDir(), "f.db")), cfg)
 	g, id := tb.provisionOne(t, "gw-stall")
-	tb.waitFor(t, g, gatehouse.StateStalled)
+	st := tb.waitFor(t, g, gatehouse.StateStalled)
+	if st.Bundle == nil {
+		t.Fatal("a stalled gateway that never fetched its bundle cannot get it")
+	}
 	d, _ := tb.svc.Device(context.Background(), id)
 	if !strings.Contains(d.Reason, "not assigned to an IoT Hub within") {
 		t.Fatalf("stalled reason = %q", d.Reason)
