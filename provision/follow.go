@@ -31,9 +31,11 @@ type followArgs struct {
 // Kind is stored with every job; never rename it.
 func (followArgs) Kind() string { return "follow_hub" }
 
-// InsertOpts makes a second enqueue of the same follow-up a no-op.
+// InsertOpts makes a second enqueue of the same follow-up a no-op, and keeps
+// follow-ups in their own queue: thousands of gateways waiting on the DPS
+// quota must not hold up the provisioning of newly approved ones.
 func (followArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{Queue: queueFollow, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 type followWorker struct {

@@ -39,6 +39,13 @@ func (w *stepWorker) Work(ctx context.Context, job *river.Job[stepArgs]) error {
 	return w.svc.runStep(ctx, job.Args.DeviceID, job.Args.Step)
 }
 
+// Queues, so one kind of work cannot starve another: a slow webhook
+// receiver or a backlog of follow-ups leaves provisioning steps alone.
+const (
+	queueFollow   = "follow"
+	queueWebhooks = "webhooks"
+)
+
 // maxAttempts is high because an approved device must never be dropped:
 // with a 5-minute cap this keeps retrying for weeks, visibly.
 const maxAttempts = 10000
@@ -56,7 +63,11 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 	}
 	c := s.cfg
 	client, err := river.NewClient(riversqlite.New(db.SQL()), &river.Config{
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: c.Workers}},
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: c.Workers},
+			queueFollow:        {MaxWorkers: max(c.Workers/2, 1)},
+			queueWebhooks:      {MaxWorkers: max(c.Workers/4, 1)},
+		},
 		Workers:              workers,
 		FetchCooldown:        c.PollInterval / 5,
 		FetchPollInterval:    c.PollInterval,

@@ -55,7 +55,7 @@ func (webhookArgs) Kind() string { return "webhook_delivery" }
 // InsertOpts gives deliveries their own retry budget: about a day with the
 // retry policy's five-minute cap, after which the receiver has had its chance.
 func (webhookArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 300}
+	return river.InsertOpts{Queue: queueWebhooks, MaxAttempts: 300}
 }
 
 type webhookWorker struct {
