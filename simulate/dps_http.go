@@ -69,11 +69,7 @@ func NewDPSServer(opts DPSServerOptions) (*DPSServer, error) {
 	opts.State.SetAssignDelay(opts.AssignDelay)
 	s := &DPSServer{State: opts.State, opts: opts, sas: &sasPolicies{}}
 	s.ConnectionString = s.sas.newPolicy(opts.HostName, "provisioningserviceowner")
-	var h http.Handler = s.routes()
-	if opts.Wrap != nil {
-		h = opts.Wrap(h)
-	}
-	srv, err := serve(h)
+	srv, err := serve(s.routes(), opts.Wrap)
 	if err != nil {
 		return nil, err
 	}

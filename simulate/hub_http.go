@@ -44,11 +44,7 @@ func NewHubServer(opts HubServerOptions) (*HubServer, error) {
 	for _, host := range s.State.Hubs() {
 		s.ConnectionStrings = append(s.ConnectionStrings, s.sas.newPolicy(host, "iothubowner"))
 	}
-	var h http.Handler = s.routes()
-	if opts.Wrap != nil {
-		h = opts.Wrap(h)
-	}
-	srv, err := serve(h)
+	srv, err := serve(s.routes(), opts.Wrap)
 	if err != nil {
 		return nil, err
 	}

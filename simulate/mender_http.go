@@ -47,11 +47,7 @@ func NewMenderServer(opts MenderServerOptions) (*MenderServer, error) {
 		opts.State = NewMender()
 	}
 	auth := newMenderAuth(opts)
-	var h http.Handler = menderRoutes(opts.State, auth)
-	if opts.Wrap != nil {
-		h = opts.Wrap(h)
-	}
-	srv, err := serve(h)
+	srv, err := serve(menderRoutes(opts.State, auth), opts.Wrap)
 	if err != nil {
 		return nil, err
 	}

@@ -22,8 +22,12 @@ type Server struct {
 	srv *http.Server
 }
 
-// serve starts h on a free loopback port, behind the fault injector.
-func serve(h http.Handler) (*Server, error) {
+// serve starts h on a free loopback port, behind the fault injector and,
+// when wrap is set, behind wrap (a test's contract checker, say).
+func serve(h http.Handler, wrap func(http.Handler) http.Handler) (*Server, error) {
+	if wrap != nil {
+		h = wrap(h)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("simulate: listen: %w", err)

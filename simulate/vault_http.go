@@ -69,11 +69,7 @@ func NewVaultServer(opts VaultServerOptions) (*VaultServer, error) {
 		opts.State = p
 	}
 	auth := newVaultAuth(opts)
-	var h http.Handler = vaultRoutes(&vaultAPI{opts: opts, pki: opts.State, auth: auth})
-	if opts.Wrap != nil {
-		h = opts.Wrap(h)
-	}
-	srv, err := serve(h)
+	srv, err := serve(vaultRoutes(&vaultAPI{opts: opts, pki: opts.State, auth: auth}), opts.Wrap)
 	if err != nil {
 		return nil, err
 	}
