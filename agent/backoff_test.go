@@ -29,22 +29,6 @@ func TestBackoffFullJitter(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for v, want := range map[string]time.Duration{
-		"":                              0,
-		"7":                             7 * time.Second,
-		"-3":                            0,
-		"soon":                          0,
-		"Fri, 02 Jan 2026 03:04:35 GMT": 30 * time.Second,
-		"Fri, 02 Jan 2026 03:00:00 GMT": 0,
-	} {
-		if got := parseRetryAfter(v, now); got != want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", v, got, want)
-		}
-	}
-}
-
 func TestRetrierStopsOnPermanentErrors(t *testing.T) {
 	r := &retrier{backoff: backoff{min: time.Millisecond, max: time.Millisecond}, log: slog.New(slog.DiscardHandler)}
 	calls := 0

@@ -10,11 +10,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"gatehouse/protocol"
+	"gatehouse/retryafter"
 )
 
 // maxResponse bounds what we read from the server: a bundle is a few KiB.
@@ -115,7 +115,7 @@ func (c *client) readResponse(resp *http.Response, path string, out any) error {
 }
 
 func parseServerError(resp *http.Response, data []byte, now time.Time) *ServerError {
-	e := &ServerError{Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now)}
+	e := &ServerError{Status: resp.StatusCode, RetryAfter: retryafter.Parse(resp.Header.Get("Retry-After"), now)}
 	var body struct {
 		Error struct {
 			Code    string `json:"code"`
@@ -139,20 +139,6 @@ func excerpt(s string, n int) string {
 		s = s[:n] + "..."
 	}
 	return s
-}
-
-// parseRetryAfter reads delay-seconds or an HTTP date; junk means no hint.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-		return max(time.Duration(secs)*time.Second, 0)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0)
-	}
-	return 0
 }
 
 // retryHint reports whether err is transient and the delay the server asked for.

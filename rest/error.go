@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"gatehouse/retryafter"
 )
 
 // Error is a failed call: a status the service answered, or a transport
@@ -50,7 +51,7 @@ func (c *Client) statusError(req Request, resp *http.Response, body []byte) *Err
 	return &Error{
 		Service: c.Service, Method: req.Method, Path: pathOnly(req.Path), Status: s,
 		Message:    errorText(body),
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		RetryAfter: retryafter.Parse(resp.Header.Get("Retry-After"), time.Now()),
 		transient:  s == http.StatusTooManyRequests || s == http.StatusRequestTimeout || s >= 500,
 	}
 }
@@ -87,19 +88,6 @@ func shorten(s string) string {
 		return s[:300] + "..."
 	}
 	return s
-}
-
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // retryable says whether err may pass on a later attempt, and how long the

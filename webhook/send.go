@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gatehouse/retryafter"
 )
 
 // DefaultTimeout bounds one delivery attempt when Sender.Timeout is zero.
@@ -176,7 +178,7 @@ func (s *Sender) check(host string, resp *http.Response) error {
 		Host:       host,
 		Status:     code,
 		Retryable:  code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500,
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), s.now()),
+		RetryAfter: retryafter.Parse(resp.Header.Get("Retry-After"), s.now()),
 		Message:    excerpt(data),
 	}
 }
@@ -206,27 +208,6 @@ func withoutURL(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// maxRetryAfter caps what a receiver can ask for; the value also keeps
-// seconds-to-Duration conversion far from overflow.
-const maxRetryAfter = 24 * time.Hour
-
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		d = time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		d = t.Sub(now)
-	}
-	return min(d, maxRetryAfter)
 }
 
 // excerpt keeps error text short and on one line.
