@@ -3,7 +3,7 @@
 import * as api from './api.js';
 import { h, setText, keyedRows, timeEl, setTime } from './dom.js';
 import { lastStep } from './format.js';
-import { searchBox, pager, stateBadge, setState, states, banner, coalesce } from './widgets.js';
+import { searchBox, pager, stateBadge, setState, states, banner, coalesce, listParams } from './widgets.js';
 
 const pageSize = 50;
 
@@ -58,11 +58,7 @@ export function devicesView(main, ctx) {
     pages.el));
 
   function saveParams() {
-    const q = new URLSearchParams();
-    if (state.q) q.set('q', state.q);
-    if (state.state) q.set('state', state.state);
-    if (state.offset) q.set('page', String(state.offset / pageSize + 1));
-    ctx.setParams(q);
+    ctx.setParams(listParams({ q: state.q, state: state.state }, state.offset, pageSize));
   }
 
   const load = coalesce(async () => {

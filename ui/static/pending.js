@@ -5,7 +5,7 @@
 import * as api from './api.js';
 import { h, setText, setAttr, keyedRows, timeEl, setTime } from './dom.js';
 import { code, shortFingerprint, isSilent, duration } from './format.js';
-import { searchBox, pager, copyButton, selectText, banner, coalesce } from './widgets.js';
+import { searchBox, pager, copyButton, selectText, banner, coalesce, listParams } from './widgets.js';
 
 const pageSize = 50;
 
@@ -70,11 +70,7 @@ export function pendingView(main, ctx) {
     pages.el));
 
   function saveParams() {
-    const q = new URLSearchParams();
-    if (state.q) q.set('q', state.q);
-    if (state.seen) q.set('seen', state.seen);
-    if (state.offset) q.set('page', String(state.offset / pageSize + 1));
-    ctx.setParams(q);
+    ctx.setParams(listParams({ q: state.q, seen: state.seen }, state.offset, pageSize));
   }
 
   // load fetches the current page (see coalesce for bursts).

@@ -117,3 +117,14 @@ export function coalesce(fetchOnce, gone) {
     }
   };
 }
+
+// listParams is a list view's filters and page as URL parameters, so a
+// reload or a shared link shows the same page. Empty filters are left out.
+export function listParams(filters, offset, pageSize) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(filters)) {
+    if (v) q.set(k, v);
+  }
+  if (offset) q.set('page', String(offset / pageSize + 1));
+  return q;
+}
