@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 )
 
 // ErrBackendExists reports that a backend already holds an object under the
@@ -13,22 +14,57 @@ var ErrBackendExists = errors.New("already exists")
 // ErrBackendNotFound reports that a backend has no object under a key.
 var ErrBackendNotFound = errors.New("not found")
 
+// Mender auth-set and device statuses, as deviceauth names them.
+const (
+	MenderPending       = "pending"
+	MenderPreauthorized = "preauthorized"
+	MenderAccepted      = "accepted"
+	MenderRejected      = "rejected"
+	MenderNoAuth        = "noauth"
+)
+
+// MenderAuthSet is one identity-and-key pair a Mender device has presented
+// (or been preauthorized with).
+type MenderAuthSet struct {
+	ID        string
+	PublicKey string // PEM "PUBLIC KEY", as deviceauth stores it
+	Status    string // pending, preauthorized, accepted, rejected
+}
+
 // MenderDevice is a device as Mender's device auth service knows it.
+// AuthSets is nil when the answer did not carry them: deviceauth's
+// preauthorize 409 never does, so read the device with GetDevice.
 type MenderDevice struct {
-	ID           string
-	IdentityData map[string]string
-	PublicKeys   []string // PEM "PUBLIC KEY" blocks of the device's auth sets
-	Status       string
+	ID              string
+	IdentityData    map[string]string
+	Status          string
+	AuthSets        []MenderAuthSet
+	Decommissioning bool
 }
 
 // Mender is the part of Mender's management API provisioning needs.
 type Mender interface {
 	// Preauthorize registers an identity and public key (PEM, PUBLIC KEY) and
 	// returns Mender's device id. If the identity is already known it returns
-	// the existing device and an error wrapping ErrBackendExists.
-	Preauthorize(ctx context.Context, identity map[string]string, publicKeyPEM string) (MenderDevice, error)
-	// SetTag sets (upserts) one inventory tag on a device.
+	// the existing device (its id; auth sets only if the answer held them)
+	// and an error wrapping ErrBackendExists. With force, a known identity
+	// gets the key as a new preauthorized auth set instead (deviceauth's
+	// "force": true).
+	Preauthorize(ctx context.Context, identity map[string]string, publicKeyPEM string, force bool) (MenderDevice, error)
+	// GetDevice returns a device with its auth sets, or an error wrapping
+	// ErrBackendNotFound.
+	GetDevice(ctx context.Context, deviceID string) (MenderDevice, error)
+	// SetAuthSetStatus moves one auth set to accepted, rejected, pending or
+	// preauthorized. Accepting one rejects the device's other accepted or
+	// preauthorized sets, as deviceauth does.
+	SetAuthSetStatus(ctx context.Context, deviceID, authSetID, status string) error
+	// SetTag sets (upserts) one inventory tag on a device. Inventory
+	// answers success even for a device it does not hold yet, and then
+	// stores nothing: read it back with Tags.
 	SetTag(ctx context.Context, deviceID, name, value string) error
+	// Tags returns a device's inventory tags, or an error wrapping
+	// ErrBackendNotFound while inventory does not hold the device.
+	Tags(ctx context.Context, deviceID string) (map[string]string, error)
 	// FindByTag returns the ids of devices whose inventory tag name equals value.
 	FindByTag(ctx context.Context, name, value string) ([]string, error)
 	// Decommission removes a device and its auth sets; an unknown device is
@@ -100,6 +136,17 @@ type Certificate struct {
 	CertificatePEM string
 	PrivateKeyPEM  string
 	CAChainPEM     string
+	// Warnings are what the PKI said about the request (for example that
+	// it capped the TTL at the role's max_ttl).
+	Warnings []string
+}
+
+// IssuedCert is one certificate in the PKI's store, as a listing shows it.
+type IssuedCert struct {
+	Serial     string
+	CommonName string
+	NotBefore  time.Time
+	NotAfter   time.Time
 }
 
 // PKI is a Vault/OpenBao PKI secrets engine.
@@ -109,7 +156,12 @@ type PKI interface {
 	// Sign signs a device's CSR (PEM) for the common name.
 	Sign(ctx context.Context, commonName, csrPEM string) (Certificate, error)
 	// Revoke revokes a certificate by its serial (colon-separated hex).
+	// Revoking twice succeeds; an unknown serial wraps ErrBackendNotFound.
 	Revoke(ctx context.Context, serial string) error
+	// Issued lists the stored certificates for commonName whose validity
+	// starts at or after since (revoked ones included), so a step whose
+	// answer was lost can find and revoke what it issued.
+	Issued(ctx context.Context, commonName string, since time.Time) ([]IssuedCert, error)
 }
 
 // Backends are the services a gateway is provisioned into. A nil field means

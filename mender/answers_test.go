@@ -65,7 +65,7 @@ type sentCase struct {
 func sentCases(ctx context.Context) map[string]sentCase {
 	return map[string]sentCase{
 		"Preauthorize": {
-			call:   func(c *Client) error { _, err := c.Preauthorize(ctx, mac1, "PEM"); return err },
+			call:   func(c *Client) error { _, err := c.Preauthorize(ctx, mac1, "PEM", false); return err },
 			answer: status(http.StatusCreated, "Location", preauthOK),
 			method: "POST", path: "/api/management/v2/devauth/devices",
 			body: `{"identity_data":{"mac":"02:00:00:00:00:01"},"pubkey":"PEM"}`,
@@ -144,15 +144,18 @@ func TestConflictBody(t *testing.T) {
 		fmt.Fprint(w, `{"id":"d1","identity_data":{"mac":"02:00:00:00:00:01","slot":2},"status":"accepted",
 			"auth_sets":[{"id":"a1","pubkey":"KEY1","status":"accepted"},{"id":"a2","pubkey":"KEY2","status":"rejected"}]}`)
 	})
-	dev, err := c.Preauthorize(context.Background(), mac1, "KEY2")
+	dev, err := c.Preauthorize(context.Background(), mac1, "KEY2", false)
 	if !errors.Is(err, gatehouse.ErrBackendExists) || rest.StatusOf(err) != http.StatusConflict {
 		t.Fatalf("err = %v, want a 409 wrapping ErrBackendExists", err)
 	}
 	want := gatehouse.MenderDevice{
 		ID:           "d1",
 		IdentityData: map[string]string{"mac": "02:00:00:00:00:01", "slot": "2"},
-		PublicKeys:   []string{"KEY1", "KEY2"},
-		Status:       "accepted",
+		AuthSets: []gatehouse.MenderAuthSet{
+			{ID: "a1", PublicKey: "KEY1", Status: "accepted"},
+			{ID: "a2", PublicKey: "KEY2", Status: "rejected"},
+		},
+		Status: "accepted",
 	}
 	if !reflect.DeepEqual(dev, want) {
 		t.Errorf("device = %+v, want %+v", dev, want)
@@ -194,18 +197,18 @@ func TestConflictUnusableBody(t *testing.T) {
 			// "other" shares the MAC but not the whole identity; "gone" was
 			// decommissioned after inventory indexed it.
 			c := conflictServer(t, body, "gone", "other", "d1")
-			dev, err := c.Preauthorize(context.Background(), mac1, "KEY")
+			dev, err := c.Preauthorize(context.Background(), mac1, "KEY", false)
 			if !errors.Is(err, gatehouse.ErrBackendExists) {
 				t.Fatalf("err = %v, want ErrBackendExists", err)
 			}
-			if dev.ID != "d1" || len(dev.PublicKeys) != 1 || dev.PublicKeys[0] != "KEY" {
+			if dev.ID != "d1" || len(dev.AuthSets) != 1 || dev.AuthSets[0].PublicKey != "KEY" {
 				t.Errorf("device = %+v, want d1 with KEY", dev)
 			}
 		})
 	}
 	t.Run("NotFound", func(t *testing.T) {
 		c := conflictServer(t, "")
-		_, err := c.Preauthorize(context.Background(), mac1, "KEY")
+		_, err := c.Preauthorize(context.Background(), mac1, "KEY", false)
 		if err == nil || errors.Is(err, gatehouse.ErrBackendExists) || !strings.Contains(err.Error(), "409") {
 			t.Errorf("err = %v, want a 409 failure that does not claim the device exists", err)
 		}
@@ -233,7 +236,7 @@ func TestRetries(t *testing.T) {
 			var calls atomic.Int32
 			c := fake(t, sequence(&calls, tt.answers...))
 			start := time.Now()
-			dev, err := c.Preauthorize(context.Background(), mac1, "KEY")
+			dev, err := c.Preauthorize(context.Background(), mac1, "KEY", false)
 			if err != nil || dev.ID != "0b6f5bd4-1d6f-4f2b-8b5e-4a57d0fbd5a1" {
 				t.Fatalf("Preauthorize = %+v, %v", dev, err)
 			}
@@ -250,7 +253,7 @@ func TestRetries(t *testing.T) {
 func TestNoRetryOnClientErrors(t *testing.T) {
 	var calls atomic.Int32
 	c := fake(t, sequence(&calls, status(http.StatusBadRequest)))
-	_, err := c.Preauthorize(context.Background(), mac1, "not a key")
+	_, err := c.Preauthorize(context.Background(), mac1, "not a key", false)
 	if rest.StatusOf(err) != http.StatusBadRequest || calls.Load() != 1 || !strings.Contains(err.Error(), "simulated") {
 		t.Errorf("err = %v after %d calls, want one 400 carrying Mender's message", err, calls.Load())
 	}
@@ -305,7 +308,7 @@ func TestLocation(t *testing.T) {
 				}
 				w.WriteHeader(http.StatusCreated)
 			})
-			dev, err := c.Preauthorize(context.Background(), mac1, "KEY")
+			dev, err := c.Preauthorize(context.Background(), mac1, "KEY", false)
 			bad := name == "Missing" || name == "NoID" || name == "Elsewhere"
 			if bad && (err == nil || !strings.HasPrefix(err.Error(), "mender: ")) {
 				t.Errorf("Location %q: got %+v, %v; want a mender error", loc, dev, err)

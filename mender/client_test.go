@@ -84,7 +84,7 @@ func TestPreauthorize(t *testing.T) {
 	c, s := simClient(t)
 	identity := map[string]string{"mac": "02:12:61:13:6c:42"}
 	key := keyPEM(t)
-	dev, err := c.Preauthorize(ctx, identity, key)
+	dev, err := c.Preauthorize(ctx, identity, key, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +95,10 @@ func TestPreauthorize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := gatehouse.MenderDevice{ID: dev.ID, IdentityData: identity, PublicKeys: []string{key}, Status: "preauthorized"}
-	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(dev, want) {
+	want := gatehouse.MenderDevice{ID: dev.ID, IdentityData: identity, Status: "preauthorized"}
+	sets := got.AuthSets
+	got.AuthSets = nil
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(dev, want) || len(sets) != 1 || sets[0].Status != "preauthorized" {
 		t.Errorf("Preauthorize = %+v\nGetDevice = %+v\nwant %+v", dev, got, want)
 	}
 }
@@ -105,18 +107,18 @@ func TestPreauthorizeDuplicate(t *testing.T) {
 	ctx := context.Background()
 	c, s := simClient(t)
 	identity := map[string]string{"mac": "02:00:00:00:00:01"}
-	first, err := c.Preauthorize(ctx, identity, keyPEM(t))
+	first, err := c.Preauthorize(ctx, identity, keyPEM(t), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.Preauthorize(ctx, identity, keyPEM(t))
+	got, err := c.Preauthorize(ctx, identity, keyPEM(t), false)
 	if !errors.Is(err, gatehouse.ErrBackendExists) || rest.StatusOf(err) != http.StatusConflict {
 		t.Fatalf("err = %v, want a 409 wrapping ErrBackendExists", err)
 	}
 	if !strings.HasPrefix(err.Error(), "mender: ") {
 		t.Errorf("err = %q, want the mender: prefix", err)
 	}
-	if got.ID != first.ID || !reflect.DeepEqual(got.PublicKeys, first.PublicKeys) || got.Status != "preauthorized" {
+	if got.ID != first.ID || got.AuthSets != nil || got.Status != "preauthorized" {
 		t.Errorf("conflict returned %+v, want the existing device %+v", got, first)
 	}
 	if s.State.Len() != 1 {
@@ -127,7 +129,7 @@ func TestPreauthorizeDuplicate(t *testing.T) {
 func TestSetTagAndFindByTag(t *testing.T) {
 	ctx := context.Background()
 	c, s := simClient(t)
-	dev, err := c.Preauthorize(ctx, map[string]string{"mac": "02:00:00:00:00:01"}, keyPEM(t))
+	dev, err := c.Preauthorize(ctx, map[string]string{"mac": "02:00:00:00:00:01"}, keyPEM(t), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +138,7 @@ func TestSetTagAndFindByTag(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := s.State.Tags(dev.ID); got["name"] != "gw-01" {
+	if got := s.State.TagsOf(dev.ID); got["name"] != "gw-01" {
 		t.Errorf("tags = %v, want name=gw-01", got)
 	}
 	if ids, err := c.FindByTag(ctx, "name", "gw-01"); err != nil || !slices.Equal(ids, []string{dev.ID}) {
@@ -157,7 +159,7 @@ func TestFindByTagPages(t *testing.T) {
 	key := keyPEM(t)
 	var want []string
 	for i := range searchPageSize + 50 {
-		dev, err := s.State.Preauthorize(ctx, map[string]string{"mac": fmt.Sprintf("02:00:00:00:%02x:%02x", i/256, i%256)}, key)
+		dev, err := s.State.Preauthorize(ctx, map[string]string{"mac": fmt.Sprintf("02:00:00:00:%02x:%02x", i/256, i%256)}, key, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,7 +175,7 @@ func TestFindByTagPages(t *testing.T) {
 func TestDecommission(t *testing.T) {
 	ctx := context.Background()
 	c, s := simClient(t)
-	dev, err := c.Preauthorize(ctx, map[string]string{"mac": "02:00:00:00:00:01"}, keyPEM(t))
+	dev, err := c.Preauthorize(ctx, map[string]string{"mac": "02:00:00:00:00:01"}, keyPEM(t), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +223,7 @@ func TestLoginRefreshes(t *testing.T) {
 
 	// A JWT the server stops accepting early is replaced on its 401.
 	s.ExpireSessions()
-	if _, err := c.Preauthorize(ctx, map[string]string{"mac": "02:00:00:00:00:01"}, keyPEM(t)); err != nil {
+	if _, err := c.Preauthorize(ctx, map[string]string{"mac": "02:00:00:00:00:01"}, keyPEM(t), false); err != nil {
 		t.Fatal(err)
 	}
 	if s.Logins() != 3 || s.State.Len() != 1 {

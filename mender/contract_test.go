@@ -62,11 +62,11 @@ func exercise(t *testing.T, c *Client) {
 		t.Fatal(err)
 	}
 	identity := map[string]string{"mac": "02:00:00:00:00:01", "sn": time.Now().Format(time.RFC3339Nano)}
-	dev, err := c.Preauthorize(ctx, identity, keyPEM(t))
+	dev, err := c.Preauthorize(ctx, identity, keyPEM(t), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Preauthorize(ctx, identity, keyPEM(t)); !errors.Is(err, gatehouse.ErrBackendExists) {
+	if _, err := c.Preauthorize(ctx, identity, keyPEM(t), false); !errors.Is(err, gatehouse.ErrBackendExists) {
 		t.Errorf("duplicate Preauthorize = %v, want ErrBackendExists", err)
 	}
 	if _, err := c.GetDevice(ctx, dev.ID); err != nil {

@@ -22,15 +22,22 @@ type device struct {
 	ID           string         `json:"id"`
 	IdentityData map[string]any `json:"identity_data"`
 	Status       string         `json:"status"`
-	AuthSets     []struct {
+	// AuthSets is null in a preauthorize 409: deviceauth hides them there.
+	AuthSets []struct {
+		ID     string `json:"id"`
 		Pubkey string `json:"pubkey"`
+		Status string `json:"status"`
 	} `json:"auth_sets"`
+	Decommissioning bool `json:"decommissioning"`
 }
 
 func (d device) public() gatehouse.MenderDevice {
-	out := gatehouse.MenderDevice{ID: d.ID, IdentityData: d.identity(), Status: d.Status}
+	out := gatehouse.MenderDevice{ID: d.ID, IdentityData: d.identity(), Status: d.Status, Decommissioning: d.Decommissioning}
+	if d.AuthSets != nil {
+		out.AuthSets = []gatehouse.MenderAuthSet{}
+	}
 	for _, s := range d.AuthSets {
-		out.PublicKeys = append(out.PublicKeys, s.Pubkey)
+		out.AuthSets = append(out.AuthSets, gatehouse.MenderAuthSet{ID: s.ID, PublicKey: s.Pubkey, Status: s.Status})
 	}
 	return out
 }
@@ -53,13 +60,18 @@ func (d device) identity() map[string]string {
 func devicePath(id string) string { return devicesPath + "/" + url.PathEscape(id) }
 
 // Preauthorize submits an identity and public key (PEM, PUBLIC KEY). A known
-// identity answers 409 with the existing device, returned with an error
-// wrapping gatehouse.ErrBackendExists.
-func (c *Client) Preauthorize(ctx context.Context, identity map[string]string, publicKeyPEM string) (gatehouse.MenderDevice, error) {
+// identity answers 409 with the existing device (without its auth sets),
+// returned with an error wrapping gatehouse.ErrBackendExists. With force,
+// deviceauth adds the key to a known identity as a preauthorized auth set.
+func (c *Client) Preauthorize(ctx context.Context, identity map[string]string, publicKeyPEM string, force bool) (gatehouse.MenderDevice, error) {
+	body := map[string]any{"identity_data": identity, "pubkey": publicKeyPEM}
+	if force {
+		body["force"] = true
+	}
 	resp, err := c.do(ctx, rest.Request{
 		Method: http.MethodPost,
 		Path:   devicesPath,
-		Body:   map[string]any{"identity_data": identity, "pubkey": publicKeyPEM},
+		Body:   body,
 		OK:     []int{http.StatusCreated, http.StatusConflict},
 	})
 	if err != nil {
@@ -75,8 +87,7 @@ func (c *Client) Preauthorize(ctx context.Context, identity map[string]string, p
 	return gatehouse.MenderDevice{
 		ID:           id,
 		IdentityData: maps.Clone(identity),
-		PublicKeys:   []string{publicKeyPEM},
-		Status:       "preauthorized",
+		Status:       gatehouse.MenderPreauthorized,
 	}, nil
 }
 
@@ -171,6 +182,22 @@ func (c *Client) getDevice(ctx context.Context, id string) (device, error) {
 		return device{}, fmt.Errorf("mender: GET %s: %w", devicePath(id), err)
 	}
 	return d, nil
+}
+
+// SetAuthSetStatus sets one auth set's status (accepted, rejected, pending
+// or preauthorized); an unknown device or auth set wraps
+// gatehouse.ErrBackendNotFound.
+func (c *Client) SetAuthSetStatus(ctx context.Context, deviceID, authSetID, status string) error {
+	if deviceID == "" || authSetID == "" {
+		return errors.New("mender: a device id and an auth set id are required")
+	}
+	_, err := c.do(ctx, rest.Request{
+		Method: http.MethodPut,
+		Path:   devicePath(deviceID) + "/auth/" + url.PathEscape(authSetID) + "/status",
+		Body:   map[string]string{"status": status},
+		OK:     []int{http.StatusNoContent, http.StatusOK},
+	})
+	return notFound(err)
 }
 
 // Decommission removes a device and its auth sets (Mender cleans up the

@@ -53,6 +53,37 @@ func (c *Client) SetTag(ctx context.Context, deviceID, name, value string) error
 	return notFound(err)
 }
 
+// Tags reads a device's inventory tags. Inventory learns of devices
+// asynchronously, so a device deviceauth knows may still be a 404 here,
+// returned wrapping gatehouse.ErrBackendNotFound.
+func (c *Client) Tags(ctx context.Context, deviceID string) (map[string]string, error) {
+	if deviceID == "" {
+		return nil, errNoID
+	}
+	path := "/api/management/v1/inventory/devices/" + url.PathEscape(deviceID)
+	resp, err := c.do(ctx, rest.Request{Method: http.MethodGet, Path: path})
+	if err != nil {
+		return nil, notFound(err)
+	}
+	var d struct {
+		Attributes []struct {
+			Name  string `json:"name"`
+			Scope string `json:"scope"`
+			Value any    `json:"value"`
+		} `json:"attributes"`
+	}
+	if err := resp.JSON(&d); err != nil {
+		return nil, fmt.Errorf("mender: GET %s: %w", path, err)
+	}
+	tags := map[string]string{}
+	for _, a := range d.Attributes {
+		if s, ok := a.Value.(string); ok && a.Scope == "tags" {
+			tags[a.Name] = s
+		}
+	}
+	return tags, nil
+}
+
 // FindByTag returns the ids of the devices whose tag name equals value.
 func (c *Client) FindByTag(ctx context.Context, name, value string) ([]string, error) {
 	if name == "" {

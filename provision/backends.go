@@ -18,9 +18,16 @@ import (
 func menderStep(ctx context.Context, m gatehouse.Mender, in *stepInput) (*stepResult, error) {
 	identity := map[string]string{"mac": in.Device.MAC}
 	pemKey := protocol.PublicKeyPEM(in.Key.PublicKey)
-	dev, err := m.Preauthorize(ctx, identity, pemKey)
+	dev, err := m.Preauthorize(ctx, identity, pemKey, false)
 	if errors.Is(err, gatehouse.ErrBackendExists) {
-		if !holdsKey(dev.PublicKeys, in.Key.PublicKey) {
+		if dev, err = m.GetDevice(ctx, dev.ID); err != nil {
+			return nil, err
+		}
+		var keys []string
+		for _, a := range dev.AuthSets {
+			keys = append(keys, a.PublicKey)
+		}
+		if !holdsKey(keys, in.Key.PublicKey) {
 			return nil, fmt.Errorf("mender: a device with mac %s already exists with a different key", in.Device.MAC)
 		}
 	} else if err != nil {

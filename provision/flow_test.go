@@ -66,7 +66,7 @@ func TestApproveProvisionsEveryBackendOnce(t *testing.T) {
 	if tb.mender.Len() != 1 || tb.dps.Len() != 1 || tb.pki.Len() != 1 {
 		t.Fatalf("backend objects: mender %d, dps %d, vault %d; want 1 each", tb.mender.Len(), tb.dps.Len(), tb.pki.Len())
 	}
-	if tags := tb.mender.Tags(tb.mender.Devices()[0].ID); tags["name"] != "gw-01" {
+	if tags := tb.mender.TagsOf(tb.mender.Devices()[0].ID); tags["name"] != "gw-01" {
 		t.Fatalf("mender tags = %v", tags)
 	}
 	if err := tb.svc.Ack(context.Background(), g.sig); err != nil {

@@ -23,7 +23,7 @@ func TestApproveRefusesNameTakenInBackends(t *testing.T) {
 	ctx := context.Background()
 	// Leave traces of other gateways in every backend, as another tool might.
 	other := newGateway(t)
-	dev, err := tb.mender.Preauthorize(ctx, map[string]string{"mac": "02:99:00:00:00:01"}, protocol.PublicKeyPEM(other.sig.PublicKey))
+	dev, err := tb.mender.Preauthorize(ctx, map[string]string{"mac": "02:99:00:00:00:01"}, protocol.PublicKeyPEM(other.sig.PublicKey), false)
 	if err != nil {
 		t.Fatal(err)
 	}

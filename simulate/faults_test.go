@@ -174,10 +174,10 @@ func TestLoseNextThenRetry(t *testing.T) {
 	key := publicKeyPEM(t, "ed25519")
 	id := map[string]string{"mac": "02:00:00:00:00:01"}
 	m.LoseNext(1)
-	if _, err := m.Preauthorize(ctx, id, key); !errors.Is(err, simulate.ErrLostResponse) {
+	if _, err := m.Preauthorize(ctx, id, key, false); !errors.Is(err, simulate.ErrLostResponse) {
 		t.Fatalf("err = %v, want ErrLostResponse", err)
 	}
-	dev, err := m.Preauthorize(ctx, id, key)
+	dev, err := m.Preauthorize(ctx, id, key, false)
 	if !errors.Is(err, gatehouse.ErrBackendExists) || dev.ID != m.Devices()[0].ID {
 		t.Errorf("retry: %v, %v; want the existing device and ErrBackendExists", dev, err)
 	}

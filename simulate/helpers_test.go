@@ -97,7 +97,7 @@ func backends(t *testing.T) []backend {
 		{
 			name: "Mender", service: "mender: ", faults: &m.Faults, size: m.Len,
 			call: func(ctx context.Context, i int) error {
-				_, err := m.Preauthorize(ctx, map[string]string{"mac": fmt.Sprintf("02:00:00:00:00:%02x", i)}, key)
+				_, err := m.Preauthorize(ctx, map[string]string{"mac": fmt.Sprintf("02:00:00:00:00:%02x", i)}, key, false)
 				return err
 			},
 		},

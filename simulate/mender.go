@@ -96,13 +96,16 @@ func NewMender() *Mender {
 // Preauthorize registers a device like POST /api/management/v2/devauth/devices:
 // 400 for a bad key or identity, 409 with the existing device for a known
 // identity.
-func (m *Mender) Preauthorize(ctx context.Context, identity map[string]string, publicKeyPEM string) (gatehouse.MenderDevice, error) {
+func (m *Mender) Preauthorize(ctx context.Context, identity map[string]string, publicKeyPEM string, force bool) (gatehouse.MenderDevice, error) {
 	if err := m.enter(ctx, "mender"); err != nil {
 		return gatehouse.MenderDevice{}, err
 	}
-	d, err := m.preauthorize(identity, publicKeyPEM, false)
+	d, err := m.preauthorize(identity, publicKeyPEM, force)
 	if err != nil {
-		return d.public(), err
+		// deviceauth's 409 body hides the auth sets.
+		dev := d.public()
+		dev.AuthSets = nil
+		return dev, err
 	}
 	if err := m.lose("mender"); err != nil {
 		return gatehouse.MenderDevice{}, err
@@ -179,6 +182,75 @@ func menderDeviceStatus(sets []menderAuthSet) string {
 		}
 	}
 	return "noauth"
+}
+
+// GetDevice returns a device with its auth sets, like GET
+// /api/management/v2/devauth/devices/{id}.
+func (m *Mender) GetDevice(ctx context.Context, deviceID string) (gatehouse.MenderDevice, error) {
+	if err := m.enter(ctx, "mender"); err != nil {
+		return gatehouse.MenderDevice{}, err
+	}
+	d, ok := m.device(deviceID)
+	if !ok {
+		return gatehouse.MenderDevice{}, menderDeviceNotFound(deviceID)
+	}
+	return d.public(), nil
+}
+
+// SetAuthSetStatus changes one auth set's status, like PUT
+// /api/management/v2/devauth/devices/{id}/auth/{aid}/status.
+func (m *Mender) SetAuthSetStatus(ctx context.Context, deviceID, authSetID, status string) error {
+	if err := m.enter(ctx, "mender"); err != nil {
+		return err
+	}
+	if err := m.setAuthSetStatus(deviceID, authSetID, status); err != nil {
+		return err
+	}
+	return m.lose("mender")
+}
+
+// setAuthSetStatus follows deviceauth's setAuthSetStatus: accepting one set
+// first rejects the device's other accepted or preauthorized sets.
+func (m *Mender) setAuthSetStatus(deviceID, authSetID, status string) error {
+	switch status {
+	case gatehouse.MenderAccepted, gatehouse.MenderRejected, gatehouse.MenderPending, gatehouse.MenderPreauthorized:
+	default:
+		return menderBadRequest("status: must be one of accepted, rejected, pending, preauthorized")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.devices[deviceID]
+	if !ok {
+		return menderDeviceNotFound(deviceID)
+	}
+	i := slices.IndexFunc(d.authSets, func(a menderAuthSet) bool { return a.id == authSetID })
+	if i < 0 {
+		return &menderError{status: http.StatusNotFound, msg: "authorization set not found", err: gatehouse.ErrBackendNotFound}
+	}
+	if status == gatehouse.MenderAccepted {
+		for j := range d.authSets {
+			if j != i && (d.authSets[j].status == gatehouse.MenderAccepted || d.authSets[j].status == StatusPreauthorized) {
+				d.authSets[j].status = gatehouse.MenderRejected
+			}
+		}
+	}
+	d.authSets[i].status = status
+	d.status = menderDeviceStatus(d.authSets)
+	d.updated = m.now().UTC()
+	return nil
+}
+
+// Tags returns a device's inventory tags, like reading the tags scope of
+// GET /api/management/v1/inventory/devices/{id}.
+func (m *Mender) Tags(ctx context.Context, deviceID string) (map[string]string, error) {
+	if err := m.enter(ctx, "mender"); err != nil {
+		return nil, err
+	}
+	d, ok := m.device(deviceID)
+	if !ok {
+		return nil, menderDeviceNotFound(deviceID)
+	}
+	return d.tags, nil
 }
 
 // SetTag upserts one inventory tag, like PATCH
@@ -300,8 +372,8 @@ func (m *Mender) Devices() []gatehouse.MenderDevice {
 	return out
 }
 
-// Tags returns a copy of a device's inventory tags, nil for an unknown device.
-func (m *Mender) Tags(deviceID string) map[string]string {
+// TagsOf returns a copy of a device's inventory tags, nil for an unknown device.
+func (m *Mender) TagsOf(deviceID string) map[string]string {
 	if d, ok := m.device(deviceID); ok {
 		return d.tags
 	}
@@ -335,9 +407,9 @@ func (d menderDevice) public() gatehouse.MenderDevice {
 	if d.id == "" {
 		return gatehouse.MenderDevice{}
 	}
-	dev := gatehouse.MenderDevice{ID: d.id, IdentityData: maps.Clone(d.identity), Status: d.status}
+	dev := gatehouse.MenderDevice{ID: d.id, IdentityData: maps.Clone(d.identity), Status: d.status, AuthSets: []gatehouse.MenderAuthSet{}}
 	for _, s := range d.authSets {
-		dev.PublicKeys = append(dev.PublicKeys, s.pubkey)
+		dev.AuthSets = append(dev.AuthSets, gatehouse.MenderAuthSet{ID: s.id, PublicKey: s.pubkey, Status: s.status})
 	}
 	return dev
 }

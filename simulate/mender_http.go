@@ -112,7 +112,11 @@ func (a *menderAPI) preauthorize(w http.ResponseWriter, r *http.Request) {
 	d, err := a.m.preauthorize(identity, req.Pubkey, req.Force)
 	var me *menderError
 	if errors.As(err, &me) && me.status == http.StatusConflict {
-		writeMenderJSON(w, http.StatusConflict, menderDeviceJSONOf(d))
+		// deviceauth's 409 is the device with "auth_sets": null: the keys
+		// never come back in this body (observed on a real server).
+		body := menderDeviceJSONOf(d)
+		body.AuthSets = nil
+		writeMenderJSON(w, http.StatusConflict, body)
 		return
 	}
 	if err != nil {

@@ -27,7 +27,7 @@ func TestMenderPreauthorize(t *testing.T) {
 			m := simulate.NewMender()
 			key := publicKeyPEM(t, kind)
 			identity := map[string]string{"mac": "02:12:61:13:6c:42"}
-			dev, err := m.Preauthorize(ctx, identity, key)
+			dev, err := m.Preauthorize(ctx, identity, key, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -37,8 +37,8 @@ func TestMenderPreauthorize(t *testing.T) {
 			if !reflect.DeepEqual(dev.IdentityData, identity) {
 				t.Errorf("identity = %v, want %v", dev.IdentityData, identity)
 			}
-			if len(dev.PublicKeys) != 1 || dev.PublicKeys[0] != key {
-				t.Errorf("public keys = %q, want [%q]", dev.PublicKeys, key)
+			if len(dev.AuthSets) != 1 || dev.AuthSets[0].PublicKey != key {
+				t.Errorf("public keys = %q, want [%q]", dev.AuthSets, key)
 			}
 			if got := m.Status(dev.ID); got != simulate.StatusPreauthorized {
 				t.Errorf("status = %q, want %q", got, simulate.StatusPreauthorized)
@@ -53,22 +53,24 @@ func TestMenderPreauthorize(t *testing.T) {
 func TestMenderPreauthorizeDuplicate(t *testing.T) {
 	ctx := context.Background()
 	m := simulate.NewMender()
-	first, err := m.Preauthorize(ctx, map[string]string{"mac": "02:00:00:00:00:01", "serial": "a"}, publicKeyPEM(t, "ed25519"))
+	first, err := m.Preauthorize(ctx, map[string]string{"mac": "02:00:00:00:00:01", "serial": "a"}, publicKeyPEM(t, "ed25519"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := m.Devices()
 
 	// Same identity (the map's order does not matter), different key.
-	got, err := m.Preauthorize(ctx, map[string]string{"serial": "a", "mac": "02:00:00:00:00:01"}, publicKeyPEM(t, "ecdsa"))
+	got, err := m.Preauthorize(ctx, map[string]string{"serial": "a", "mac": "02:00:00:00:00:01"}, publicKeyPEM(t, "ecdsa"), false)
 	if !errors.Is(err, gatehouse.ErrBackendExists) {
 		t.Fatalf("err = %v, want ErrBackendExists", err)
 	}
 	if !strings.HasPrefix(err.Error(), "mender: 409") {
 		t.Errorf("err = %q, want a mender 409", err)
 	}
+	// deviceauth's 409 body is the device with "auth_sets": null.
+	first.AuthSets = nil
 	if !reflect.DeepEqual(got, first) {
-		t.Errorf("conflict returned %v, want the existing device %v", got, first)
+		t.Errorf("conflict returned %v, want the existing device without auth sets %v", got, first)
 	}
 	if after := m.Devices(); !reflect.DeepEqual(after, before) || m.Len() != 1 {
 		t.Errorf("state changed on conflict: %v, want %v", after, before)
@@ -91,7 +93,7 @@ func TestMenderPreauthorizeRejects(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			m := simulate.NewMender()
-			_, err := m.Preauthorize(context.Background(), tt.identity, tt.key)
+			_, err := m.Preauthorize(context.Background(), tt.identity, tt.key, false)
 			if err == nil || !strings.HasPrefix(err.Error(), "mender: 400") {
 				t.Fatalf("err = %v, want a mender 400", err)
 			}
@@ -117,23 +119,23 @@ func x25519PEM(t *testing.T) string {
 
 func TestMenderReturnsCopies(t *testing.T) {
 	m := simulate.NewMender()
-	dev, err := m.Preauthorize(context.Background(), map[string]string{"mac": "a"}, publicKeyPEM(t, "ed25519"))
+	dev, err := m.Preauthorize(context.Background(), map[string]string{"mac": "a"}, publicKeyPEM(t, "ed25519"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dev.IdentityData["mac"] = "changed"
-	dev.PublicKeys[0] = "changed"
-	m.Tags(dev.ID)["name"] = "changed"
+	dev.AuthSets[0].PublicKey = "changed"
+	m.TagsOf(dev.ID)["name"] = "changed"
 	got := m.Devices()[0]
-	if got.IdentityData["mac"] != "a" || got.PublicKeys[0] == "changed" || len(m.Tags(dev.ID)) != 0 {
-		t.Errorf("caller's changes leaked into the simulator: %v, tags %v", got, m.Tags(dev.ID))
+	if got.IdentityData["mac"] != "a" || got.AuthSets[0].PublicKey == "changed" || len(m.TagsOf(dev.ID)) != 0 {
+		t.Errorf("caller's changes leaked into the simulator: %v, tags %v", got, m.TagsOf(dev.ID))
 	}
 }
 
 func TestMenderSetTag(t *testing.T) {
 	ctx := context.Background()
 	m := simulate.NewMender()
-	dev, err := m.Preauthorize(ctx, map[string]string{"mac": "a"}, publicKeyPEM(t, "ed25519"))
+	dev, err := m.Preauthorize(ctx, map[string]string{"mac": "a"}, publicKeyPEM(t, "ed25519"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +145,7 @@ func TestMenderSetTag(t *testing.T) {
 	if err := m.SetTag(ctx, dev.ID, "name", "gw-02"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := m.Tags(dev.ID), map[string]string{"name": "gw-02"}; !reflect.DeepEqual(got, want) {
+	if got, want := m.TagsOf(dev.ID), map[string]string{"name": "gw-02"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Tags() = %v, want %v", got, want)
 	}
 
@@ -154,7 +156,7 @@ func TestMenderSetTag(t *testing.T) {
 	if err := m.SetTag(ctx, dev.ID, "", "x"); err == nil || !strings.HasPrefix(err.Error(), "mender: 400") {
 		t.Errorf("empty tag name: err = %v, want a mender 400", err)
 	}
-	if m.Tags("no-such-device") != nil {
+	if m.TagsOf("no-such-device") != nil {
 		t.Errorf("Tags of an unknown device should be nil")
 	}
 }
@@ -170,7 +172,7 @@ func TestMenderConcurrent(t *testing.T) {
 	for i := range identities * perIdentity {
 		wg.Go(func() {
 			mac := fmt.Sprintf("02:00:00:00:00:%02x", i%identities)
-			dev, err := m.Preauthorize(ctx, map[string]string{"mac": mac}, key)
+			dev, err := m.Preauthorize(ctx, map[string]string{"mac": mac}, key, false)
 			if err != nil && !errors.Is(err, gatehouse.ErrBackendExists) {
 				t.Error(err)
 				return
@@ -204,7 +206,7 @@ func TestMenderFindByTagAndDecommission(t *testing.T) {
 	key := publicKeyPEM(t, "ed25519")
 	var ids []string
 	for i := range 3 {
-		dev, err := m.Preauthorize(ctx, map[string]string{"mac": fmt.Sprintf("02:00:00:00:00:%02x", i)}, key)
+		dev, err := m.Preauthorize(ctx, map[string]string{"mac": fmt.Sprintf("02:00:00:00:00:%02x", i)}, key, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +233,7 @@ func TestMenderFindByTagAndDecommission(t *testing.T) {
 		t.Errorf("second decommission: err = %v, want a mender 404 wrapping ErrBackendNotFound", err)
 	}
 	// The identity is free again, as once Mender's decommission workflow ends.
-	if _, err := m.Preauthorize(ctx, map[string]string{"mac": "02:00:00:00:00:00"}, key); err != nil {
+	if _, err := m.Preauthorize(ctx, map[string]string{"mac": "02:00:00:00:00:00"}, key, false); err != nil {
 		t.Errorf("preauthorize a decommissioned identity: %v", err)
 	}
 }

@@ -318,8 +318,40 @@ func normalizeVaultSerial(s string) string {
 	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "-", ":")
 }
 
-// Issued returns the issued certificates in issue order, without keys.
-func (p *PKI) Issued() []gatehouse.Certificate {
+// Issued lists stored certificates for commonName valid from since on, like
+// OpenBao's LIST /v1/pki/certs/detailed filtered by the caller.
+func (p *PKI) Issued(ctx context.Context, commonName string, since time.Time) ([]gatehouse.IssuedCert, error) {
+	if err := p.enter(ctx, "vault"); err != nil {
+		return nil, err
+	}
+	var out []gatehouse.IssuedCert
+	for _, c := range p.Certificates() {
+		x, err := parseVaultCertificate(c.CertificatePEM)
+		if err != nil {
+			return nil, err
+		}
+		if x.Subject.CommonName == commonName && !x.NotBefore.Before(since) {
+			out = append(out, gatehouse.IssuedCert{Serial: c.Serial, CommonName: commonName, NotBefore: x.NotBefore, NotAfter: x.NotAfter})
+		}
+	}
+	return out, nil
+}
+
+// Live returns the certificates that are neither revoked nor expired.
+func (p *PKI) Live() []gatehouse.Certificate {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []gatehouse.Certificate
+	for _, s := range p.order {
+		if _, gone := p.revoked[s]; !gone {
+			out = append(out, p.issued[s])
+		}
+	}
+	return out
+}
+
+// Certificates returns the issued certificates in issue order, without keys.
+func (p *PKI) Certificates() []gatehouse.Certificate {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]gatehouse.Certificate, 0, len(p.order))

@@ -38,7 +38,7 @@ func TestPKISign(t *testing.T) {
 	if got.PrivateKeyPEM != "" || got.CAChainPEM != p.CACertPEM() || got.Serial != simulate.FormatSerial(cert.SerialNumber) {
 		t.Errorf("certificate %+v", got)
 	}
-	if issued := p.Issued(); len(issued) != 1 || issued[0].Serial != got.Serial {
+	if issued := p.Certificates(); len(issued) != 1 || issued[0].Serial != got.Serial {
 		t.Errorf("Issued() = %v", issued)
 	}
 }

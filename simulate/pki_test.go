@@ -101,7 +101,7 @@ func TestPKIIssuedWithoutKeys(t *testing.T) {
 	if a.Serial == b.Serial || a.PrivateKeyPEM == b.PrivateKeyPEM {
 		t.Errorf("two issues share a serial or key")
 	}
-	issued := p.Issued()
+	issued := p.Certificates()
 	if len(issued) != 2 || p.Len() != 2 {
 		t.Fatalf("Issued() has %d, Len() = %d, want 2", len(issued), p.Len())
 	}
@@ -148,7 +148,7 @@ func TestPKIConcurrent(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			_ = p.Issued()
+			_ = p.Certificates()
 			mu.Lock()
 			serials[c.Serial] = true
 			mu.Unlock()
