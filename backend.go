@@ -163,15 +163,3 @@ type PKI interface {
 	// answer was lost can find and revoke what it issued.
 	Issued(ctx context.Context, commonName string, since time.Time) ([]IssuedCert, error)
 }
-
-// Backends are the services a gateway is provisioned into. A nil field means
-// that backend is not used, and its step is skipped.
-type Backends struct {
-	Mender Mender
-	DPS    DPS
-	IoTHub IoTHub
-	PKI    PKI
-	// PKISign makes the Vault step sign the agent's CSR instead of issuing a
-	// key pair, so the certificate's key never leaves the gateway.
-	PKISign bool
-}

@@ -21,10 +21,13 @@ import (
 
 	"gatehouse"
 	"gatehouse/agent"
+	"gatehouse/azure"
+	"gatehouse/mender"
 	"gatehouse/provision"
 	"gatehouse/server"
 	"gatehouse/simulate"
 	"gatehouse/store"
+	"gatehouse/vault"
 )
 
 const gateways = 200
@@ -43,7 +46,7 @@ type fleetRun struct {
 // the durable provisioning jobs add on top of the long poll itself.
 func BenchmarkApproveToBundle(b *testing.B) {
 	for b.Loop() {
-		base := runFleet(b, gateways, gatehouse.Backends{}).toBundle
+		base := runFleet(b, gateways, nil).toBundle
 		full := runFleet(b, gateways, simulatedBackends(b)).toBundle
 		report(b, "baseline (no backends)", base)
 		report(b, "mender+dps+vault", full)
@@ -55,12 +58,13 @@ func BenchmarkApproveToBundle(b *testing.B) {
 	}
 }
 
-func simulatedBackends(b *testing.B) gatehouse.Backends {
+func simulatedBackends(b *testing.B) []gatehouse.Backend {
 	pki, err := simulate.NewPKI()
 	if err != nil {
 		b.Fatal(err)
 	}
-	return gatehouse.Backends{Mender: simulate.NewMender(), DPS: simulate.NewDPS(""), PKI: pki}
+	return []gatehouse.Backend{mender.NewBackend(simulate.NewMender()), azure.NewDPSBackend(simulate.NewDPS("")),
+		vault.NewBackend(pki, false, "gateway")}
 }
 
 func report(b *testing.B, label string, d []time.Duration) {
@@ -82,7 +86,7 @@ type fleet struct {
 	svc        *provision.Service
 }
 
-func runFleet(b *testing.B, gateways int, backends gatehouse.Backends) fleetRun {
+func runFleet(b *testing.B, gateways int, backends []gatehouse.Backend) fleetRun {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	f, stop := startServer(b, ctx, backends)
@@ -110,7 +114,7 @@ func runFleet(b *testing.B, gateways int, backends gatehouse.Backends) fleetRun 
 	return measure(b, ctx, f.svc, dir, approved, done)
 }
 
-func startServer(b *testing.B, ctx context.Context, backends gatehouse.Backends) (*fleet, func()) {
+func startServer(b *testing.B, ctx context.Context, backends []gatehouse.Backend) (*fleet, func()) {
 	db, err := store.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {
 		b.Fatal(err)

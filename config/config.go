@@ -23,9 +23,7 @@ type Config struct {
 	Mender *mender.Config
 	DPS    *azure.DPSConfig
 	Hubs   *azure.HubConfig
-	Vault  *vault.Config
-	// VaultSign makes the PKI sign the agent's CSR instead of issuing a key.
-	VaultSign bool
+	Vault  *vault.Config // its Sign makes the PKI sign the agent's CSR
 
 	// Manifests are the deployment manifest templates, validated at load.
 	Manifests *manifest.Set
@@ -39,15 +37,11 @@ type Config struct {
 // reporting every problem at once.
 func Load(e *Env) (*Config, error) {
 	c := &Config{}
-	errs := []error{
-		c.loadMender(e),
-		c.loadDPS(e),
-		c.loadHubs(e),
-		c.loadVault(e),
-		c.loadManifests(e),
-		c.loadWebhook(e),
-		c.loadFollow(e),
+	var errs []error
+	for _, r := range registry {
+		errs = append(errs, r.load(c, e))
 	}
+	errs = append(errs, c.loadManifests(e), c.loadWebhook(e), c.loadFollow(e))
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -166,7 +160,8 @@ func (c *Config) loadVault(e *Env) error {
 	if err := v.Validate(); err != nil {
 		return fmt.Errorf("config: vault: %w", err)
 	}
-	c.Vault, c.VaultSign = v, mode == "sign"
+	v.Sign = mode == "sign"
+	c.Vault = v
 	return nil
 }
 
@@ -225,72 +220,61 @@ func (c *Config) loadFollow(e *Env) error {
 	return nil
 }
 
-// checker is what each client offers to prove its credentials work.
-type checker interface {
-	Check(ctx context.Context) error
-}
-
-// Clients are the built backend clients, kept concrete for checks.
+// Clients are the built backends, in registration order.
 type Clients struct {
-	Backends gatehouse.Backends
-	checks   map[string]checker
+	Backends []gatehouse.Backend
 }
 
-// Build makes the clients of every configured backend.
+// Build makes the backend of every configured service.
 func (c *Config) Build() (*Clients, error) {
-	out := &Clients{checks: map[string]checker{}}
-	b := &out.Backends
-	if c.Mender != nil {
-		m, err := mender.New(*c.Mender)
+	out := &Clients{}
+	var apis builtAPIs
+	for _, r := range registry {
+		b, err := r.build(c, &apis)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("config: %s: %w", r.name, err)
 		}
-		b.Mender, out.checks["mender"] = m, m
-	}
-	if c.DPS != nil {
-		d, err := azure.NewDPS(*c.DPS)
-		if err != nil {
-			return nil, err
+		if b != nil {
+			out.Backends = append(out.Backends, b)
 		}
-		b.DPS, out.checks["dps"] = d, d
-	}
-	if c.Hubs != nil {
-		h, err := azure.NewIoTHub(*c.Hubs)
-		if err != nil {
-			return nil, err
-		}
-		b.IoTHub, out.checks["iothub"] = h, h
-	}
-	if c.Vault != nil {
-		v, err := vault.New(*c.Vault)
-		if err != nil {
-			return nil, err
-		}
-		b.PKI, b.PKISign, out.checks["vault"] = v, c.VaultSign, v
 	}
 	return out, nil
 }
 
 // CheckResult is one backend's line in `gatehouse config check`.
 type CheckResult struct {
-	Backend string `json:"backend"`
-	Enabled bool   `json:"enabled"`
-	Online  string `json:"online,omitempty"` // "ok" or the error, when checked online
+	Backend string   `json:"backend"`
+	Enabled bool     `json:"enabled"`
+	Online  string   `json:"online,omitempty"` // "ok" or the error, when checked online
+	Notes   []string `json:"notes,omitempty"`  // warnings and what could not be checked
 }
 
-// Backends lists every backend gatehouse knows, in a fixed order.
-var Backends = []string{"mender", "dps", "iothub", "vault"}
+// Backends lists every backend gatehouse knows, in registration order.
+func Backends() []string {
+	out := make([]string, len(registry))
+	for i, r := range registry {
+		out[i] = r.name
+	}
+	return out
+}
 
 // Check reports each backend; with online it also tries its credentials.
 func (cl *Clients) Check(ctx context.Context, online bool) []CheckResult {
 	var out []CheckResult
-	for _, name := range Backends {
-		ch, on := cl.checks[name]
-		r := CheckResult{Backend: name, Enabled: on}
-		if on && online {
-			r.Online = "ok"
-			if err := ch.Check(ctx); err != nil {
-				r.Online = err.Error()
+	for _, name := range Backends() {
+		r := CheckResult{Backend: name}
+		for _, b := range cl.Backends {
+			if b.Name() != name {
+				continue
+			}
+			r.Enabled = true
+			if online {
+				r.Online = "ok"
+				notes, err := b.Check(ctx)
+				if err != nil {
+					r.Online = err.Error()
+				}
+				r.Notes = notes
 			}
 		}
 		out = append(out, r)

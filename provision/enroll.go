@@ -229,10 +229,10 @@ func bundleOf(d *gatehouse.Device) *protocol.Bundle {
 	b := &protocol.Bundle{Name: d.Name, Sealed: map[string][]byte{}}
 	for _, st := range d.Steps {
 		o := st.Output
-		b.DPSIDScope = first(b.DPSIDScope, o[outDPSIDScope])
-		b.DPSRegistrationID = first(b.DPSRegistrationID, o[outDPSRegistrationID])
-		b.Certificate = first(b.Certificate, o[outCertificate])
-		b.CAChain = first(b.CAChain, o[outCAChain])
+		b.DPSIDScope = first(b.DPSIDScope, o[gatehouse.OutDPSIDScope])
+		b.DPSRegistrationID = first(b.DPSRegistrationID, o[gatehouse.OutDPSRegistrationID])
+		b.Certificate = first(b.Certificate, o[gatehouse.OutCertificate])
+		b.CAChain = first(b.CAChain, o[gatehouse.OutCAChain])
 		for k, v := range st.Sealed {
 			b.Sealed[k] = v
 		}
@@ -251,6 +251,6 @@ func first(a, b string) string {
 func fillDevice(d *gatehouse.Device) {
 	d.VerificationCode = protocol.VerificationCodeForFingerprint(d.Fingerprint)
 	if st := findStep(d, gatehouse.StepHub); st != nil {
-		d.Hub = st.Output[outAssignedHub]
+		d.Hub = st.Output[gatehouse.OutAssignedHub]
 	}
 }

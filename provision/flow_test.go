@@ -211,7 +211,7 @@ func TestFailingStepIsShownAndRetried(t *testing.T) {
 func TestNoBackendsProvisionsAtOnce(t *testing.T) {
 	t.Parallel()
 	db := openDB(t, t.TempDir()+"/g.db")
-	tb := &testBundle{db: db, svc: startService(t, db, fastConfig(gatehouse.Backends{}))}
+	tb := &testBundle{db: db, svc: startService(t, db, fastConfig(apis{}))}
 	g := newGateway(t)
 	id := tb.enroll(t, g).DeviceID
 	if _, err := tb.svc.Approve(context.Background(), "op", id, provision.Approval{Name: "solo"}); err != nil {

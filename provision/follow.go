@@ -2,7 +2,6 @@ package provision
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,15 +10,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"gatehouse"
-	"gatehouse/manifest"
 	"gatehouse/store"
 )
-
-// Manifests renders a gateway's IoT Edge deployment manifest; a
-// *manifest.Set does.
-type Manifests interface {
-	Render(d manifest.Data) (json.RawMessage, error)
-}
 
 // followArgs is the durable follow-up of one provisioned gateway. Since is
 // when this follow-up began; a retry starts a new one.
@@ -47,12 +39,8 @@ func (w *followWorker) Work(ctx context.Context, job *river.Job[followArgs]) err
 	return w.svc.follow(ctx, job.Args)
 }
 
-// followEnabled says whether gatehouse can finish a gateway's cloud side:
-// it needs DPS to learn the hub, the hub's credentials and a manifest.
-func (s *Service) followEnabled() bool {
-	b := s.cfg.Backends
-	return b.DPS != nil && b.IoTHub != nil && s.cfg.Manifests != nil
-}
+// followEnabled says whether a backend finishes gateways' cloud side.
+func (s *Service) followEnabled() bool { return s.follower() != nil }
 
 // startFollowUp adds the IoT Hub step and its job, in the caller's
 // transaction.
@@ -74,31 +62,33 @@ func (s *Service) enqueueFollow(ctx context.Context, tx *store.Tx, id string) er
 	return tx.SetStepJob(ctx, id, gatehouse.StepHub, res.Job.ID)
 }
 
-// follow takes one look at a gateway's registration: not yet assigned, it
-// comes back later (sooner while the gateway is new); assigned, it applies
-// the manifest; past the deadline, it marks the gateway stalled.
+// follow takes one look at a gateway through the follower: not done yet,
+// it comes back later (sooner while the gateway is new); done, the gateway
+// is configured; past the deadline, or stuck, it is marked stalled.
 func (s *Service) follow(ctx context.Context, a followArgs) error {
-	in, run, err := s.beginStep(ctx, a.DeviceID, gatehouse.StepHub)
+	f := s.follower()
+	if f == nil {
+		return nil // the backend was switched off; nothing to follow
+	}
+	in, run, err := s.beginStep(ctx, a.DeviceID, f.Step())
 	if err != nil || !run {
 		return err
 	}
-	reg, err := s.cfg.Backends.DPS.Registration(ctx, in.Device.Name)
+	res, err := f.Follow(ctx, in)
+	if res != nil {
+		if nerr := s.noteEvents(ctx, a.DeviceID, res.Events); nerr != nil {
+			return nerr
+		}
+	}
 	switch {
-	case errors.Is(err, gatehouse.ErrBackendNotFound):
-		return s.waitAssignment(ctx, a, "the gateway has not registered with DPS yet")
 	case err != nil:
 		return s.failFollow(ctx, a.DeviceID, err)
-	case reg.Status != "assigned":
-		return s.waitAssignment(ctx, a, "DPS registration is "+reg.Status+detail(reg.ErrorMessage))
+	case res.Stalled != "":
+		return s.stall(ctx, a.DeviceID, res.Stalled)
+	case !res.Done:
+		return s.waitAssignment(ctx, a, res.Waiting)
 	}
-	return s.configure(ctx, in, reg)
-}
-
-func detail(msg string) string {
-	if msg == "" {
-		return ""
-	}
-	return ": " + msg
+	return s.finishConfigured(ctx, a.DeviceID, res.Output)
 }
 
 // waitAssignment snoozes the follow-up, or stalls it past the deadline.
@@ -160,51 +150,35 @@ func (s *Service) stall(ctx context.Context, id, reason string) error {
 	return err
 }
 
-// configure applies the manifest in the assigned hub.
-func (s *Service) configure(ctx context.Context, in *stepInput, reg gatehouse.Registration) error {
-	d, hub := in.Device, reg.AssignedHub
-	if err := s.noteAssigned(ctx, d.ID, hub); err != nil {
-		return err
+// noteEvents puts a follower's events on the timeline, each kind and
+// detail once however often the follower looks.
+func (s *Service) noteEvents(ctx context.Context, id string, events []gatehouse.Event) error {
+	if len(events) == 0 {
+		return nil
 	}
-	if !slices.Contains(s.cfg.Backends.IoTHub.Hubs(), hub) {
-		return s.stall(ctx, d.ID, fmt.Sprintf("DPS assigned the gateway to IoT Hub %s, for which gatehouse has no credentials; add its connection string to GATEHOUSE_IOTHUB_CONNECTION_STRINGS, restart, and retry", hub))
-	}
-	deviceID := reg.DeviceID
-	if deviceID == "" {
-		deviceID = d.Name
-	}
-	content, err := s.cfg.Manifests.Render(manifest.Data{Name: d.Name, RegistrationID: d.Name, Hub: hub, MAC: d.MAC, DeviceID: deviceID, Labels: d.Labels})
-	if err != nil {
-		return s.stall(ctx, d.ID, "cannot render the deployment manifest: "+err.Error())
-	}
-	if err := s.cfg.Backends.IoTHub.ApplyConfiguration(ctx, hub, deviceID, content); err != nil {
-		return s.failFollow(ctx, d.ID, err)
-	}
-	return s.finishConfigured(ctx, d.ID, hub)
-}
-
-// noteAssigned puts the assignment on the timeline once.
-func (s *Service) noteAssigned(ctx context.Context, id, hub string) error {
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		evs, err := tx.Events(ctx, id)
+		have, err := tx.Events(ctx, id)
 		if err != nil {
 			return err
 		}
-		for _, e := range evs {
-			if e.Kind == "assigned" && e.Detail == hub {
-				return nil
+		for _, e := range events {
+			seen := slices.ContainsFunc(have, func(h gatehouse.Event) bool { return h.Kind == e.Kind && h.Detail == e.Detail })
+			if seen {
+				continue
+			}
+			e.DeviceID = id
+			if err := tx.AddEvent(ctx, e); err != nil {
+				return err
 			}
 		}
-		return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "assigned", Detail: hub})
+		return nil
 	})
 }
 
-func (s *Service) finishConfigured(ctx context.Context, id, hub string) error {
+func (s *Service) finishConfigured(ctx context.Context, id string, output map[string]string) error {
+	hub := output[gatehouse.OutAssignedHub]
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.FinishStep(ctx, id, gatehouse.StepHub, map[string]string{outAssignedHub: hub}, nil); err != nil {
-			return err
-		}
-		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "manifest_applied", Detail: hub}); err != nil {
+		if err := tx.FinishStep(ctx, id, gatehouse.StepHub, output, nil); err != nil {
 			return err
 		}
 		d, err := tx.Device(ctx, id)

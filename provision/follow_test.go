@@ -23,7 +23,7 @@ func (staticManifests) Render(d manifest.Data) (json.RawMessage, error) {
 		d.Name, d.Hub)), nil
 }
 
-func followConfig(tb *testBundle) provision.Config {
+func followConfig(tb *testBundle) testConfig {
 	cfg := fastConfig(tb.backends())
 	cfg.Manifests = staticManifests{}
 	cfg.FollowPollMin, cfg.FollowPollMax = 20*time.Millisecond, 50*time.Millisecond
@@ -81,7 +81,7 @@ func TestFollowUpResumesAfterRestart(t *testing.T) {
 	tb := setup(t)
 	path := filepath.Join(t.TempDir(), "f.db")
 	db := openDB(t, path)
-	first, err := provision.New(db, followConfig(tb))
+	first, err := provision.New(db, followConfig(tb).build())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package provision
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -19,7 +18,7 @@ const nameCheckTimeout = 15 * time.Second
 // nameCheck is one backend's answer about a name.
 type nameCheck struct {
 	backend string
-	taken   bool
+	where   []string // where the name is taken; empty when free
 	err     error
 }
 
@@ -35,8 +34,8 @@ func (s *Service) checkNameFree(ctx context.Context, name string) error {
 		case c.err != nil:
 			s.log.Warn("name check failed", "backend", c.backend, "name", name, "err", c.err)
 			failed = append(failed, fmt.Sprintf("%s (%v)", c.backend, c.err))
-		case c.taken:
-			taken = append(taken, c.backend)
+		case len(c.where) > 0:
+			taken = append(taken, c.where...)
 		}
 	}
 	if len(taken) > 0 {
@@ -49,37 +48,14 @@ func (s *Service) checkNameFree(ctx context.Context, name string) error {
 }
 
 func (s *Service) askBackends(ctx context.Context, name string) []nameCheck {
-	b := s.cfg.Backends
 	var checks []func() nameCheck
-	if b.Mender != nil {
+	for _, b := range s.cfg.Backends {
 		checks = append(checks, func() nameCheck {
-			ids, err := b.Mender.FindByTag(ctx, "name", name)
-			return nameCheck{backend: "mender", taken: len(ids) > 0, err: err}
+			where, err := b.NameTaken(ctx, name)
+			return nameCheck{backend: b.Name(), where: where, err: err}
 		})
-	}
-	if b.DPS != nil {
-		checks = append(checks, func() nameCheck {
-			_, err := b.DPS.GetEnrollment(ctx, name)
-			return found("dps", err)
-		})
-	}
-	if b.IoTHub != nil {
-		for _, hub := range b.IoTHub.Hubs() {
-			checks = append(checks, func() nameCheck {
-				_, err := b.IoTHub.GetDevice(ctx, hub, name)
-				return found("iothub "+hub, err)
-			})
-		}
 	}
 	return runChecks(checks)
-}
-
-// found turns a lookup's error into an answer: not found means free.
-func found(backend string, err error) nameCheck {
-	if errors.Is(err, gatehouse.ErrBackendNotFound) {
-		return nameCheck{backend: backend}
-	}
-	return nameCheck{backend: backend, taken: err == nil, err: err}
 }
 
 func runChecks(checks []func() nameCheck) []nameCheck {

@@ -21,8 +21,9 @@ import (
 
 // Config configures a Service. Zero values take the documented defaults.
 type Config struct {
-	// Backends are the services devices are provisioned into; nil ones are skipped.
-	Backends gatehouse.Backends
+	// Backends are the services devices are provisioned into, in the order
+	// their steps are shown; see gatehouse.Backend.
+	Backends []gatehouse.Backend
 	// Notifier wakes long polls; default a LocalNotifier.
 	Notifier Notifier
 	// Logger receives operational logs; default discards.
@@ -37,10 +38,6 @@ type Config struct {
 	// RescueAfter is when a step left running by a crashed process is taken
 	// up again; default 5 min. Must exceed JobTimeout.
 	RescueAfter time.Duration
-	// Manifests renders deployment manifests. With DPS and IoT Hub
-	// configured too, provisioned gateways are followed until DPS assigns
-	// them to a hub, and their manifest is applied there.
-	Manifests Manifests
 	// FollowDeadline is how long a provisioned gateway may take to be
 	// assigned to a hub before it is marked stalled; default 24 h.
 	FollowDeadline time.Duration
@@ -122,22 +119,6 @@ func (s *Service) Ready(ctx context.Context) error { return s.db.Ping(ctx) }
 
 // Notifier returns the notifier long polls wait on.
 func (s *Service) Notifier() Notifier { return s.notify }
-
-// enabledSteps lists the steps for the backends that are configured.
-func (s *Service) enabledSteps() []gatehouse.StepName {
-	var out []gatehouse.StepName
-	b := s.cfg.Backends
-	if b.Mender != nil {
-		out = append(out, gatehouse.StepMender)
-	}
-	if b.DPS != nil {
-		out = append(out, gatehouse.StepDPS)
-	}
-	if b.PKI != nil {
-		out = append(out, gatehouse.StepVault)
-	}
-	return out
-}
 
 // StopAndCancel stops the runner and cancels steps in flight, for shutdowns
 // that cannot wait.

@@ -12,10 +12,13 @@ import (
 	"time"
 
 	"gatehouse"
+	"gatehouse/azure"
+	"gatehouse/mender"
 	"gatehouse/protocol"
 	"gatehouse/provision"
 	"gatehouse/simulate"
 	"gatehouse/store"
+	"gatehouse/vault"
 )
 
 // testBundle is one service over a fresh SQLite file with simulated backends.
@@ -28,11 +31,47 @@ type testBundle struct {
 	hub    *simulate.Hub
 }
 
-func fastConfig(b gatehouse.Backends) provision.Config {
-	return provision.Config{
-		Backends: b, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
-		PollInterval: 10 * time.Millisecond, JobTimeout: 5 * time.Second, RescueAfter: 6 * time.Second,
+// apis are the backends' APIs a test provisions into; nil ones are off.
+type apis struct {
+	Mender  gatehouse.Mender
+	DPS     gatehouse.DPS
+	IoTHub  gatehouse.IoTHub
+	PKI     gatehouse.PKI
+	PKISign bool
+}
+
+// testConfig is a provision.Config whose backends are still open to change.
+type testConfig struct {
+	provision.Config
+	Backends  apis
+	Manifests azure.Manifests
+}
+
+// build registers the backends as package config does.
+func (c testConfig) build() provision.Config {
+	cfg, b := c.Config, c.Backends
+	if b.Mender != nil {
+		mb := mender.NewBackend(b.Mender)
+		mb.TagWait = 5 * time.Millisecond
+		cfg.Backends = append(cfg.Backends, mb)
 	}
+	if b.DPS != nil {
+		cfg.Backends = append(cfg.Backends, azure.NewDPSBackend(b.DPS))
+	}
+	if b.IoTHub != nil {
+		cfg.Backends = append(cfg.Backends, azure.NewHubBackend(b.IoTHub, b.DPS, c.Manifests))
+	}
+	if b.PKI != nil {
+		cfg.Backends = append(cfg.Backends, vault.NewBackend(b.PKI, b.PKISign, "gateway"))
+	}
+	return cfg
+}
+
+func fastConfig(b apis) testConfig {
+	return testConfig{Backends: b, Config: provision.Config{
+		RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+		PollInterval: 10 * time.Millisecond, JobTimeout: 5 * time.Second, RescueAfter: 6 * time.Second,
+	}}
 }
 
 func setup(t *testing.T) *testBundle {
@@ -49,8 +88,8 @@ func setup(t *testing.T) *testBundle {
 	return tb
 }
 
-func (tb *testBundle) backends() gatehouse.Backends {
-	return gatehouse.Backends{Mender: tb.mender, DPS: tb.dps, PKI: tb.pki, IoTHub: tb.hub}
+func (tb *testBundle) backends() apis {
+	return apis{Mender: tb.mender, DPS: tb.dps, PKI: tb.pki, IoTHub: tb.hub}
 }
 
 func openDB(t *testing.T, path string) *store.DB {
@@ -63,9 +102,9 @@ func openDB(t *testing.T, path string) *store.DB {
 	return db
 }
 
-func startService(t *testing.T, db *store.DB, cfg provision.Config) *provision.Service {
+func startService(t *testing.T, db *store.DB, cfg testConfig) *provision.Service {
 	t.Helper()
-	svc, err := provision.New(db, cfg)
+	svc, err := provision.New(db, cfg.build())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,4 +187,13 @@ func wantCode(t *testing.T, err error, code string) {
 	if got := gatehouse.ErrorCode(err); got != code {
 		t.Fatalf("error code = %q (%v), want %q", got, err, code)
 	}
+}
+
+func stepOutput(d *gatehouse.Device, name gatehouse.StepName) map[string]string {
+	for _, s := range d.Steps {
+		if s.Name == name {
+			return s.Output
+		}
+	}
+	return nil
 }

@@ -3,35 +3,13 @@ package provision
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 
 	"gatehouse"
+	"gatehouse/protocol"
 	"gatehouse/store"
 )
-
-// Step output keys shown to operators and used to build the bundle.
-const (
-	outMenderID          = "mender_device_id"
-	outDPSIDScope        = "dps_id_scope"
-	outDPSRegistrationID = "dps_registration_id"
-	outCertificate       = "certificate"
-	outCAChain           = "ca_chain"
-	outSerial            = "serial"
-	outAssignedHub       = "assigned_hub"
-)
-
-// stepInput is what a backend step needs to know about its device.
-type stepInput struct {
-	Device  *gatehouse.Device
-	Key     *gatehouse.DeviceKey
-	SealKey []byte
-}
-
-// stepResult is what a backend step produced.
-type stepResult struct {
-	Output map[string]string
-	Sealed map[string][]byte
-}
 
 // runStep runs one step of one device. Every branch is safe to repeat: a
 // rerun after a crash finds the step done, or redoes an idempotent call.
@@ -40,17 +18,48 @@ func (s *Service) runStep(ctx context.Context, id string, name gatehouse.StepNam
 	if err != nil || !run {
 		return err
 	}
-	res, err := s.callBackend(ctx, name, in)
+	p := s.provisioner(name)
+	if p == nil {
+		return s.failStep(ctx, id, name, fmt.Errorf("%s: backend is not configured on this server", name))
+	}
+	res, err := p.Provision(ctx, in)
 	if err != nil {
 		return s.failStep(ctx, id, name, err)
 	}
-	return s.finishStep(ctx, id, name, res)
+	sealed, err := seal(in.Key.SealKey, res.Secrets)
+	if err != nil {
+		return s.failStep(ctx, id, name, fmt.Errorf("%s: %w", name, err))
+	}
+	return s.finishStep(ctx, id, name, res.Output, sealed)
+}
+
+// seal seals each secret to the device under its field name, so the server
+// stores none of them in clear.
+func seal(key []byte, secrets map[string][]byte) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(secrets))
+	for field, v := range secrets {
+		b, err := protocol.Seal(key, field, v)
+		if err != nil {
+			return nil, fmt.Errorf("seal %s for the device: %w", field, err)
+		}
+		out[field] = b
+	}
+	return out, nil
+}
+
+// record is a StepInput's Record: it merges values into the step's output
+// in a transaction of its own, so they are durable before the step calls
+// out.
+func (s *Service) record(id string, name gatehouse.StepName) func(context.Context, map[string]string) error {
+	return func(ctx context.Context, kv map[string]string) error {
+		return s.db.InTx(ctx, func(tx *store.Tx) error { return tx.MergeStepOutput(ctx, id, name, kv) })
+	}
 }
 
 // beginStep marks the step running, unless it is already done or the device
 // no longer wants provisioning (dismissed or decommissioned meanwhile).
-func (s *Service) beginStep(ctx context.Context, id string, name gatehouse.StepName) (*stepInput, bool, error) {
-	var in *stepInput
+func (s *Service) beginStep(ctx context.Context, id string, name gatehouse.StepName) (*gatehouse.StepInput, bool, error) {
+	var in *gatehouse.StepInput
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		d, err := tx.Device(ctx, id)
 		if err != nil {
@@ -63,7 +72,7 @@ func (s *Service) beginStep(ctx context.Context, id string, name gatehouse.StepN
 		if err != nil {
 			return err
 		}
-		in = &stepInput{Device: d, Key: k, SealKey: k.SealKey}
+		in = &gatehouse.StepInput{Device: d, Key: k, Recorded: stepOutput(d, name), Record: s.record(id, name)}
 		if err := tx.StartStep(ctx, id, name); err != nil {
 			return err
 		}
@@ -125,17 +134,13 @@ func findStep(d *gatehouse.Device, name gatehouse.StepName) *gatehouse.Step {
 	return nil
 }
 
-func (s *Service) callBackend(ctx context.Context, name gatehouse.StepName, in *stepInput) (*stepResult, error) {
-	b := s.cfg.Backends
-	switch {
-	case name == gatehouse.StepMender && b.Mender != nil:
-		return menderStep(ctx, b.Mender, in)
-	case name == gatehouse.StepDPS && b.DPS != nil:
-		return dpsStep(ctx, b.DPS, in)
-	case name == gatehouse.StepVault && b.PKI != nil:
-		return vaultStep(ctx, b.PKI, b.PKISign, in)
+// stepOutput is a copy of what a step has recorded so far.
+func stepOutput(d *gatehouse.Device, name gatehouse.StepName) map[string]string {
+	out := map[string]string{}
+	if st := findStep(d, name); st != nil {
+		maps.Copy(out, st.Output)
 	}
-	return nil, fmt.Errorf("%s: backend is not configured on this server", name)
+	return out
 }
 
 // failStep records the reason and returns the error so the job queue retries.
@@ -174,10 +179,10 @@ func withStep(name gatehouse.StepName, reason string) string {
 
 // finishStep records the result; the last step to succeed marks the device
 // provisioned, which releases its bundle to the waiting agent.
-func (s *Service) finishStep(ctx context.Context, id string, name gatehouse.StepName, res *stepResult) error {
+func (s *Service) finishStep(ctx context.Context, id string, name gatehouse.StepName, output map[string]string, sealed map[string][]byte) error {
 	var done bool
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.FinishStep(ctx, id, name, res.Output, res.Sealed); err != nil {
+		if err := tx.FinishStep(ctx, id, name, output, sealed); err != nil {
 			return err
 		}
 		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "step_succeeded", Detail: string(name)}); err != nil {

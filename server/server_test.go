@@ -20,11 +20,14 @@ import (
 	"time"
 
 	"gatehouse"
+	"gatehouse/azure"
+	"gatehouse/mender"
 	"gatehouse/protocol"
 	"gatehouse/provision"
 	"gatehouse/server"
 	"gatehouse/simulate"
 	"gatehouse/store"
+	"gatehouse/vault"
 )
 
 type testBundle struct {
@@ -44,7 +47,8 @@ func setup(t *testing.T) *testBundle {
 	t.Cleanup(func() { db.Close() })
 	pki, _ := simulate.NewPKI()
 	svc, err := provision.New(db, provision.Config{
-		Backends:     gatehouse.Backends{Mender: simulate.NewMender(), DPS: simulate.NewDPS(""), PKI: pki},
+		Backends: []gatehouse.Backend{mender.NewBackend(simulate.NewMender()), azure.NewDPSBackend(simulate.NewDPS("")),
+			vault.NewBackend(pki, false, "gateway")},
 		PollInterval: 10 * time.Millisecond,
 	})
 	if err != nil {

@@ -78,6 +78,7 @@ func menderRoutes(m *Mender, auth *menderAuth) http.Handler {
 		"DELETE " + menderDevauth + "/{id}":                api.decommission,
 		"PATCH " + menderInventory + "/{id}/tags":          api.setTags,
 		"PUT " + menderInventory + "/{id}/tags":            api.setTags,
+		"GET " + menderInventory + "/{id}":                 api.getInventoryDevice,
 		"POST /api/management/v2/inventory/filters/search": api.searchInventory,
 	}
 	for pattern, h := range secured {

@@ -147,3 +147,32 @@ func (tx *Tx) execStep(ctx context.Context, q string, args ...any) error {
 	}
 	return nil
 }
+
+// MergeStepOutput merges kv into a step's output; an empty value deletes
+// its key.
+func (tx *Tx) MergeStepOutput(ctx context.Context, deviceID string, name gatehouse.StepName, kv map[string]string) error {
+	var raw string
+	err := tx.tx.QueryRowContext(ctx, `SELECT output FROM provisioning_steps WHERE device_id = ? AND step = ?`, deviceID, name).Scan(&raw)
+	if err != nil {
+		return translate(err, "provisioning step")
+	}
+	out := map[string]string{}
+	if err := json.Unmarshal([]byte(raw), &out); err != nil {
+		return fmt.Errorf("store: step output: %w", err)
+	}
+	if out == nil {
+		out = map[string]string{}
+	}
+	for k, v := range kv {
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	return tx.execStep(ctx, `UPDATE provisioning_steps SET output = ? WHERE device_id = ? AND step = ?`, string(b), deviceID, name)
+}

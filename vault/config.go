@@ -35,6 +35,8 @@ type Config struct {
 	Namespace string
 	// TTL is the certificates' lifetime, e.g. "8760h"; default the role's.
 	TTL string
+	// Sign makes the PKI sign the agent's CSR instead of issuing a key.
+	Sign bool
 
 	// Token is a Vault token used as is; it is never renewed.
 	Token string

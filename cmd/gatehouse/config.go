@@ -64,6 +64,9 @@ func printChecks(w io.Writer, results []config.CheckResult, online bool) {
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Backend, state, check)
+		for _, n := range r.Notes {
+			fmt.Fprintf(tw, "\t\t  note: %s\n", n)
+		}
 	}
 	tw.Flush()
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"strings"
 	"time"
 
@@ -22,7 +21,7 @@ import (
 type appConfig struct {
 	Listen   string
 	DB       string
-	Backends gatehouse.Backends
+	Backends []gatehouse.Backend
 	Logger   *slog.Logger
 	// Jobs tunes the provisioning runner; Backends and Logger above win.
 	Jobs provision.Config
@@ -141,25 +140,18 @@ func appFromConfig(cfg *config.Config) (appConfig, error) {
 	if err != nil {
 		return appConfig{}, err
 	}
-	app := appConfig{Backends: cl.Backends, Jobs: provision.Config{Webhook: cfg.Webhook, FollowDeadline: cfg.FollowDeadline}}
-	if cfg.Manifests != nil {
-		app.Jobs.Manifests = cfg.Manifests
-	}
-	return app, nil
+	return appConfig{Backends: cl.Backends, Jobs: provision.Config{Webhook: cfg.Webhook, FollowDeadline: cfg.FollowDeadline}}, nil
 }
 
 // describe lists the backends in use, for the start-up log line.
-func describe(b gatehouse.Backends) string {
+func describe(backends []gatehouse.Backend) string {
 	var on []string
-	for name, set := range map[string]bool{"mender": b.Mender != nil, "dps": b.DPS != nil, "iothub": b.IoTHub != nil, "vault": b.PKI != nil} {
-		if set {
-			on = append(on, name)
-		}
+	for _, b := range backends {
+		on = append(on, b.Name())
 	}
 	if len(on) == 0 {
 		return "none (approval hands out only the name; see README to configure backends)"
 	}
-	sort.Strings(on)
 	return strings.Join(on, ",")
 }
 

@@ -75,7 +75,7 @@ func newEnv(t *testing.T, ctx context.Context) *env {
 	t.Cleanup(func() { db.Close() })
 	db.Now = func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
 	e.svc, err = provision.New(db, provision.Config{
-		Backends: clients.Backends, Manifests: cfg.Manifests, Logger: quiet,
+		Backends: clients.Backends, Logger: quiet,
 		RetryBase: 100 * time.Millisecond, RetryMax: 400 * time.Millisecond,
 		PollInterval: 10 * time.Millisecond, FollowPollMin: 100 * time.Millisecond,
 	})
