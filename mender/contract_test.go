@@ -46,7 +46,7 @@ func TestContract(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		exercise(t, c)
+		exercise(t, c, s.State)
 	}
 	t.Log(checker.Summary())
 	if n, problems := checker.Result(); len(problems) > 0 || n == 0 {
@@ -55,7 +55,7 @@ func TestContract(t *testing.T) {
 }
 
 // exercise calls every method, the 409 and 404 paths included.
-func exercise(t *testing.T, c *Client) {
+func exercise(t *testing.T, c *Client, state *simulate.Mender) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := c.Check(ctx); err != nil {
@@ -72,6 +72,7 @@ func exercise(t *testing.T, c *Client) {
 	if _, err := c.GetDevice(ctx, dev.ID); err != nil {
 		t.Error(err)
 	}
+	state.IndexNow()
 	// The lookup behind a 409 whose body is unusable.
 	if d, err := c.findByIdentity(ctx, identity); err != nil || d.ID != dev.ID {
 		t.Errorf("findByIdentity = %+v, %v; want %s", d, err, dev.ID)
