@@ -384,3 +384,47 @@ func TestMenderServerFaultsAndWrap(t *testing.T) {
 		t.Errorf("Wrap saw %d requests, want 1 (faults sit in front of it)", n)
 	}
 }
+
+// TestMenderServerAuthSetEndpoints: PUT .../auth/{aid}/status answers 204
+// (UpdateDeviceStatusHandler), 400 for a status statusValidate refuses or
+// an undecodable body, 404 with an error body for an unknown set; DELETE
+// .../auth/{aid} answers 204 or a bare 404 (DeleteDeviceAuthSetHandler);
+// GET .../auth/{aid}/status the set's status.
+func TestMenderServerAuthSetEndpoints(t *testing.T) {
+	s := newMenderServer(t, simulate.MenderServerOptions{Token: menderPAT})
+	id, aid := pendingDevice(t, s.State, deviceKey(t, "ed25519"), "02:00:00:00:00:01")
+	set := "/api/management/v2/devauth/devices/" + id + "/auth/" + aid
+	steps := []struct {
+		call     menderCall
+		want     int
+		errBody  bool
+		wantSets string // the set's status afterwards
+	}{
+		{menderCall{method: "PUT", path: set + "/status", body: map[string]string{"status": "preauthorized"}}, 400, true, "pending"},
+		{menderCall{method: "PUT", path: set + "/status", body: "{"}, 400, true, "pending"},
+		{menderCall{method: "PUT", path: set + "/status", body: map[string]string{"status": "accepted"}}, 204, false, "accepted"},
+		{menderCall{method: "GET", path: set + "/status"}, 200, false, "accepted"},
+		{menderCall{method: "PUT", path: "/api/management/v2/devauth/devices/" + id + "/auth/nope/status", body: map[string]string{"status": "accepted"}}, 404, true, "accepted"},
+		{menderCall{method: "DELETE", path: "/api/management/v2/devauth/devices/" + id + "/auth/nope"}, 404, false, "accepted"},
+		{menderCall{method: "DELETE", path: set}, 204, false, ""},
+		{menderCall{method: "GET", path: set + "/status"}, 404, true, ""},
+	}
+	for i, st := range steps {
+		st.call.token = menderPAT
+		status, _, body := st.call.do(t, s)
+		if status != st.want {
+			t.Fatalf("step %d %s %s: %d, want %d (%s)", i, st.call.method, st.call.path, status, st.want, body)
+		}
+		if st.errBody {
+			menderErrorBody(t, body)
+		} else if status == 404 && len(body) != 0 {
+			t.Errorf("step %d: 404 body %q, want none", i, body)
+		}
+		if got := authSetStatus(s.State, id, aid); got != st.wantSets {
+			t.Errorf("step %d: auth set %q, want %q", i, got, st.wantSets)
+		}
+	}
+	if got := s.State.Status(id); got != "noauth" {
+		t.Errorf("device %q after its only set went, want noauth", got)
+	}
+}
