@@ -232,6 +232,17 @@ func (m *Mender) authSet(id string) (*menderDevice, int) {
 	return d, slices.IndexFunc(d.authSets, func(a menderAuthSet) bool { return a.id == id })
 }
 
+// authSetStatus returns an auth set's status by its id alone.
+func (m *Mender) authSetStatus(id string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, i := m.authSet(id)
+	if i < 0 {
+		return "", false
+	}
+	return d.authSets[i].status, true
+}
+
 // keySet is the index of d's auth set holding pub, or -1.
 func (d *menderDevice) keySet(pub string) int {
 	return slices.IndexFunc(d.authSets, func(a menderAuthSet) bool { return a.pubkey == pub })

@@ -2,8 +2,11 @@ package simulate_test
 
 import (
 	"context"
+	"crypto"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -257,5 +260,43 @@ func TestMenderServerAuthRequests(t *testing.T) {
 	delete(call.header, "X-MEN-Signature")
 	if status, _, out := call.do(t, s); status != http.StatusBadRequest {
 		t.Errorf("no signature: %d %s, want 400", status, out)
+	}
+}
+
+// TestMenderAuthRequestsConcurrent: gateways asking at once while an
+// operator accepts them and tags them; one device per identity.
+func TestMenderAuthRequestsConcurrent(t *testing.T) {
+	ctx := context.Background()
+	m := simulate.NewMender()
+	const gateways = 8
+	keys := make([]crypto.Signer, gateways)
+	for i := range keys {
+		keys[i] = deviceKey(t, "ed25519")
+	}
+	var wg sync.WaitGroup
+	for i := range gateways * 4 {
+		wg.Go(func() {
+			mac := fmt.Sprintf("02:00:00:00:00:%02x", i%gateways)
+			body, sig := authRequest(t, keys[i%gateways], `{"mac":"`+mac+`"}`)
+			if _, err := m.AuthRequest(ctx, body, sig); err != nil && statusOf(err) != 401 {
+				t.Error(err)
+			}
+			for _, d := range m.Devices() {
+				for _, a := range d.AuthSets {
+					_ = m.SetAuthSetStatus(ctx, d.ID, a.ID, "accepted")
+				}
+				_ = m.SetTag(ctx, d.ID, "name", mac)
+			}
+			m.IndexNow()
+		})
+	}
+	wg.Wait()
+	if m.Len() != gateways {
+		t.Fatalf("Len() = %d, want %d", m.Len(), gateways)
+	}
+	for _, d := range m.Devices() {
+		if len(d.AuthSets) != 1 {
+			t.Errorf("device %s has %d auth sets, want 1", d.ID, len(d.AuthSets))
+		}
 	}
 }

@@ -94,8 +94,9 @@ func menderRoutes(m *Mender, auth *menderAuth) http.Handler {
 	return mux
 }
 
+// secured are the management endpoints, which need a bearer token.
 func (a *menderAPI) secured() map[string]http.Handler {
-	json := func(h http.HandlerFunc) http.Handler { return menderJSONOnly(h) }
+	json := func(h http.HandlerFunc) http.Handler { return menderJSONOnly(h) } // a JSON body, if any
 	return map[string]http.Handler{
 		"GET " + menderDevauth:                             http.HandlerFunc(a.listDevices),
 		"POST " + menderDevauth:                            json(a.preauthorize),
@@ -230,14 +231,8 @@ func (a *menderAPI) setAuthSetStatus(w http.ResponseWriter, r *http.Request) {
 // getAuthSetStatus is GetAuthSetStatusHandler, which looks the set up by
 // its id alone.
 func (a *menderAPI) getAuthSetStatus(w http.ResponseWriter, r *http.Request) {
-	a.m.mu.Lock()
-	d, i := a.m.authSet(r.PathValue("aid"))
-	var status string
-	if i >= 0 {
-		status = d.authSets[i].status
-	}
-	a.m.mu.Unlock()
-	if i < 0 {
+	status, ok := a.m.authSetStatus(r.PathValue("aid"))
+	if !ok {
 		writeMenderErr(w, r, menderAuthSetNotFound())
 		return
 	}
