@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,21 +35,34 @@ func deviceKey(t *testing.T) (crypto.Signer, string) {
 // on a real gateway, and waits for its first, refused, request.
 func bootGateway(t *testing.T, s *simulate.MenderServer, k crypto.Signer, identity map[string]string) *simulate.MenderClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	gw, err := simulate.NewMenderClient(simulate.MenderClientOptions{ServerURL: s.URL, Key: k, Identity: identity, RetryInterval: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- gw.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	runGateway(t, gw)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	if err := gw.WaitAttempts(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
 	return gw
+}
+
+// runGateway runs gw until the test ends; the returned func stops it
+// earlier, as a power cut would.
+func runGateway(t *testing.T, gw *simulate.MenderClient) (stop func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // TestAcceptPendingGateway is the order of events on a real gateway (fact
@@ -92,7 +106,19 @@ func TestPreauthorizeForcePendingKey(t *testing.T) {
 	c, s := simClient(t)
 	k, pub := deviceKey(t)
 	identity := map[string]string{"mac": "02:00:00:00:00:01"}
-	gw := bootGateway(t, s, k, identity)
+	gw, err := simulate.NewMenderClient(simulate.MenderClientOptions{ServerURL: s.URL, Key: k, Identity: identity, RetryInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One refused attempt, then the gateway is off while we force its key,
+	// so it cannot be accepted before we look.
+	stop := runGateway(t, gw)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := gw.WaitAttempts(wctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	stop()
 	pending := s.State.Devices()[0]
 
 	dev, err := c.Preauthorize(ctx, identity, pub, true)
@@ -102,8 +128,7 @@ func TestPreauthorizeForcePendingKey(t *testing.T) {
 	if dev.ID != pending.ID || len(dev.AuthSets) != 1 || dev.AuthSets[0].ID != pending.AuthSets[0].ID || dev.AuthSets[0].Status != "preauthorized" {
 		t.Fatalf("Preauthorize(force) = %+v, want device %s with its set preauthorized", dev, pending.ID)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	runGateway(t, gw)
 	if err := gw.WaitAccepted(wctx); err != nil {
 		t.Fatal(err)
 	}
