@@ -107,6 +107,9 @@ func parseAuthRequest(body []byte) (menderAuthReq, crypto.PublicKey, map[string]
 	if err := json.Unmarshal([]byte(req.IDData), &raw); err != nil {
 		return req, nil, nil, menderBadRequest("invalid auth request: %v", err)
 	}
+	if len(raw) == 0 { // "{}" is an identity to deviceauth: nothing requires attributes
+		return req, pub, map[string]string{}, nil
+	}
 	identity, err := menderStringMap(raw)
 	return req, pub, identity, err
 }

@@ -138,7 +138,6 @@ func TestMenderAuthRequestRefusals(t *testing.T) {
 		"NoPubkey":       {[]byte(`{"id_data":"{\"mac\":\"x\"}"}`), sig},
 		"BadPubkey":      {[]byte(`{"id_data":"{\"mac\":\"x\"}","pubkey":"nope"}`), sig},
 		"NoSignature":    {good, ""},
-		"EmptyIdentity":  {[]byte(`{"id_data":"{}","pubkey":` + quote(signerPEM(t, k)) + `}`), sig},
 		"NonStringValue": {[]byte(`{"id_data":"{\"mac\":1}","pubkey":` + quote(signerPEM(t, k)) + `}`), sig},
 	}
 	for name, tt := range tests {
@@ -149,6 +148,18 @@ func TestMenderAuthRequestRefusals(t *testing.T) {
 				t.Errorf("a refused request recorded %d devices", m.Len())
 			}
 		})
+	}
+}
+
+// TestMenderAuthRequestEmptyIdentity: AuthReq.Validate and parseIdData
+// take "{}" (preauthorize, by contrast, requires identity_data), so an
+// identity script that prints nothing still makes a device.
+func TestMenderAuthRequestEmptyIdentity(t *testing.T) {
+	m := simulate.NewMender()
+	body, sig := authRequest(t, deviceKey(t, "ed25519"), `{}`)
+	wantStatus(t, "empty identity", errOnly(m.AuthRequest(context.Background(), body, sig)), 401)
+	if m.Len() != 1 || m.Devices()[0].Status != "pending" {
+		t.Errorf("devices %+v, want one pending device", m.Devices())
 	}
 }
 

@@ -54,6 +54,9 @@ func (m *Mender) Preauthorize(ctx context.Context, identity map[string]string, p
 // added. Force does not touch the device's own status (PreauthorizeDevice
 // never calls updateDeviceStatus on that path).
 func (m *Mender) preauthorize(identity map[string]string, publicKeyPEM string, force bool) (menderPreauth, error) {
+	if len(identity) == 0 { // preAuthReq.validate: identity_data is Required
+		return menderPreauth{}, menderBadRequest("identity_data: cannot be blank")
+	}
 	key, err := identityKey(identity)
 	if err != nil {
 		return menderPreauth{}, err
