@@ -1,6 +1,6 @@
 // Package mender is a client for the parts of Mender's management API that
-// provisioning needs: device auth (preauthorize, get, decommission) and
-// inventory tags.
+// provisioning needs: device auth (preauthorize, get, auth set status,
+// decommission) and inventory tags (set, read back, search).
 package mender
 
 import (

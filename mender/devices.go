@@ -61,9 +61,34 @@ func devicePath(id string) string { return devicesPath + "/" + url.PathEscape(id
 
 // Preauthorize submits an identity and public key (PEM, PUBLIC KEY). A known
 // identity answers 409 with the existing device (without its auth sets),
-// returned with an error wrapping gatehouse.ErrBackendExists. With force,
-// deviceauth adds the key to a known identity as a preauthorized auth set.
+// returned with an error wrapping gatehouse.ErrBackendExists.
+//
+// With force, a known identity gets the key as a preauthorized auth set
+// (an auth set that already holds the key turns preauthorized), and the
+// device comes back with its auth sets. deviceauth's answer to a forced
+// request for a known identity cannot say which device that is: its
+// Location names an id the handler generated for the request and never
+// stored (api_devauth.go PostDevicesV2Handler). So the client asks without
+// force first, learns the device from the 409, forces, and reads the
+// device back.
 func (c *Client) Preauthorize(ctx context.Context, identity map[string]string, publicKeyPEM string, force bool) (gatehouse.MenderDevice, error) {
+	dev, err := c.preauthorize(ctx, identity, publicKeyPEM, false)
+	if !force || !errors.Is(err, gatehouse.ErrBackendExists) {
+		return dev, err
+	}
+	if _, err := c.preauthorize(ctx, identity, publicKeyPEM, true); err != nil {
+		return gatehouse.MenderDevice{}, fmt.Errorf("%w (forcing the key onto device %s)", err, dev.ID)
+	}
+	got, err := c.GetDevice(ctx, dev.ID)
+	if err != nil {
+		return gatehouse.MenderDevice{}, fmt.Errorf("mender: the key was forced onto device %s, but reading it back failed: %w", dev.ID, err)
+	}
+	return got, nil
+}
+
+// preauthorize sends one preauthorize request. Its 201 device is read from
+// Location, which is right for a new device only.
+func (c *Client) preauthorize(ctx context.Context, identity map[string]string, publicKeyPEM string, force bool) (gatehouse.MenderDevice, error) {
 	body := map[string]any{"identity_data": identity, "pubkey": publicKeyPEM}
 	if force {
 		body["force"] = true
@@ -159,8 +184,9 @@ func (c *Client) findByIdentity(ctx context.Context, identity map[string]string)
 	return device{}, errors.New("no device with this identity (a decommission may still be in progress)")
 }
 
-// GetDevice returns one device with its auth sets' keys; an unknown id is
-// an error wrapping gatehouse.ErrBackendNotFound.
+// GetDevice returns one device with its auth sets (ids, keys, statuses)
+// and whether it is being decommissioned; an unknown id is an error
+// wrapping gatehouse.ErrBackendNotFound.
 func (c *Client) GetDevice(ctx context.Context, id string) (gatehouse.MenderDevice, error) {
 	d, err := c.getDevice(ctx, id)
 	if err != nil {
@@ -184,9 +210,13 @@ func (c *Client) getDevice(ctx context.Context, id string) (device, error) {
 	return d, nil
 }
 
-// SetAuthSetStatus sets one auth set's status (accepted, rejected, pending
-// or preauthorized); an unknown device or auth set wraps
-// gatehouse.ErrBackendNotFound.
+// SetAuthSetStatus sets one auth set's status. deviceauth takes accepted,
+// rejected or pending (anything else, preauthorized included, is a 400), and
+// only some moves: pending or rejected to accepted, pending or accepted to
+// rejected, anything but preauthorized to pending; accepting one set
+// rejects the device's other accepted one. An unknown auth set (or, when
+// accepting, device) wraps gatehouse.ErrBackendNotFound; over the device
+// limit is a 422.
 func (c *Client) SetAuthSetStatus(ctx context.Context, deviceID, authSetID, status string) error {
 	if deviceID == "" || authSetID == "" {
 		return errors.New("mender: a device id and an auth set id are required")

@@ -36,8 +36,11 @@ type searchParams struct {
 	Attributes []attribute `json:"attributes,omitempty"`
 }
 
-// SetTag sets (upserts) one inventory tag; an unknown device is an error
-// wrapping gatehouse.ErrBackendNotFound.
+// SetTag sets (upserts) one inventory tag. Mender's inventory answers 200
+// for a device it does not hold (yet: it learns of devices asynchronously)
+// and stores nothing, so only Tags can tell whether the tag is there. A 404
+// still wraps gatehouse.ErrBackendNotFound; a 412 (the server's ETag
+// check) is an error of its own.
 func (c *Client) SetTag(ctx context.Context, deviceID, name, value string) error {
 	if deviceID == "" {
 		return errNoID

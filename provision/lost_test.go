@@ -27,7 +27,7 @@ func TestLostResponsesLeaveOneObjectPerBackend(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%d", backend, n), func(t *testing.T) {
 				t.Parallel()
 				tb := setup(t)
-				// tb.mender.SetInventoryDelay(0)
+				tb.mender.SetInventoryDelay(0)
 				tb.svc = startService(t, openDB(t, filepath.Join(t.TempDir(), "lost.db")), followConfig(tb))
 				lose(tb, n)
 				name := fmt.Sprintf("gw-lost-%d", n)

@@ -27,6 +27,7 @@ func TestApproveRefusesNameTakenInBackends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tb.mender.IndexNow() // inventory has caught up with that device
 	tb.mender.SetTag(ctx, dev.ID, "name", "in-mender")
 	tb.dps.CreateEnrollment(ctx, gatehouse.Enrollment{RegistrationID: "in-dps", DeviceID: "in-dps",
 		PrimaryKey: "MDEyMzQ1Njc4OWFiY2RlZg==", SecondaryKey: "MDEyMzQ1Njc4OWFiY2RlZg=="})

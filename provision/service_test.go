@@ -52,7 +52,7 @@ func (c testConfig) build() provision.Config {
 	cfg, b := c.Config, c.Backends
 	if b.Mender != nil {
 		mb := mender.NewBackend(b.Mender)
-		mb.TagWait = 5 * time.Millisecond
+		mb.TagWait = 20 * time.Millisecond // inventory lags 100 ms, as the simulator models
 		cfg.Backends = append(cfg.Backends, mb)
 	}
 	if b.DPS != nil {

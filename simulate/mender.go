@@ -1,7 +1,7 @@
 package simulate
 
 import (
-	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -26,17 +26,32 @@ var _ gatehouse.Mender = (*Mender)(nil)
 // StatusPreauthorized is the Mender auth-set status of a preauthorized device.
 const StatusPreauthorized = "preauthorized"
 
-// Mender simulates Mender's device auth and inventory management APIs.
-// It is safe for concurrent use. Its methods are the in-process API, subject
-// to Faults; MenderServer serves the same state over Mender's HTTP API.
+// DefaultMenderInventoryDelay is how long after deviceauth creates a device
+// the simulated inventory starts to hold it, unless SetInventoryDelay or
+// MenderServerOptions.InventoryDelay says otherwise. It is not zero on
+// purpose: a real Mender fills its inventory asynchronously (workflows), and
+// code that tags a device right after preauthorizing it must cope.
+const DefaultMenderInventoryDelay = 100 * time.Millisecond
+
+// menderDeviceTokenTTL is deviceauth's default JWT expiration (one week).
+const menderDeviceTokenTTL = 7 * 24 * time.Hour
+
+// Mender simulates Mender's device auth (management and device API) and
+// inventory. It is safe for concurrent use. Its methods are the in-process
+// API, subject to Faults; MenderServer serves the same state over HTTP.
 type Mender struct {
 	Faults
 
-	mu         sync.Mutex
-	now        func() time.Time
-	byIdentity map[string]string // id_data_sha256 → device id
-	devices    map[string]*menderDevice
-	order      []string // device ids in creation order, for stable listings
+	mu             sync.Mutex
+	now            func() time.Time
+	inventoryDelay time.Duration
+	maxDevices     int               // accepted-device limit; 0 means unlimited
+	tokenKey       []byte            // signs device JWTs
+	byIdentity     map[string]string // id_data_sha256 → device id
+	byAuthSet      map[string]string // auth set id → device id
+	devices        map[string]*menderDevice
+	order          []string          // device ids in creation order, for stable listings
+	tokens         map[string]string // device JWT id (= auth set id) → device id
 }
 
 type menderDevice struct {
@@ -46,9 +61,9 @@ type menderDevice struct {
 	status   string
 	created  time.Time
 	updated  time.Time
+	checkIn  time.Time
 	authSets []menderAuthSet
-	tags     map[string]string
-	tagsTS   time.Time // last tag change, Mender's per-tag timestamp simplified
+	inv      menderInvRecord
 }
 
 type menderAuthSet struct {
@@ -56,6 +71,20 @@ type menderAuthSet struct {
 	pubkey string
 	status string
 	ts     time.Time
+}
+
+// menderInvRecord is what inventory holds of a device. Inventory is a
+// separate service fed by workflows: it holds nothing before at.
+type menderInvRecord struct {
+	at      time.Time
+	tags    map[string]menderTag
+	etag    string
+	updated time.Time
+}
+
+type menderTag struct {
+	value, description string
+	ts                 time.Time
 }
 
 // menderError is a refusal as Mender would answer it over HTTP; the status
@@ -76,260 +105,147 @@ func (e *menderError) Error() string {
 
 func (e *menderError) Unwrap() error { return e.err }
 
+func menderFail(status int, format string, args ...any) error {
+	return &menderError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
 func menderBadRequest(format string, args ...any) error {
-	return &menderError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+	return menderFail(http.StatusBadRequest, format, args...)
 }
 
 func menderDeviceNotFound(id string) error {
 	return &menderError{status: http.StatusNotFound, msg: fmt.Sprintf("device %q", id), err: gatehouse.ErrBackendNotFound}
 }
 
-// NewMender returns an empty Mender.
+// menderAuthSetNotFound is deviceauth's store.ErrAuthSetNotFound.
+func menderAuthSetNotFound() error {
+	return &menderError{status: http.StatusNotFound, msg: "authorization set not found", err: gatehouse.ErrBackendNotFound}
+}
+
+// NewMender returns an empty Mender whose inventory lags deviceauth by
+// DefaultMenderInventoryDelay.
 func NewMender() *Mender {
+	key := make([]byte, 32)
+	rand.Read(key)
 	return &Mender{
-		now:        time.Now,
-		byIdentity: make(map[string]string),
-		devices:    make(map[string]*menderDevice),
+		now:            time.Now,
+		inventoryDelay: DefaultMenderInventoryDelay,
+		tokenKey:       key,
+		byIdentity:     make(map[string]string),
+		byAuthSet:      make(map[string]string),
+		devices:        make(map[string]*menderDevice),
+		tokens:         make(map[string]string),
 	}
 }
 
-// Preauthorize registers a device like POST /api/management/v2/devauth/devices:
-// 400 for a bad key or identity, 409 with the existing device for a known
-// identity.
-func (m *Mender) Preauthorize(ctx context.Context, identity map[string]string, publicKeyPEM string, force bool) (gatehouse.MenderDevice, error) {
-	if err := m.enter(ctx, "mender"); err != nil {
-		return gatehouse.MenderDevice{}, err
-	}
-	d, err := m.preauthorize(identity, publicKeyPEM, force)
-	if err != nil {
-		// deviceauth's 409 body hides the auth sets.
-		dev := d.public()
-		dev.AuthSets = nil
-		return dev, err
-	}
-	if err := m.lose("mender"); err != nil {
-		return gatehouse.MenderDevice{}, err
-	}
-	return d.public(), nil
-}
-
-// preauthorize validates and stores a device, returning a snapshot of it.
-// A known identity is a 409 with the existing device,
-// unless force adds the key as a new preauthorized auth set, as Mender does.
-func (m *Mender) preauthorize(identity map[string]string, publicKeyPEM string, force bool) (menderDevice, error) {
-	key, err := identityKey(identity)
-	if err != nil {
-		return menderDevice{}, err
-	}
-	pub, err := normalizePublicKey(publicKeyPEM)
-	if err != nil {
-		return menderDevice{}, err
-	}
+// SetClock replaces the clock (time.Now) behind timestamps, JWT expiry and
+// the inventory delay, so tests can move time instead of sleeping.
+func (m *Mender) SetClock(now func() time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if id, ok := m.byIdentity[key]; ok {
-		d := m.devices[id]
-		if !force {
-			return d.clone(), &menderError{status: http.StatusConflict, msg: "conflict: device " + id, err: gatehouse.ErrBackendExists}
-		}
-		d.upsertAuthSet(pub, m.now())
-		return d.clone(), nil
+	m.now = now
+}
+
+// SetInventoryDelay sets how long after deviceauth creates a device
+// (preauthorize or first auth request) inventory starts to hold it. It
+// applies to devices created from now on; 0 or less means at once.
+func (m *Mender) SetInventoryDelay(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.inventoryDelay = max(d, 0)
+}
+
+// IndexNow makes inventory hold every device deviceauth has, as if the
+// workflows had all run.
+func (m *Mender) IndexNow() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, d := range m.devices {
+		d.inv.at = time.Time{}
 	}
-	d := m.newDevice(key, identity, pub)
-	m.byIdentity[key] = d.id
+}
+
+// SetDeviceLimit caps the number of accepted devices, as a Mender plan
+// does; 0 means no limit. Accepting past it is a 422.
+func (m *Mender) SetDeviceLimit(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.maxDevices = max(n, 0)
+}
+
+// canAccept is deviceauth's canAcceptDevice: one more accepted device must
+// fit the limit. The caller holds m.mu.
+func (m *Mender) canAccept() bool {
+	if m.maxDevices == 0 {
+		return true
+	}
+	accepted := 0
+	for _, d := range m.devices {
+		if d.status == gatehouse.MenderAccepted {
+			accepted++
+		}
+	}
+	return accepted+1 <= m.maxDevices
+}
+
+// addDevice stores a new device with no auth sets, scheduling its arrival
+// in inventory. The caller holds m.mu.
+func (m *Mender) addDevice(idKey string, identity map[string]string) *menderDevice {
+	now := m.now().UTC()
+	d := &menderDevice{
+		id: newUUID(), idKey: idKey, identity: maps.Clone(identity),
+		status: gatehouse.MenderNoAuth, created: now, updated: now,
+		inv: menderInvRecord{at: now.Add(m.inventoryDelay), tags: map[string]menderTag{}},
+	}
+	m.byIdentity[idKey] = d.id
 	m.devices[d.id] = d
 	m.order = append(m.order, d.id)
-	return d.clone(), nil
+	return d
 }
 
-func (m *Mender) newDevice(key string, identity map[string]string, pub string) *menderDevice {
-	now := m.now().UTC()
-	return &menderDevice{
-		id:       newUUID(),
-		idKey:    key,
-		identity: maps.Clone(identity),
-		status:   StatusPreauthorized,
-		created:  now,
-		updated:  now,
-		authSets: []menderAuthSet{{id: newUUID(), pubkey: pub, status: StatusPreauthorized, ts: now}},
-		tags:     make(map[string]string),
-	}
+// addAuthSet gives d a new auth set. The caller holds m.mu.
+func (m *Mender) addAuthSet(d *menderDevice, pub, status string) *menderAuthSet {
+	d.authSets = append(d.authSets, menderAuthSet{id: newUUID(), pubkey: pub, status: status, ts: m.now().UTC()})
+	m.byAuthSet[d.authSets[len(d.authSets)-1].id] = d.id
+	return &d.authSets[len(d.authSets)-1]
 }
 
-// upsertAuthSet makes pub a preauthorized auth set of d.
-func (d *menderDevice) upsertAuthSet(pub string, now time.Time) {
-	now = now.UTC()
-	d.updated = now
-	for i := range d.authSets {
-		if d.authSets[i].pubkey == pub {
-			d.authSets[i].status = StatusPreauthorized
-			d.status = menderDeviceStatus(d.authSets)
-			return
-		}
+// removeDevice forgets a device, its auth sets, tokens and inventory
+// record. The caller holds m.mu.
+func (m *Mender) removeDevice(d *menderDevice) {
+	for _, s := range d.authSets {
+		delete(m.byAuthSet, s.id)
 	}
-	d.authSets = append(d.authSets, menderAuthSet{id: newUUID(), pubkey: pub, status: StatusPreauthorized, ts: now})
-	d.status = menderDeviceStatus(d.authSets)
-}
-
-// menderDeviceStatus derives a device's status from its auth sets the way
-// deviceauth does: the most trusted status of any set wins.
-func menderDeviceStatus(sets []menderAuthSet) string {
-	for _, want := range []string{"accepted", StatusPreauthorized, "pending", "rejected"} {
-		for _, s := range sets {
-			if s.status == want {
-				return want
-			}
-		}
-	}
-	return "noauth"
-}
-
-// GetDevice returns a device with its auth sets, like GET
-// /api/management/v2/devauth/devices/{id}.
-func (m *Mender) GetDevice(ctx context.Context, deviceID string) (gatehouse.MenderDevice, error) {
-	if err := m.enter(ctx, "mender"); err != nil {
-		return gatehouse.MenderDevice{}, err
-	}
-	d, ok := m.device(deviceID)
-	if !ok {
-		return gatehouse.MenderDevice{}, menderDeviceNotFound(deviceID)
-	}
-	return d.public(), nil
-}
-
-// SetAuthSetStatus changes one auth set's status, like PUT
-// /api/management/v2/devauth/devices/{id}/auth/{aid}/status.
-func (m *Mender) SetAuthSetStatus(ctx context.Context, deviceID, authSetID, status string) error {
-	if err := m.enter(ctx, "mender"); err != nil {
-		return err
-	}
-	if err := m.setAuthSetStatus(deviceID, authSetID, status); err != nil {
-		return err
-	}
-	return m.lose("mender")
-}
-
-// setAuthSetStatus follows deviceauth's setAuthSetStatus: accepting one set
-// first rejects the device's other accepted or preauthorized sets.
-func (m *Mender) setAuthSetStatus(deviceID, authSetID, status string) error {
-	switch status {
-	case gatehouse.MenderAccepted, gatehouse.MenderRejected, gatehouse.MenderPending, gatehouse.MenderPreauthorized:
-	default:
-		return menderBadRequest("status: must be one of accepted, rejected, pending, preauthorized")
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d, ok := m.devices[deviceID]
-	if !ok {
-		return menderDeviceNotFound(deviceID)
-	}
-	i := slices.IndexFunc(d.authSets, func(a menderAuthSet) bool { return a.id == authSetID })
-	if i < 0 {
-		return &menderError{status: http.StatusNotFound, msg: "authorization set not found", err: gatehouse.ErrBackendNotFound}
-	}
-	if status == gatehouse.MenderAccepted {
-		for j := range d.authSets {
-			if j != i && (d.authSets[j].status == gatehouse.MenderAccepted || d.authSets[j].status == StatusPreauthorized) {
-				d.authSets[j].status = gatehouse.MenderRejected
-			}
-		}
-	}
-	d.authSets[i].status = status
-	d.status = menderDeviceStatus(d.authSets)
-	d.updated = m.now().UTC()
-	return nil
-}
-
-// Tags returns a device's inventory tags, like reading the tags scope of
-// GET /api/management/v1/inventory/devices/{id}.
-func (m *Mender) Tags(ctx context.Context, deviceID string) (map[string]string, error) {
-	if err := m.enter(ctx, "mender"); err != nil {
-		return nil, err
-	}
-	d, ok := m.device(deviceID)
-	if !ok {
-		return nil, menderDeviceNotFound(deviceID)
-	}
-	return d.tags, nil
-}
-
-// SetTag upserts one inventory tag, like PATCH
-// /api/management/v1/inventory/devices/{id}/tags.
-func (m *Mender) SetTag(ctx context.Context, deviceID, name, value string) error {
-	if err := m.enter(ctx, "mender"); err != nil {
-		return err
-	}
-	if err := m.setTags(deviceID, map[string]string{name: value}, false); err != nil {
-		return err
-	}
-	return m.lose("mender")
-}
-
-// setTags upserts tags, or replaces the whole set (PUT) when replace is set.
-func (m *Mender) setTags(deviceID string, tags map[string]string, replace bool) error {
-	for name := range tags {
-		if name == "" {
-			return menderBadRequest("tag name is required")
-		}
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d, ok := m.devices[deviceID]
-	if !ok {
-		return menderDeviceNotFound(deviceID)
-	}
-	if replace {
-		clear(d.tags)
-	}
-	maps.Copy(d.tags, tags)
-	d.tagsTS = m.now().UTC()
-	return nil
-}
-
-// FindByTag returns the ids of devices whose tag name equals value, in
-// creation order, like an inventory search with a tags-scope $eq filter.
-func (m *Mender) FindByTag(ctx context.Context, name, value string) ([]string, error) {
-	if err := m.enter(ctx, "mender"); err != nil {
-		return nil, err
-	}
-	if name == "" {
-		return nil, menderBadRequest("tag name is required")
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var ids []string
-	for _, id := range m.order {
-		if v, ok := m.devices[id].tags[name]; ok && v == value {
-			ids = append(ids, id)
-		}
-	}
-	return ids, nil
-}
-
-// Decommission removes a device and its auth sets, like DELETE
-// /api/management/v2/devauth/devices/{id}. Mender cleans up the inventory
-// asynchronously; the simulator does it at once.
-func (m *Mender) Decommission(ctx context.Context, deviceID string) error {
-	if err := m.enter(ctx, "mender"); err != nil {
-		return err
-	}
-	if err := m.decommission(deviceID); err != nil {
-		return err
-	}
-	return m.lose("mender")
-}
-
-func (m *Mender) decommission(deviceID string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d, ok := m.devices[deviceID]
-	if !ok {
-		return menderDeviceNotFound(deviceID)
-	}
-	delete(m.devices, deviceID)
+	m.deleteTokens(d.id)
+	delete(m.devices, d.id)
 	delete(m.byIdentity, d.idKey)
-	m.order = slices.DeleteFunc(m.order, func(id string) bool { return id == deviceID })
-	return nil
+	m.order = slices.DeleteFunc(m.order, func(id string) bool { return id == d.id })
+}
+
+// authSet finds an auth set by its id alone, as deviceauth's
+// GetAuthSetById does. The caller holds m.mu.
+func (m *Mender) authSet(id string) (*menderDevice, int) {
+	d, ok := m.devices[m.byAuthSet[id]]
+	if !ok {
+		return nil, -1
+	}
+	return d, slices.IndexFunc(d.authSets, func(a menderAuthSet) bool { return a.id == id })
+}
+
+// authSetStatus returns an auth set's status by its id alone.
+func (m *Mender) authSetStatus(id string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, i := m.authSet(id)
+	if i < 0 {
+		return "", false
+	}
+	return d.authSets[i].status, true
+}
+
+// keySet is the index of d's auth set holding pub, or -1.
+func (d *menderDevice) keySet(pub string) int {
+	return slices.IndexFunc(d.authSets, func(a menderAuthSet) bool { return a.pubkey == pub })
 }
 
 // device returns a snapshot of one device.
@@ -356,7 +272,7 @@ func (m *Mender) snapshot(keep func(*menderDevice) bool) []menderDevice {
 	return out
 }
 
-// Device returns a copy of one device.
+// Device returns a copy of one device as deviceauth knows it.
 func (m *Mender) Device(id string) (gatehouse.MenderDevice, bool) {
 	d, ok := m.device(id)
 	return d.public(), ok
@@ -372,21 +288,13 @@ func (m *Mender) Devices() []gatehouse.MenderDevice {
 	return out
 }
 
-// TagsOf returns a copy of a device's inventory tags, nil for an unknown device.
-func (m *Mender) TagsOf(deviceID string) map[string]string {
-	if d, ok := m.device(deviceID); ok {
-		return d.tags
-	}
-	return nil
-}
-
 // Status returns a device's auth status, "" for an unknown device.
 func (m *Mender) Status(deviceID string) string {
 	d, _ := m.device(deviceID)
 	return d.status
 }
 
-// Len returns the number of devices.
+// Len returns the number of devices deviceauth holds.
 func (m *Mender) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -397,7 +305,7 @@ func (d *menderDevice) clone() menderDevice {
 	c := *d
 	c.identity = maps.Clone(d.identity)
 	c.authSets = slices.Clone(d.authSets)
-	c.tags = maps.Clone(d.tags)
+	c.inv.tags = maps.Clone(d.inv.tags)
 	return c
 }
 
@@ -415,11 +323,11 @@ func (d menderDevice) public() gatehouse.MenderDevice {
 }
 
 // identityKey mirrors Mender's id_data_sha256: json.Marshal sorts map keys,
-// so equal identities hash equally whatever their order.
+// so equal identities hash equally whatever their order. Preauthorize
+// re-marshals identity_data (model_pre_auth_req.go getDbModel) and an auth
+// request's id_data goes through utils.JsonSort (model/authreq.go Validate),
+// which both come down to this.
 func identityKey(identity map[string]string) (string, error) {
-	if len(identity) == 0 {
-		return "", menderBadRequest("identity_data is required")
-	}
 	b, err := json.Marshal(identity)
 	if err != nil {
 		return "", menderBadRequest("identity_data: %v", err)
@@ -428,27 +336,34 @@ func identityKey(identity map[string]string) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// normalizePublicKey accepts what Mender accepts and returns the key
-// re-serialized, as Mender stores it.
-func normalizePublicKey(s string) (string, error) {
+// parsePublicKey accepts what deviceauth's utils.ParsePubKey and
+// SerializePubKey accept, and returns the key and its re-serialized PEM,
+// the form deviceauth stores and compares.
+func parsePublicKey(s string) (crypto.PublicKey, string, error) {
 	block, _ := pem.Decode([]byte(s))
 	if block == nil || block.Type != "PUBLIC KEY" {
-		return "", menderBadRequest("pubkey: want a PEM block of type PUBLIC KEY")
+		return nil, "", menderBadRequest("cannot decode public key: want a PEM block of type PUBLIC KEY")
 	}
 	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
-		return "", menderBadRequest("pubkey: %v", err)
+		return nil, "", menderBadRequest("cannot decode public key: %v", err)
 	}
 	switch pub.(type) {
 	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
 	default:
-		return "", menderBadRequest("pubkey: unsupported key type %T", pub)
+		return nil, "", menderBadRequest("unrecognized public key type %T", pub)
 	}
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return "", menderBadRequest("pubkey: %v", err)
+		return nil, "", menderBadRequest("cannot serialize public key: %v", err)
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+	return pub, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+}
+
+// normalizePublicKey is parsePublicKey for callers that need only the PEM.
+func normalizePublicKey(s string) (string, error) {
+	_, pub, err := parsePublicKey(s)
+	return pub, err
 }
 
 // newUUID returns a random (version 4) UUID, as Mender's uuid.New does.

@@ -7,13 +7,14 @@ import (
 	"time"
 )
 
-// menderDeviceJSON is deviceauth's Device object.
+// menderDeviceJSON is deviceauth's Device object (model/device.go).
 type menderDeviceJSON struct {
 	ID              string              `json:"id"`
 	IdentityData    map[string]string   `json:"identity_data"`
 	Status          string              `json:"status"`
 	CreatedTS       time.Time           `json:"created_ts"`
 	UpdatedTS       time.Time           `json:"updated_ts"`
+	CheckInTime     *time.Time          `json:"check_in_time,omitempty"`
 	AuthSets        []menderAuthSetJSON `json:"auth_sets"`
 	Decommissioning bool                `json:"decommissioning"`
 }
@@ -32,6 +33,9 @@ func menderDeviceJSONOf(d menderDevice) menderDeviceJSON {
 	out := menderDeviceJSON{
 		ID: d.id, IdentityData: d.identity, Status: d.status,
 		CreatedTS: d.created, UpdatedTS: d.updated, AuthSets: []menderAuthSetJSON{},
+	}
+	if !d.checkIn.IsZero() {
+		out.CheckInTime = &d.checkIn
 	}
 	for _, s := range d.authSets {
 		out.AuthSets = append(out.AuthSets, menderAuthSetJSON{

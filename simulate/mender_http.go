@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -21,6 +22,11 @@ type MenderServerOptions struct {
 	User, Password string
 	// JWTTTL is how long login JWTs stay valid; default 1h.
 	JWTTTL time.Duration
+	// InventoryDelay is how long after deviceauth creates a device inventory
+	// starts to hold it (Mender's workflows fill it asynchronously). 0 keeps
+	// the State's setting (DefaultMenderInventoryDelay for a new one); a
+	// negative value means at once.
+	InventoryDelay time.Duration
 	// Wrap, if set, goes around the API (inside the HTTP faults), e.g. a
 	// contract.Checker's Wrap.
 	Wrap func(http.Handler) http.Handler
@@ -28,8 +34,9 @@ type MenderServerOptions struct {
 	State *Mender
 }
 
-// MenderServer serves a Mender's state over the real management API paths,
-// with Mender's status codes, bodies and authentication.
+// MenderServer serves a Mender's state over the real management and device
+// API paths, with Mender's status codes, bodies and authentication. Devices
+// authenticate at URL + /api/devices/v1/authentication/auth_requests.
 type MenderServer struct {
 	*Server
 	State *Mender
@@ -37,14 +44,17 @@ type MenderServer struct {
 	auth *menderAuth
 }
 
-// NewMenderServer starts a simulated Mender management API on a loopback
-// port. Close it when done.
+// NewMenderServer starts a simulated Mender on a loopback port. Close it
+// when done.
 func NewMenderServer(opts MenderServerOptions) (*MenderServer, error) {
 	if opts.Token == "" && (opts.User == "" || opts.Password == "") {
 		return nil, errors.New("simulate: mender server needs a Token or a User and Password")
 	}
 	if opts.State == nil {
 		opts.State = NewMender()
+	}
+	if opts.InventoryDelay != 0 {
+		opts.State.SetInventoryDelay(opts.InventoryDelay)
 	}
 	auth := newMenderAuth(opts)
 	srv, err := serve(menderRoutes(opts.State, auth), opts.Wrap)
@@ -64,30 +74,62 @@ func (s *MenderServer) ExpireSessions() { s.auth.expireAll() }
 const (
 	menderDevauth   = "/api/management/v2/devauth/devices"
 	menderInventory = "/api/management/v1/inventory/devices"
+	// MenderAuthRequestsPath is where devices ask for their JWT.
+	MenderAuthRequestsPath = "/api/devices/v1/authentication/auth_requests"
 )
 
+// menderRoutes lists every endpoint. Like deviceauth's router (routing.go),
+// the JSON endpoints check the Content-Type of a non-empty body.
 func menderRoutes(m *Mender, auth *menderAuth) http.Handler {
 	api := &menderAPI{m: m}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/management/v1/useradm/auth/login", auth.login)
-	secured := map[string]http.HandlerFunc{
-		"GET " + menderDevauth:                             api.listDevices,
-		"POST " + menderDevauth:                            api.preauthorize,
-		"POST " + menderDevauth + "/search":                api.searchDevices,
-		"GET " + menderDevauth + "/{id}":                   api.getDevice,
-		"DELETE " + menderDevauth + "/{id}":                api.decommission,
-		"PATCH " + menderInventory + "/{id}/tags":          api.setTags,
-		"PUT " + menderInventory + "/{id}/tags":            api.setTags,
-		"GET " + menderInventory + "/{id}":                 api.getInventoryDevice,
-		"POST /api/management/v2/inventory/filters/search": api.searchInventory,
-	}
-	for pattern, h := range secured {
+	mux.Handle("POST "+MenderAuthRequestsPath, menderJSONOnly(http.HandlerFunc(api.authRequest)))
+	for pattern, h := range api.secured() {
 		mux.Handle(pattern, auth.require(h))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeMenderError(w, r, http.StatusNotFound, "no such endpoint")
 	})
 	return mux
+}
+
+// secured are the management endpoints, which need a bearer token.
+func (a *menderAPI) secured() map[string]http.Handler {
+	json := func(h http.HandlerFunc) http.Handler { return menderJSONOnly(h) } // a JSON body, if any
+	return map[string]http.Handler{
+		"GET " + menderDevauth:                             http.HandlerFunc(a.listDevices),
+		"POST " + menderDevauth:                            json(a.preauthorize),
+		"POST " + menderDevauth + "/search":                json(a.searchDevices),
+		"GET " + menderDevauth + "/{id}":                   http.HandlerFunc(a.getDevice),
+		"DELETE " + menderDevauth + "/{id}":                http.HandlerFunc(a.decommission),
+		"DELETE " + menderDevauth + "/{id}/auth/{aid}":     http.HandlerFunc(a.deleteAuthSet),
+		"PUT " + menderDevauth + "/{id}/auth/{aid}/status": json(a.setAuthSetStatus),
+		"GET " + menderDevauth + "/{id}/auth/{aid}/status": http.HandlerFunc(a.getAuthSetStatus),
+		"GET " + menderInventory + "/{id}":                 http.HandlerFunc(a.getInventoryDevice),
+		"PATCH " + menderInventory + "/{id}/tags":          http.HandlerFunc(a.setTags),
+		"PUT " + menderInventory + "/{id}/tags":            http.HandlerFunc(a.setTags),
+		"POST /api/management/v2/inventory/filters/search": http.HandlerFunc(a.searchInventory),
+	}
+}
+
+// menderJSONOnly is Mender's contenttype.CheckJSON: a body must be sent as
+// application/json (400 for an unreadable Content-Type, 415 for another).
+func menderJSONOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > 0 {
+			ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if err != nil {
+				writeMenderError(w, r, http.StatusBadRequest, "Invalid value for Content-Type header")
+				return
+			}
+			if ct != "application/json" {
+				writeMenderError(w, r, http.StatusUnsupportedMediaType, "Bad Content-Type, expected 'application/json'")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // menderAPI holds the handlers; each answers what deviceauth or inventory
@@ -100,6 +142,11 @@ type menderPreAuthRequest struct {
 	Force        bool           `json:"force"`
 }
 
+// preauthorize is PostDevicesV2Handler. Its 409 is the device with
+// "auth_sets": null (the store's device record carries no sets; observed
+// on a real server too). Its 201 names, in Location, the id the handler
+// generated for a new device, relative to the collection; with force for a
+// known identity that id is used by nothing, as the handler still sends it.
 func (a *menderAPI) preauthorize(w http.ResponseWriter, r *http.Request) {
 	var req menderPreAuthRequest
 	if !decodeMender(w, r, &req) {
@@ -110,12 +157,10 @@ func (a *menderAPI) preauthorize(w http.ResponseWriter, r *http.Request) {
 		writeMenderErr(w, r, err)
 		return
 	}
-	d, err := a.m.preauthorize(identity, req.Pubkey, req.Force)
+	res, err := a.m.preauthorize(identity, req.Pubkey, req.Force)
 	var me *menderError
 	if errors.As(err, &me) && me.status == http.StatusConflict {
-		// deviceauth's 409 is the device with "auth_sets": null: the keys
-		// never come back in this body (observed on a real server).
-		body := menderDeviceJSONOf(d)
+		body := menderDeviceJSONOf(res.dev)
 		body.AuthSets = nil
 		writeMenderJSON(w, http.StatusConflict, body)
 		return
@@ -124,8 +169,11 @@ func (a *menderAPI) preauthorize(w http.ResponseWriter, r *http.Request) {
 		writeMenderErr(w, r, err)
 		return
 	}
-	// Mender answers with a Location relative to the collection, not a URL.
-	w.Header().Set("Location", "devices/"+d.id)
+	id := res.dev.id
+	if res.existed {
+		id = newUUID()
+	}
+	w.Header().Set("Location", "devices/"+id)
 	w.WriteHeader(http.StatusCreated)
 }
 
@@ -155,35 +203,54 @@ func (a *menderAPI) getDevice(w http.ResponseWriter, r *http.Request) {
 	writeMenderJSON(w, http.StatusOK, menderDeviceJSONOf(d))
 }
 
+// decommission is DecommissionDeviceHandler, whose 404 has no body.
 func (a *menderAPI) decommission(w http.ResponseWriter, r *http.Request) {
-	if err := a.m.decommission(r.PathValue("id")); err != nil {
+	writeMenderEmpty(w, r, a.m.decommission(r.PathValue("id")))
+}
+
+// deleteAuthSet is DeleteDeviceAuthSetHandler, whose 404 has no body.
+func (a *menderAPI) deleteAuthSet(w http.ResponseWriter, r *http.Request) {
+	writeMenderEmpty(w, r, a.m.deleteAuthSet(r.PathValue("id"), r.PathValue("aid")))
+}
+
+// setAuthSetStatus is UpdateDeviceStatusHandler.
+func (a *menderAPI) setAuthSetStatus(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Status string `json:"status"`
+	}
+	if !decodeMender(w, r, &body) {
+		return
+	}
+	if err := a.m.setAuthSetStatus(r.PathValue("id"), r.PathValue("aid"), body.Status); err != nil {
 		writeMenderErr(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-type menderTagJSON struct {
-	Name        string `json:"name"`
-	Value       string `json:"value"`
-	Description string `json:"description,omitempty"`
+// getAuthSetStatus is GetAuthSetStatusHandler, which looks the set up by
+// its id alone.
+func (a *menderAPI) getAuthSetStatus(w http.ResponseWriter, r *http.Request) {
+	status, ok := a.m.authSetStatus(r.PathValue("aid"))
+	if !ok {
+		writeMenderErr(w, r, menderAuthSetNotFound())
+		return
+	}
+	writeMenderJSON(w, http.StatusOK, map[string]string{"status": status})
 }
 
-// setTags serves PATCH (upsert) and PUT (replace) of a device's tags.
-func (a *menderAPI) setTags(w http.ResponseWriter, r *http.Request) {
-	var tags []menderTagJSON
-	if !decodeMender(w, r, &tags) {
-		return
-	}
-	set := make(map[string]string, len(tags))
-	for _, t := range tags {
-		set[t.Name] = t.Value
-	}
-	if err := a.m.setTags(r.PathValue("id"), set, r.Method == http.MethodPut); err != nil {
+// writeMenderEmpty answers 204, or an error; a 404 without a body, as
+// deviceauth's DELETE handlers send it.
+func writeMenderEmpty(w http.ResponseWriter, r *http.Request, err error) {
+	var me *menderError
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case errors.As(err, &me) && me.status == http.StatusNotFound:
+		w.WriteHeader(http.StatusNotFound)
+	default:
 		writeMenderErr(w, r, err)
-		return
 	}
-	w.WriteHeader(http.StatusOK)
 }
 
 // decodeMender reads a JSON body, answering 400 as Mender does when it is

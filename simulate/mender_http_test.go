@@ -50,6 +50,9 @@ func (c menderCall) do(t *testing.T, s *simulate.MenderServer) (int, http.Header
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -197,14 +200,19 @@ func TestMenderServerPreauthorize(t *testing.T) {
 		t.Fatalf("duplicate: %d %s, want 409 with device %s and null auth sets", status, body, id)
 	}
 
+	// With force, PreauthorizeDevice upserts the key on the known device and
+	// the handler (PostDevicesV2Handler) still answers the device id it
+	// generated for the request: a Location naming no device.
 	forced := preauthBody(t, "02:00:00:00:00:01")
 	forced["force"] = true
 	post.body = forced
-	if status, h, _ := post.do(t, s); status != http.StatusCreated || h.Get("Location") != "devices/"+id {
-		t.Errorf("force: %d %q, want 201 devices/%s", status, h.Get("Location"), id)
+	status, h, _ = post.do(t, s)
+	bogus, _ := strings.CutPrefix(h.Get("Location"), "devices/")
+	if _, known := s.State.Device(bogus); status != http.StatusCreated || !uuidPattern.MatchString(bogus) || bogus == id || known {
+		t.Errorf("force: %d %q, want 201 with a fresh id that names no device", status, h.Get("Location"))
 	}
-	if d, _ := s.State.Device(id); len(d.AuthSets) != 2 {
-		t.Errorf("force: %d keys, want the new key as a second auth set", len(d.AuthSets))
+	if d, _ := s.State.Device(id); len(d.AuthSets) != 2 || d.AuthSets[1].Status != simulate.StatusPreauthorized {
+		t.Errorf("force: auth sets %+v, want the new key as a second, preauthorized auth set", d.AuthSets)
 	}
 }
 
@@ -250,7 +258,9 @@ func TestMenderServerDeviceLifecycle(t *testing.T) {
 	}{
 		{menderCall{method: "GET", path: dev}, http.StatusOK},
 		{menderCall{method: "PATCH", path: tags, body: []map[string]string{{"name": "name", "value": "gw-01"}}}, http.StatusOK},
-		{menderCall{method: "PATCH", path: "/api/management/v1/inventory/devices/nope/tags", body: []map[string]string{{"name": "name", "value": "x"}}}, http.StatusNotFound},
+		// Inventory's tag writes match nothing for a device it does not
+		// hold, and answer 200 all the same (updateDeviceAttributes).
+		{menderCall{method: "PATCH", path: "/api/management/v1/inventory/devices/nope/tags", body: []map[string]string{{"name": "name", "value": "x"}}}, http.StatusOK},
 		{menderCall{method: "GET", path: "/api/management/v2/devauth/devices/nope"}, http.StatusNotFound},
 		{menderCall{method: "DELETE", path: dev}, http.StatusNoContent},
 		{menderCall{method: "DELETE", path: dev}, http.StatusNotFound},
@@ -262,7 +272,8 @@ func TestMenderServerDeviceLifecycle(t *testing.T) {
 		if status != st.want {
 			t.Fatalf("step %d %s %s: status = %d, want %d (%s)", i, st.call.method, st.call.path, status, st.want, body)
 		}
-		if status >= 400 {
+		// deviceauth's DELETE handlers answer a bare 404.
+		if status >= 400 && st.call.method != "DELETE" {
 			menderErrorBody(t, body)
 		}
 	}
@@ -301,6 +312,7 @@ func TestMenderServerListAndSearch(t *testing.T) {
 		_, h, _ := menderCall{method: "POST", path: "/api/management/v2/devauth/devices", token: menderPAT, body: preauthBody(t, mac)}.do(t, s)
 		ids = append(ids, strings.TrimPrefix(h.Get("Location"), "devices/"))
 	}
+	s.State.IndexNow()
 	for _, id := range ids[:2] {
 		menderCall{method: "PATCH", path: "/api/management/v1/inventory/devices/" + id + "/tags", token: menderPAT, body: []map[string]string{{"name": "site", "value": "north"}}}.do(t, s)
 	}
@@ -370,5 +382,49 @@ func TestMenderServerFaultsAndWrap(t *testing.T) {
 	}
 	if n := wrapped.Load(); n != 1 {
 		t.Errorf("Wrap saw %d requests, want 1 (faults sit in front of it)", n)
+	}
+}
+
+// TestMenderServerAuthSetEndpoints: PUT .../auth/{aid}/status answers 204
+// (UpdateDeviceStatusHandler), 400 for a status statusValidate refuses or
+// an undecodable body, 404 with an error body for an unknown set; DELETE
+// .../auth/{aid} answers 204 or a bare 404 (DeleteDeviceAuthSetHandler);
+// GET .../auth/{aid}/status the set's status.
+func TestMenderServerAuthSetEndpoints(t *testing.T) {
+	s := newMenderServer(t, simulate.MenderServerOptions{Token: menderPAT})
+	id, aid := pendingDevice(t, s.State, deviceKey(t, "ed25519"), "02:00:00:00:00:01")
+	set := "/api/management/v2/devauth/devices/" + id + "/auth/" + aid
+	steps := []struct {
+		call     menderCall
+		want     int
+		errBody  bool
+		wantSets string // the set's status afterwards
+	}{
+		{menderCall{method: "PUT", path: set + "/status", body: map[string]string{"status": "preauthorized"}}, 400, true, "pending"},
+		{menderCall{method: "PUT", path: set + "/status", body: "{"}, 400, true, "pending"},
+		{menderCall{method: "PUT", path: set + "/status", body: map[string]string{"status": "accepted"}}, 204, false, "accepted"},
+		{menderCall{method: "GET", path: set + "/status"}, 200, false, "accepted"},
+		{menderCall{method: "PUT", path: "/api/management/v2/devauth/devices/" + id + "/auth/nope/status", body: map[string]string{"status": "accepted"}}, 404, true, "accepted"},
+		{menderCall{method: "DELETE", path: "/api/management/v2/devauth/devices/" + id + "/auth/nope"}, 404, false, "accepted"},
+		{menderCall{method: "DELETE", path: set}, 204, false, ""},
+		{menderCall{method: "GET", path: set + "/status"}, 404, true, ""},
+	}
+	for i, st := range steps {
+		st.call.token = menderPAT
+		status, _, body := st.call.do(t, s)
+		if status != st.want {
+			t.Fatalf("step %d %s %s: %d, want %d (%s)", i, st.call.method, st.call.path, status, st.want, body)
+		}
+		if st.errBody {
+			menderErrorBody(t, body)
+		} else if status == 404 && len(body) != 0 {
+			t.Errorf("step %d: 404 body %q, want none", i, body)
+		}
+		if got := authSetStatus(s.State, id, aid); got != st.wantSets {
+			t.Errorf("step %d: auth set %q, want %q", i, got, st.wantSets)
+		}
+	}
+	if got := s.State.Status(id); got != "noauth" {
+		t.Errorf("device %q after its only set went, want noauth", got)
 	}
 }

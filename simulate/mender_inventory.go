@@ -10,17 +10,28 @@ import (
 
 // menderAttr is one scoped inventory attribute (AttributeResponse).
 type menderAttr struct {
-	Name      string     `json:"name"`
-	Scope     string     `json:"scope"`
-	Value     string     `json:"value"`
-	Timestamp *time.Time `json:"timestamp,omitempty"`
+	Name        string     `json:"name"`
+	Scope       string     `json:"scope"`
+	Value       string     `json:"value"`
+	Description string     `json:"description,omitempty"`
+	Timestamp   *time.Time `json:"timestamp,omitempty"`
 }
 
-// menderInventoryDevice is one search result (DeviceInventoryResponse).
+// menderInventoryDevice is inventory's Device (DeviceInventoryResponse),
+// as GET .../inventory/devices/{id} and searches answer it.
 type menderInventoryDevice struct {
 	ID         string       `json:"id"`
 	Attributes []menderAttr `json:"attributes"`
 	UpdatedTS  time.Time    `json:"updated_ts"`
+}
+
+// menderTagJSON is inventory's Tag. A timestamp sent with it is ignored:
+// inventory's DeviceAttributes.UnmarshalJSON drops it as read-only, and
+// UpdateDeviceTagsHandler stamps every tag with the time of the call.
+type menderTagJSON struct {
+	Name        string `json:"name"`
+	Value       string `json:"value"`
+	Description string `json:"description,omitempty"`
 }
 
 // menderAttrs is what inventory knows of a device: its identity (plus the
@@ -35,9 +46,9 @@ func menderAttrs(d menderDevice) []menderAttr {
 		menderAttr{Name: "created_ts", Scope: "system", Value: d.created.Format(time.RFC3339Nano)},
 		menderAttr{Name: "updated_ts", Scope: "system", Value: d.updated.Format(time.RFC3339Nano)},
 	)
-	for k, v := range d.tags {
-		ts := d.tagsTS
-		out = append(out, menderAttr{Name: k, Scope: "tags", Value: v, Timestamp: &ts})
+	for k, t := range d.inv.tags {
+		ts := t.ts
+		out = append(out, menderAttr{Name: k, Scope: "tags", Value: t.value, Description: t.description, Timestamp: &ts})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Scope != out[j].Scope {
@@ -46,6 +57,40 @@ func menderAttrs(d menderDevice) []menderAttr {
 		return out[i].Name < out[j].Name
 	})
 	return out
+}
+
+func menderInventoryDeviceOf(d menderDevice, attrs []menderAttr) menderInventoryDevice {
+	return menderInventoryDevice{ID: d.id, Attributes: attrs, UpdatedTS: menderLatest(d.updated, d.inv.updated)}
+}
+
+// getInventoryDevice serves GET /api/management/v1/inventory/devices/{id}
+// (GetDeviceHandler): 404 until inventory holds the device, and the tags'
+// ETag once it has any.
+func (a *menderAPI) getInventoryDevice(w http.ResponseWriter, r *http.Request) {
+	d, ok := a.m.inventoryDevice(r.PathValue("id"))
+	if !ok {
+		writeMenderErr(w, r, menderInventoryNotFound())
+		return
+	}
+	if d.inv.etag != "" {
+		w.Header().Set("ETag", d.inv.etag)
+	}
+	writeMenderJSON(w, http.StatusOK, menderInventoryDeviceOf(d, menderAttrs(d)))
+}
+
+// setTags serves PATCH (upsert) and PUT (replace) of a device's tags. For a
+// device inventory does not hold it answers 200 and stores nothing.
+func (a *menderAPI) setTags(w http.ResponseWriter, r *http.Request) {
+	var tags []menderTagJSON
+	if !decodeMender(w, r, &tags) {
+		return
+	}
+	err := a.m.setTags(r.PathValue("id"), tags, r.Method == http.MethodPut, r.Header.Get("If-Match"))
+	if err != nil {
+		writeMenderErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
 }
 
 var menderScopes = []string{"system", "identity", "inventory", "monitor", "tags"}
@@ -145,7 +190,8 @@ func (p *menderSearch) selected(attrs []menderAttr) []menderAttr {
 	})
 }
 
-// searchInventory serves POST /api/management/v2/inventory/filters/search.
+// searchInventory serves POST /api/management/v2/inventory/filters/search,
+// over the devices inventory holds.
 func (a *menderAPI) searchInventory(w http.ResponseWriter, r *http.Request) {
 	var p menderSearch
 	if !decodeMenderOptional(w, r, &p) {
@@ -156,10 +202,10 @@ func (a *menderAPI) searchInventory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var hits []menderInventoryDevice
-	for _, d := range a.m.snapshot(nil) {
+	for _, d := range a.m.inventorySnapshot() {
 		attrs := menderAttrs(d)
 		if (len(p.DeviceIDs) == 0 || slices.Contains(p.DeviceIDs, d.id)) && p.match(attrs) {
-			hits = append(hits, menderInventoryDevice{ID: d.id, Attributes: p.selected(attrs), UpdatedTS: menderLatest(d.updated, d.tagsTS)})
+			hits = append(hits, menderInventoryDeviceOf(d, p.selected(attrs)))
 		}
 	}
 	lo, hi, more := menderWindow(len(hits), p.Page, p.PerPage)

@@ -123,6 +123,7 @@ func TestMenderReturnsCopies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.IndexNow()
 	dev.IdentityData["mac"] = "changed"
 	dev.AuthSets[0].PublicKey = "changed"
 	m.TagsOf(dev.ID)["name"] = "changed"
@@ -139,6 +140,7 @@ func TestMenderSetTag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.IndexNow()
 	if err := m.SetTag(ctx, dev.ID, "name", "gw-01"); err != nil {
 		t.Fatal(err)
 	}
@@ -148,10 +150,19 @@ func TestMenderSetTag(t *testing.T) {
 	if got, want := m.TagsOf(dev.ID), map[string]string{"name": "gw-02"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Tags() = %v, want %v", got, want)
 	}
+	if got, err := m.Tags(ctx, dev.ID); err != nil || !reflect.DeepEqual(got, map[string]string{"name": "gw-02"}) {
+		t.Errorf("Tags() = %v, %v", got, err)
+	}
 
-	err = m.SetTag(ctx, "no-such-device", "name", "gw-01")
+	// Inventory answers 200 for a device it does not hold and stores
+	// nothing (inventory.go UpsertAttributesWithUpdated: the tags upsert
+	// matches no document, and that is no error).
+	if err := m.SetTag(ctx, "no-such-device", "name", "gw-01"); err != nil {
+		t.Errorf("unknown device: err = %v, want success that stores nothing", err)
+	}
+	_, err = m.Tags(ctx, "no-such-device")
 	if !errors.Is(err, gatehouse.ErrBackendNotFound) || !strings.HasPrefix(err.Error(), "mender: 404") {
-		t.Errorf("unknown device: err = %v, want a mender 404 wrapping ErrBackendNotFound", err)
+		t.Errorf("Tags of an unknown device: err = %v, want a mender 404 wrapping ErrBackendNotFound", err)
 	}
 	if err := m.SetTag(ctx, dev.ID, "", "x"); err == nil || !strings.HasPrefix(err.Error(), "mender: 400") {
 		t.Errorf("empty tag name: err = %v, want a mender 400", err)
@@ -212,6 +223,7 @@ func TestMenderFindByTagAndDecommission(t *testing.T) {
 		}
 		ids = append(ids, dev.ID)
 	}
+	m.IndexNow()
 	m.SetTag(ctx, ids[0], "name", "gw-01")
 	m.SetTag(ctx, ids[2], "name", "gw-01")
 	m.SetTag(ctx, ids[1], "name", "gw-02")
