@@ -4,6 +4,7 @@
 package sandbox
 
 import (
+	"crypto"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -69,6 +70,16 @@ func (s *Simulators) Config() *config.Config {
 }
 
 const simVaultRole = "gateway"
+
+// MenderClient is a gateway's simulated Mender client for this sandbox's
+// Mender: started before the gateway is approved, it asks for a token as
+// the real one does from boot on, and gets one once gatehouse has accepted
+// its key.
+func (s *Simulators) MenderClient(key crypto.Signer, mac string, retry time.Duration) (*simulate.MenderClient, error) {
+	return simulate.NewMenderClient(simulate.MenderClientOptions{
+		ServerURL: s.Mender.URL, Key: key, Identity: map[string]string{"mac": mac}, RetryInterval: retry,
+	})
+}
 
 // Close stops every simulator that started.
 func (s *Simulators) Close() error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -24,6 +25,7 @@ import (
 	"gatehouse/agent"
 	"gatehouse/provision"
 	"gatehouse/sandbox"
+	"gatehouse/simulate"
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -91,7 +93,12 @@ func startGateways(ctx context.Context, wg *sync.WaitGroup, n int, url, dir stri
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("sim-%d", i)
 		keyPath := filepath.Join(dir, name, "mender-agent.pem")
-		if err := writeDemoKey(keyPath, i); err != nil {
+		key, err := writeDemoKey(keyPath, i)
+		if err != nil {
+			return err
+		}
+		mc, err := sims.MenderClient(key, demoMAC(i), time.Second)
+		if err != nil {
 			return err
 		}
 		cfg := agent.Config{
@@ -99,13 +106,27 @@ func startGateways(ctx context.Context, wg *sync.WaitGroup, n int, url, dir stri
 			MAC: demoMAC(i), RestartCommands: []string{}, AgentVersion: "demo",
 			Logger: log.With("gateway", name),
 		}
-		wg.Add(1)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			runMenderClient(ctx, mc, cfg.Logger)
+		}()
 		go func() {
 			defer wg.Done()
 			runDemoGateway(ctx, cfg, sims)
 		}()
 	}
 	return nil
+}
+
+// runMenderClient is the gateway's Mender client: as on a real gateway it
+// asks Mender for a token from boot on, so Mender holds the gateway pending
+// before anyone approves it, and it gets its token once gatehouse has
+// accepted its key.
+func runMenderClient(ctx context.Context, mc *simulate.MenderClient, log *slog.Logger) {
+	if err := mc.Run(ctx); err == nil {
+		log.Info("simulated Mender client holds its device token: the gateway is connected to Mender", "attempts", mc.Attempts())
+	}
 }
 
 func runDemoGateway(ctx context.Context, cfg agent.Config, sims *sandbox.Simulators) {
@@ -150,29 +171,35 @@ func readEnvFile(path string) (map[string]string, error) {
 }
 
 // writeDemoKey writes the kinds of key real Mender clients make: RSA 3072
-// (PKCS#1, Mender 3.x/4.x), Ed25519 (PKCS#8, Mender 5.x) and ECDSA P-256.
-func writeDemoKey(path string, i int) error {
-	var block *pem.Block
+// (PKCS#1, Mender 3.x/4.x), Ed25519 (PKCS#8, Mender 5.x) and ECDSA P-256,
+// and returns it for the gateway's Mender client.
+func writeDemoKey(path string, i int) (crypto.Signer, error) {
+	key, block, err := demoKey(i)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	return key, os.WriteFile(path, pem.EncodeToMemory(block), 0o600)
+}
+
+func demoKey(i int) (crypto.Signer, *pem.Block, error) {
 	switch i % 3 {
 	case 1:
 		_, k, _ := ed25519.GenerateKey(rand.Reader)
-		der, _ := x509.MarshalPKCS8PrivateKey(k)
-		block = &pem.Block{Type: "PRIVATE KEY", Bytes: der}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		return k, &pem.Block{Type: "PRIVATE KEY", Bytes: der}, err
 	case 2:
 		k, err := rsa.GenerateKey(rand.Reader, 3072)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		block = &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}
-	default:
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		der, _ := x509.MarshalECPrivateKey(k)
-		block = &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
+		return k, &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	return os.WriteFile(path, pem.EncodeToMemory(block), 0o600)
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.MarshalECPrivateKey(k)
+	return k, &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}, err
 }
 
 // demoMAC is a locally administered unicast address, so it cannot clash

@@ -20,6 +20,7 @@ import (
 	"gatehouse/agent"
 	"gatehouse/provision"
 	"gatehouse/sandbox"
+	"gatehouse/simulate"
 )
 
 // TestEndToEnd runs the real server on :0 with simulated backends, runs the
@@ -50,7 +51,18 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyPath, out := filepath.Join(dir, "mender-agent.pem"), filepath.Join(dir, "out")
-	writeEd25519Key(t, keyPath)
+	key := writeEd25519Key(t, keyPath)
+
+	// The real order: the gateway's Mender client asks Mender first, so
+	// Mender holds the gateway pending before anyone approves it.
+	mc, err := sims.MenderClient(key, "02:00:00:00:00:aa", 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go mc.Run(ctx)
+	if err := mc.WaitAttempts(ctx, 1); err != nil || mc.Token() != "" {
+		t.Fatalf("the Mender client's first auth request: %v (token %q)", err, mc.Token())
+	}
 
 	type result struct {
 		res *agent.Result
@@ -77,6 +89,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("backend objects: mender %d, dps %d, vault %d; want one each",
 			sims.Mender.State.Len(), sims.DPS.State.Len(), sims.Vault.State.Len())
 	}
+	checkMenderConnected(t, ctx, sims, mc, "gw-e2e")
 
 	// IoT Edge registers with what the agent wrote; DPS assigns the gateway
 	// to a hub and gatehouse applies the manifest there.
@@ -94,13 +107,33 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-func writeEd25519Key(t *testing.T, path string) {
+// checkMenderConnected is the seed's promise: the gateway "will be able to
+// successfully connect to the Mender server from now on". Its Mender
+// client holds a device token, and inventory holds the name tag.
+func checkMenderConnected(t *testing.T, ctx context.Context, sims *sandbox.Simulators, mc *simulate.MenderClient, name string) {
+	t.Helper()
+	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := mc.WaitAccepted(wait); err != nil {
+		t.Fatalf("the gateway's Mender client never got a token (last answer %d after %d attempts): %v", mc.LastStatus(), mc.Attempts(), err)
+	}
+	dev := sims.Mender.State.Devices()[0]
+	if !sims.Mender.State.ValidDeviceToken(dev.ID, mc.Token()) || dev.Status != gatehouse.MenderAccepted {
+		t.Errorf("mender device %+v does not accept the client's token", dev)
+	}
+	if tags := sims.Mender.State.TagsOf(dev.ID); tags["name"] != name {
+		t.Errorf("inventory tags %v, want name %s", tags, name)
+	}
+}
+
+func writeEd25519Key(t *testing.T, path string) ed25519.PrivateKey {
 	t.Helper()
 	_, k, _ := ed25519.GenerateKey(rand.Reader)
 	der, _ := x509.MarshalPKCS8PrivateKey(k)
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return k
 }
 
 func waitForPending(t *testing.T, ctx context.Context, svc *provision.Service) string {
