@@ -24,6 +24,9 @@ var _ gatehouse.PKI = (*PKI)(nil)
 // CACommonName is the subject common name of the simulated root CA.
 const CACommonName = "gatehouse simulated root CA"
 
+// issuedSkew is the clock skew gatehouse's vault client allows in Issued.
+const issuedSkew = time.Minute
+
 // PKI simulates an OpenBao PKI secrets engine with one role and a real root
 // CA, so issued certificates verify like production ones. The role starts
 // as a new OpenBao role does (DefaultVaultRole), which refuses gateway
@@ -316,18 +319,19 @@ func normalizeVaultSerial(s string) string {
 
 // Issued lists the stored certificates for commonName issued at or after
 // since (revoked ones included), the way gatehouse's vault client reads
-// LIST certs/detailed: a certificate counts from its NotBefore plus the
-// role's backdating, since OpenBao backdates NotBefore (30 s by default).
+// LIST certs/detailed (vault.Client.Issued): a certificate counts from its
+// NotBefore plus the role's backdating, since OpenBao backdates NotBefore
+// (30 s by default), less a minute the client allows for clock skew.
 // Certificates of a no_store role are not there, as in OpenBao.
 func (p *PKI) Issued(ctx context.Context, commonName string, since time.Time) ([]gatehouse.IssuedCert, error) {
 	if err := p.enter(ctx, "vault"); err != nil {
 		return nil, err
 	}
-	backdate := p.Role().backdate()
+	from := since.Add(-p.Role().backdate() - issuedSkew)
 	var out []gatehouse.IssuedCert
 	for _, c := range p.stored() {
 		x := c.x509
-		if x.Subject.CommonName == commonName && !x.NotBefore.Add(backdate).Before(since) {
+		if x.Subject.CommonName == commonName && !x.NotBefore.Before(from) {
 			out = append(out, gatehouse.IssuedCert{Serial: c.Serial, CommonName: commonName, NotBefore: x.NotBefore, NotAfter: x.NotAfter})
 		}
 	}

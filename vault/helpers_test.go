@@ -50,13 +50,17 @@ func newSim(t *testing.T, opts simulate.VaultServerOptions) *simulate.VaultServe
 	return s
 }
 
-// simOptions accepts every auth method, with credentials the tests know.
+// simOptions accepts every auth method, with credentials the tests know,
+// and has the role gatehouse recommends (a new OpenBao role would refuse
+// gateway names; see check_test.go for that).
 func simOptions(clk *clock) simulate.VaultServerOptions {
+	role := simulate.RecommendedVaultRole()
 	return simulate.VaultServerOptions{
 		RootToken: rootToken,
 		AppRoleID: "role-id-1", AppRoleSecretID: "secret-id-s3cret",
 		KubernetesRole: "gatehouse", KubernetesJWT: "jwt.s3cret.sig",
-		Now: clk.Now,
+		RoleConfig: &role,
+		Now:        clk.Now,
 	}
 }
 
