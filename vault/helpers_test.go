@@ -82,10 +82,14 @@ func writeJWT(t *testing.T, jwt string) string {
 	return path
 }
 
-// newClient points auth at addr with the gatehouse role and a fake clock.
+// newClient points auth at addr with the gatehouse role (unless auth names
+// another) and a fake clock.
 func newClient(t *testing.T, addr string, auth Config, clk *clock) *Client {
 	t.Helper()
-	auth.Addr, auth.Role = addr, "gatehouse"
+	auth.Addr = addr
+	if auth.Role == "" {
+		auth.Role = "gatehouse"
+	}
 	if auth.Timeout == 0 {
 		auth.Timeout = 5 * time.Second
 	}

@@ -16,8 +16,9 @@ import (
 	"gatehouse/rest"
 )
 
-// listPage is how many certificates one listing page asks for.
-const listPage = 500
+// listPage is how many certificates one listing page asks for (a variable
+// so that tests can page through a few).
+var listPage = 500
 
 // issuedSlack widens Issued's window for clock skew between gatehouse and
 // Vault: a certificate found by mistake costs a revocation the caller

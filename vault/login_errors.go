@@ -47,7 +47,7 @@ func (a *auth) loginError(err error) error {
 	case s == http.StatusForbidden:
 		e.hint = "Vault did not accept the service account token; check the Kubernetes auth role's bound service accounts and namespaces"
 	case s == http.StatusBadRequest && a.method == "AppRole":
-		e.hint = "check the role id and secret id; OpenBao locks the role out after 5 failures in a row, for 15 minutes"
+		e.hint = "check the role id and secret id (by default OpenBao locks the role out for 15 minutes after 5 failed logins)"
 	case s == http.StatusBadRequest:
 		e.hint = "check the Kubernetes auth role name"
 	}
