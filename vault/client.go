@@ -9,6 +9,17 @@
 //	bao write pki/roles/gatehouse key_type=ec key_bits=256 allow_any_name=true \
 //	    use_csr_common_name=false use_csr_sans=false max_ttl=8760h
 //
+// The policy gatehouse's token needs (read on the role only for Check; list
+// on certs/detailed, or certs on HashiCorp Vault, to find what a step
+// issued when its answer was lost):
+//
+//	path "pki/issue/gatehouse"  { capabilities = ["update"] }
+//	path "pki/sign/gatehouse"   { capabilities = ["update"] }
+//	path "pki/revoke"           { capabilities = ["update"] }
+//	path "pki/roles/gatehouse"  { capabilities = ["read"] }
+//	path "pki/certs/detailed"   { capabilities = ["list"] }
+//	path "pki/certs"            { capabilities = ["list"] }
+//
 // Client.Check reads the role and says what does not fit; Verify checks a
 // certificate that came back.
 package vault
