@@ -63,6 +63,9 @@ func simulatedBackends(b *testing.B) []gatehouse.Backend {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if err := pki.SetRole(simulate.RecommendedVaultRole()); err != nil {
+		b.Fatal(err)
+	}
 	return []gatehouse.Backend{mender.NewBackend(simulate.NewMender()), azure.NewDPSBackend(simulate.NewDPS("")),
 		vault.NewBackend(pki, false, "gateway")}
 }

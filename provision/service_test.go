@@ -80,6 +80,9 @@ func setup(t *testing.T) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := pki.SetRole(simulate.RecommendedVaultRole()); err != nil {
+		t.Fatal(err)
+	}
 	tb := &testBundle{mender: simulate.NewMender(), dps: simulate.NewDPS("0ne00TEST"), pki: pki,
 		hub: simulate.NewHub("hub-a.azure-devices.net", "hub-b.azure-devices.net")}
 	tb.dps.Hub = tb.hub

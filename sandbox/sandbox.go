@@ -45,7 +45,10 @@ func Start(assignDelay time.Duration) (*Simulators, error) {
 		s.Close()
 		return nil, err
 	}
-	if s.Vault, err = simulate.NewVaultServer(simulate.VaultServerOptions{RootToken: s.vaultToken, Role: simVaultRole}); err != nil {
+	// The role docs/backends.md recommends: a new role's OpenBao defaults
+	// refuse gateway names and the agent's P-256 CSR.
+	role := simulate.RecommendedVaultRole()
+	if s.Vault, err = simulate.NewVaultServer(simulate.VaultServerOptions{RootToken: s.vaultToken, Role: simVaultRole, RoleConfig: &role}); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -46,6 +46,7 @@ func setup(t *testing.T) *testBundle {
 	}
 	t.Cleanup(func() { db.Close() })
 	pki, _ := simulate.NewPKI()
+	pki.SetRole(simulate.RecommendedVaultRole())
 	svc, err := provision.New(db, provision.Config{
 		Backends: []gatehouse.Backend{mender.NewBackend(simulate.NewMender()), azure.NewDPSBackend(simulate.NewDPS("")),
 			vault.NewBackend(pki, false, "gateway")},

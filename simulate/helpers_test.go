@@ -69,10 +69,15 @@ func enrollment(t testing.TB, id string) gatehouse.Enrollment {
 	}
 }
 
+// newPKI returns a PKI with the role gatehouse recommends, which issues and
+// signs gateway names; NewPKI alone has OpenBao's defaults, which do not.
 func newPKI(t testing.TB) *simulate.PKI {
 	t.Helper()
 	p, err := simulate.NewPKI()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetRole(simulate.RecommendedVaultRole()); err != nil {
 		t.Fatal(err)
 	}
 	return p

@@ -4,17 +4,14 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -27,18 +24,14 @@ var _ gatehouse.PKI = (*PKI)(nil)
 // CACommonName is the subject common name of the simulated root CA.
 const CACommonName = "gatehouse simulated root CA"
 
-// IssuedTTL is the validity of issued certificates when no ttl is asked for.
-const IssuedTTL = 365 * 24 * time.Hour
+// issuedSkew is the clock skew gatehouse's vault client allows in Issued.
+const issuedSkew = time.Minute
 
-// commonNamePattern is a hostname, because Vault roles enforce hostnames by
-// default and the common name also goes into the DNS SANs.
-var commonNamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
-
-// PKI simulates a Vault/OpenBao PKI secrets engine with a real root CA, so
-// issued certificates verify like production ones. Its role behaves as one
-// configured with use_csr_common_name=false: the common name of a signed
-// certificate is the one asked for, never the CSR's. It is safe for
-// concurrent use.
+// PKI simulates an OpenBao PKI secrets engine with one role and a real root
+// CA, so issued certificates verify like production ones. The role starts
+// as a new OpenBao role does (DefaultVaultRole), which refuses gateway
+// names and signs the CSR's own name; set RecommendedVaultRole with SetRole
+// for one that works. It is safe for concurrent use.
 type PKI struct {
 	Faults
 
@@ -47,10 +40,17 @@ type PKI struct {
 	caPEM  string
 
 	mu      sync.Mutex
-	issued  map[string]gatehouse.Certificate // serial → certificate, never with its key
-	order   []string                         // serials in issue order
-	revoked map[string]time.Time             // serial → revocation time
-	revokes []string                         // serials in revocation order
+	role    VaultRole
+	issued  map[string]*storedCert // colon serial → certificate, never with its key
+	order   []string               // serials in issue order
+	revoked map[string]time.Time   // serial → revocation time
+	revokes []string               // serials in revocation order
+}
+
+// storedCert is what OpenBao keeps under certs/<serial>.
+type storedCert struct {
+	gatehouse.Certificate
+	x509 *x509.Certificate
 }
 
 // vaultError is a refusal together with the HTTP status Vault answers it with,
@@ -68,7 +68,8 @@ func vaultBadRequest(format string, args ...any) *vaultError {
 	return &vaultError{status: 400, msg: fmt.Sprintf(format, args...)}
 }
 
-// NewPKI returns a PKI with a freshly generated ECDSA P-256 root CA.
+// NewPKI returns a PKI with a freshly generated ECDSA P-256 root CA and a
+// role with OpenBao's defaults for a new role.
 func NewPKI() (*PKI, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -90,7 +91,8 @@ func NewPKI() (*PKI, error) {
 		caCert:  cert,
 		caKey:   key,
 		caPEM:   encodePEM("CERTIFICATE", der),
-		issued:  make(map[string]gatehouse.Certificate),
+		role:    DefaultVaultRole(),
+		issued:  make(map[string]*storedCert),
 		revoked: make(map[string]time.Time),
 	}, nil
 }
@@ -113,181 +115,178 @@ func caTemplate() (*x509.Certificate, error) {
 	}, nil
 }
 
+// SetRole replaces the role's settings, as `bao write pki/roles/<name>`
+// does; it refuses what OpenBao refuses (a ttl above max_ttl, a key size the
+// key type does not have).
+func (p *PKI) SetRole(r VaultRole) error {
+	r, err := r.validate()
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.role = r
+	return nil
+}
+
+// Role returns the role's current settings.
+func (p *PKI) Role() VaultRole {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.role
+}
+
 // Issue answers like POST /v1/pki/issue/<role> with private_key_format=pkcs8.
 // Like Vault it is not idempotent: every call is a new key and serial.
 func (p *PKI) Issue(ctx context.Context, commonName string) (gatehouse.Certificate, error) {
-	return p.call(ctx, func() (gatehouse.Certificate, error) {
-		c, err := p.issue(commonName, 0, true)
-		return c.Certificate, err
-	})
+	return p.call(ctx, certOrder{commonName: commonName, pkcs8: true})
 }
 
-// Sign answers like POST /v1/pki/sign/<role>: it checks the CSR's signature
-// and certifies the CSR's public key under commonName. The certificate comes
-// without a private key, since the key never left the device.
+// Sign answers like POST /v1/pki/sign/<role>. Whether the certificate names
+// commonName or the CSR's own CN depends on the role's use_csr_common_name.
+// The certificate comes without a private key: it never left the device.
 func (p *PKI) Sign(ctx context.Context, commonName, csrPEM string) (gatehouse.Certificate, error) {
-	return p.call(ctx, func() (gatehouse.Certificate, error) {
-		c, err := p.sign(commonName, csrPEM, 0)
-		return c.Certificate, err
-	})
+	return p.call(ctx, certOrder{sign: true, commonName: commonName, csr: csrPEM})
 }
 
 // Revoke answers like POST /v1/pki/revoke. As in Vault, revoking twice
 // succeeds, and an unknown serial is a 400 ("certificate with serial ... not
 // found"); here that error also wraps gatehouse.ErrBackendNotFound.
 func (p *PKI) Revoke(ctx context.Context, serial string) error {
-	_, err := p.call(ctx, func() (gatehouse.Certificate, error) {
-		_, err := p.revoke(serial)
-		return gatehouse.Certificate{}, err
-	})
-	return err
+	if err := p.enter(ctx, "vault"); err != nil {
+		return err
+	}
+	if _, err := p.revoke(serial); err != nil {
+		return err
+	}
+	return p.lose("vault")
 }
 
-// call runs one state-changing operation behind the in-process faults.
-func (p *PKI) call(ctx context.Context, op func() (gatehouse.Certificate, error)) (gatehouse.Certificate, error) {
+// call runs one issue or sign behind the in-process faults.
+func (p *PKI) call(ctx context.Context, o certOrder) (gatehouse.Certificate, error) {
 	if err := p.enter(ctx, "vault"); err != nil {
 		return gatehouse.Certificate{}, err
 	}
-	c, err := op()
+	c, err := p.execute(o)
 	if err != nil {
 		return gatehouse.Certificate{}, err
 	}
 	if err := p.lose("vault"); err != nil {
 		return gatehouse.Certificate{}, err
 	}
-	return c, nil
+	return c.Certificate, nil
 }
 
 // vaultCert is a new certificate with what Vault reports beside it.
 type vaultCert struct {
 	gatehouse.Certificate
-	keyType string // private_key_type: "ec", or "" when signed from a CSR
-	expires time.Time
+	keyType   string // private_key_type: "rsa", "ec", "ed25519"; "" when signed
+	notBefore time.Time
+	expires   time.Time
 }
 
-// issue makes a key pair and certificate. ttl 0 means IssuedTTL; pkcs8
-// chooses Vault's private_key_format=pkcs8 over its default SEC1 "der".
-func (p *PKI) issue(cn string, ttl time.Duration, pkcs8 bool) (vaultCert, error) {
-	if err := validateCommonName(cn); err != nil {
+// execute issues or signs under the current role.
+func (p *PKI) execute(o certOrder) (vaultCert, error) {
+	if o.sign {
+		return p.signOrder(p.Role(), o)
+	}
+	return p.issueOrder(p.Role(), o)
+}
+
+// issueOrder follows pathIssue and generateCert: names and TTL are checked
+// before a key of the role's type is generated.
+func (p *PKI) issueOrder(role VaultRole, o certOrder) (vaultCert, error) {
+	role, warnings, err := issueRole(role, o)
+	if err != nil {
 		return vaultCert{}, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, err := role.subject(o.commonName, nil)
+	if err != nil {
+		return vaultCert{}, err
+	}
+	key, err := generateVaultKey(role.KeyType, role.KeyBits)
 	if err != nil {
 		return vaultCert{}, fmt.Errorf("vault: 500 generate key: %w", err)
 	}
-	keyPEM, err := marshalVaultKey(key, pkcs8)
+	c, err := p.certify(role, s, key.Public(), o.ttl)
 	if err != nil {
 		return vaultCert{}, err
 	}
-	c, err := p.certify(cn, &key.PublicKey, ttl)
-	if err != nil {
+	if c.PrivateKeyPEM, err = marshalVaultKey(key, o.pkcs8); err != nil {
 		return vaultCert{}, err
 	}
-	c.PrivateKeyPEM, c.keyType = keyPEM, "ec"
+	c.keyType = role.KeyType
+	c.Warnings = append(warnings, c.Warnings...)
 	return c, nil
 }
 
-func marshalVaultKey(key *ecdsa.PrivateKey, pkcs8 bool) (string, error) {
-	if !pkcs8 {
-		der, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			return "", fmt.Errorf("vault: 500 marshal key: %w", err)
-		}
-		return encodePEM("EC PRIVATE KEY", der), nil
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return "", fmt.Errorf("vault: 500 marshal key: %w", err)
-	}
-	return encodePEM("PRIVATE KEY", der), nil
-}
-
-// sign certifies the public key of a CSR whose signature verifies.
-func (p *PKI) sign(cn, csrPEM string, ttl time.Duration) (vaultCert, error) {
-	if err := validateCommonName(cn); err != nil {
-		return vaultCert{}, err
-	}
-	csr, err := parseVaultCSR(csrPEM)
+// signOrder follows signCert: the CSR's key type, then the names, then the
+// CSR's signature (certutil.SignCertificate).
+func (p *PKI) signOrder(role VaultRole, o certOrder) (vaultCert, error) {
+	csr, err := parseSignCSR(o.csr)
 	if err != nil {
 		return vaultCert{}, err
 	}
-	return p.certify(cn, csr.PublicKey, ttl)
-}
-
-// parseVaultCSR refuses what Vault's sign endpoint refuses, with its wording.
-func parseVaultCSR(s string) (*x509.CertificateRequest, error) {
-	block, _ := pem.Decode([]byte(s))
-	if block == nil {
-		return nil, vaultBadRequest("csr contains no data")
+	if err := role.csrKey(csr); err != nil {
+		return vaultCert{}, err
 	}
-	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	s, err := role.subject(o.commonName, csr)
 	if err != nil {
-		return nil, vaultBadRequest("certificate request could not be parsed: %v", err)
+		return vaultCert{}, err
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return nil, vaultBadRequest("request signature invalid: %v", err)
+		return vaultCert{}, vaultBadRequest("request signature invalid: %v", err)
 	}
-	if !vaultAcceptsKey(csr.PublicKey) {
-		return nil, vaultBadRequest("role requires keys of type rsa (2048+ bits), ec (P-256 or P-384) or ed25519")
-	}
-	return csr, nil
-}
-
-func vaultAcceptsKey(pub crypto.PublicKey) bool {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		return k.Curve == elliptic.P256() || k.Curve == elliptic.P384()
-	case *rsa.PublicKey:
-		return k.N.BitLen() >= 2048
-	case ed25519.PublicKey:
-		return true
-	}
-	return false
-}
-
-// certify signs a leaf certificate for pub and records it.
-func (p *PKI) certify(cn string, pub crypto.PublicKey, ttl time.Duration) (vaultCert, error) {
-	serial, err := randomSerial()
+	c, err := p.certify(role, s, csr.PublicKey, o.ttl)
 	if err != nil {
-		return vaultCert{}, fmt.Errorf("vault: 500 %w", err)
+		return vaultCert{}, err
 	}
-	tmpl := leafTemplate(cn, serial, ttl)
+	if role.UseCSRCommonName && o.commonName != "" {
+		c.Warnings = append([]string{`the common_name field was provided but the role is set with "use_csr_common_name" set to true`}, c.Warnings...)
+	}
+	return c, nil
+}
+
+// certify signs a leaf certificate for pub and stores it unless the role
+// has no_store.
+func (p *PKI) certify(role VaultRole, s vaultSubject, pub crypto.PublicKey, ttl time.Duration) (vaultCert, error) {
+	now := time.Now()
+	notAfter, warnings := role.notAfter(ttl, now)
+	if notAfter.After(p.caCert.NotAfter) {
+		return vaultCert{}, vaultBadRequest("cannot satisfy request, as TTL would result in notAfter of %s that is beyond the expiration of the CA certificate at %s",
+			notAfter.UTC().Format(time.RFC3339Nano), p.caCert.NotAfter.UTC().Format(time.RFC3339Nano))
+	}
+	tmpl, err := role.leafTemplate(s, now, notAfter)
+	if err != nil {
+		return vaultCert{}, err
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, pub, p.caKey)
 	if err != nil {
 		return vaultCert{}, fmt.Errorf("vault: 500 create certificate: %w", err)
 	}
-	c := vaultCert{expires: tmpl.NotAfter, Certificate: gatehouse.Certificate{
-		Serial:         FormatSerial(serial),
+	x, err := x509.ParseCertificate(der)
+	if err != nil {
+		return vaultCert{}, fmt.Errorf("vault: 500 parse certificate: %w", err)
+	}
+	c := vaultCert{notBefore: tmpl.NotBefore, expires: tmpl.NotAfter, Certificate: gatehouse.Certificate{
+		Serial:         FormatSerial(tmpl.SerialNumber),
 		CertificatePEM: encodePEM("CERTIFICATE", der),
 		CAChainPEM:     p.caPEM,
+		Warnings:       warnings,
 	}}
-	p.record(c.Certificate)
+	if !role.NoStore {
+		p.record(c.Certificate, x)
+	}
 	return c, nil
 }
 
-func leafTemplate(cn string, serial *big.Int, ttl time.Duration) *x509.Certificate {
-	if ttl <= 0 {
-		ttl = IssuedTTL
-	}
-	now := time.Now()
-	return &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
-		DNSNames:     []string{cn},
-		NotBefore:    now.Add(-time.Minute), // tolerate device clocks slightly behind
-		NotAfter:     now.Add(ttl),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-}
-
-// record keeps the certificate for revocation, without its key: Vault never
-// stores the private keys it hands out.
-func (p *PKI) record(c gatehouse.Certificate) {
-	c.PrivateKeyPEM = ""
+// record keeps the certificate for listing and revocation, without its key:
+// Vault never stores the private keys it hands out.
+func (p *PKI) record(c gatehouse.Certificate, x *x509.Certificate) {
+	c.PrivateKeyPEM, c.Warnings = "", nil
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.issued[c.Serial] = c
+	p.issued[c.Serial] = &storedCert{Certificate: c, x509: x}
 	p.order = append(p.order, c.Serial)
 }
 
@@ -318,45 +317,56 @@ func normalizeVaultSerial(s string) string {
 	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "-", ":")
 }
 
-// Issued lists stored certificates for commonName valid from since on, like
-// OpenBao's LIST /v1/pki/certs/detailed filtered by the caller.
+// Issued lists the stored certificates for commonName issued at or after
+// since (revoked ones included), the way gatehouse's vault client reads
+// LIST certs/detailed (vault.Client.Issued): a certificate counts from its
+// NotBefore plus the role's backdating, since OpenBao backdates NotBefore
+// (30 s by default), less a minute the client allows for clock skew.
+// Certificates of a no_store role are not there, as in OpenBao.
 func (p *PKI) Issued(ctx context.Context, commonName string, since time.Time) ([]gatehouse.IssuedCert, error) {
 	if err := p.enter(ctx, "vault"); err != nil {
 		return nil, err
 	}
+	from := since.Add(-p.Role().backdate() - issuedSkew)
 	var out []gatehouse.IssuedCert
-	for _, c := range p.Certificates() {
-		x, err := parseVaultCertificate(c.CertificatePEM)
-		if err != nil {
-			return nil, err
-		}
-		if x.Subject.CommonName == commonName && !x.NotBefore.Before(since) {
+	for _, c := range p.stored() {
+		x := c.x509
+		if x.Subject.CommonName == commonName && !x.NotBefore.Before(from) {
 			out = append(out, gatehouse.IssuedCert{Serial: c.Serial, CommonName: commonName, NotBefore: x.NotBefore, NotAfter: x.NotAfter})
 		}
 	}
 	return out, nil
 }
 
-// Live returns the certificates that are neither revoked nor expired.
+// stored returns the stored certificates in issue order.
+func (p *PKI) stored() []*storedCert {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*storedCert, 0, len(p.order))
+	for _, s := range p.order {
+		out = append(out, p.issued[s])
+	}
+	return out
+}
+
+// Live returns the stored certificates that are not revoked.
 func (p *PKI) Live() []gatehouse.Certificate {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []gatehouse.Certificate
 	for _, s := range p.order {
 		if _, gone := p.revoked[s]; !gone {
-			out = append(out, p.issued[s])
+			out = append(out, p.issued[s].Certificate)
 		}
 	}
 	return out
 }
 
-// Certificates returns the issued certificates in issue order, without keys.
+// Certificates returns the stored certificates in issue order, without keys.
 func (p *PKI) Certificates() []gatehouse.Certificate {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]gatehouse.Certificate, 0, len(p.order))
-	for _, s := range p.order {
-		out = append(out, p.issued[s])
+	var out []gatehouse.Certificate
+	for _, c := range p.stored() {
+		out = append(out, c.Certificate)
 	}
 	return out
 }
@@ -368,7 +378,7 @@ func (p *PKI) Revoked() []string {
 	return append([]string(nil), p.revokes...)
 }
 
-// Len returns the number of issued certificates.
+// Len returns the number of stored certificates.
 func (p *PKI) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -387,18 +397,6 @@ func FormatSerial(n *big.Int) string {
 		parts[i] = hex.EncodeToString(b[i : i+1])
 	}
 	return strings.Join(parts, ":")
-}
-
-func validateCommonName(cn string) error {
-	switch {
-	case cn == "":
-		return vaultBadRequest(`the common_name field is required, or must be provided in a CSR with "use_csr_common_name" set to true, unless "require_cn" is set to false`)
-	case len(cn) > 64:
-		return vaultBadRequest("common_name %q is longer than 64 characters", vaultShorten(cn, 80))
-	case !commonNamePattern.MatchString(cn):
-		return vaultBadRequest("common_name %q not allowed by this role", vaultShorten(cn, 80))
-	}
-	return nil
 }
 
 // randomSerial returns a positive 128-bit serial, as CAs use to make serials

@@ -43,6 +43,8 @@ func TestPKISign(t *testing.T) {
 	}
 }
 
+// signCert (cert_util.go) checks the CSR's key type against the role's:
+// the recommended ec role refuses an Ed25519 CSR, key_type=any takes it.
 func TestPKISignEd25519CSR(t *testing.T) {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "x"}}, key)
@@ -50,8 +52,17 @@ func TestPKISignEd25519CSR(t *testing.T) {
 		t.Fatal(err)
 	}
 	csr := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
-	if _, err := newPKI(t).Sign(context.Background(), "gw-01", csr); err != nil {
-		t.Errorf("Ed25519 CSR: %v", err)
+	p := newPKI(t)
+	if _, err := p.Sign(context.Background(), "gw-01", csr); err == nil || !strings.Contains(err.Error(), "role requires keys of type ec") {
+		t.Errorf("Ed25519 CSR on an ec role: err %v", err)
+	}
+	role := simulate.RecommendedVaultRole()
+	role.KeyType = "any"
+	if err := p.SetRole(role); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Sign(context.Background(), "gw-01", csr); err != nil {
+		t.Errorf("Ed25519 CSR on a key_type=any role: %v", err)
 	}
 }
 
@@ -59,6 +70,7 @@ func TestPKISignRejects(t *testing.T) {
 	_, good := vaultCSR(t, "x")
 	for name, tt := range map[string]struct{ cn, csr string }{
 		"empty csr":   {"gw-01", ""},
+		"no PEM":      {"gw-01", "not pem"},
 		"not a csr":   {"gw-01", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"},
 		"bad name":    {"gw 01", good},
 		"empty name":  {"", good},

@@ -19,6 +19,13 @@ type vaultToken struct {
 	expires   time.Time // zero: never (the root token)
 	maxExpiry time.Time // zero: renewals are not capped
 	renewable bool
+	root      bool        // may do anything
+	policy    VaultPolicy // what else it may do, beyond Vault's default policy
+}
+
+// allows is the token's ACL check for op on path.
+func (t *vaultToken) allows(path, op string) bool {
+	return t.root || vaultDefaultPolicy.allows(path, op) || t.policy.allows(path, op)
 }
 
 // vaultAuth holds the credentials the server accepts and the tokens it has
@@ -36,7 +43,12 @@ type vaultAuth struct {
 func newVaultAuth(opts VaultServerOptions) *vaultAuth {
 	a := &vaultAuth{opts: opts, tokens: map[string]*vaultToken{}}
 	if opts.RootToken != "" {
-		a.root = &vaultToken{accessor: randomVaultID(12), path: "auth/token/root", policies: []string{"root"}, created: opts.Now()}
+		a.root = &vaultToken{accessor: randomVaultID(12), path: "auth/token/root", policies: []string{"root"}, created: opts.Now(), root: true}
+	}
+	for tok, policy := range opts.Tokens {
+		// Static tokens never expire: their expiry is far beyond any test.
+		a.tokens[tok] = &vaultToken{accessor: randomVaultID(12), path: "auth/token/create", policies: []string{"default", "limited"},
+			created: opts.Now(), expires: opts.Now().Add(100 * 365 * 24 * time.Hour), policy: policy}
 	}
 	return a
 }
@@ -78,6 +90,7 @@ func (a *vaultAuth) login(path string) (string, *vaultToken) {
 		accessor:  randomVaultID(12),
 		path:      path,
 		policies:  []string{"default", "gatehouse"},
+		policy:    a.opts.TokenPolicy,
 		created:   now,
 		expires:   now.Add(a.opts.TokenTTL),
 		renewable: true,
@@ -123,7 +136,9 @@ func (a *vaultAuth) expireAll() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, t := range a.tokens {
-		t.expires = now
+		if t.renewable { // from a login; static tokens stay
+			t.expires = now
+		}
 	}
 }
 

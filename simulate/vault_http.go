@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -13,27 +12,46 @@ import (
 )
 
 // VaultServerOptions configure NewVaultServer. At least one way to
-// authenticate (RootToken, AppRole or Kubernetes) is required.
+// authenticate (RootToken, Tokens, AppRole or Kubernetes) is required.
 type VaultServerOptions struct {
 	// Mount is the PKI secrets engine's mount path; default "pki".
 	Mount string
-	// Role is the one PKI role that exists; default "gatehouse".
+	// Role is the name of the one PKI role that exists; default "gatehouse".
 	Role string
+	// RoleConfig sets the role's settings; nil keeps State's, which for a
+	// new PKI are OpenBao's defaults for a new role (DefaultVaultRole).
+	RoleConfig *VaultRole
 	// RootToken is accepted as X-Vault-Token as is; it never expires and
-	// cannot be renewed, like a real root token.
+	// cannot be renewed, like a real root token, and may do anything.
 	RootToken string
+	// Tokens are more static tokens, each limited to its policy (plus the
+	// lookup-self and renew-self of Vault's default policy).
+	Tokens map[string]VaultPolicy
 	// AppRoleID and AppRoleSecretID are what auth/approle/login accepts.
 	AppRoleID, AppRoleSecretID string
 	// KubernetesRole and KubernetesJWT are what auth/kubernetes/login accepts.
 	KubernetesRole, KubernetesJWT string
+	// TokenPolicy limits the tokens from AppRole and Kubernetes logins;
+	// nil means GatehouseVaultPolicy(Mount, Role).
+	TokenPolicy VaultPolicy
 	// TokenTTL is the lease of tokens from a login, renewable by renew-self
 	// for as long again; default 1h.
 	TokenTTL time.Duration
 	// TokenMaxTTL caps renewals (Vault's max_ttl): past it the token
 	// expires however often it is renewed. 0 means no cap.
 	TokenMaxTTL time.Duration
-	// Now is the server's clock, so tests can expire tokens without
-	// sleeping; default time.Now.
+	// LockoutThreshold, LockoutDuration and LockoutCounterReset shape the
+	// AppRole lockout; 0 means OpenBao's defaults (5, 15m, 15m).
+	// DisableLockout turns it off.
+	LockoutThreshold                     int
+	LockoutDuration, LockoutCounterReset time.Duration
+	DisableLockout                       bool
+	// HashiCorp makes the server answer like HashiCorp Vault where it
+	// differs from OpenBao for gatehouse: there is no LIST certs/detailed,
+	// and LIST certs ignores after and limit.
+	HashiCorp bool
+	// Now is the server's clock for tokens and lockouts, so tests can
+	// expire them without sleeping; default time.Now.
 	Now func() time.Time
 	// Wrap, if set, goes around the API (inside the HTTP faults), e.g. a
 	// contract.Checker's Wrap.
@@ -42,41 +60,38 @@ type VaultServerOptions struct {
 	State *PKI
 }
 
-// VaultServer serves a PKI secrets engine and the AppRole, Kubernetes and
-// token auth endpoints over Vault's real paths, with its status codes and
-// bodies. Its role behaves as use_csr_common_name=false (see PKI). Faults
-// are injected with the embedded Server.Faults; State's own in-process
-// Faults apply only to calls made on State directly.
+// VaultServer serves a PKI secrets engine with one role, AppRole,
+// Kubernetes and token auth, and sys/locked-users over OpenBao's real
+// paths, with its status codes, bodies and ACL behaviour. Faults are
+// injected with the embedded Server.Faults; State's own in-process Faults
+// apply only to calls made on State directly.
 type VaultServer struct {
 	*Server
 	State *PKI
 
-	auth *vaultAuth
+	auth    *vaultAuth
+	lockout *vaultLockout
 }
 
 // NewVaultServer starts a simulated Vault on a loopback port. Close it when done.
 func NewVaultServer(opts VaultServerOptions) (*VaultServer, error) {
-	if opts.RootToken == "" && (opts.AppRoleID == "" || opts.AppRoleSecretID == "") &&
+	if opts.RootToken == "" && len(opts.Tokens) == 0 && (opts.AppRoleID == "" || opts.AppRoleSecretID == "") &&
 		(opts.KubernetesRole == "" || opts.KubernetesJWT == "") {
-		return nil, errors.New("simulate: vault server needs a RootToken, an AppRole id and secret id, or a Kubernetes role and JWT")
+		return nil, errors.New("simulate: vault server needs a RootToken, Tokens, an AppRole id and secret id, or a Kubernetes role and JWT")
 	}
-	opts = vaultDefaults(opts)
-	if opts.State == nil {
-		p, err := NewPKI()
-		if err != nil {
-			return nil, err
-		}
-		opts.State = p
-	}
-	auth := newVaultAuth(opts)
-	srv, err := serve(vaultRoutes(&vaultAPI{opts: opts, pki: opts.State, auth: auth}), opts.Wrap)
+	opts, err := vaultDefaults(opts)
 	if err != nil {
 		return nil, err
 	}
-	return &VaultServer{Server: srv, State: opts.State, auth: auth}, nil
+	api := &vaultAPI{opts: opts, pki: opts.State, auth: newVaultAuth(opts), lockout: newVaultLockout(opts)}
+	srv, err := serve(api, opts.Wrap)
+	if err != nil {
+		return nil, err
+	}
+	return &VaultServer{Server: srv, State: opts.State, auth: api.auth, lockout: api.lockout}, nil
 }
 
-func vaultDefaults(opts VaultServerOptions) VaultServerOptions {
+func vaultDefaults(opts VaultServerOptions) (VaultServerOptions, error) {
 	opts.Mount = strings.Trim(opts.Mount, "/")
 	if opts.Mount == "" {
 		opts.Mount = "pki"
@@ -90,7 +105,22 @@ func vaultDefaults(opts VaultServerOptions) VaultServerOptions {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return opts
+	if opts.TokenPolicy == nil {
+		opts.TokenPolicy = GatehouseVaultPolicy(opts.Mount, opts.Role)
+	}
+	if opts.State == nil {
+		p, err := NewPKI()
+		if err != nil {
+			return opts, err
+		}
+		opts.State = p
+	}
+	if opts.RoleConfig != nil {
+		if err := opts.State.SetRole(*opts.RoleConfig); err != nil {
+			return opts, err
+		}
+	}
+	return opts, nil
 }
 
 // Logins counts successful AppRole and Kubernetes logins.
@@ -109,237 +139,19 @@ func (s *VaultServer) Renewals() int {
 // root token is unaffected.
 func (s *VaultServer) ExpireTokens() { s.auth.expireAll() }
 
+// AppRoleAccessor is the AppRole mount's accessor, the first part of
+// sys/locked-users/<accessor>/unlock/<role_id>.
+func (s *VaultServer) AppRoleAccessor() string { return s.lockout.accessor }
+
+// LockedOut lists the AppRole role ids locked out right now.
+func (s *VaultServer) LockedOut() []string { return s.lockout.lockedAliases() }
+
 // vaultAPI answers the HTTP requests.
 type vaultAPI struct {
-	opts VaultServerOptions
-	pki  *PKI
-	auth *vaultAuth
-}
-
-func vaultRoutes(a *vaultAPI) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/v1/auth/approle/login", vaultMethods(a.appRoleLogin, "POST", "PUT"))
-	mux.HandleFunc("/v1/auth/kubernetes/login", vaultMethods(a.kubernetesLogin, "POST", "PUT"))
-	mux.HandleFunc("/v1/auth/token/lookup-self", a.authed(vaultMethods(a.lookupSelf, "GET", "POST")))
-	mux.HandleFunc("/v1/auth/token/renew-self", a.authed(vaultMethods(a.renewSelf, "POST", "PUT")))
-	mux.HandleFunc("/v1/", a.authed(vaultMethods(a.secrets, "POST", "PUT")))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeVaultError(w, http.StatusNotFound, "404 page not found")
-	})
-	return mux
-}
-
-// tokenKey carries the caller's token record from authed to the handlers.
-type tokenKey struct{}
-
-// authed refuses requests without a live token before routing them, as
-// Vault does: an expired token on an unknown path is still a 403.
-func (a *vaultAPI) authed(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		tok := tokenOf(r)
-		t := a.auth.lookup(tok)
-		if t == nil {
-			writeVaultError(w, http.StatusForbidden, "permission denied")
-			return
-		}
-		next(w, r.WithContext(withVaultToken(r.Context(), tok, t)))
-	}
-}
-
-// vaultMethods answers 405 for operations a path does not support.
-func vaultMethods(h http.HandlerFunc, methods ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		for _, m := range methods {
-			if r.Method == m {
-				h(w, r)
-				return
-			}
-		}
-		writeVaultError(w, http.StatusMethodNotAllowed, "unsupported operation")
-	}
-}
-
-// secrets routes /v1/<mount>/{issue,sign}/<role> and /v1/<mount>/revoke.
-func (a *vaultAPI) secrets(w http.ResponseWriter, r *http.Request) {
-	path := strings.TrimPrefix(r.URL.Path, "/v1/")
-	rest, ok := strings.CutPrefix(path, a.opts.Mount+"/")
-	if !ok {
-		writeVaultError(w, http.StatusNotFound, fmt.Sprintf("no handler for route %q. route entry not found.", path))
-		return
-	}
-	op, role, _ := strings.Cut(rest, "/")
-	switch {
-	case op == "revoke" && role == "":
-		a.revoke(w, r)
-	case (op == "issue" || op == "sign") && role != "" && !strings.Contains(role, "/"):
-		a.certificate(w, r, op, role)
-	default:
-		writeVaultError(w, http.StatusNotFound, fmt.Sprintf("no handler for route %q. route entry not found.", path))
-	}
-}
-
-// vaultCertRequest is the body of issue and sign.
-type vaultCertRequest struct {
-	CommonName       string `json:"common_name"`
-	CSR              string `json:"csr"`
-	TTL              any    `json:"ttl"` // Vault takes "8760h", "30d" or seconds
-	Format           string `json:"format"`
-	PrivateKeyFormat string `json:"private_key_format"`
-}
-
-func (a *vaultAPI) certificate(w http.ResponseWriter, r *http.Request, op, role string) {
-	var req vaultCertRequest
-	if !decodeVault(w, r, &req) {
-		return
-	}
-	if role != a.opts.Role {
-		// Vault routes any role name and refuses unknown ones with a 400.
-		writeVaultError(w, http.StatusBadRequest, "unknown role: "+vaultShorten(role, 80))
-		return
-	}
-	c, err := a.makeCertificate(op, req)
-	if err != nil {
-		writeVaultErr(w, err)
-		return
-	}
-	writeVaultData(w, certificateData(c))
-}
-
-func (a *vaultAPI) makeCertificate(op string, req vaultCertRequest) (vaultCert, error) {
-	ttl, err := parseVaultTTL(req.TTL)
-	if err != nil {
-		return vaultCert{}, err
-	}
-	if err := checkVaultFormat(req.Format); err != nil {
-		return vaultCert{}, err
-	}
-	if op == "sign" {
-		return a.pki.sign(req.CommonName, req.CSR, ttl)
-	}
-	pkcs8, err := vaultKeyFormat(req.PrivateKeyFormat)
-	if err != nil {
-		return vaultCert{}, err
-	}
-	return a.pki.issue(req.CommonName, ttl, pkcs8)
-}
-
-// certificateData is Vault's answer to issue and sign. Vault's PEM strings
-// carry no trailing newline.
-func certificateData(c vaultCert) map[string]any {
-	ca := strings.TrimSpace(c.CAChainPEM)
-	d := map[string]any{
-		"certificate":   strings.TrimSpace(c.CertificatePEM),
-		"issuing_ca":    ca,
-		"ca_chain":      []string{ca},
-		"serial_number": c.Serial,
-		"expiration":    c.expires.Unix(),
-	}
-	if c.PrivateKeyPEM != "" {
-		d["private_key"] = strings.TrimSpace(c.PrivateKeyPEM)
-		d["private_key_type"] = c.keyType
-	}
-	return d
-}
-
-func checkVaultFormat(f string) error {
-	switch f {
-	case "", "pem":
-		return nil
-	case "der", "pem_bundle":
-		return vaultBadRequest("format %q is valid but not simulated; use pem", f)
-	}
-	return vaultBadRequest(`the "format" path parameter must be "pem", "der", or "pem_bundle"`)
-}
-
-// vaultKeyFormat reports whether the key comes as PKCS#8; Vault's default
-// "der" (and "pem") give the key's native form, SEC1 for EC keys.
-func vaultKeyFormat(f string) (pkcs8 bool, err error) {
-	switch f {
-	case "", "der", "pem":
-		return false, nil
-	case "pkcs8":
-		return true, nil
-	}
-	return false, vaultBadRequest(`the "private_key_format" field must be "der", "pem", or "pkcs8"`)
-}
-
-// parseVaultTTL reads a ttl as Vault does: a Go duration, a number of
-// seconds, or a number of days with a "d" suffix.
-func parseVaultTTL(v any) (time.Duration, error) {
-	var d time.Duration
-	var err error
-	switch t := v.(type) {
-	case nil:
-		return 0, nil
-	case float64:
-		d = time.Duration(t * float64(time.Second))
-	case string:
-		d, err = parseVaultDuration(t)
-	default:
-		err = errors.New("not a string or number")
-	}
-	if err != nil || d < 0 {
-		return 0, vaultBadRequest("error parsing ttl: invalid duration %v", v)
-	}
-	return d, nil
-}
-
-func parseVaultDuration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Duration(n) * time.Second, nil
-	}
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.ParseInt(days, 10, 64)
-		return time.Duration(n) * 24 * time.Hour, err
-	}
-	return time.ParseDuration(s)
-}
-
-// vaultRevokeRequest names the certificate to revoke, one way or the other.
-type vaultRevokeRequest struct {
-	SerialNumber string `json:"serial_number"`
-	Certificate  string `json:"certificate"`
-}
-
-func (a *vaultAPI) revoke(w http.ResponseWriter, r *http.Request) {
-	var req vaultRevokeRequest
-	if !decodeVault(w, r, &req) {
-		return
-	}
-	serial, err := revokeSerial(req)
-	if err != nil {
-		writeVaultErr(w, err)
-		return
-	}
-	at, err := a.pki.revoke(serial)
-	if err != nil {
-		writeVaultErr(w, err)
-		return
-	}
-	writeVaultData(w, map[string]any{
-		"revocation_time":         at.Unix(),
-		"revocation_time_rfc3339": at.UTC().Format(time.RFC3339Nano),
-		"state":                   "revoked",
-	})
-}
-
-func revokeSerial(req vaultRevokeRequest) (string, error) {
-	switch {
-	case req.SerialNumber != "" && req.Certificate != "":
-		return "", vaultBadRequest("Must provide either the certificate or the serial to revoke; not both.")
-	case req.SerialNumber != "":
-		return req.SerialNumber, nil
-	case req.Certificate == "":
-		return "", vaultBadRequest("The serial number or certificate to revoke must be provided.")
-	}
-	cert, err := parseVaultCertificate(req.Certificate)
-	if err != nil {
-		return "", err
-	}
-	return FormatSerial(cert.SerialNumber), nil
+	opts    VaultServerOptions
+	pki     *PKI
+	auth    *vaultAuth
+	lockout *vaultLockout
 }
 
 // decodeVault reads an optional JSON object body, answering 400 as Vault
@@ -358,11 +170,14 @@ func decodeVault(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 // writeVaultData writes Vault's response envelope around data.
-func writeVaultData(w http.ResponseWriter, data map[string]any) {
-	writeVaultJSON(w, http.StatusOK, vaultEnvelope(data, nil, nil))
+func writeVaultData(w http.ResponseWriter, data map[string]any, warnings ...string) {
+	writeVaultJSON(w, http.StatusOK, vaultEnvelope(data, nil, warnings))
 }
 
 func vaultEnvelope(data map[string]any, auth map[string]any, warnings []string) map[string]any {
+	if len(warnings) == 0 {
+		warnings = nil
+	}
 	return map[string]any{
 		"request_id":     randomVaultUUID(),
 		"lease_id":       "",
@@ -398,6 +213,46 @@ func writeVaultErr(w http.ResponseWriter, err error) {
 	writeVaultError(w, http.StatusInternalServerError, "internal error")
 }
 
+// writeVaultError writes {"errors": msgs}; with no messages that is
+// {"errors":[]}, Vault's 404 for a read or list that found nothing.
 func writeVaultError(w http.ResponseWriter, status int, msgs ...string) {
+	if msgs == nil {
+		msgs = []string{}
+	}
 	writeVaultJSON(w, status, map[string][]string{"errors": msgs})
+}
+
+// parseVaultTTL reads a ttl as Vault does: a Go duration, a number of
+// seconds, or a number of days with a "d" suffix.
+func parseVaultTTL(v any) (time.Duration, error) {
+	var d time.Duration
+	var err error
+	switch t := v.(type) {
+	case nil:
+		return 0, nil
+	case float64:
+		d = time.Duration(t * float64(time.Second))
+	case string:
+		d, err = parseVaultDuration(t)
+	default:
+		err = errors.New("not a string or number")
+	}
+	if err != nil || d < 0 {
+		return 0, vaultBadRequest("error parsing ttl: invalid duration %v", v)
+	}
+	return d, nil
+}
+
+func parseVaultDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		return time.Duration(n) * 24 * time.Hour, err
+	}
+	return time.ParseDuration(s)
 }

@@ -39,7 +39,18 @@ func (c *vaultClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// newVaultServer starts a server whose role is the recommended one unless
+// opts say otherwise (see newDefaultVaultServer for OpenBao's defaults).
 func newVaultServer(t *testing.T, opts simulate.VaultServerOptions) (*simulate.VaultServer, *vaultClock) {
+	t.Helper()
+	if opts.RoleConfig == nil && opts.State == nil {
+		r := simulate.RecommendedVaultRole()
+		opts.RoleConfig = &r
+	}
+	return startVaultServer(t, opts)
+}
+
+func startVaultServer(t *testing.T, opts simulate.VaultServerOptions) (*simulate.VaultServer, *vaultClock) {
 	t.Helper()
 	clk := &vaultClock{t: time.Now()}
 	if opts.Now == nil {
@@ -88,6 +99,9 @@ func vaultCall(t *testing.T, s *simulate.VaultServer, method, path, token string
 	}
 	defer resp.Body.Close()
 	r := vaultReply{status: resp.StatusCode, header: resp.Header}
+	if resp.StatusCode == http.StatusNoContent {
+		return r
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
 		t.Fatalf("%s %s: answer is not JSON: %v", method, path, err)
 	}
@@ -184,7 +198,8 @@ func TestVaultSignHTTP(t *testing.T) {
 		body map[string]any
 		err  string
 	}{
-		"no csr":        {map[string]any{"common_name": "gw-02"}, "csr contains no data"},
+		"no csr":        {map[string]any{"common_name": "gw-02"}, `"csr" is empty`},
+		"no PEM":        {map[string]any{"common_name": "gw-02", "csr": "garbage"}, "csr contains no data"},
 		"garbage csr":   {map[string]any{"common_name": "gw-02", "csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"}, "could not be parsed"},
 		"bad signature": {map[string]any{"common_name": "gw-02", "csr": string(pem.EncodeToMemory(block))}, "signature"},
 		"no name":       {map[string]any{"csr": csr}, "common_name field is required"},
@@ -211,11 +226,12 @@ func TestVaultRequestErrors(t *testing.T) {
 		{"bad token", "POST", "/v1/pki_int/issue/edge", "nope", cn, 403, "permission denied"},
 		{"bad token, unknown path", "POST", "/v1/other/issue/edge", "nope", cn, 403, "permission denied"},
 		{"unknown mount", "POST", "/v1/pki/issue/edge", vaultRoot, cn, 404, "no handler for route"},
-		{"unknown endpoint", "POST", "/v1/pki_int/frobnicate", vaultRoot, cn, 404, "no handler for route"},
+		{"unknown endpoint", "POST", "/v1/pki_int/frobnicate", vaultRoot, cn, 404, "unsupported path"},
 		{"unknown role", "POST", "/v1/pki_int/issue/other", vaultRoot, cn, 400, "unknown role: other"},
 		{"bad JSON", "POST", "/v1/pki_int/issue/edge", vaultRoot, "{", 400, "failed to parse JSON"},
 		{"no common name", "POST", "/v1/pki_int/issue/edge", vaultRoot, map[string]any{}, 400, "common_name"},
-		{"bad name", "POST", "/v1/pki_int/issue/edge", vaultRoot, map[string]any{"common_name": "gw 03"}, 400, "not allowed"},
+		{"bad name", "POST", "/v1/pki_int/issue/edge", vaultRoot, map[string]any{"common_name": "-gw"}, 400, "common name -gw not allowed by this role"},
+		{"name with a space", "POST", "/v1/pki_int/issue/edge", vaultRoot, map[string]any{"common_name": "gw 03"}, 400, "idna: disallowed rune U+0020"},
 		{"bad ttl", "POST", "/v1/pki_int/issue/edge", vaultRoot, map[string]any{"common_name": "gw-03", "ttl": "soon"}, 400, "ttl"},
 		{"bad format", "POST", "/v1/pki_int/issue/edge", vaultRoot, map[string]any{"common_name": "gw-03", "format": "xml"}, 400, "format"},
 		{"GET issue", "GET", "/v1/pki_int/issue/edge", vaultRoot, nil, 405, "unsupported operation"},

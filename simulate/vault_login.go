@@ -6,8 +6,12 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
+
+// tokenKey carries the caller's token record from ServeHTTP to the handlers.
+type tokenKey struct{}
 
 type vaultCaller struct {
 	token string
@@ -23,9 +27,14 @@ func vaultCallerOf(r *http.Request) vaultCaller {
 	return c
 }
 
-// appRoleLogin answers like auth/approle/login. A wrong role id and a wrong
-// secret id get the same answer so neither can be probed alone.
-func (a *vaultAPI) appRoleLogin(w http.ResponseWriter, r *http.Request) {
+// appRoleLogin answers like auth/approle/login behind OpenBao's user
+// lockout (builtin/credential/approle/path_login.go pathLoginUpdate, and
+// vault/request_handling.go handleLoginRequest). A wrong role id and a wrong
+// secret id get the same answer so neither can be probed alone, but only a
+// wrong secret id for a real role id is ErrInvalidCredentials, which the
+// lockout counts; a locked role id gets a bare 403 before its secret id is
+// even looked at.
+func (a *vaultAPI) appRoleLogin(w http.ResponseWriter, r *http.Request, _ []string) {
 	if a.opts.AppRoleID == "" {
 		writeVaultError(w, http.StatusForbidden, "permission denied") // auth method not mounted
 		return
@@ -37,19 +46,28 @@ func (a *vaultAPI) appRoleLogin(w http.ResponseWriter, r *http.Request) {
 	if !decodeVault(w, r, &req) {
 		return
 	}
+	roleID, secretID := strings.TrimSpace(req.RoleID), strings.TrimSpace(req.SecretID)
 	switch {
-	case req.RoleID == "":
+	case roleID == "":
 		writeVaultError(w, http.StatusBadRequest, "missing role_id")
-	case !vaultEqual(req.RoleID, a.opts.AppRoleID) || !vaultEqual(req.SecretID, a.opts.AppRoleSecretID):
+	case a.lockout.locked(roleID):
+		writeVaultError(w, http.StatusForbidden, "permission denied")
+	case !vaultEqual(roleID, a.opts.AppRoleID):
+		writeVaultError(w, http.StatusBadRequest, "invalid role or secret ID")
+	case secretID == "":
+		writeVaultError(w, http.StatusBadRequest, "missing secret_id")
+	case !vaultEqual(secretID, a.opts.AppRoleSecretID):
+		a.lockout.fail(roleID)
 		writeVaultError(w, http.StatusBadRequest, "invalid role or secret ID")
 	default:
+		a.lockout.succeed(roleID)
 		a.writeLogin(w, "auth/approle/login")
 	}
 }
 
 // kubernetesLogin answers like auth/kubernetes/login, where a JWT the token
 // review rejects is a 403.
-func (a *vaultAPI) kubernetesLogin(w http.ResponseWriter, r *http.Request) {
+func (a *vaultAPI) kubernetesLogin(w http.ResponseWriter, r *http.Request, _ []string) {
 	if a.opts.KubernetesRole == "" {
 		writeVaultError(w, http.StatusForbidden, "permission denied")
 		return
@@ -98,7 +116,7 @@ func (a *vaultAPI) authBlock(tok string, t *vaultToken) map[string]any {
 
 // renewSelf extends the caller's token. Vault adds a warning, not an error,
 // when the max TTL caps the extension.
-func (a *vaultAPI) renewSelf(w http.ResponseWriter, r *http.Request) {
+func (a *vaultAPI) renewSelf(w http.ResponseWriter, r *http.Request, _ []string) {
 	var req struct {
 		Increment any `json:"increment"`
 	}
@@ -119,7 +137,7 @@ func (a *vaultAPI) renewSelf(w http.ResponseWriter, r *http.Request) {
 }
 
 // lookupSelf answers with the caller's token, including its id, as Vault does.
-func (a *vaultAPI) lookupSelf(w http.ResponseWriter, r *http.Request) {
+func (a *vaultAPI) lookupSelf(w http.ResponseWriter, r *http.Request, _ []string) {
 	c := vaultCallerOf(r)
 	ttl, creationTTL := a.auth.ttl(c.rec), int64(a.opts.TokenTTL/time.Second)
 	if !c.rec.renewable { // the root token: no TTL at all

@@ -9,11 +9,22 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"gatehouse/rest"
 )
 
-// loginFunc says where and with what to log in. It runs at every login, so
-// a rotated Kubernetes token is picked up.
-type loginFunc func() (path string, body any, err error)
+// Login backoff: after a failed login the client waits this long before it
+// tries again, doubling up to the maximum, so a wrong secret id does not
+// burn through OpenBao's lockout threshold (5 failures) in a second.
+const (
+	loginBackoffMin = time.Second
+	loginBackoffMax = 5 * time.Minute
+)
+
+// loginFunc says where and with what to log in, and which values in the
+// body are secrets. It runs at every login, so a rotated Kubernetes token
+// is picked up.
+type loginFunc func() (path string, body any, secrets []string, err error)
 
 // lease is a token and how long Vault said it lives.
 type lease struct {
@@ -33,86 +44,140 @@ func (l lease) alive(now time.Time) bool {
 	return l.token != "" && (l.ttl == 0 || now.Before(l.obtained.Add(l.ttl)))
 }
 
+// flight is one login or renewal in progress; every caller that needs a
+// token meanwhile waits for it and gets its result, success or failure.
+type flight struct {
+	done chan struct{}
+	tok  string
+	err  error
+}
+
 // auth keeps the client's token. With a static token it only hands it out;
 // with a login method it logs in, renews and logs in again as needed.
 type auth struct {
-	c     *Client
-	login loginFunc // nil for a static token
+	c      *Client
+	login  loginFunc // nil for a static token
+	method string    // "AppRole" or "Kubernetes", for messages
 
-	// sem lets one goroutine log in or renew while the others wait for its
-	// result, or give up when their context ends.
-	sem chan struct{}
-
-	mu  sync.Mutex
-	cur lease
+	mu      sync.Mutex
+	cur     lease
+	flight  *flight
+	failed  error     // the last failed login, handed out until retryAt
+	retryAt time.Time // no login before this
+	delay   time.Duration
 }
 
 func newAuth(c *Client, cfg Config) *auth {
-	a := &auth{c: c, sem: make(chan struct{}, 1)}
+	a := &auth{c: c}
 	switch {
 	case cfg.Token != "":
 		a.cur = lease{token: cfg.Token}
 	case cfg.AppRoleID != "":
-		a.login = appRoleLogin(cfg)
+		a.login, a.method = appRoleLogin(cfg), "AppRole"
 	default:
-		a.login = kubernetesLogin(cfg)
+		a.login, a.method = kubernetesLogin(cfg), "Kubernetes"
 	}
 	return a
 }
 
 func appRoleLogin(cfg Config) loginFunc {
 	body := map[string]string{"role_id": cfg.AppRoleID, "secret_id": cfg.AppRoleSecretID}
-	return func() (string, any, error) {
-		return "/v1/auth/" + cfg.AppRoleMount + "/login", body, nil
+	return func() (string, any, []string, error) {
+		return "/v1/auth/" + cfg.AppRoleMount + "/login", body, []string{cfg.AppRoleSecretID}, nil
 	}
 }
 
 func kubernetesLogin(cfg Config) loginFunc {
-	return func() (string, any, error) {
+	return func() (string, any, []string, error) {
 		data, err := os.ReadFile(cfg.KubernetesJWTPath)
 		if err != nil {
-			return "", nil, fmt.Errorf("vault: read Kubernetes service account token: %w", err)
+			return "", nil, nil, fmt.Errorf("vault: read Kubernetes service account token: %w", err)
 		}
 		jwt := strings.TrimSpace(string(data))
 		if jwt == "" {
-			return "", nil, fmt.Errorf("vault: Kubernetes service account token %s is empty", cfg.KubernetesJWTPath)
+			return "", nil, nil, fmt.Errorf("vault: Kubernetes service account token %s is empty", cfg.KubernetesJWTPath)
 		}
-		return "/v1/auth/" + cfg.KubernetesMount + "/login", map[string]string{"role": cfg.KubernetesRole, "jwt": jwt}, nil
+		body := map[string]string{"role": cfg.KubernetesRole, "jwt": jwt}
+		return "/v1/auth/" + cfg.KubernetesMount + "/login", body, []string{jwt}, nil
 	}
 }
 
 // canLogin says whether a refused token can be replaced.
 func (a *auth) canLogin() bool { return a.login != nil }
 
-// token returns a token that is good for the next request.
+// token returns a token that is good for the next request: the current one,
+// the result of the login or renewal in progress, or of a new one. While
+// a failed login backs off it returns that failure without asking Vault.
 func (a *auth) token(ctx context.Context) (string, error) {
-	if l := a.current(); l.fresh(a.c.now()) || !a.canLogin() {
-		return l.token, nil
+	f, tok, err := a.join(ctx)
+	if f == nil {
+		return tok, err
 	}
 	select {
-	case a.sem <- struct{}{}:
+	case <-f.done:
+		return f.tok, f.err
 	case <-ctx.Done():
 		return "", fmt.Errorf("vault: waiting for login: %w", ctx.Err())
 	}
-	defer func() { <-a.sem }()
-	// Another goroutine may have logged in while this one waited.
-	l := a.current()
-	if l.fresh(a.c.now()) {
-		return l.token, nil
+}
+
+// join decides under the lock: use the current token, report the backoff,
+// or wait for a flight (starting one if none is in the air).
+func (a *auth) join(ctx context.Context) (*flight, string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.c.now()
+	switch {
+	case a.cur.fresh(now) || a.login == nil:
+		return nil, a.cur.token, nil
+	case a.flight != nil:
+		return a.flight, "", nil
+	case now.Before(a.retryAt) && a.cur.alive(now):
+		return nil, a.cur.token, nil // not fresh, but better than nothing
+	case now.Before(a.retryAt):
+		return nil, "", &backoffError{until: a.retryAt, wait: a.retryAt.Sub(now), last: a.failed}
 	}
-	return a.refresh(ctx, l)
+	f := &flight{done: make(chan struct{})}
+	a.flight = f
+	// The flight outlives the caller that started it: the others waiting
+	// must not fail because that one gave up.
+	go a.fly(context.WithoutCancel(ctx), f, a.cur)
+	return f, "", nil
 }
 
-func (a *auth) current() lease {
+func (a *auth) fly(ctx context.Context, f *flight, l lease) {
+	next, err := a.refresh(ctx, l)
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.cur
+	a.flight = nil
+	switch {
+	case err == nil:
+		a.cur, a.failed, a.retryAt, a.delay = next, nil, time.Time{}, 0
+	case countsAsFailure(err):
+		a.delay = min(max(2*a.delay, loginBackoffMin), loginBackoffMax)
+		a.failed, a.retryAt = err, a.c.now().Add(max(a.delay, retryAfterOf(err)))
+	}
+	a.mu.Unlock()
+	f.tok, f.err = next.token, err
+	if err != nil && l.alive(a.c.now()) {
+		// The old token still works for a while: better than failing.
+		f.tok, f.err = l.token, nil
+	}
+	close(f.done)
 }
 
-func (a *auth) set(l lease) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.cur = l
+// countsAsFailure is true for a login Vault (or the network to it) refused;
+// a service account token the pod cannot read is not a login attempt.
+func countsAsFailure(err error) bool {
+	var re *rest.Error
+	return errors.As(err, &re)
+}
+
+func retryAfterOf(err error) time.Duration {
+	var re *rest.Error
+	if errors.As(err, &re) {
+		return min(re.RetryAfter, loginBackoffMax)
+	}
+	return 0
 }
 
 // invalidate drops tok after Vault refused it, unless it was replaced meanwhile.
@@ -127,19 +192,13 @@ func (a *auth) invalidate(tok string) {
 // refresh renews a renewable token that is still alive and logs in again
 // when that is not possible or fails: a failed renewal is no reason to
 // fail the request the token was wanted for.
-func (a *auth) refresh(ctx context.Context, l lease) (string, error) {
+func (a *auth) refresh(ctx context.Context, l lease) (lease, error) {
 	if l.renewable && l.alive(a.c.now()) {
 		if next, err := a.renew(ctx, l); err == nil {
-			a.set(next)
-			return next.token, nil
+			return next, nil
 		}
 	}
-	next, err := a.logIn(ctx)
-	if err != nil {
-		return "", err
-	}
-	a.set(next)
-	return next.token, nil
+	return a.logIn(ctx)
 }
 
 // authBody is the "auth" part of a login or renewal answer.
@@ -151,15 +210,17 @@ type authBody struct {
 	} `json:"auth"`
 }
 
+// logIn makes exactly one login request: the rest layer does not retry it,
+// because the backoff above decides when to try again.
 func (a *auth) logIn(ctx context.Context) (lease, error) {
-	path, body, err := a.login()
+	path, body, secrets, err := a.login()
 	if err != nil {
 		return lease{}, err
 	}
 	started := a.c.now()
 	var out authBody
-	if err := a.c.send(ctx, http.MethodPost, path, "", body, &out); err != nil {
-		return lease{}, err
+	if err := a.c.sendOnce(ctx, http.MethodPost, path, body, &out); err != nil {
+		return lease{}, a.loginError(redact(err, secrets))
 	}
 	if out.Auth == nil || out.Auth.ClientToken == "" {
 		return lease{}, fmt.Errorf("vault: POST %s: answer carries no client_token", path)

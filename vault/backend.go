@@ -3,12 +3,9 @@ package vault
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -131,21 +128,18 @@ func (b *Backend) certificate(ctx context.Context, in *gatehouse.StepInput) (gat
 		if err != nil {
 			return c, nil, err
 		}
-		pub, err := privateKeysPublic(c.PrivateKeyPEM)
-		if err != nil {
-			return c, nil, fmt.Errorf("vault: the issued private key: %w", err)
-		}
-		return c, pub, nil
+		pub, err := PublicKeyOf(c.PrivateKeyPEM)
+		return c, pub, err
 	}
 	if in.Key.CSR == "" {
 		return gatehouse.Certificate{}, nil, errors.New("vault: sign mode needs the agent's CSR, and this gateway's agent sent none; upgrade gatehouse-agent")
 	}
-	csr, err := parseCSR(in.Key.CSR)
+	want, err := CSRPublicKey(in.Key.CSR)
 	if err != nil {
 		return gatehouse.Certificate{}, nil, err
 	}
 	c, err := b.pki.Sign(ctx, name, in.Key.CSR)
-	return c, csr.PublicKey, err
+	return c, want, err
 }
 
 // refused says the PKI answered and issued nothing (a 4xx other than a
@@ -160,9 +154,9 @@ func (b *Backend) explain(err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "requires keys of type"):
-		return fmt.Errorf("%w: the agent's CSR has an ECDSA P-256 key; set key_type=any (or key_type=ec key_bits=256) on role %s", err, b.role)
-	case strings.Contains(msg, "key_type") && strings.Contains(msg, "any"):
-		return fmt.Errorf("%w: a role with key_type=any can only sign; set key_type=ec (or rsa) on role %s, or GATEHOUSE_VAULT_MODE=sign", err, b.role)
+		return fmt.Errorf("%w: the agent's CSR has an ECDSA P-256 key; set key_type=ec key_bits=256 (or key_type=any) on role %s", err, b.role)
+	case strings.Contains(msg, `key type "any" not allowed`):
+		return fmt.Errorf("%w: gatehouse's issue requests name no key type; set key_type=ec key_bits=256 on role %s", err, b.role)
 	case strings.Contains(msg, "not allowed by this role"):
 		return fmt.Errorf("%w: allow gateway names on role %s (allow_any_name=true, or allowed_domains with allow_bare_domains)", err, b.role)
 	}
@@ -173,23 +167,13 @@ func (b *Backend) explain(err error) error {
 // key: with the default use_csr_common_name=true OpenBao signs the CSR's
 // own name, whatever name was asked for, and answers success.
 func (b *Backend) verify(c gatehouse.Certificate, name string, want crypto.PublicKey) error {
-	cert, err := parseCertPEM(c.CertificatePEM)
-	if err != nil {
-		return err
+	err := Verify(c, name, want)
+	var ve *VerifyError
+	if errors.As(err, &ve) {
+		ve.Role = b.role
+		return fmt.Errorf("%w (certificate %s revoked)", ve, c.Serial)
 	}
-	switch {
-	case cert.Subject.CommonName != name && b.sign:
-		return fmt.Errorf("vault: role %s signed the CSR's own name %q instead of %q: set use_csr_common_name=false and use_csr_sans=false on the role (certificate %s revoked)",
-			b.role, cert.Subject.CommonName, name, c.Serial)
-	case cert.Subject.CommonName != name:
-		return fmt.Errorf("vault: the certificate names %q, not %q: check role %s (certificate %s revoked)", cert.Subject.CommonName, name, b.role, c.Serial)
-	case !slices.Contains(cert.DNSNames, name):
-		return fmt.Errorf("vault: the certificate lacks the DNS name %q: set use_csr_sans=false and exclude_cn_from_sans=false on role %s (certificate %s revoked)", name, b.role, c.Serial)
-	}
-	if k, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(want) {
-		return fmt.Errorf("vault: the certificate is for another key than the gateway's (certificate %s revoked)", c.Serial)
-	}
-	return nil
+	return err
 }
 
 func (b *Backend) result(c gatehouse.Certificate) *gatehouse.StepResult {
@@ -228,54 +212,4 @@ func (b *Backend) Decommission(ctx context.Context, in *gatehouse.StepInput, dry
 		r.Result = "revoked"
 	}
 	return []gatehouse.Removal{r}, nil
-}
-
-func parseCertPEM(s string) (*x509.Certificate, error) {
-	block, _ := pem.Decode([]byte(s))
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, errors.New("vault: the answer's certificate is not PEM")
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("vault: the answer's certificate: %w", err)
-	}
-	return c, nil
-}
-
-func parseCSR(s string) (*x509.CertificateRequest, error) {
-	block, _ := pem.Decode([]byte(s))
-	if block == nil {
-		return nil, errors.New("vault: the agent's CSR is not PEM")
-	}
-	csr, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("vault: the agent's CSR: %w", err)
-	}
-	return csr, nil
-}
-
-// privateKeysPublic reads an issued key in any of Vault's formats.
-func privateKeysPublic(s string) (crypto.PublicKey, error) {
-	block, _ := pem.Decode([]byte(s))
-	if block == nil {
-		return nil, errors.New("not PEM")
-	}
-	var key any
-	var err error
-	switch block.Type {
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
-	default:
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	}
-	if err != nil {
-		return nil, err
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("unsupported key type %T", key)
-	}
-	return signer.Public(), nil
 }

@@ -2,9 +2,26 @@
 // HashiCorp Vault or OpenBao PKI secrets engine over its HTTP API, logging
 // in with a token, AppRole or a Kubernetes service account.
 //
-// For Sign, configure the role with use_csr_common_name=false (and
-// use_csr_sans=false): otherwise Vault takes the name from the CSR, and the
-// agent's CSR carries a placeholder, not the name the operator approved.
+// A role as OpenBao creates it by default does not work for gatehouse: it
+// refuses bare names such as "gw-01", wants RSA keys, and signs the name in
+// the CSR rather than the approved one. The role gatehouse recommends:
+//
+//	bao write pki/roles/gatehouse key_type=ec key_bits=256 allow_any_name=true \
+//	    use_csr_common_name=false use_csr_sans=false max_ttl=8760h
+//
+// The policy gatehouse's token needs (read on the role only for Check; list
+// on certs/detailed, or certs on HashiCorp Vault, to find what a step
+// issued when its answer was lost):
+//
+//	path "pki/issue/gatehouse"  { capabilities = ["update"] }
+//	path "pki/sign/gatehouse"   { capabilities = ["update"] }
+//	path "pki/revoke"           { capabilities = ["update"] }
+//	path "pki/roles/gatehouse"  { capabilities = ["read"] }
+//	path "pki/certs/detailed"   { capabilities = ["list"] }
+//	path "pki/certs"            { capabilities = ["list"] }
+//
+// Client.Check reads the role and says what does not fit; Verify checks a
+// certificate that came back.
 package vault
 
 import (
@@ -15,6 +32,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"gatehouse"
@@ -25,10 +43,14 @@ var _ gatehouse.PKI = (*Client)(nil)
 
 // Client talks to one PKI mount. It is safe for concurrent use.
 type Client struct {
-	cfg  Config
-	api  *rest.Client
-	auth *auth
-	now  func() time.Time
+	cfg   Config
+	api   *rest.Client
+	login *rest.Client // the same without retries: logins back off in auth
+	auth  *auth
+	now   func() time.Time
+
+	mu       sync.Mutex
+	backdate time.Duration // the role's not_before_duration, once known
 }
 
 // New returns a client for a valid configuration. It does not contact
@@ -47,6 +69,9 @@ func New(cfg Config) (*Client, error) {
 		UserAgent: cfg.UserAgent,
 		Retries:   cfg.Retries,
 	}
+	login := *c.api
+	login.Retries = -1
+	c.login = &login
 	c.auth = newAuth(c, cfg)
 	return c, nil
 }
@@ -60,15 +85,22 @@ type certRequest struct {
 	PrivateKeyFormat string `json:"private_key_format,omitempty"`
 }
 
+// certAnswer is Vault's answer to issue and sign: the data and what Vault
+// had to say about the request, such as a ttl capped at the role's max_ttl.
+type certAnswer struct {
+	Data     certData `json:"data"`
+	Warnings []string `json:"warnings"`
+}
+
 // Issue has Vault generate a key pair and certificate for commonName. The
 // key comes as PKCS#8 PEM. Like Vault's endpoint it is not idempotent.
 func (c *Client) Issue(ctx context.Context, commonName string) (gatehouse.Certificate, error) {
 	req := certRequest{CommonName: commonName, TTL: c.cfg.TTL, Format: "pem", PrivateKeyFormat: "pkcs8"}
-	var out struct{ Data certData }
+	var out certAnswer
 	if err := c.call(ctx, http.MethodPost, c.pkiPath("issue/"+c.cfg.Role), req, &out); err != nil {
 		return gatehouse.Certificate{}, err
 	}
-	return out.Data.certificate(true)
+	return out.certificate(true)
 }
 
 // Sign has Vault sign csrPEM for commonName; the private key never leaves
@@ -78,11 +110,11 @@ func (c *Client) Sign(ctx context.Context, commonName, csrPEM string) (gatehouse
 		return gatehouse.Certificate{}, errors.New("vault: sign: csr is not a PEM CERTIFICATE REQUEST")
 	}
 	req := certRequest{CommonName: commonName, CSR: csrPEM, TTL: c.cfg.TTL, Format: "pem"}
-	var out struct{ Data certData }
+	var out certAnswer
 	if err := c.call(ctx, http.MethodPost, c.pkiPath("sign/"+c.cfg.Role), req, &out); err != nil {
 		return gatehouse.Certificate{}, err
 	}
-	return out.Data.certificate(false)
+	return out.certificate(false)
 }
 
 // serialPattern is a serial as Vault prints it; Vault also takes hyphens.
@@ -102,12 +134,6 @@ func (c *Client) Revoke(ctx context.Context, serial string) error {
 		return notFoundError{err}
 	}
 	return err
-}
-
-// Check looks up the client's own token, logging in first if needed, to
-// prove that Vault is reachable and the credentials work.
-func (c *Client) Check(ctx context.Context) error {
-	return c.call(ctx, http.MethodGet, "/v1/auth/token/lookup-self", nil, nil)
 }
 
 func (c *Client) pkiPath(op string) string {
@@ -141,9 +167,17 @@ func (c *Client) forbidden(err error, retried bool) error {
 	return fmt.Errorf("%w (check that the Vault token is valid and its policy allows this path)", err)
 }
 
-// send is one call through rest, which retries 429s and 5xx. token may be
-// empty for logins.
+// send is one call through rest, which retries 429s and 5xx.
 func (c *Client) send(ctx context.Context, method, path, token string, body, out any) error {
+	return c.do(ctx, c.api, method, path, token, body, out)
+}
+
+// sendOnce is a login: one attempt, no token.
+func (c *Client) sendOnce(ctx context.Context, method, path string, body, out any) error {
+	return c.do(ctx, c.login, method, path, "", body, out)
+}
+
+func (c *Client) do(ctx context.Context, api *rest.Client, method, path, token string, body, out any) error {
 	h := map[string]string{}
 	if token != "" {
 		h["X-Vault-Token"] = token
@@ -151,7 +185,7 @@ func (c *Client) send(ctx context.Context, method, path, token string, body, out
 	if c.cfg.Namespace != "" {
 		h["X-Vault-Namespace"] = c.cfg.Namespace
 	}
-	resp, err := c.api.Do(ctx, rest.Request{Method: method, Path: path, Body: body, Header: h})
+	resp, err := api.Do(ctx, rest.Request{Method: method, Path: path, Body: body, Header: h})
 	if err != nil {
 		return err
 	}
@@ -171,6 +205,15 @@ type certData struct {
 	CAChain      []string `json:"ca_chain"`
 	PrivateKey   string   `json:"private_key"`
 	SerialNumber string   `json:"serial_number"`
+}
+
+func (a certAnswer) certificate(withKey bool) (gatehouse.Certificate, error) {
+	c, err := a.Data.certificate(withKey)
+	if err != nil {
+		return c, err
+	}
+	c.Warnings = a.Warnings
+	return c, nil
 }
 
 // certificate checks the answer is complete. Vault's PEM strings end

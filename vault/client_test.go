@@ -145,7 +145,7 @@ func TestLoginOncePerLease(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := c.Check(t.Context()); err != nil {
+			if _, err := c.Check(t.Context()); err != nil {
 				t.Fatal(err)
 			}
 			if n := s.Logins(); n != 1 {
@@ -156,12 +156,14 @@ func TestLoginOncePerLease(t *testing.T) {
 }
 
 // The kubelet rotates the service account token; a login must read the
-// file as it is now, not as it was at start-up.
+// file as it is now, not as it was at start-up (once the failed login's
+// backoff has passed).
 func TestKubernetesRereadsJWT(t *testing.T) {
-	s := newSim(t, simOptions(newClock()))
+	clk := newClock()
+	s := newSim(t, simOptions(clk))
 	path := writeJWT(t, "old.jwt.value")
-	c := newClient(t, s.URL, Config{KubernetesRole: "gatehouse", KubernetesJWTPath: path}, nil)
-	err := c.Check(t.Context())
+	c := newClient(t, s.URL, Config{KubernetesRole: "gatehouse", KubernetesJWTPath: path}, clk)
+	_, err := c.Check(t.Context())
 	if rest.StatusOf(err) != http.StatusForbidden {
 		t.Fatalf("stale JWT: err %v, want 403", err)
 	}
@@ -169,7 +171,8 @@ func TestKubernetesRereadsJWT(t *testing.T) {
 	if err := os.WriteFile(path, []byte("jwt.s3cret.sig"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Check(t.Context()); err != nil {
+	clk.Advance(loginBackoffMin)
+	if _, err := c.Check(t.Context()); err != nil {
 		t.Fatalf("after rotation: %v", err)
 	}
 }
@@ -278,7 +281,7 @@ func TestWrongCredentials(t *testing.T) {
 func TestWrongTokenMessage(t *testing.T) {
 	s := newSim(t, simOptions(newClock()))
 	c := newClient(t, s.URL, Config{Token: "wrong-token-value"}, nil)
-	err := c.Check(t.Context())
+	_, err := c.Check(t.Context())
 	for _, want := range []string{"403", "permission denied", "token"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err %v does not mention %q", err, want)
@@ -318,7 +321,7 @@ func TestSimulatedFaults(t *testing.T) {
 func TestCheckCannotLogIn(t *testing.T) {
 	path := t.TempDir() + "/missing-token"
 	c := newClient(t, "http://127.0.0.1:1", Config{KubernetesRole: "gatehouse", KubernetesJWTPath: path}, nil)
-	err := c.Check(context.Background())
+	_, err := c.Check(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "service account token") {
 		t.Errorf("err %v, want a clear missing-token error", err)
 	}

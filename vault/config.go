@@ -34,8 +34,12 @@ type Config struct {
 	// Namespace is sent as X-Vault-Namespace (Vault Enterprise, OpenBao).
 	Namespace string
 	// TTL is the certificates' lifetime, e.g. "8760h"; default the role's.
+	// OpenBao caps it at the role's max_ttl (with a warning), or at the
+	// mount's max lease TTL (768h unless tuned) when the role has none.
 	TTL string
-	// Sign makes the PKI sign the agent's CSR instead of issuing a key.
+	// Sign is the mode: true signs the agent's CSR (the key stays on the
+	// gateway), false has Vault issue a key pair. Check judges the role
+	// against it.
 	Sign bool
 
 	// Token is a Vault token used as is; it is never renewed.
@@ -65,8 +69,15 @@ type Config struct {
 // String shows the configuration without its secrets, so a Config that
 // ends up in a log line leaks nothing.
 func (c Config) String() string {
-	return fmt.Sprintf("vault.Config{Addr: %q, Mount: %q, Role: %q, Namespace: %q, auth: %s}",
-		c.Addr, c.Mount, c.Role, c.Namespace, c.authMethod())
+	return fmt.Sprintf("vault.Config{Addr: %q, Mount: %q, Role: %q, Namespace: %q, mode: %s, auth: %s}",
+		c.Addr, c.Mount, c.Role, c.Namespace, c.mode(), c.authMethod())
+}
+
+func (c Config) mode() string {
+	if c.Sign {
+		return "sign"
+	}
+	return "issue"
 }
 
 func (c Config) authMethod() string {
@@ -158,15 +169,20 @@ var rolePattern = regexp.MustCompile(`^\w([\w.@-]*\w)?$`)
 // validTTL accepts what Vault's duration parser accepts: a Go duration, a
 // number of seconds, or days with a "d" suffix.
 func validTTL(s string) bool {
-	if _, err := strconv.ParseUint(s, 10, 63); err == nil {
-		return true
+	_, ok := parseTTL(s)
+	return ok
+}
+
+func parseTTL(s string) (time.Duration, bool) {
+	if n, err := strconv.ParseUint(s, 10, 63); err == nil {
+		return time.Duration(n) * time.Second, true
 	}
 	if days, ok := strings.CutSuffix(s, "d"); ok {
-		_, err := strconv.ParseUint(days, 10, 31)
-		return err == nil
+		n, err := strconv.ParseUint(days, 10, 31)
+		return time.Duration(n) * 24 * time.Hour, err == nil
 	}
 	d, err := time.ParseDuration(s)
-	return err == nil && d > 0
+	return d, err == nil && d > 0
 }
 
 // checkAuth insists on exactly one method, because silently preferring one

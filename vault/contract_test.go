@@ -4,8 +4,10 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,11 +48,12 @@ func vaultChecker(t *testing.T) *contract.Checker {
 // renewals and logins after expiry, through the spec.
 func TestContract(t *testing.T) {
 	checker := vaultChecker(t)
+	var unchecked atomic.Int32
 	for name, auth := range authConfigs(t) {
 		t.Run(name, func(t *testing.T) {
 			clk := newClock()
 			opts := simOptions(clk)
-			opts.Wrap = checker.Wrap
+			opts.Wrap = specWrap(checker, &unchecked)
 			s := newSim(t, opts)
 			auth.TTL = "720h"
 			c := newClient(t, s.URL, auth, clk)
@@ -64,13 +67,33 @@ func TestContract(t *testing.T) {
 	if n < 20 {
 		t.Errorf("only %d requests checked", n)
 	}
-	t.Logf("%d requests checked against the Vault spec", n)
+	t.Logf("%d requests checked against the Vault spec, %d outside the subset", n, unchecked.Load())
+}
+
+// inSubset matches the paths the OpenAPI subset covers (specs/README.md:
+// issue, sign, revoke, the AppRole and Kubernetes logins, lookup-self and
+// renew-self). Reading the role and listing certificates are not in it,
+// so those requests pass unchecked.
+var inSubset = regexp.MustCompile(`^/v1/(pki/(issue|sign)/[^/]+|pki/revoke|auth/[^/]+/login|auth/token/(lookup|renew)-self)$`)
+
+func specWrap(c *contract.Checker, unchecked *atomic.Int32) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		checked := c.Wrap(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if inSubset.MatchString(r.URL.Path) {
+				checked.ServeHTTP(w, r)
+				return
+			}
+			unchecked.Add(1)
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 func exerciseClient(t *testing.T, c *Client, expire func(), clk *clock) {
 	t.Helper()
 	ctx := t.Context()
-	if err := c.Check(ctx); err != nil {
+	if _, err := c.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got, err := c.Issue(ctx, "gw-contract")
@@ -86,7 +109,10 @@ func exerciseClient(t *testing.T, c *Client, expire func(), clk *clock) {
 		t.Fatal(err)
 	}
 	expire() // 403, then a fresh login
-	if err := c.Check(ctx); err != nil {
+	if _, err := c.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Issued(ctx, "gw-contract", time.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 }

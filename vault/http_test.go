@@ -163,7 +163,7 @@ func TestForbiddenTwiceGivesUp(t *testing.T) {
 		writeJSON(w, 403, map[string]any{"errors": []string{"permission denied"}})
 	})
 	c := newClient(t, url, Config{AppRoleID: "r", AppRoleSecretID: "secret-id-x"}, nil)
-	err := c.Check(t.Context())
+	_, err := c.Check(t.Context())
 	if rest.StatusOf(err) != 403 || !strings.Contains(err.Error(), "policies") {
 		t.Fatalf("err %v, want a 403 pointing at the role's policies", err)
 	}
