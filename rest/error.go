@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -98,4 +99,18 @@ func retryable(err error) (time.Duration, bool) {
 		return 0, false
 	}
 	return e.RetryAfter, e.transient
+}
+
+// didNotAct says whether a failure proves the service did not act on the
+// request: it refused it for load (429, 503), or the connection was never
+// made. A timeout or a dropped connection proves nothing.
+func didNotAct(err error) bool {
+	switch StatusOf(err) {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return true
+	case 0:
+		var op *net.OpError
+		return errors.As(err, &op) && op.Op == "dial"
+	}
+	return false
 }

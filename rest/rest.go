@@ -53,6 +53,12 @@ type Request struct {
 	Header map[string]string // extra headers
 	// OK lists the statuses that count as success; default any 2xx.
 	OK []int
+	// Unsafe marks a call that must not be repeated blindly, because each
+	// call that reaches the service acts anew (Vault's issue makes another
+	// certificate). Only failures that prove it did not act are retried:
+	// 429, 503 and a connection that was never made. The caller learns of
+	// the others and decides.
+	Unsafe bool
 }
 
 // Response is a successful (or OK-listed) answer.
@@ -87,6 +93,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 			return resp, nil
 		}
 		wait, retry := retryable(err)
+		if req.Unsafe {
+			retry = retry && didNotAct(err)
+		}
 		if !retry || attempt >= retries || ctx.Err() != nil {
 			return nil, err
 		}

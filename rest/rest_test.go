@@ -162,3 +162,34 @@ func TestCancelledContextStopsRetrying(t *testing.T) {
 		t.Fatalf("err %v after %d calls; want to give up while waiting", err, calls.Load())
 	}
 }
+
+// An unsafe call is repeated only when the service proved it did not act.
+func TestUnsafeCallRetriedOnlyWhenNothingHappened(t *testing.T) {
+	for status, calls := range map[int]int32{429: 2, 503: 2, 500: 1, 502: 1, 504: 1} {
+		srv, got := failing(1, status, "")
+		_, err := client(srv.URL).Do(context.Background(), rest.Request{Method: "POST", Path: "/issue", Unsafe: true})
+		srv.Close()
+		if got.Load() != calls || (calls == 1) != (err != nil) {
+			t.Errorf("status %d: %d calls, err %v; want %d calls", status, got.Load(), err, calls)
+		}
+	}
+	// The answer is lost after the service acted: never repeat.
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		conn, _, _ := http.NewResponseController(w).Hijack()
+		conn.Close()
+	}))
+	defer srv.Close()
+	if _, err := client(srv.URL).Do(context.Background(), rest.Request{Method: "POST", Path: "/issue", Unsafe: true}); err == nil || n.Load() != 1 {
+		t.Errorf("dropped answer: err %v after %d calls; want one call and the error", err, n.Load())
+	}
+	// Nothing listens: the request never left, so trying again is safe.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	c := client(dead.URL)
+	c.Retries = 2
+	if _, err := c.Do(context.Background(), rest.Request{Method: "POST", Path: "/issue", Unsafe: true}); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("refused connection: %v", err)
+	}
+}

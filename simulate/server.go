@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"time"
@@ -52,8 +53,9 @@ func (s *Server) Close() error {
 // HTTPFaults makes a simulated service slow or failing the way real ones
 // are: latency, 429 with or without Retry-After, 5xx, and requests that
 // hang until the client gives up. Faulted requests never reach the service,
-// so they change no state. Safe for concurrent use; the zero value injects
-// nothing.
+// so they change no state, except lost ones (LoseNext): those act, and then
+// the connection drops before the answer. Safe for concurrent use; the zero
+// value injects nothing.
 type HTTPFaults struct {
 	mu         sync.Mutex
 	latency    time.Duration
@@ -64,7 +66,30 @@ type HTTPFaults struct {
 	rateCodes  []int
 	hangNext   int
 	hung       chan struct{}
+	loseNext   int
+	losable    func(*http.Request) bool
 	requests   int
+}
+
+// LoseNext makes the next n requests that match (all when match is nil) take
+// effect and then lose their answer: the connection is closed before any
+// byte of it, as when a proxy or the network drops it after the service
+// acted. The client cannot tell this from a request that never arrived.
+func (f *HTTPFaults) LoseNext(n int, match func(*http.Request) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.loseNext, f.losable = n, match
+}
+
+// lose says whether r is to lose its answer.
+func (f *HTTPFaults) lose(r *http.Request) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.loseNext == 0 || (f.losable != nil && !f.losable(r)) {
+		return false
+	}
+	f.loseNext--
+	return true
 }
 
 // SetLatency delays every request by d.
@@ -160,6 +185,11 @@ func (f *HTTPFaults) Wrap(h http.Handler) http.Handler {
 			}
 			return
 		}
+		if f.lose(r) {
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			dropConnection(w)
+			return
+		}
 		if ft.status != 0 {
 			if ft.retryAfter > 0 {
 				w.Header().Set("Retry-After", strconv.Itoa(int(ft.retryAfter.Round(time.Second)/time.Second)))
@@ -169,4 +199,13 @@ func (f *HTTPFaults) Wrap(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// dropConnection closes the client's connection without an answer.
+func dropConnection(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler) // the server closes the connection for us
 }

@@ -185,7 +185,7 @@ func (c *Client) do(ctx context.Context, api *rest.Client, method, path, token s
 	if c.cfg.Namespace != "" {
 		h["X-Vault-Namespace"] = c.cfg.Namespace
 	}
-	resp, err := api.Do(ctx, rest.Request{Method: method, Path: path, Body: body, Header: h})
+	resp, err := api.Do(ctx, rest.Request{Method: method, Path: path, Body: body, Header: h, Unsafe: c.issues(path)})
 	if err != nil {
 		return err
 	}
@@ -196,6 +196,13 @@ func (c *Client) do(ctx context.Context, api *rest.Client, method, path, token s
 		return fmt.Errorf("vault: %s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// issues says whether a call makes a certificate: each one that reaches
+// Vault makes another, so the transport must not repeat it on a timeout or
+// a dropped connection. The Vault step revokes what such a call issued.
+func (c *Client) issues(path string) bool {
+	return strings.HasPrefix(path, c.pkiPath("issue/")) || strings.HasPrefix(path, c.pkiPath("sign/"))
 }
 
 // certData is the "data" of an issue or sign answer.

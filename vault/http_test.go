@@ -97,24 +97,30 @@ func TestTooManyRequests(t *testing.T) {
 	}
 }
 
-func TestServerErrorThenSuccess(t *testing.T) {
-	s, url := newScript(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if n == 0 {
-			writeJSON(w, 500, map[string]any{"errors": []string{"internal error"}})
-			return
+// Every issue that reaches Vault makes a certificate, so the transport
+// repeats one only when Vault proved it did not act (503: sealed or
+// standby); a 500 may have issued one, so the step sees it and revokes what
+// it may have left on its next attempt (vault/backend.go).
+func TestIssueRepeatedOnlyWhenVaultDidNotAct(t *testing.T) {
+	for status, want := range map[int]int{503: 2, 500: 1, 502: 1} {
+		s, url := newScript(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			if n == 0 {
+				writeJSON(w, status, map[string]any{"errors": []string{"internal error"}})
+				return
+			}
+			signed(w)
+		})
+		c := newClient(t, url, Config{Token: rootToken}, nil)
+		got, err := c.Issue(t.Context(), "gw-01")
+		if s.count() != want {
+			t.Errorf("%d: %d requests, want %d", status, s.count(), want)
 		}
-		signed(w)
-	})
-	c := newClient(t, url, Config{Token: rootToken}, nil)
-	got, err := c.Issue(t.Context(), "gw-01")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Serial != "0a:0b" || !strings.HasSuffix(got.CAChainPEM, "-----END CERTIFICATE-----\n") {
-		t.Errorf("certificate %+v", got)
-	}
-	if s.count() != 2 {
-		t.Errorf("%d requests, want 2", s.count())
+		if want == 2 && (err != nil || got.Serial != "0a:0b" || !strings.HasSuffix(got.CAChainPEM, "-----END CERTIFICATE-----\n")) {
+			t.Errorf("%d: certificate %+v, %v", status, got, err)
+		}
+		if want == 1 && rest.StatusOf(err) != status {
+			t.Errorf("%d: err = %v, want the status passed on", status, err)
+		}
 	}
 }
 
