@@ -21,7 +21,9 @@ import (
 // backend must end with exactly one live object for the gateway, and the
 // gateway's Mender client must get its token.
 func TestLostAnswersOverHTTP(t *testing.T) {
-	writes := func(r *http.Request) bool { return r.Method != http.MethodGet && !strings.Contains(r.URL.Path, "/login") }
+	writes := func(r *http.Request) bool {
+		return r.Method != http.MethodGet && !strings.Contains(r.URL.Path, "/login")
+	}
 	cases := map[string]func(s *sandbox.Simulators) *simulate.HTTPFaults{
 		"mender": func(s *sandbox.Simulators) *simulate.HTTPFaults { return s.Mender.Faults },
 		"dps":    func(s *sandbox.Simulators) *simulate.HTTPFaults { return s.DPS.Faults },
