@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -63,7 +64,11 @@ func printChecks(w io.Writer, results []config.CheckResult, online bool) {
 				check = r.Online
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Backend, state, check)
+		lines := strings.Split(check, "\n")
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Backend, state, lines[0])
+		for _, l := range lines[1:] {
+			fmt.Fprintf(tw, "\t\t%s\n", l)
+		}
 		for _, n := range r.Notes {
 			fmt.Fprintf(tw, "\t\t  note: %s\n", n)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"gatehouse/config"
 	"gatehouse/sandbox"
+	"gatehouse/simulate"
 )
 
 // envFile writes the sandbox's settings as a config file, the way an
@@ -78,5 +79,32 @@ func TestConfigCheckRejectsHalfConfiguredBackend(t *testing.T) {
 	msg := errOut.String()
 	if code != 1 || !strings.Contains(msg, "GATEHOUSE_MENDER_URL") || !strings.Contains(msg, "GATEHOUSE_VAULT_MODE") {
 		t.Fatalf("exit %d, stderr:\n%s", code, msg)
+	}
+}
+
+// config check --online reads the Vault role and refuses one that cannot
+// work in the configured mode, naming the setting; a wrong role is an error,
+// not "ok".
+func TestConfigCheckJudgesTheVaultRole(t *testing.T) {
+	def := simulate.DefaultVaultRole() // a new OpenBao role
+	sim, err := simulate.NewVaultServer(simulate.VaultServerOptions{RootToken: "root-t0ken", Role: "gateway", RoleConfig: &def})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	cases := map[string]struct{ role, mode, want string }{
+		"SignWithNewRole": {"gateway", "sign", "use_csr_common_name"},
+		"UnknownRole":     {"no-such-role", "issue", "no-such-role"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			env := map[string]string{"GATEHOUSE_VAULT_ADDR": sim.URL, "GATEHOUSE_VAULT_ROLE": tc.role,
+				"GATEHOUSE_VAULT_TOKEN": "root-t0ken", "GATEHOUSE_VAULT_MODE": tc.mode}
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), []string{"config", "check", "--online"}, &out, &errOut, func(k string) string { return env[k] })
+			if code != 1 || !strings.Contains(out.String(), tc.want) || strings.Contains(out.String(), "root-t0ken") {
+				t.Fatalf("exit %d, output:\n%s%s\nwant exit 1 naming %q", code, out.String(), errOut.String(), tc.want)
+			}
+		})
 	}
 }
