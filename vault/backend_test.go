@@ -64,7 +64,11 @@ func TestStepNamesTheRoleSettingToChange(t *testing.T) {
 		"SignWithDefaultRole": {simulate.DefaultVaultRole(), true, "key_type=ec key_bits=256"},
 		"SignTakesCSRName":    {withCSRName, true, "use_csr_common_name=false"},
 		"IssueWithAnyKeyType": {anyKey, false, "key_type=ec key_bits=256"},
-		"IssueNameNotAllowed": {func() simulate.VaultRole { r := simulate.DefaultVaultRole(); r.KeyType, r.KeyBits = "ec", 256; return r }(), false, "allow_any_name=true"},
+		"IssueNameNotAllowed": {func() simulate.VaultRole {
+			r := simulate.DefaultVaultRole()
+			r.KeyType, r.KeyBits = "ec", 256
+			return r
+		}(), false, "allow_any_name=true"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
