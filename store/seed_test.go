@@ -63,3 +63,24 @@ func TestSeedPendingAllOrNothing(t *testing.T) {
 		t.Fatalf("a failed seed kept %d devices", total)
 	}
 }
+
+// TestSeedPendingMany seeds more than one statement's worth, and a part.
+func TestSeedPendingMany(t *testing.T) {
+	t.Parallel()
+	db := openSQLite(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+	var ds []*gatehouse.Device
+	for i := range 250 {
+		ds = append(ds, newDevice(fmt.Sprintf("dev%04d", i)))
+	}
+	if err := db.SeedPending(t.Context(), seedsFor(ds...)); err != nil {
+		t.Fatalf("SeedPending: %v", err)
+	}
+	if _, total := mustDevices(t, db, store.DeviceFilter{State: gatehouse.StatePending}); total != len(ds) {
+		t.Fatalf("seeded %d pending devices, want %d", total, len(ds))
+	}
+	for _, i := range []int{0, 99, 100, 249} {
+		if got := mustDevice(t, db, ds[i].ID); got.Fingerprint != ds[i].Fingerprint || got.MAC != ds[i].MAC {
+			t.Errorf("device %d = %+v, want fingerprint %s, MAC %s", i, got, ds[i].Fingerprint, ds[i].MAC)
+		}
+	}
+}
