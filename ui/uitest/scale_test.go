@@ -11,7 +11,7 @@ import (
 // TestTenThousandPending pages through 10,000 waiting gateways: the page
 // asks the server for 50 at a time and filters there, so it stays fast.
 // The gateways are seeded in one transaction (env.seedPending): about 7 s
-// under the race detector on two cores, most of it making the keys, so
+// under the race detector on two cores, over half of it making keys, so
 // every run has all 10,000; only -short has fewer. The seeding has no
 // deadline of its own (a busier machine just takes longer); the page's
 // actions each have theirs.
