@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,33 @@ func (staticManifests) Render(d manifest.Data) (json.RawMessage, error) {
 	return json.RawMessage(fmt.Sprintf(`{"modulesContent":{"$edgeAgent":{"properties.desired":{"schemaVersion":"1.1","modules":{}}},`+
 		`"$edgeHub":{"properties.desired":{"schemaVersion":"1.1","routes":{}}},"link":{"properties.desired":{"gateway":%q,"hub":%q}}}}`,
 		d.Name, d.Hub)), nil
+}
+
+// waitTimeout bounds each wait of these tests that is not a long poll: far
+// more than it takes under the race detector on a loaded machine.
+const waitTimeout = 60 * time.Second
+
+// eventually polls cond until it holds or timeout passes, and says which.
+func eventually(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// lookingDPS counts the registration lookups the follow-ups make.
+type lookingDPS struct {
+	gatehouse.DPS
+	looks atomic.Int32
+}
+
+func (d *lookingDPS) Registration(ctx context.Context, registrationID string) (gatehouse.Registration, error) {
+	d.looks.Add(1)
+	return d.DPS.Registration(ctx, registrationID)
 }
 
 func followConfig(tb *testBundle) testConfig {
@@ -81,14 +109,22 @@ func TestFollowUpResumesAfterRestart(t *testing.T) {
 	tb := setup(t)
 	path := filepath.Join(t.TempDir(), "f.db")
 	db := openDB(t, path)
-	first, err := provision.New(db, followConfig(tb).build())
+	cfg := followConfig(tb)
+	dps := &lookingDPS{DPS: cfg.Backends.DPS}
+	cfg.Backends.DPS = dps
+	first, err := provision.New(db, cfg.build())
 	if err != nil {
 		t.Fatal(err)
 	}
 	first.Start(context.Background())
 	tb.svc = first
 	g, _ := tb.provisionOne(t, "gw-restart")
-	time.Sleep(100 * time.Millisecond) // a few looks at DPS while nothing is registered
+	// Two looks at DPS while nothing is registered: the second comes after
+	// the first snoozed the follow-up, so it is in the queue, snoozed or
+	// about to be, when the service stops.
+	if !eventually(waitTimeout, func() bool { return dps.looks.Load() >= 2 }) {
+		t.Fatalf("the follow-up looked at DPS %d times in %v, want 2", dps.looks.Load(), waitTimeout)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	first.Stop(ctx)
 	cancel()
@@ -103,7 +139,13 @@ func TestFollowUpStallsThenRetries(t *testing.T) {
 	cfg := followConfig(tb)
 	cfg.FollowDeadline = 300 * time.Millisecond
 	tb.svc = startService(t, openDB(t, filepath.Join(t.TempDir(), "f.db")), cfg)
-	g, id := tb.provisionOne(t, "gw-stall")
+	// Not provisionOne: on a loaded machine the gateway can stall before a
+	// wait for "provisioned" sees that state, and that wait would never end.
+	g := newGateway(t)
+	id := tb.enroll(t, g).DeviceID
+	if _, err := tb.svc.Approve(context.Background(), "op", id, provision.Approval{Name: "gw-stall"}); err != nil {
+		t.Fatal(err)
+	}
 	st := tb.waitFor(t, g, gatehouse.StateStalled)
 	if st.Bundle == nil {
 		t.Fatal("a stalled gateway that never fetched its bundle cannot get it")

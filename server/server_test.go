@@ -37,8 +37,23 @@ type testBundle struct {
 	view  string
 }
 
+// setupOpts are what a test may change in its setup; zero fields keep the
+// defaults.
+type setupOpts struct {
+	notifier provision.Notifier // default a LocalNotifier
+	longPoll time.Duration      // how long a device wait is held; default 2 s
+}
+
 func setup(t *testing.T) *testBundle {
 	t.Helper()
+	return setupWith(t, setupOpts{})
+}
+
+func setupWith(t *testing.T, o setupOpts) *testBundle {
+	t.Helper()
+	if o.longPoll == 0 {
+		o.longPoll = 2 * time.Second
+	}
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "gatehouse.db"))
 	if err != nil {
@@ -51,6 +66,7 @@ func setup(t *testing.T) *testBundle {
 		Backends: []gatehouse.Backend{mender.NewBackend(simulate.NewMender()), azure.NewDPSBackend(simulate.NewDPS("")),
 			vault.NewBackend(pki, false, "gateway")},
 		PollInterval: 10 * time.Millisecond,
+		Notifier:     o.notifier,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +75,7 @@ func setup(t *testing.T) *testBundle {
 		t.Fatal(err)
 	}
 	srv := server.New(svc)
-	srv.Addr, srv.LongPoll = "127.0.0.1:0", 2*time.Second
+	srv.Addr, srv.LongPoll = "127.0.0.1:0", o.longPoll
 	if err := srv.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -333,26 +349,76 @@ func TestListFilter(t *testing.T) {
 	}
 }
 
+// heldNotifier tells the test of every Subscribe: a long poll subscribes to
+// its device before it reads the state and waits, so once the test hears of
+// it, a change must wake that poll.
+type heldNotifier struct {
+	provision.Notifier
+	held chan string // device ids, one per Subscribe
+}
+
+func (n *heldNotifier) Subscribe(id string) (<-chan struct{}, func()) {
+	ch, stop := n.Notifier.Subscribe(id)
+	select {
+	case n.held <- id:
+	default: // nobody listens for this one; never block a request
+	}
+	return ch, stop
+}
+
 func TestLongPollWakesOnApproval(t *testing.T) {
 	t.Parallel()
-	tb := setup(t)
+	// The poll is held for 30 s, as in production; waking within wakeBound
+	// can only be the approval's doing. The bound leaves a loaded machine
+	// seconds to answer.
+	const longPoll, wakeBound = 30 * time.Second, 10 * time.Second
+	n := &heldNotifier{Notifier: provision.NewLocalNotifier(), held: make(chan string, 1)}
+	tb := setupWith(t, setupOpts{notifier: n, longPoll: longPoll})
 	d := newDevice(t)
 	id := tb.enroll(t, d).DeviceID
-	done := make(chan protocol.Status, 1)
-	go func() {
-		var st protocol.Status
-		do(t, d.request(t, tb.url, protocol.PathWait, []byte(`{"state":"pending"}`)), &st)
-		done <- st
-	}()
-	time.Sleep(100 * time.Millisecond)
-	start := time.Now()
-	tb.call(t, tb.admin, "POST", "/api/v1/devices/"+id+"/approve", map[string]string{"name": "gw-lp"}, nil)
-	st := <-done
-	if st.State == "pending" {
-		t.Fatalf("long poll answered %q; want a changed state", st.State)
+	type answer struct {
+		st   protocol.Status
+		code int
+		err  error
 	}
-	if waited := time.Since(start); waited > time.Second {
-		t.Fatalf("long poll woke %v after approval; want well under a second", waited)
+	done := make(chan answer, 1)
+	req := d.request(t, tb.url, protocol.PathWait, []byte(`{"state":"pending"}`))
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var a answer
+		a.code, a.err = resp.StatusCode, json.NewDecoder(resp.Body).Decode(&a.st)
+		done <- a
+	}()
+	select {
+	case got := <-n.held:
+		if got != id {
+			t.Fatalf("a long poll subscribed to %s, want %s", got, id)
+		}
+	case a := <-done:
+		t.Fatalf("the long poll answered before it was held: %d %+v %v", a.code, a.st, a.err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the long poll was not held within 20 s")
+	}
+	start := time.Now()
+	if code := tb.call(t, tb.admin, "POST", "/api/v1/devices/"+id+"/approve", map[string]string{"name": "gw-lp"}, nil); code != 200 {
+		t.Fatalf("approve: %d", code)
+	}
+	select {
+	case a := <-done:
+		if a.err != nil || a.code != 200 {
+			t.Fatalf("long poll: %d %v", a.code, a.err)
+		}
+		if a.st.State == "pending" {
+			t.Fatalf("long poll answered %q; want a changed state", a.st.State)
+		}
+		t.Logf("long poll woke %v after the approval was sent", time.Since(start).Round(time.Millisecond))
+	case <-time.After(wakeBound):
+		t.Fatalf("long poll still held %v after approval; it must wake on the change, not at its %v timeout", wakeBound, longPoll)
 	}
 }
 

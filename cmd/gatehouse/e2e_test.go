@@ -18,7 +18,6 @@ import (
 
 	"gatehouse"
 	"gatehouse/agent"
-	"gatehouse/provision"
 	"gatehouse/sandbox"
 	"gatehouse/simulate"
 )
@@ -27,8 +26,8 @@ import (
 // agent code against it, approves through the REST API and checks the files
 // the agent wrote.
 func TestEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	// No deadline on the whole test: every wait below has its own.
+	ctx := context.Background()
 	dir := t.TempDir()
 	sims, err := sandbox.Start(200 * time.Millisecond)
 	if err != nil {
@@ -59,8 +58,12 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go mc.Run(ctx)
-	if err := mc.WaitAttempts(ctx, 1); err != nil || mc.Token() != "" {
+	mcCtx, stopMC := context.WithCancel(ctx)
+	defer stopMC()
+	go mc.Run(mcCtx)
+	first, cancelFirst := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelFirst()
+	if err := mc.WaitAttempts(first, 1); err != nil || mc.Token() != "" {
 		t.Fatalf("the Mender client's first auth request: %v (token %q)", err, mc.Token())
 	}
 
@@ -69,14 +72,21 @@ func TestEndToEnd(t *testing.T) {
 		err error
 	}
 	done := make(chan result, 1)
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	defer stopAgent() // before the app closes, so its long poll ends
 	go func() {
-		res, err := agent.Run(ctx, agent.Config{Server: a.server.URL(), KeyPath: keyPath, OutDir: out,
+		res, err := agent.Run(agentCtx, agent.Config{Server: a.server.URL(), KeyPath: keyPath, OutDir: out,
 			MAC: "02:00:00:00:00:aa", RestartCommands: []string{}})
 		done <- result{res, err}
 	}()
-	id := waitForPending(t, ctx, a.svc)
+	id := waitForN(t, a.svc, 1)[0]
 	approve(t, a.server.URL(), token, id, "gw-e2e")
-	r := <-done
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(waitTimeout):
+		t.Fatalf("the agent did not finish within %v of the approval", waitTimeout)
+	}
 	if r.err != nil {
 		t.Fatalf("agent: %v", r.err)
 	}
@@ -94,12 +104,11 @@ func TestEndToEnd(t *testing.T) {
 	// IoT Edge registers with what the agent wrote; DPS assigns the gateway
 	// to a hub and gatehouse applies the manifest there.
 	registerLikeIoTEdge(agent.Config{OutDir: out, Logger: quiet}, sims)
-	for d.State != gatehouse.StateConfigured {
-		if ctx.Err() != nil {
-			t.Fatalf("never configured: %+v", d)
-		}
-		time.Sleep(50 * time.Millisecond)
-		d, _ = a.svc.Device(ctx, id)
+	if !eventually(waitTimeout, func() bool {
+		d, err = a.svc.Device(ctx, id)
+		return err == nil && d.State == gatehouse.StateConfigured
+	}) {
+		t.Fatalf("not configured within %v: %+v %v", waitTimeout, d, err)
 	}
 	hub := sims.Hub.State.Hubs()[0]
 	if m, ok := sims.Hub.State.Configuration(hub, "gw-e2e"); !ok || !strings.Contains(string(m), "azureiotedge-agent:1.5") {
@@ -134,19 +143,6 @@ func writeEd25519Key(t *testing.T, path string) ed25519.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
-}
-
-func waitForPending(t *testing.T, ctx context.Context, svc *provision.Service) string {
-	t.Helper()
-	for ctx.Err() == nil {
-		l, err := svc.ListDevices(ctx, provision.ListFilter{State: gatehouse.StatePending})
-		if err == nil && l.Total == 1 {
-			return l.Devices[0].ID
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("the agent never enrolled")
-	return ""
 }
 
 func approve(t *testing.T, url, token, id, name string) {

@@ -79,7 +79,7 @@ func provisionThroughLoss(t *testing.T, sims *sandbox.Simulators, a *app, name s
 			MAC: "02:00:00:00:0e:01", RestartCommands: []string{}, Logger: quiet})
 		done <- err
 	}()
-	id := waitForPending(t, ctx, a.svc)
+	id := waitForN(t, a.svc, 1)[0]
 	if _, err := a.svc.Approve(ctx, "op", id, provision.Approval{Name: name}); err != nil {
 		t.Fatal(err)
 	}

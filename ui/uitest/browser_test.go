@@ -35,12 +35,14 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// testContext bounds a whole browser test, so nothing can hang.
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+// Every browser action and every wait has a deadline of its own, so a slow
+// step on a loaded machine cannot spend the time of the steps after it, and
+// a stuck one fails with what it was doing. Starting Chromium gets a longer
+// one: a cold start on a busy machine takes a while.
+const (
+	startTimeout  = 60 * time.Second
+	actionTimeout = 20 * time.Second
+)
 
 // browser is one headless Chromium with one tab, and everything the page
 // wrote to its console.
@@ -52,7 +54,9 @@ type browser struct {
 	console []chromedp.ConsoleMessage
 }
 
-func newBrowser(t *testing.T, ctx context.Context, width, height int) *browser {
+// newBrowser starts Chromium for the length of the test, or skips the test
+// where there is none.
+func newBrowser(t *testing.T, width, height int) *browser {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium(t)),
@@ -70,15 +74,24 @@ func newBrowser(t *testing.T, ctx context.Context, width, height int) *browser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(width, height),
 	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	// The browser lives as long as the context of its first action, so that
+	// context has no deadline; the start is bounded by a timer instead.
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelTab := chromedp.NewContext(actx)
 	t.Cleanup(func() {
 		cancelTab()
 		cancelAlloc()
 	})
 	b := &browser{t: t, ctx: bctx}
-	if err := chromedp.Do(bctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
-		t.Fatalf("starting Chromium: %v", err)
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(bctx, chromedp.EmulateViewport(int64(width), int64(height))) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("starting Chromium: %v", err)
+		}
+	case <-time.After(startTimeout):
+		t.Fatalf("Chromium did not start within %v", startTimeout)
 	}
 	messages := chromedp.Console(bctx)
 	go func() {
@@ -94,10 +107,18 @@ func newBrowser(t *testing.T, ctx context.Context, width, height int) *browser {
 	return b
 }
 
-// do runs actions, failing the test with what was being done.
+// step is the context of one action: the browser's, with its own deadline.
+func (b *browser) step(timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(b.ctx, timeout)
+}
+
+// do runs actions, failing the test with what was being done. Together they
+// have actionTimeout.
 func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	if err := chromedp.Do(b.ctx, actions...); err != nil {
+	ctx, cancel := b.step(actionTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.t.Fatalf("%s: %v\npage: %s", what, err, b.pageText())
 	}
 }
@@ -105,7 +126,9 @@ func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 // eval evaluates a JavaScript expression and decodes its JSON value into v.
 func (b *browser) eval(expr string, v any) {
 	b.t.Helper()
-	raw, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
+	ctx, cancel := b.step(actionTimeout)
+	defer cancel()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		b.t.Fatalf("evaluate %s: %v", expr, err)
 	}
@@ -128,14 +151,19 @@ func (b *browser) bool(expr string) bool {
 	return v
 }
 
-// wait polls a JavaScript condition in the page until it holds. Every wait
-// is on the DOM, never on the clock, so the tests are fast and not flaky.
+// wait polls a JavaScript condition in the page until it holds, for up to
+// actionTimeout. Every wait is on the DOM, never on the clock, so the tests
+// are fast and not flaky.
 func (b *browser) wait(what, cond string) {
 	b.t.Helper()
 	// An element not there yet throws; that means "not yet", not failure.
 	guarded := `(() => { try { return !!(` + cond + `); } catch (e) { return false; } })()`
-	_, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](guarded,
-		chromedp.WithPollingInterval(25*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
+	// The context outlasts the poll a little, so a condition that never
+	// holds is reported as the poll's timeout.
+	ctx, cancel := b.step(actionTimeout + 5*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](guarded,
+		chromedp.WithPollingInterval(25*time.Millisecond), chromedp.WithPollingTimeout(actionTimeout)))
 	if err != nil {
 		b.t.Fatalf("waiting for %s (%s): %v\npage: %s", what, cond, err, b.pageText())
 	}
@@ -143,7 +171,7 @@ func (b *browser) wait(what, cond string) {
 
 // pageText is the visible text of the page, for failure messages.
 func (b *browser) pageText() string {
-	ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+	ctx, cancel := b.step(5 * time.Second)
 	defer cancel()
 	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
 	if err != nil {
@@ -161,7 +189,9 @@ func (b *browser) shot(name string) {
 	}
 	// Let fonts settle and the caret blink away from the picture.
 	b.do("blur for "+name, chromedp.Evaluate[chromedp.Void](`document.fonts.ready`, chromedp.EvalAwaitPromise))
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	ctx, cancel := b.step(actionTimeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}

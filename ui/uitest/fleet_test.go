@@ -70,9 +70,8 @@ func newFleet(t *testing.T, e *env) *fleet {
 // TestFleetViews checks the views against a realistic fleet, and takes the
 // screenshots for the README.
 func TestFleetViews(t *testing.T) {
-	ctx := testContext(t)
-	b := newBrowser(t, ctx, 1360, 860)
-	f := newFleet(t, newEnv(t, ctx))
+	b := newBrowser(t, 1360, 860)
+	f := newFleet(t, newEnv(t))
 
 	b.do("open the page", chromedp.Navigate(f.url+"/"))
 	b.wait("the login form", `document.activeElement && document.activeElement.id === "token"`)
@@ -171,9 +170,8 @@ func TestFleetViews(t *testing.T) {
 // TestNarrowScreen renders the pending view on a phone-sized screen: the
 // table turns into cards and nothing overflows sideways.
 func TestNarrowScreen(t *testing.T) {
-	ctx := testContext(t)
-	b := newBrowser(t, ctx, 390, 844)
-	e := newEnv(t, ctx)
+	b := newBrowser(t, 390, 844)
+	e := newEnv(t)
 	e.enrollAt("00:07:32:4a:77:e2", "10.20.7.31", 3*time.Hour)
 	e.gateway("00:0d:b9:48:11:20", false)
 	e.gateway("b8:27:eb:5c:12:8e", true)

@@ -15,9 +15,8 @@ import (
 // free one and watch the gateway provision without reloading, dismiss
 // another, and read the device page.
 func TestOperatorFlow(t *testing.T) {
-	ctx := testContext(t)
-	b := newBrowser(t, ctx, 1360, 900)
-	e := newEnv(t, ctx)
+	b := newBrowser(t, 1360, 900)
+	e := newEnv(t)
 
 	// A gateway already named gw-taken, and three new ones waiting.
 	e.gateway(mac(0xa0), false)

@@ -12,8 +12,7 @@ import (
 // assets: a CSP without inline scripts, no framing, no referrer, and
 // revalidated caching by ETag.
 func TestSecurityHeaders(t *testing.T) {
-	ctx := testContext(t)
-	e := newEnv(t, ctx)
+	e := newEnv(t)
 	resp, err := http.Get(e.url + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -64,9 +63,8 @@ func TestSecurityHeaders(t *testing.T) {
 // cannot change anything without its CSRF token, and that logging out ends
 // the session.
 func TestPageRunsUnderCSP(t *testing.T) {
-	ctx := testContext(t)
-	b := newBrowser(t, ctx, 1280, 800)
-	e := newEnv(t, ctx)
+	b := newBrowser(t, 1280, 800)
+	e := newEnv(t)
 	e.gateway(mac(1), false)
 	id := e.pending(1)[mac(1)].ID
 

@@ -7,12 +7,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base32"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,8 +37,9 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // gateways started in it.
 type env struct {
 	t     *testing.T
-	ctx   context.Context
+	ctx   context.Context // the test's; waits bound themselves (envTimeout)
 	dir   string
+	db    *store.DB
 	url   string
 	token string // an operator's API token
 	svc   *provision.Service
@@ -52,9 +55,15 @@ type env struct {
 	results    map[string]*agent.Result // by MAC, once provisioned
 }
 
+// envTimeout bounds each wait on the server or the gateways: far more than
+// they take, even under the race detector on a loaded machine, but a stuck
+// one fails with what was awaited rather than hanging the test.
+const envTimeout = 60 * time.Second
+
 // newEnv starts everything; t.Cleanup stops it in the right order.
-func newEnv(t *testing.T, ctx context.Context) *env {
+func newEnv(t *testing.T) *env {
 	t.Helper()
+	ctx := t.Context()
 	e := &env{t: t, ctx: ctx, dir: t.TempDir(), results: map[string]*agent.Result{}}
 	sims, err := sandbox.Start(200 * time.Millisecond)
 	if err != nil {
@@ -73,6 +82,7 @@ func newEnv(t *testing.T, ctx context.Context) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	e.db = db
 	db.Now = func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
 	e.svc, err = provision.New(db, provision.Config{
 		Backends: clients.Backends, Logger: quiet,
@@ -198,22 +208,79 @@ func (e *env) enrollAt(mac, addr string, ago time.Duration) string {
 	return st.DeviceID
 }
 
-// pending waits until n gateways are pending and returns them by MAC.
-func (e *env) pending(n int) map[string]*gatehouse.Device {
+// seedPending puts n waiting gateways straight into the database, in one
+// transaction: the devices and keys n enrollments would leave, bar each
+// timeline's first line, in a fraction of the time. Each has a real Ed25519
+// key, so fingerprints and codes are as they would be; the seal keys are
+// random (making X25519 keys would double the time under the race
+// detector), so nothing can be sealed to a seeded gateway. mac names the
+// i-th gateway. Call it before a page is open: the page is not told of
+// seeded gateways.
+func (e *env) seedPending(n int, mac func(i int) string) {
 	e.t.Helper()
-	for e.ctx.Err() == nil {
-		l, err := e.svc.ListDevices(e.ctx, provision.ListFilter{State: gatehouse.StatePending, Limit: 1000})
-		if err == nil && l.Total == n {
-			out := map[string]*gatehouse.Device{}
-			for _, d := range l.Devices {
-				out[d.MAC] = d
-			}
-			return out
+	seeds := make([]store.Seed, n)
+	for i := range seeds {
+		pub, _, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		spki, err := protocol.MarshalPublicKey(pub)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		seal := make([]byte, 32) // any 32 bytes are an X25519 public key
+		rand.Read(seal)
+		m, err := gatehouse.NormalizeMAC(mac(i))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		fp := protocol.Fingerprint(spki)
+		seeds[i] = store.Seed{
+			Device: gatehouse.Device{ID: newID(), MAC: m, Fingerprint: fp, SourceAddr: "10.1.0.1"},
+			Key:    gatehouse.DeviceKey{Fingerprint: fp, KeyType: protocol.KeyEd25519, PublicKey: spki, SealKey: seal},
+		}
+	}
+	if err := e.db.SeedPending(e.ctx, seeds); err != nil {
+		e.t.Fatalf("seeding %d gateways: %v", n, err)
+	}
+}
+
+// newID makes a device id as gatehouse does: 12 characters of lower-case
+// base32.
+func newID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))[:12]
+}
+
+// until polls cond until it holds or envTimeout passes, and says which.
+func (e *env) until(cond func() bool) bool {
+	deadline := time.Now().Add(envTimeout)
+	for !cond() {
+		if time.Now().After(deadline) || e.ctx.Err() != nil {
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	e.t.Fatalf("never saw %d pending gateways", n)
-	return nil
+	return true
+}
+
+// pending waits until n gateways are pending and returns them by MAC.
+func (e *env) pending(n int) map[string]*gatehouse.Device {
+	e.t.Helper()
+	var l *provision.DeviceList
+	if !e.until(func() bool {
+		var err error
+		l, err = e.svc.ListDevices(e.ctx, provision.ListFilter{State: gatehouse.StatePending, Limit: 1000})
+		return err == nil && l.Total == n
+	}) {
+		e.t.Fatalf("never saw %d pending gateways within %v", n, envTimeout)
+	}
+	out := map[string]*gatehouse.Device{}
+	for _, d := range l.Devices {
+		out[d.MAC] = d
+	}
+	return out
 }
 
 func (e *env) device(id string) *gatehouse.Device {
@@ -228,32 +295,28 @@ func (e *env) device(id string) *gatehouse.Device {
 // waitState waits until the device reaches one of the states.
 func (e *env) waitState(id string, states ...gatehouse.State) *gatehouse.Device {
 	e.t.Helper()
-	for e.ctx.Err() == nil {
-		d := e.device(id)
-		for _, s := range states {
-			if d.State == s {
-				return d
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
+	var d *gatehouse.Device
+	if !e.until(func() bool {
+		var err error
+		d, err = e.svc.Device(e.ctx, id)
+		return err == nil && slices.Contains(states, d.State)
+	}) {
+		e.t.Fatalf("device %s did not reach %v within %v (now %s)", id, states, envTimeout, e.device(id).State)
 	}
-	e.t.Fatalf("device %s never reached %v (now %s)", id, states, e.device(id).State)
-	return nil
+	return d
 }
 
 // waitAgent waits until the agent of mac holds its credentials.
 func (e *env) waitAgent(mac string) {
 	e.t.Helper()
-	for e.ctx.Err() == nil {
+	if !e.until(func() bool {
 		e.mu.Lock()
+		defer e.mu.Unlock()
 		_, ok := e.results[mac]
-		e.mu.Unlock()
-		if ok {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+		return ok
+	}) {
+		e.t.Fatalf("the agent of %s did not finish within %v", mac, envTimeout)
 	}
-	e.t.Fatalf("the agent of %s never finished", mac)
 }
 
 func (e *env) approve(id, name string) {
