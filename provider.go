@@ -1,6 +1,10 @@
 package gatehouse
 
-import "context"
+import (
+	"context"
+	"errors"
+	"strings"
+)
 
 // Backend is one service gateways are provisioned into. Each lives in one
 // package (its client and its rules) and is turned on by one registration
@@ -86,7 +90,8 @@ type FollowResult struct {
 type Removal struct {
 	Backend string `json:"backend"`
 	Object  string `json:"object"`
-	// Result is "removed", "already gone" or "would remove" (dry run).
+	// Result is "removed" (or "revoked"), "already gone", or "would
+	// remove" in a dry run.
 	Result string `json:"result"`
 }
 
@@ -100,3 +105,22 @@ const (
 	OutSerial            = "serial"
 	OutAssignedHub       = "assigned_hub"
 )
+
+// Remove removes one object of a gateway, unless dryRun, and says what came
+// of it: done (say "removed" or "revoked"), "already gone" when the backend
+// no longer holds it, or "would <done>" in a dry run.
+func Remove(backend, object, done string, dryRun bool, remove func() error) ([]Removal, error) {
+	r := Removal{Backend: backend, Object: object, Result: "would " + strings.TrimSuffix(done, "d")}
+	if dryRun {
+		return []Removal{r}, nil
+	}
+	switch err := remove(); {
+	case errors.Is(err, ErrBackendNotFound):
+		r.Result = "already gone"
+	case err != nil:
+		return nil, err
+	default:
+		r.Result = done
+	}
+	return []Removal{r}, nil
+}

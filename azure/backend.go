@@ -106,23 +106,7 @@ func (b *DPSBackend) Decommission(ctx context.Context, in *gatehouse.StepInput, 
 	if id == "" {
 		return nil, nil
 	}
-	r := gatehouse.Removal{Backend: b.Name(), Object: "enrollment " + id, Result: "would remove"}
-	if dryRun {
-		return []gatehouse.Removal{r}, nil
-	}
-	return removed(r, b.api.DeleteEnrollment(ctx, id))
-}
-
-func removed(r gatehouse.Removal, err error) ([]gatehouse.Removal, error) {
-	switch {
-	case errors.Is(err, gatehouse.ErrBackendNotFound):
-		r.Result = "already gone"
-	case err != nil:
-		return nil, err
-	default:
-		r.Result = "removed"
-	}
-	return []gatehouse.Removal{r}, nil
+	return gatehouse.Remove(b.Name(), "enrollment "+id, "removed", dryRun, func() error { return b.api.DeleteEnrollment(ctx, id) })
 }
 
 // Manifests renders a gateway's IoT Edge deployment manifest; a
@@ -230,9 +214,5 @@ func (b *HubBackend) Decommission(ctx context.Context, in *gatehouse.StepInput, 
 	if hub == "" || id == "" {
 		return nil, nil
 	}
-	r := gatehouse.Removal{Backend: b.Name(), Object: "device " + id + " in " + hub, Result: "would remove"}
-	if dryRun {
-		return []gatehouse.Removal{r}, nil
-	}
-	return removed(r, b.hub.DeleteDevice(ctx, hub, id))
+	return gatehouse.Remove(b.Name(), "device "+id+" in "+hub, "removed", dryRun, func() error { return b.hub.DeleteDevice(ctx, hub, id) })
 }

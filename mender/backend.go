@@ -200,18 +200,5 @@ func (b *Backend) Decommission(ctx context.Context, in *gatehouse.StepInput, dry
 	if id == "" {
 		return nil, nil
 	}
-	r := gatehouse.Removal{Backend: b.Name(), Object: "device " + id, Result: "would remove"}
-	if dryRun {
-		return []gatehouse.Removal{r}, nil
-	}
-	err := b.api.Decommission(ctx, id)
-	switch {
-	case errors.Is(err, gatehouse.ErrBackendNotFound):
-		r.Result = "already gone"
-	case err != nil:
-		return nil, err
-	default:
-		r.Result = "removed"
-	}
-	return []gatehouse.Removal{r}, nil
+	return gatehouse.Remove(b.Name(), "device "+id, "removed", dryRun, func() error { return b.api.Decommission(ctx, id) })
 }

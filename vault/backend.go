@@ -198,18 +198,5 @@ func (b *Backend) Decommission(ctx context.Context, in *gatehouse.StepInput, dry
 	if serial == "" {
 		return nil, nil
 	}
-	r := gatehouse.Removal{Backend: b.Name(), Object: "certificate " + serial, Result: "would revoke"}
-	if dryRun {
-		return []gatehouse.Removal{r}, nil
-	}
-	err := b.pki.Revoke(ctx, serial)
-	switch {
-	case errors.Is(err, gatehouse.ErrBackendNotFound):
-		r.Result = "already gone"
-	case err != nil:
-		return nil, err
-	default:
-		r.Result = "revoked"
-	}
-	return []gatehouse.Removal{r}, nil
+	return gatehouse.Remove(b.Name(), "certificate "+serial, "revoked", dryRun, func() error { return b.pki.Revoke(ctx, serial) })
 }
