@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"gatehouse"
@@ -57,122 +56,6 @@ func requireFor(e *Env, on string, keys ...string) error {
 		}
 	}
 	return nil
-}
-
-func (c *Config) loadMender(e *Env) error {
-	url := e.Get("GATEHOUSE_MENDER_URL")
-	if url == "" {
-		return requireFor(e, "GATEHOUSE_MENDER_URL", "GATEHOUSE_MENDER_TOKEN", "GATEHOUSE_MENDER_USER", "GATEHOUSE_MENDER_PASSWORD")
-	}
-	token, err1 := e.Secret("GATEHOUSE_MENDER_TOKEN")
-	password, err2 := e.Secret("GATEHOUSE_MENDER_PASSWORD")
-	if err := errors.Join(err1, err2); err != nil {
-		return err
-	}
-	m := &mender.Config{URL: url, Token: token, User: e.Get("GATEHOUSE_MENDER_USER"), Password: password}
-	if err := m.Validate(); err != nil {
-		return fmt.Errorf("config: mender: %w", err)
-	}
-	c.Mender = m
-	return nil
-}
-
-func (c *Config) loadDPS(e *Env) error {
-	raw, err := e.Secret("GATEHOUSE_DPS_CONNECTION_STRING")
-	if err != nil {
-		return err
-	}
-	if raw == "" {
-		return requireFor(e, "GATEHOUSE_DPS_CONNECTION_STRING", "GATEHOUSE_DPS_ID_SCOPE", "GATEHOUSE_DPS_ENDPOINT")
-	}
-	cs, err := azure.ParseConnectionString(raw)
-	if err != nil {
-		return fmt.Errorf("config: GATEHOUSE_DPS_CONNECTION_STRING: %w", err)
-	}
-	d := &azure.DPSConfig{ConnectionString: cs, IDScope: e.Get("GATEHOUSE_DPS_ID_SCOPE"), Endpoint: e.Get("GATEHOUSE_DPS_ENDPOINT")}
-	if err := d.Validate(); err != nil {
-		return fmt.Errorf("config: dps: %w", err)
-	}
-	c.DPS = d
-	return nil
-}
-
-// loadHubs reads one connection string per IoT Hub, separated by newlines
-// or spaces (connection strings contain neither).
-func (c *Config) loadHubs(e *Env) error {
-	raw, err := e.Secret("GATEHOUSE_IOTHUB_CONNECTION_STRINGS")
-	if err != nil || raw == "" {
-		return err
-	}
-	h := &azure.HubConfig{}
-	for i, s := range strings.Fields(raw) {
-		cs, err := azure.ParseConnectionString(s)
-		if err != nil {
-			return fmt.Errorf("config: GATEHOUSE_IOTHUB_CONNECTION_STRINGS entry %d: %w", i+1, err)
-		}
-		h.Hubs = append(h.Hubs, cs)
-	}
-	if h.Endpoints, err = endpoints(e.Get("GATEHOUSE_IOTHUB_ENDPOINTS")); err != nil {
-		return err
-	}
-	if err := h.Validate(); err != nil {
-		return fmt.Errorf("config: iothub: %w", err)
-	}
-	c.Hubs = h
-	return nil
-}
-
-// endpoints reads "host=url" pairs that send a hub's calls elsewhere, e.g.
-// through a proxy or to a simulator.
-func endpoints(raw string) (map[string]string, error) {
-	if raw == "" {
-		return nil, nil
-	}
-	out := map[string]string{}
-	for _, pair := range strings.Fields(raw) {
-		host, url, ok := strings.Cut(pair, "=")
-		if !ok || host == "" || url == "" {
-			return nil, fmt.Errorf("config: GATEHOUSE_IOTHUB_ENDPOINTS: want host=url pairs, got %q", pair)
-		}
-		out[host] = url
-	}
-	return out, nil
-}
-
-func (c *Config) loadVault(e *Env) error {
-	addr := e.Get("GATEHOUSE_VAULT_ADDR")
-	if addr == "" {
-		return requireFor(e, "GATEHOUSE_VAULT_ADDR", "GATEHOUSE_VAULT_ROLE", "GATEHOUSE_VAULT_TOKEN",
-			"GATEHOUSE_VAULT_APPROLE_ROLE_ID", "GATEHOUSE_VAULT_KUBERNETES_ROLE")
-	}
-	token, err1 := e.Secret("GATEHOUSE_VAULT_TOKEN")
-	secretID, err2 := e.Secret("GATEHOUSE_VAULT_APPROLE_SECRET_ID")
-	mode, err3 := vaultMode(e.Get("GATEHOUSE_VAULT_MODE"))
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return err
-	}
-	v := &vault.Config{
-		Addr: addr, Mount: e.Get("GATEHOUSE_VAULT_MOUNT"), Role: e.Get("GATEHOUSE_VAULT_ROLE"),
-		Namespace: e.Get("GATEHOUSE_VAULT_NAMESPACE"), TTL: e.Get("GATEHOUSE_VAULT_TTL"), Token: token,
-		AppRoleID: e.Get("GATEHOUSE_VAULT_APPROLE_ROLE_ID"), AppRoleSecretID: secretID,
-		KubernetesRole: e.Get("GATEHOUSE_VAULT_KUBERNETES_ROLE"), KubernetesJWTPath: e.Get("GATEHOUSE_VAULT_KUBERNETES_JWT_PATH"),
-	}
-	if err := v.Validate(); err != nil {
-		return fmt.Errorf("config: vault: %w", err)
-	}
-	v.Sign = mode == "sign"
-	c.Vault = v
-	return nil
-}
-
-func vaultMode(m string) (string, error) {
-	switch m {
-	case "", "issue":
-		return "issue", nil
-	case "sign":
-		return "sign", nil
-	}
-	return "", fmt.Errorf("config: GATEHOUSE_VAULT_MODE must be issue or sign, not %q", m)
 }
 
 func (c *Config) loadManifests(e *Env) error {
