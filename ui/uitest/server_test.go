@@ -2,6 +2,7 @@ package uitest
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -27,6 +28,7 @@ import (
 	"gatehouse/provision"
 	"gatehouse/sandbox"
 	"gatehouse/server"
+	"gatehouse/simulate"
 	"gatehouse/store"
 )
 
@@ -53,6 +55,7 @@ type env struct {
 	agentCtx   context.Context
 	mu         sync.Mutex
 	results    map[string]*agent.Result // by MAC, once provisioned
+	menders    map[string]*simulate.MenderClient
 }
 
 // envTimeout bounds each wait on the server or the gateways: far more than
@@ -64,7 +67,8 @@ const envTimeout = 60 * time.Second
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := t.Context()
-	e := &env{t: t, ctx: ctx, dir: t.TempDir(), results: map[string]*agent.Result{}}
+	e := &env{t: t, ctx: ctx, dir: t.TempDir(), results: map[string]*agent.Result{},
+		menders: map[string]*simulate.MenderClient{}}
 	sims, err := sandbox.Start(200 * time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -133,9 +137,11 @@ func (e *env) gateway(mac string, ecKey bool) {
 	e.t.Helper()
 	dir := filepath.Join(e.dir, strings.ReplaceAll(mac, ":", ""))
 	keyPath := filepath.Join(dir, "mender-agent.pem")
-	if err := writeKey(keyPath, ecKey); err != nil {
+	key, err := writeKey(keyPath, ecKey)
+	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.menderClient(mac, key)
 	cfg := agent.Config{Server: e.url, KeyPath: keyPath, OutDir: filepath.Join(dir, "out"), MAC: mac,
 		RestartCommands: []string{}, Logger: quiet, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}
 	e.agents.Go(func() {
@@ -146,6 +152,20 @@ func (e *env) gateway(mac string, ecKey bool) {
 			e.mu.Unlock()
 		}
 	})
+}
+
+// menderClient runs the gateway's Mender client, which asks Mender for a
+// token from boot on, as the real one does.
+func (e *env) menderClient(mac string, key crypto.Signer) {
+	e.t.Helper()
+	mc, err := e.sims.MenderClient(key, mac, 200*time.Millisecond)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.mu.Lock()
+	e.menders[mac] = mc
+	e.mu.Unlock()
+	e.agents.Go(func() { mc.Run(e.agentCtx) })
 }
 
 // registerEdge does what IoT Edge does with the files the agent wrote:
@@ -168,21 +188,22 @@ func (e *env) registerEdge(mac string) {
 	}
 }
 
-func writeKey(path string, ec bool) error {
+func writeKey(path string, ec bool) (crypto.Signer, error) {
 	var block *pem.Block
+	var key crypto.Signer
 	if ec {
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		der, _ := x509.MarshalECPrivateKey(k)
-		block = &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
+		key, block = k, &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
 	} else {
 		_, k, _ := ed25519.GenerateKey(rand.Reader)
 		der, _ := x509.MarshalPKCS8PrivateKey(k)
-		block = &pem.Block{Type: "PRIVATE KEY", Bytes: der}
+		key, block = k, &pem.Block{Type: "PRIVATE KEY", Bytes: der}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
+		return nil, err
 	}
-	return os.WriteFile(path, pem.EncodeToMemory(block), 0o600)
+	return key, os.WriteFile(path, pem.EncodeToMemory(block), 0o600)
 }
 
 // enrollAt enrolls a gateway directly through the service, as if it had
@@ -306,16 +327,18 @@ func (e *env) waitState(id string, states ...gatehouse.State) *gatehouse.Device 
 	return d
 }
 
-// waitAgent waits until the agent of mac holds its credentials.
+// waitAgent waits until the agent of mac holds its credentials, and its
+// Mender client its device token: gatehouse accepted the key Mender held
+// pending since boot.
 func (e *env) waitAgent(mac string) {
 	e.t.Helper()
 	if !e.until(func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		_, ok := e.results[mac]
-		return ok
+		return ok && e.menders[mac].Token() != ""
 	}) {
-		e.t.Fatalf("the agent of %s did not finish within %v", mac, envTimeout)
+		e.t.Fatalf("the agent of %s did not finish, or its Mender client got no token, within %v", mac, envTimeout)
 	}
 }
 
