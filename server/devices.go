@@ -1,12 +1,23 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"time"
 
 	"gatehouse"
 	"gatehouse/provision"
 )
+
+// maxOffset bounds paging: SQLite walks every skipped row, so one huge
+// offset costs a scan of the whole table, and a handful of them at once
+// held the one database connection long enough to stall enrollment. It is
+// above any fleet size gatehouse is meant for.
+const maxOffset = 1_000_000
+
+// listBudget is how long one listing may use the database.
+const listBudget = 5 * time.Second
 
 func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -18,7 +29,15 @@ func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) error
 	if f.Offset, err = intParam(q.Get("offset")); err != nil {
 		return err
 	}
-	list, err := s.svc.ListDevices(r.Context(), f)
+	if f.Offset > maxOffset {
+		return gatehouse.Errorf(gatehouse.EINVALID, "offset must be at most %d; narrow the list with state, seen or q instead", maxOffset)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), listBudget)
+	defer cancel()
+	list, err := s.svc.ListDevices(ctx, f)
+	if err != nil && ctx.Err() == context.DeadlineExceeded && r.Context().Err() == nil {
+		return gatehouse.Errorf(gatehouse.EUNAVAILABLE, "listing devices took longer than %v; narrow the filter or try again", listBudget)
+	}
 	if err != nil {
 		return err
 	}

@@ -347,6 +347,15 @@ func TestListFilter(t *testing.T) {
 	if code := tb.call(t, tb.view, "GET", "/api/v1/devices?limit=abc", nil, &e); code != 400 {
 		t.Fatalf("bad limit = %d", code)
 	}
+	// A huge offset would make SQLite walk the whole table.
+	for _, off := range []string{"9223372036854775807", "1000001"} {
+		if code := tb.call(t, tb.view, "GET", "/api/v1/devices?limit=1000&offset="+off, nil, &e); code != 400 || !strings.Contains(e.Error.Message, "offset") {
+			t.Fatalf("offset %s = %d %+v, want 400 naming the offset", off, code, e)
+		}
+	}
+	if code := tb.call(t, tb.view, "GET", "/api/v1/devices?offset=1000000", nil, &l); code != 200 || len(l.Devices) != 0 {
+		t.Fatalf("offset at the bound = %d %+v, want an empty page", code, l)
+	}
 }
 
 // heldNotifier tells the test of every Subscribe: a long poll subscribes to
