@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"filippo.io/edwards25519"
 )
 
 // supportedKeys ends every "wrong key" error so the operator knows what to use instead.
@@ -200,10 +202,36 @@ func KeyType(pub crypto.PublicKey) string {
 }
 
 func checkPublicKey(pub crypto.PublicKey) error {
-	if KeyType(pub) != "" {
-		return nil
+	if KeyType(pub) == "" {
+		return fmt.Errorf("%s keys are not supported (%s)", describeKey(pub), supportedKeys)
 	}
-	return fmt.Errorf("%s keys are not supported (%s)", describeKey(pub), supportedKeys)
+	if k, ok := pub.(ed25519.PublicKey); ok {
+		return checkEd25519Point(k)
+	}
+	return nil
+}
+
+// checkEd25519Point refuses Ed25519 keys that prove nothing. RFC 8032
+// verifiers, Go's among them, accept a public key of small order (the
+// identity and the other seven points of the 8-torsion): with such a key
+// A, [8][k]A is the identity, so a fixed forged signature (R small order,
+// S = 0) verifies for every message. An attacker could enroll such a key and
+// anyone could then sign as that device. A point is small order exactly when
+// multiplying it by the cofactor 8 gives the identity. Non-canonical
+// encodings are refused too: the fingerprint of the bytes is the identity,
+// so one point must have one encoding.
+func checkEd25519Point(k ed25519.PublicKey) error {
+	p, err := new(edwards25519.Point).SetBytes(k)
+	if err != nil {
+		return errors.New("Ed25519 key is not a point on the curve")
+	}
+	if !bytes.Equal(p.Bytes(), k) {
+		return errors.New("Ed25519 key is not canonically encoded")
+	}
+	if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return errors.New("Ed25519 key is a small-order point, for which anyone can forge signatures")
+	}
+	return nil
 }
 
 // describeKey names any key for error messages, never showing key material.

@@ -48,6 +48,37 @@ func DeriveSealKey(key crypto.Signer) (hpke.PrivateKey, error) {
 	return priv, nil
 }
 
+// sealProbe is a fixed X25519 private key used only to test seal keys; see
+// CheckSealKey. Its clamped scalar is no multiple of the large prime order of
+// the curve or its twist, so only a low-order point gives a zero result.
+var sealProbe = mustX25519Key(sha256.Sum256([]byte("gatehouse seal key probe v1")))
+
+func mustX25519Key(b [32]byte) *ecdh.PrivateKey {
+	k, err := ecdh.X25519().NewPrivateKey(b[:])
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// CheckSealKey reports whether sealPublicKey can be sealed to. Any 32 bytes
+// parse as an X25519 public key, but for the all-zero key and the other
+// low-order points (and their non-canonical encodings) X25519(k, pub) is all
+// zero for every k: HPKE then refuses to seal, so a device enrolled with
+// such a key would be approved into steps that fail forever. Clamped
+// scalars are multiples of the cofactor 8, so one probe with any such
+// scalar gives zero exactly for those points.
+func CheckSealKey(sealPublicKey []byte) error {
+	pub, err := ecdh.X25519().NewPublicKey(sealPublicKey)
+	if err != nil {
+		return fmt.Errorf("seal key is not a %d-byte X25519 public key", 32)
+	}
+	if _, err := sealProbe.ECDH(pub); err != nil {
+		return errors.New("seal key is a low-order X25519 point (all-zero shared secret); nothing can be sealed to it")
+	}
+	return nil
+}
+
 // Seal encrypts one secret bundle field to the device's HPKE public key
 // (DHKEM X25519, HKDF-SHA256, ChaCha20-Poly1305). The field name is bound in
 // the HPKE info so a ciphertext cannot be moved to another field.

@@ -2,8 +2,6 @@ package provision
 
 import (
 	"context"
-	"crypto/ecdh"
-	"crypto/hpke"
 	"crypto/x509"
 	"encoding/pem"
 	"time"
@@ -13,9 +11,6 @@ import (
 	"gatehouse/store"
 )
 
-// sealKEM is the HPKE KEM bundles are sealed with; see protocol.Seal.
-var sealKEM = hpke.DHKEM(ecdh.X25519())
-
 // Enroll records a signed introduction: an unknown key becomes a pending
 // device, a known one is marked seen. It returns what the device may know.
 func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol.EnrollRequest, addr string) (*protocol.Status, error) {
@@ -23,8 +18,10 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 	if err != nil {
 		return nil, err
 	}
-	if _, err := sealKEM.NewPublicKey(req.SealKey); err != nil {
-		return nil, gatehouse.Errorf(gatehouse.EINVALID, "seal_key is not an X25519 public key")
+	// Checked once here, before anything is stored, so a key nothing can be
+	// sealed to never reaches an operator's approval.
+	if err := protocol.CheckSealKey(req.SealKey); err != nil {
+		return nil, gatehouse.Errorf(gatehouse.EINVALID, "seal_key: %v", err)
 	}
 	if err := checkCSR(req.CSR); err != nil {
 		return nil, err

@@ -57,6 +57,7 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 		river.AddWorkerSafely(workers, &followWorker{svc: s}),
 		river.AddWorkerSafely(workers, &webhookWorker{svc: s}),
 		river.AddWorkerSafely(workers, &cleanupWorker{svc: s}),
+		river.AddWorkerSafely(workers, &pruneNoncesWorker{svc: s}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("provision: register workers: %w", err)
@@ -76,7 +77,7 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 		MaxAttempts:          maxAttempts,
 		RetryPolicy:          &retryPolicy{base: c.RetryBase, max: c.RetryMax},
 		Logger:               c.Logger,
-		PeriodicJobs:         []*river.PeriodicJob{cleanupJob()},
+		PeriodicJobs:         []*river.PeriodicJob{cleanupJob(), pruneNoncesJob()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provision: job client: %w", err)

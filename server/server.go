@@ -42,7 +42,9 @@ func New(svc *provision.Service) *Server {
 		Addr:     ":8080",
 		LongPoll: 30 * time.Second,
 		svc:      svc,
-		verifier: &protocol.Verifier{Nonces: protocol.NewNonceCache()},
+		// Nonces live in the database, so replays are refused across
+		// restarts and replicas, not only within this process.
+		verifier: &protocol.Verifier{Nonces: svc},
 		closing:  make(chan struct{}),
 	}
 }

@@ -95,6 +95,9 @@ func runConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"InTx/SQL", testTxSQL},
 		{"DB/PingAndSchemaVersion", testDBPing},
 		{"DB/Close", testDBClose},
+		{"UseNonce/OK", testUseNonce},
+		{"UseNonce/Concurrent", testUseNonceConcurrent},
+		{"DeleteExpiredNonces/OK", testDeleteExpiredNonces},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
