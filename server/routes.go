@@ -36,7 +36,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return gatehouse.Errorf(gatehouse.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path)
 	}))
-	return securityHeaders(mux)
+	return s.accessLog(securityHeaders(mux))
 }
 
 // contentSecurityPolicy allows only gatehouse's own scripts, styles and

@@ -37,6 +37,7 @@ type Server struct {
 	ln       net.Listener
 	srv      *http.Server
 	closing  chan struct{} // closed by Close, to end event streams
+	authWarn *authLimiter
 }
 
 // New returns a Server over svc. Call Open to listen.
@@ -47,6 +48,7 @@ func New(svc *provision.Service) *Server {
 		svc:      svc,
 		verifier: &protocol.Verifier{Nonces: protocol.NewNonceCache()},
 		closing:  make(chan struct{}),
+		authWarn: &authLimiter{now: time.Now, sources: map[string]*authWindow{}},
 	}
 }
 
