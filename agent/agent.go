@@ -81,6 +81,9 @@ func prepare(cfg Config) (*session, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if err := cfg.setupHTTPClient(); err != nil {
+		return nil, err
+	}
 	out, err := resolveOutputs(&cfg)
 	if err != nil {
 		return nil, err
@@ -141,9 +144,9 @@ func macError(cfg Config, err error) error {
 	return fmt.Errorf("find MAC address: %w", err)
 }
 
-// warnPlainHTTP: requests are signed and secrets sealed, but over plain HTTP
-// nothing proves the answer came from our server, so a man in the middle
-// could hand the gateway credentials of its choosing.
+// warnPlainHTTP: Validate refuses plain HTTP unless InsecureHTTP allows it;
+// even then a non-loopback server gets a reminder in the log, since nothing
+// proves the answers came from our server.
 func warnPlainHTTP(log *slog.Logger, u *url.URL) {
 	if u.Scheme != "http" {
 		return

@@ -128,6 +128,7 @@ func testConfig(t *testing.T, f *fakeServer, keyPath string) (Config, *logBuffer
 	logs, logger := newLogs(t)
 	return Config{
 		Server:          f.srv.URL,
+		InsecureHTTP:    true, // the fake server is plain httptest
 		KeyPath:         keyPath,
 		OutDir:          filepath.Join(t.TempDir(), "gatehouse"),
 		MAC:             "02:00:5E:10:00:01",

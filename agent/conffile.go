@@ -33,6 +33,9 @@ type setting struct {
 // append; others, given twice, keep the last value.
 var fileKeys = map[string]func(c *Config, v string) error{
 	"SERVER":               func(c *Config, v string) error { c.Server = v; return nil },
+	"INSECURE_HTTP":        func(c *Config, v string) error { return setBool(&c.InsecureHTTP, v) },
+	"SERVER_CA":            func(c *Config, v string) error { c.ServerCA = v; return nil },
+	"SERVER_PIN":           func(c *Config, v string) error { c.ServerPin = v; return nil },
 	"KEY":                  func(c *Config, v string) error { c.KeyPath = v; return nil },
 	"MENDER_CONF":          func(c *Config, v string) error { c.MenderConf = v; return nil },
 	"WAIT_FOR_KEY":         func(c *Config, v string) error { return setBool(&c.WaitForKey, v) },

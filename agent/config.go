@@ -103,7 +103,23 @@ type Config struct {
 	// "after-restart"); the crash tests kill the process there.
 	Checkpoint func(point string)
 
-	// HTTPClient talks to the server. Default: NewHTTPClient().
+	// InsecureHTTP allows an http:// Server. Without TLS nothing proves an
+	// answer came from our server, so a man in the middle could hand the
+	// gateway credentials of its choosing; only for labs, demos and tests.
+	// Loopback addresses need it too.
+	InsecureHTTP bool
+	// ServerCA is a PEM bundle of CA certificates trusted for the server
+	// INSTEAD of the system roots (a private CA should not share trust
+	// with every public one). Default "": the system roots.
+	ServerCA string
+	// ServerPin, when set, is "sha256/BASE64" of the server certificate's
+	// SubjectPublicKeyInfo, checked on every connection on top of normal
+	// verification. Several pins, comma-separated, allow a key rollover.
+	ServerPin string
+
+	// HTTPClient talks to the server. Default: NewHTTPClient() with
+	// ServerCA and ServerPin applied; these two cannot be combined with a
+	// custom HTTPClient, which brings its own TLS settings.
 	HTTPClient *http.Client
 	// Logger receives progress. Default slog.Default(). Secrets are never logged.
 	Logger *slog.Logger
@@ -158,6 +174,9 @@ type Restart struct {
 // Validate checks the configuration. Its errors carry ExitConfig.
 func (c *Config) Validate() error {
 	if err := validateServer(c.Server); err != nil {
+		return &ExitError{Code: ExitConfig, Err: err}
+	}
+	if err := c.validateTransport(); err != nil {
 		return &ExitError{Code: ExitConfig, Err: err}
 	}
 	if err := c.validateIdentity(); err != nil {
@@ -233,9 +252,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SysfsRoot == "" {
 		c.SysfsRoot = DefaultSysfsRoot
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = NewHTTPClient()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

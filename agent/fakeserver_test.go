@@ -51,6 +51,19 @@ type fakeServer struct {
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
+	f := newFake(t)
+	f.srv.Start()
+	return f
+}
+
+// newFakeTLSServer is newFakeServer over HTTPS, with httptest's own CA.
+func newFakeTLSServer(t *testing.T) *fakeServer {
+	f := newFake(t)
+	f.srv.StartTLS()
+	return f
+}
+
+func newFake(t *testing.T) *fakeServer {
 	f := &fakeServer{
 		t:        t,
 		verifier: &protocol.Verifier{Nonces: protocol.NewNonceCache()},
@@ -63,7 +76,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 	mux.HandleFunc("POST "+protocol.PathEnroll, f.handleEnroll)
 	mux.HandleFunc("POST "+protocol.PathWait, f.handleWait)
 	mux.HandleFunc("POST "+protocol.PathAck, f.handleAck)
-	f.srv = httptest.NewServer(mux)
+	f.srv = httptest.NewUnstartedServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
 }

@@ -155,7 +155,7 @@ func agentConfig(b *testing.B, url, dir string, i int) agent.Config {
 		b.Fatal(err)
 	}
 	return agent.Config{
-		Server: url, KeyPath: keyPath, OutDir: filepath.Join(dir, fmt.Sprintf("out-%d", i)),
+		Server: url, InsecureHTTP: true, KeyPath: keyPath, OutDir: filepath.Join(dir, fmt.Sprintf("out-%d", i)),
 		MAC: fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff), RestartCommands: []string{},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}

@@ -19,6 +19,7 @@ type ctxKey int
 const (
 	tokenKey ctxKey = iota
 	signedKey
+	infoKey // *reqInfo, for the access log
 )
 
 // operator wraps h so it runs only for a caller with at least role: an API
@@ -43,7 +44,11 @@ func (s *Server) caller(r *http.Request) (*gatehouse.Token, error) {
 		if !ok || strings.TrimSpace(secret) == "" {
 			return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "malformed Authorization header: send 'Authorization: Bearer <token>'")
 		}
-		return s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+		t, err := s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+		if err == nil {
+			setActor(r, "token:"+t.Name)
+		}
+		return t, err
 	}
 	if _, err := r.Cookie(sessionCookie); err != nil {
 		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "missing API token: send 'Authorization: Bearer <token>'")
@@ -52,6 +57,7 @@ func (s *Server) caller(r *http.Request) (*gatehouse.Token, error) {
 	if err != nil {
 		return nil, err
 	}
+	setActor(r, "session:"+ss.Token.Name)
 	if err := checkCSRF(r, ss); err != nil {
 		return nil, err
 	}
@@ -83,6 +89,7 @@ func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Sig
 		if err != nil {
 			return err
 		}
+		setActor(r, "device:"+sig.Fingerprint)
 		return h(w, r, sig, body)
 	})
 }

@@ -36,7 +36,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return gatehouse.Errorf(gatehouse.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path)
 	}))
-	return securityHeaders(mux)
+	return s.accessLog(securityHeaders(mux))
 }
 
 // contentSecurityPolicy allows only gatehouse's own scripts, styles and
@@ -52,6 +52,11 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
 		h.Set("Cache-Control", "no-store")
+		// Only over TLS: browsers ignore HSTS on plain http, and sending it
+		// there would promise what this listener does not keep.
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", hstsHeader)
+		}
 		next.ServeHTTP(w, r)
 	})
 }

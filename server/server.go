@@ -28,12 +28,16 @@ type Server struct {
 	LongPoll time.Duration
 	// Logger receives access and error logs; default discards.
 	Logger *slog.Logger
+	// TLS, when set, makes the server speak HTTPS only, with this
+	// certificate (reloadable while serving) and HSTS on every response.
+	TLS *Certificate
 
 	svc      *provision.Service
 	verifier *protocol.Verifier
 	ln       net.Listener
 	srv      *http.Server
 	closing  chan struct{} // closed by Close, to end event streams
+	authWarn *authLimiter
 }
 
 // New returns a Server over svc. Call Open to listen.
@@ -46,6 +50,7 @@ func New(svc *provision.Service) *Server {
 		// restarts and replicas, not only within this process.
 		verifier: &protocol.Verifier{Nonces: svc},
 		closing:  make(chan struct{}),
+		authWarn: &authLimiter{now: time.Now, sources: map[string]*authWindow{}},
 	}
 }
 
@@ -70,11 +75,22 @@ func (s *Server) Open() error {
 		ErrorLog:     slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
 	}
 	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.Logger.Error("server stopped", "err", err)
 		}
 	}()
 	return nil
+}
+
+// serve runs the HTTP server on ln, over TLS when configured. ServeTLS
+// with empty file names takes the certificate from TLSConfig and keeps
+// HTTP/2 on.
+func (s *Server) serve(ln net.Listener) error {
+	if s.TLS == nil {
+		return s.srv.Serve(ln)
+	}
+	s.srv.TLSConfig = s.TLS.tlsConfig()
+	return s.srv.ServeTLS(ln, "", "")
 }
 
 // URL is the base URL the server listens on, with a loopback host when it
@@ -85,7 +101,11 @@ func (s *Server) URL() string {
 	if addr.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	scheme := "http://"
+	if s.TLS != nil {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, fmt.Sprint(addr.Port))
 }
 
 // Close stops accepting and waits for requests in flight until ctx is done.

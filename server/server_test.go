@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -40,8 +41,10 @@ type testBundle struct {
 // setupOpts are what a test may change in its setup; zero fields keep the
 // defaults.
 type setupOpts struct {
-	notifier provision.Notifier // default a LocalNotifier
-	longPoll time.Duration      // how long a device wait is held; default 2 s
+	notifier provision.Notifier  // default a LocalNotifier
+	longPoll time.Duration       // how long a device wait is held; default 2 s
+	tls      *server.Certificate // serve HTTPS with it; default plain HTTP
+	logger   *slog.Logger        // default discards
 }
 
 func setup(t *testing.T) *testBundle {
@@ -76,6 +79,7 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 	}
 	srv := server.New(svc)
 	srv.Addr, srv.LongPoll = "127.0.0.1:0", o.longPoll
+	srv.TLS, srv.Logger = o.tls, o.logger
 	if err := srv.Open(); err != nil {
 		t.Fatal(err)
 	}

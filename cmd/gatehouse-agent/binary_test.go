@@ -185,7 +185,7 @@ func newGateway(t *testing.T, serverURL, mac string, extraEnv ...string) *gatewa
 	}
 	g.write(t, "/lib/systemd/system/mender-authd.service", "[Service]\nExecStart=/usr/bin/mender-auth daemon\n", 0o644, true)
 	g.write(t, "/etc/mender/mender.conf", `{"ServerURL": "https://hosted.mender.io", "Security": {"AuthPrivateKey": "/data/mender/mender-agent.pem"}}`, 0o600, true)
-	g.write(t, "/etc/gatehouse/agent.conf", "SERVER="+serverURL+"\nCONFIG_TOML=/etc/aziot/config.toml\nBACKOFF_MAX=200ms\n", 0o644, true)
+	g.write(t, "/etc/gatehouse/agent.conf", "SERVER="+serverURL+"\nINSECURE_HTTP=yes\nCONFIG_TOML=/etc/aziot/config.toml\nBACKOFF_MAX=200ms\n", 0o644, true)
 	// sysfs as on a board: the dummy interface has the lowest index, but
 	// Mender's identity script (and so the agent) skips it.
 	for name, v := range map[string][3]string{"lo": {"772", "1", "00:00:00:00:00:00"}, "dummy0": {"1", "2", "02:00:00:00:00:d0"}, "eth0": {"1", "3", mac}} {

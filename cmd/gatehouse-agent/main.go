@@ -44,7 +44,7 @@ const exitHelp = `
 Exit codes:
   0  provisioned: credentials written, services restarted (or already provisioned)
   1  other failure (e.g. a file could not be written)
-  2  bad flags or configuration (e.g. missing --server, unknown config key)
+  2  bad flags or configuration (e.g. missing --server, http:// without --insecure-http)
   3  device key unusable: missing (with --wait-for-key=false), unreadable or unsupported
   4  server refused this gateway (or, with --once, was unreachable)
   5  gateway dismissed or decommissioned by an operator
@@ -88,6 +88,9 @@ func newFlagSet(cfg *agent.Config, o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("gatehouse-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Server, "server", os.Getenv("GATEHOUSE_SERVER"), "gatehouse server `URL` (env GATEHOUSE_SERVER, config SERVER)")
+	fs.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "allow an http:// --server (labs only: answers are not authenticated; config INSECURE_HTTP)")
+	fs.StringVar(&cfg.ServerCA, "ca", "", "trust only the CA certificates in PEM `FILE` for the server, instead of the system roots (config SERVER_CA)")
+	fs.StringVar(&cfg.ServerPin, "pin", "", "require the server key to match `sha256/BASE64` (SHA-256 of its SubjectPublicKeyInfo;\ncomma-separate several for a rollover; config SERVER_PIN)")
 	fs.StringVar(&o.configFile, "config", "", "config file `PATH` (default "+agent.DefaultConfigFile+" when it exists)")
 	fs.StringVar(&cfg.KeyPath, "key", "", "Mender device key `PATH`, PEM (default: Security.AuthPrivateKey in --mender-conf,\nelse "+agent.DefaultKeyPath+")")
 	fs.StringVar(&cfg.MenderConf, "mender-conf", agent.DefaultMenderConf, "Mender configuration `PATH`, read for the key location")
@@ -169,6 +172,9 @@ func parseArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code 
 // flags replaces whichever the file made.
 var overriddenBy = map[string][]string{
 	"SERVER":          {"server"},
+	"INSECURE_HTTP":   {"insecure-http"},
+	"SERVER_CA":       {"ca"},
+	"SERVER_PIN":      {"pin"},
 	"KEY":             {"key"},
 	"MENDER_CONF":     {"mender-conf"},
 	"WAIT_FOR_KEY":    {"wait-for-key"},

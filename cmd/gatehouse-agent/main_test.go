@@ -33,6 +33,9 @@ func TestRunFlags(t *testing.T) {
 		{"stray argument", []string{"--server", "https://x", "extra"}, 2, "", "unexpected arguments: extra"},
 		{"bad server", []string{"--root", root, "--server", "gatehouse.local"}, 2, "", "invalid --server"},
 		{"missing key", []string{"--root", root, "--server", "https://127.0.0.1:1", "--wait-for-key=false"}, 3, "", missingKey + " not found"},
+		{"plain http", []string{"--root", root, "--server", "http://127.0.0.1:1"}, 2, "", "refusing plain http server"},
+		{"plain http allowed", []string{"--root", root, "--server", "http://127.0.0.1:1", "--insecure-http", "--wait-for-key=false"}, 3, "", missingKey + " not found"},
+		{"missing CA file", []string{"--root", root, "--server", "https://127.0.0.1:1", "--ca", "/nope.pem"}, 2, "", "--ca"},
 		{"missing config file", []string{"--root", root, "--config", "/nope.conf"}, 2, "", "nope.conf"},
 		{"two MAC sources", []string{"--root", root, "--server", "https://x", "--mac", "02:00:00:00:00:01", "--identity-script", "/x"}, 2, "", "only one of"},
 	}

@@ -102,7 +102,8 @@ func startGateways(ctx context.Context, wg *sync.WaitGroup, n int, url, dir stri
 			return err
 		}
 		cfg := agent.Config{
-			Server: url, KeyPath: keyPath, OutDir: filepath.Join(dir, name, "out"),
+			// The demo's server is plain HTTP on loopback, in this process.
+			Server: url, InsecureHTTP: true, KeyPath: keyPath, OutDir: filepath.Join(dir, name, "out"),
 			MAC: demoMAC(i), RestartCommands: []string{}, AgentVersion: "demo",
 			Logger: log.With("gateway", name),
 		}

@@ -75,7 +75,7 @@ func TestEndToEnd(t *testing.T) {
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	defer stopAgent() // before the app closes, so its long poll ends
 	go func() {
-		res, err := agent.Run(agentCtx, agent.Config{Server: a.server.URL(), KeyPath: keyPath, OutDir: out,
+		res, err := agent.Run(agentCtx, agent.Config{Server: a.server.URL(), InsecureHTTP: true, KeyPath: keyPath, OutDir: out,
 			MAC: "02:00:00:00:00:aa", RestartCommands: []string{}})
 		done <- result{res, err}
 	}()

@@ -54,7 +54,7 @@ func TestConvergesDespiteFailingBackends(t *testing.T) {
 		keyPath := filepath.Join(dir, fmt.Sprintf("k%d.pem", i))
 		writeEd25519Key(t, keyPath)
 		agents.Go(func() {
-			_, err := agent.Run(agentCtx, agent.Config{Server: a.server.URL(), KeyPath: keyPath, OutDir: filepath.Join(dir, fmt.Sprint(i)),
+			_, err := agent.Run(agentCtx, agent.Config{Server: a.server.URL(), InsecureHTTP: true, KeyPath: keyPath, OutDir: filepath.Join(dir, fmt.Sprint(i)),
 				MAC: fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff), RestartCommands: []string{},
 				BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond, Logger: quiet})
 			errs <- err

@@ -75,7 +75,7 @@ func provisionThroughLoss(t *testing.T, sims *sandbox.Simulators, a *app, name s
 	go mc.Run(ctx)
 	done := make(chan error, 1)
 	go func() {
-		_, err := agent.Run(ctx, agent.Config{Server: a.server.URL(), KeyPath: keyPath, OutDir: filepath.Join(dir, "out"),
+		_, err := agent.Run(ctx, agent.Config{Server: a.server.URL(), InsecureHTTP: true, KeyPath: keyPath, OutDir: filepath.Join(dir, "out"),
 			MAC: "02:00:00:00:0e:01", RestartCommands: []string{}, Logger: quiet})
 		done <- err
 	}()

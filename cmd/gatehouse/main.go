@@ -16,7 +16,7 @@ var version = "dev"
 const usage = `gatehouse provisions edge gateways: enroll, approve, provision, deliver credentials.
 
 Usage:
-  gatehouse serve [--listen ADDR] [--db PATH] [--config FILE] [--simulate-backends]
+  gatehouse serve [--listen ADDR] [--db PATH] [--config FILE] [--tls-cert FILE --tls-key FILE] [--simulate-backends]
   gatehouse config check [--config FILE] [--online]
   gatehouse demo [--gateways N] [--listen ADDR]
   gatehouse devices list|show|approve|dismiss ...   (talks to a server; see 'gatehouse devices')

@@ -20,6 +20,7 @@ import (
 // appConfig is what serve and demo share.
 type appConfig struct {
 	Listen   string
+	TLS      *server.Certificate // nil serves plain HTTP
 	DB       string
 	Backends []gatehouse.Backend
 	Logger   *slog.Logger
@@ -47,7 +48,7 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 		return nil, err
 	}
 	a := &app{db: db, svc: svc, server: server.New(svc)}
-	a.server.Addr, a.server.Logger = cfg.Listen, cfg.Logger
+	a.server.Addr, a.server.Logger, a.server.TLS = cfg.Listen, cfg.Logger, cfg.TLS
 	if err := svc.Start(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -76,17 +77,27 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	dbPath := fs.String("db", envOr(getenv, "GATEHOUSE_DB", "gatehouse.db"), "database: SQLite file path (env GATEHOUSE_DB)")
 	cfgFile := fs.String("config", getenv("GATEHOUSE_CONFIG"), "file of KEY=VALUE backend settings (env GATEHOUSE_CONFIG); see README")
 	simulated := fs.Bool("simulate-backends", false, "provision into simulated Mender, DPS, IoT Hub and Vault servers on loopback (for trials)")
+	certFile := fs.String("tls-cert", getenv("GATEHOUSE_TLS_CERT"), "serve HTTPS with this PEM certificate (chain) `FILE`; reloaded on SIGHUP (env GATEHOUSE_TLS_CERT)")
+	keyFile := fs.String("tls-key", getenv("GATEHOUSE_TLS_KEY"), "PEM private key `FILE` for --tls-cert (env GATEHOUSE_TLS_KEY)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := newLogger(stderr)
+	cert, err := loadTLS(*certFile, *keyFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 2
+	}
 	cfg, stop, err := serveSetup(getenv, *cfgFile, *simulated)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
 	defer stop()
-	cfg.Listen, cfg.DB, cfg.Logger = *listen, *dbPath, log
+	if cert != nil {
+		reloadOnHangup(ctx, cert, log)
+	}
+	cfg.Listen, cfg.DB, cfg.Logger, cfg.TLS = *listen, *dbPath, log, cert
 	a, err := startApp(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)

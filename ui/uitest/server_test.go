@@ -142,7 +142,7 @@ func (e *env) gateway(mac string, ecKey bool) {
 		e.t.Fatal(err)
 	}
 	e.menderClient(mac, key)
-	cfg := agent.Config{Server: e.url, KeyPath: keyPath, OutDir: filepath.Join(dir, "out"), MAC: mac,
+	cfg := agent.Config{Server: e.url, InsecureHTTP: true, KeyPath: keyPath, OutDir: filepath.Join(dir, "out"), MAC: mac,
 		RestartCommands: []string{}, Logger: quiet, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}
 	e.agents.Go(func() {
 		res, err := agent.Run(e.agentCtx, cfg)

@@ -1,0 +1,158 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// requestIDHeader carries the request id in and out, so a client's report
+// and the server's log line can be matched.
+const requestIDHeader = "X-Request-Id"
+
+// authWarnEvery bounds the warn lines about refused credentials to one per
+// source in this window, so a password-guessing flood cannot flood the log.
+const authWarnEvery = time.Minute
+
+// reqInfo is filled in by the handlers for the access log line: derived
+// contexts do not flow back out, a shared pointer does.
+type reqInfo struct {
+	actor string
+}
+
+// setActor records who made the request: "token:NAME", "session:NAME" or
+// "device:FINGERPRINT". Never a secret.
+func setActor(r *http.Request, actor string) {
+	if info, ok := r.Context().Value(infoKey).(*reqInfo); ok {
+		info.actor = actor
+	}
+}
+
+// accessLog writes one line per request. It logs the route pattern, not
+// the path or query, so neither ids nor anything a client put in a URL end
+// up in the log; headers are never logged.
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start, id := time.Now(), requestID(r)
+		w.Header().Set(requestIDHeader, id)
+		info := &reqInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), infoKey, info))
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if s.Logger == nil {
+			return
+		}
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+			slog.String("method", r.Method), slog.String("route", route), slog.Int("status", sw.status()),
+			slog.Duration("duration", time.Since(start)), slog.String("actor", info.actor),
+			slog.String("request_id", id), slog.String("source", remoteAddr(r)))
+		if sw.status() == http.StatusUnauthorized {
+			s.authWarn.refused(s.Logger, remoteAddr(r), route, id)
+		}
+	})
+}
+
+// requestID keeps a caller's id when it is short and plain (it goes into
+// logs and headers), else makes one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get(requestIDHeader); id != "" && len(id) <= 64 && plainID(id) {
+		return id
+	}
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func plainID(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// statusWriter remembers the status. Unwrap lets http.ResponseController
+// (the event stream's Flush, deadlines) reach the real writer.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+// authLimiter rate-limits the warn lines about refused credentials (bad
+// tokens, failed logins, bad device signatures) per source address.
+type authLimiter struct {
+	mu      sync.Mutex
+	now     func() time.Time
+	sources map[string]*authWindow
+}
+
+type authWindow struct {
+	start      time.Time
+	suppressed int
+}
+
+// refused logs the first refusal from source in each window; the next line
+// after the window says how many were left out meanwhile.
+func (l *authLimiter) refused(log *slog.Logger, source, route, id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	w := l.sources[source]
+	if w != nil && now.Sub(w.start) < authWarnEvery {
+		w.suppressed++
+		return
+	}
+	suppressed := 0
+	if w != nil {
+		suppressed = w.suppressed
+	}
+	l.prune(now)
+	l.sources[source] = &authWindow{start: now}
+	log.Warn("credentials refused", "source", source, "route", route, "request_id", id,
+		"suppressed_since_last", suppressed)
+}
+
+// prune drops expired windows, so many sources cannot grow the map without
+// bound. Their suppressed counts are lost, which only shortens a log line.
+func (l *authLimiter) prune(now time.Time) {
+	if len(l.sources) < 1024 {
+		return
+	}
+	for src, w := range l.sources {
+		if now.Sub(w.start) >= authWarnEvery {
+			delete(l.sources, src)
+		}
+	}
+}
