@@ -39,13 +39,14 @@ func scanDevice(s rowScanner) (*gatehouse.Device, error) {
 	return &d, nil
 }
 
-// CreateDevice inserts a new device together with the key it enrolled with.
+// CreateDevice inserts a new device together with the key it enrolled with,
+// and its verification code if set.
 func (tx *Tx) CreateDevice(ctx context.Context, d *gatehouse.Device, k gatehouse.DeviceKey) error {
 	d.FirstSeen, d.LastSeen, d.UpdatedAt = tx.now, tx.now, tx.now
 	_, err := tx.tx.ExecContext(ctx, `INSERT INTO devices
-		(id, state, mac, fingerprint, source_addr, first_seen, last_seen, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.ID, d.State, d.MAC, d.Fingerprint, d.SourceAddr, micros(tx.now), micros(tx.now), micros(tx.now))
+		(id, state, mac, fingerprint, verification_code, source_addr, first_seen, last_seen, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.State, d.MAC, d.Fingerprint, d.VerificationCode, d.SourceAddr, micros(tx.now), micros(tx.now), micros(tx.now))
 	if err != nil {
 		return translate(err, "device")
 	}
