@@ -252,9 +252,12 @@ func first(a, b string) string {
 	return b
 }
 
-// fillDevice sets the fields derived from stored ones.
+// fillDevice sets the fields derived from stored ones. The stored code is
+// the one duplicates are found by; one not stored yet is computed.
 func (s *Service) fillDevice(d *gatehouse.Device) {
-	d.VerificationCode = s.code(d.Fingerprint)
+	if d.VerificationCode == "" {
+		d.VerificationCode = s.code(d.Fingerprint)
+	}
 	if st := findStep(d, gatehouse.StepHub); st != nil {
 		d.Hub = st.Output[gatehouse.OutAssignedHub]
 	}

@@ -11,7 +11,7 @@ import (
 	"gatehouse"
 )
 
-const deviceColumns = `d.id, d.state, COALESCE(d.name, ''), d.mac, d.fingerprint, k.key_type, d.source_addr,
+const deviceColumns = `d.id, d.state, COALESCE(d.name, ''), d.mac, d.fingerprint, d.verification_code, k.key_type, d.source_addr,
 	d.first_seen, d.last_seen, d.approved_by, d.approved_at, d.reason, d.labels, d.updated_at`
 
 const deviceFrom = ` FROM devices d JOIN device_keys k ON k.fingerprint = d.fingerprint`
@@ -23,7 +23,7 @@ func scanDevice(s rowScanner) (*gatehouse.Device, error) {
 	var first, last, updated int64
 	var approvedAt sql.NullInt64
 	var labels string
-	err := s.Scan(&d.ID, &d.State, &d.Name, &d.MAC, &d.Fingerprint, &d.KeyType, &d.SourceAddr,
+	err := s.Scan(&d.ID, &d.State, &d.Name, &d.MAC, &d.Fingerprint, &d.VerificationCode, &d.KeyType, &d.SourceAddr,
 		&first, &last, &d.ApprovedBy, &approvedAt, &d.Reason, &labels, &updated)
 	if err != nil {
 		return nil, err
