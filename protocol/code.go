@@ -23,7 +23,9 @@ const verificationDomain = "gatehouse verification code v2\x00"
 // a gateway's code grind keys offline until one matches, about a million
 // tries, and enroll that key beside the real one. Without the secret the
 // only way to learn a key's code is to enroll it, one request per guess,
-// which the server sees, rate-limits and shows in the pending queue.
+// which the server sees, shows in the pending queue (flagged when the code
+// matches another's) and can rate-limit per source. A million enrollments
+// cannot pass unnoticed the way a million local hashes do.
 func VerificationCode(secret []byte, fingerprint string) string {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(verificationDomain))
