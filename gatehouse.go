@@ -57,6 +57,12 @@ type Device struct {
 	Hub              string            `json:"hub,omitempty"` // the IoT Hub DPS assigned it to
 	UpdatedAt        time.Time         `json:"updated_at"`
 	Steps            []Step            `json:"steps,omitempty"`
+	// SameMAC and SameCode flag a pending device that other pending devices
+	// share its MAC or its verification code with, listing their ids (a few
+	// at most): one of them may be an impostor, so the operator must not
+	// take either for an ordinary stranger.
+	SameMAC  []string `json:"same_mac,omitempty"`
+	SameCode []string `json:"same_code,omitempty"`
 }
 
 // DeviceKey is a public key a device has presented. PublicKey is the DER

@@ -101,8 +101,8 @@ func prepare(cfg Config) (*session, error) {
 	return s, nil
 }
 
-// connect loads the device key (waiting for it if configured), shows the
-// operator what to compare, and sets up the signed client.
+// connect loads the device key (waiting for it if configured) and sets up
+// the signed client.
 func (s *session) connect(ctx context.Context) error {
 	loc, err := findKey(&s.cfg)
 	if err != nil {
@@ -111,12 +111,7 @@ func (s *session) connect(ctx context.Context) error {
 	if s.id, err = awaitIdentity(ctx, s.log, loc, s.cfg.WaitForKey); err != nil {
 		return err
 	}
-	s.log.Info(fmt.Sprintf("verification code %s, key fingerprint sha256:%s", s.id.code, s.id.fingerprint),
-		"key", loc.device, "key_from", loc.source, "key_type", s.id.keyType)
-	if s.cfg.Banner != nil {
-		fmt.Fprintf(s.cfg.Banner, "gatehouse-agent: verification code %s\ngatehouse-agent: key fingerprint sha256:%s (%s)\n",
-			s.id.code, s.id.fingerprint, s.id.keyType)
-	}
+	s.log.Info("key fingerprint sha256:"+s.id.fingerprint, "key", loc.device, "key_from", loc.source, "key_type", s.id.keyType)
 	if s.client, err = newClient(s.cfg.Server, s.id.key, &s.cfg); err != nil {
 		return &ExitError{Code: ExitConfig, Err: err}
 	}
@@ -175,13 +170,28 @@ func (s *session) enroll(ctx context.Context) (*protocol.Status, error) {
 	if err != nil {
 		return nil, s.requestError("enroll", err)
 	}
-	if st.VerificationCode != "" && st.VerificationCode != s.id.code {
-		// The operator compares the code on this console with the server's;
-		// a mismatch means they would be approving some other key.
-		s.log.Warn("server shows a different verification code for this gateway: do not approve it until this is explained",
-			"ours", s.id.code, "server", st.VerificationCode)
-	}
+	s.showCode(st.VerificationCode)
 	return &st, nil
+}
+
+// showCode prints the verification code the server answered our signed
+// enrollment with. The code is keyed with a secret only the server holds,
+// so nobody (this agent included) can compute it from the key: an attacker
+// cannot grind a key offline to match a real gateway's code. The operator
+// compares this console's code with the one the server shows, and a
+// match means the pending row is this key.
+func (s *session) showCode(code string) {
+	if code == "" {
+		s.log.Warn("the server sent no verification code; compare the key fingerprint instead",
+			"fingerprint", s.id.fingerprint)
+		code = "(none)"
+	} else {
+		s.log.Info(fmt.Sprintf("verification code %s, key fingerprint sha256:%s", code, s.id.fingerprint))
+	}
+	if s.cfg.Banner != nil {
+		fmt.Fprintf(s.cfg.Banner, "gatehouse-agent: verification code %s\ngatehouse-agent: key fingerprint sha256:%s (%s)\n",
+			code, s.id.fingerprint, s.id.keyType)
+	}
 }
 
 // wait is one long-poll round. A server that forgot us (404, e.g. after a
@@ -215,7 +225,7 @@ func (s *session) awaitBundle(ctx context.Context, st *protocol.Status) (*protoc
 			return st, nil
 		}
 		if s.cfg.Once && rounds == 1 {
-			return nil, exitErrorf(ExitPending, "still pending: gateway is %s, not provisioned yet (verification code %s)", st.State, s.id.code)
+			return nil, exitErrorf(ExitPending, "still pending: gateway is %s, not provisioned yet (verification code %s)", st.State, st.VerificationCode)
 		}
 		start := time.Now()
 		next, err := s.wait(ctx, st.State)
@@ -267,7 +277,7 @@ func (s *session) logState(st *protocol.Status) {
 	log := s.log.With("state", st.State, "device_id", st.DeviceID)
 	switch gatehouse.State(st.State) {
 	case gatehouse.StatePending:
-		log.Info("pending: waiting for an operator to approve this gateway", "verification_code", s.id.code)
+		log.Info("pending: waiting for an operator to approve this gateway", "verification_code", st.VerificationCode)
 	case gatehouse.StateApproved:
 		log.Info(fmt.Sprintf("approved as %s: waiting for provisioning", st.Name))
 	case gatehouse.StateProvisioning:

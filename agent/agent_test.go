@@ -270,7 +270,9 @@ func checkLogs(t *testing.T, logs string, key crypto.Signer) {
 		t.Fatal(err)
 	}
 	wantLines := []string{
-		fmt.Sprintf("verification code %s, key fingerprint sha256:%s", protocol.VerificationCode(spki), protocol.Fingerprint(spki)),
+		// The code the server sent, which only a holder of its secret computes.
+		fmt.Sprintf("verification code %s, key fingerprint sha256:%s",
+			protocol.VerificationCode(fakeSecret, protocol.Fingerprint(spki)), protocol.Fingerprint(spki)),
 		"pending: waiting for an operator to approve this gateway",
 		"approved as gw-01",
 		"provisioning gw-01 failed, the server is retrying",
@@ -281,9 +283,6 @@ func checkLogs(t *testing.T, logs string, key crypto.Signer) {
 		if !strings.Contains(logs, s) {
 			t.Errorf("log lacks %q", s)
 		}
-	}
-	if strings.Contains(logs, "different verification code") {
-		t.Error("agent disagrees with the server's verification code")
 	}
 	for _, secret := range []string{testSymKey, "TUlJQ2VjcmV0S2V5TWF0ZXJpYWw", protocol.HeaderSignature} {
 		if strings.Contains(logs, secret) {

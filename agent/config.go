@@ -95,7 +95,8 @@ type Config struct {
 	// script, restarts) run unchanged. For tests; default "" is "/".
 	Root string
 	// Banner receives the verification code and key fingerprint as plain
-	// lines as soon as the key is loaded, for the operator at the console.
+	// lines as soon as the server has answered the enrollment with the
+	// code, for the operator at the console.
 	Banner io.Writer
 	// Checkpoint, when set, is called with the name of each point where a
 	// power cut leaves a distinct state on disk ("after-bundle",

@@ -50,6 +50,10 @@ type fakeServer struct {
 	errors      int // requests answered with an error status
 }
 
+// fakeSecret keys the fake server's verification codes, as the real
+// server's secret does: the agent can only print the code it is sent.
+var fakeSecret = bytes.Repeat([]byte{0x5a}, protocol.ServerSecretSize)
+
 func newFakeServer(t *testing.T) *fakeServer {
 	f := newFake(t)
 	f.srv.Start()
@@ -210,7 +214,7 @@ func (f *fakeServer) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	first := f.fingerprint == ""
 	if first || f.state == "" {
 		f.fingerprint, f.state = signed.Fingerprint, string(gatehouse.StatePending)
-		f.code = protocol.VerificationCode(signed.PublicKey)
+		f.code = protocol.VerificationCode(fakeSecret, signed.Fingerprint)
 	}
 	f.mac, f.sealKey = req.MAC, req.SealKey
 	f.csrs = append(f.csrs, req.CSR)

@@ -22,12 +22,12 @@ const (
 	keyWaitLogEvery = 5 * time.Minute
 )
 
-// identity is the device key and what the server derives from it.
+// identity is the device key and what follows from it. The verification
+// code does not: only the server can compute it (see enroll).
 type identity struct {
 	key         crypto.Signer
 	keyType     string
 	fingerprint string
-	code        string          // verification code the operator compares
 	sealKey     hpke.PrivateKey // bundles are sealed to its public half
 	certKey     *ecdsa.PrivateKey
 	csr         string // PEM request for certKey, sent with every enroll
@@ -107,7 +107,6 @@ func newIdentity(path string, key crypto.Signer) (*identity, error) {
 		key:         key,
 		keyType:     protocol.KeyType(key.Public()),
 		fingerprint: protocol.Fingerprint(spki),
-		code:        protocol.VerificationCode(spki),
 		sealKey:     sealKey,
 		certKey:     certKey,
 		csr:         csr,

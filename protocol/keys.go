@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -255,26 +254,6 @@ func describeKey(key any) string {
 func Fingerprint(spki []byte) string {
 	sum := sha256.Sum256(spki)
 	return hex.EncodeToString(sum[:])
-}
-
-// verificationDomain separates the code's hash from the fingerprint, so the
-// code reveals nothing about the fingerprint's leading digits.
-const verificationDomain = "gatehouse verification code v1\x00"
-
-// VerificationCode is a 6-digit code derived from the SPKI that the agent
-// prints on the gateway console and the operator sees beside the pending row.
-func VerificationCode(spki []byte) string {
-	return VerificationCodeForFingerprint(Fingerprint(spki))
-}
-
-// VerificationCodeForFingerprint is VerificationCode for a key known only by
-// its fingerprint, as the server stores it.
-func VerificationCodeForFingerprint(fingerprint string) string {
-	h := sha256.New()
-	h.Write([]byte(verificationDomain))
-	h.Write([]byte(fingerprint))
-	n := binary.BigEndian.Uint32(h.Sum(nil)[:4])
-	return fmt.Sprintf("%06d", n%1_000_000)
 }
 
 // PublicKeyPEM encodes an SPKI DER as a PEM "PUBLIC KEY" block (what Mender expects).

@@ -356,22 +356,18 @@ func compressedSPKI(key *ecdsa.PrivateKey) ([]byte, error) {
 	return asn1.Marshal(info)
 }
 
-func TestFingerprintAndVerificationCode(t *testing.T) {
+func TestFingerprint(t *testing.T) {
 	hexRE := regexp.MustCompile(`^[0-9a-f]{64}$`)
-	codeRE := regexp.MustCompile(`^[0-9]{6}$`)
 	seen := map[string]bool{}
 	for _, k := range supportedKeys(t) {
 		spki := spkiOf(t, k.key.Public())
-		fp, code := protocol.Fingerprint(spki), protocol.VerificationCode(spki)
+		fp := protocol.Fingerprint(spki)
 		if !hexRE.MatchString(fp) {
 			t.Errorf("%s: Fingerprint = %q, want 64 lower-case hex", k.name, fp)
 		}
-		if !codeRE.MatchString(code) {
-			t.Errorf("%s: VerificationCode = %q, want 6 digits", k.name, code)
-		}
 		again := bytes.Clone(spki)
-		if protocol.Fingerprint(again) != fp || protocol.VerificationCode(again) != code {
-			t.Errorf("%s: fingerprint or code not stable", k.name)
+		if protocol.Fingerprint(again) != fp {
+			t.Errorf("%s: fingerprint not stable", k.name)
 		}
 		if seen[fp] {
 			t.Errorf("%s: duplicate fingerprint", k.name)
@@ -381,20 +377,5 @@ func TestFingerprintAndVerificationCode(t *testing.T) {
 	// Known answer: fingerprint is plain SHA-256, so it must never change.
 	if got := protocol.Fingerprint([]byte("abc")); got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
 		t.Errorf("Fingerprint(abc) = %s", got)
-	}
-}
-
-// Codes must be zero-padded and spread over the whole range.
-func TestVerificationCodeSpread(t *testing.T) {
-	firstDigits := map[byte]bool{}
-	for i := range 2000 {
-		code := protocol.VerificationCode([]byte{byte(i), byte(i >> 8)})
-		if len(code) != 6 {
-			t.Fatalf("code %q is not 6 characters", code)
-		}
-		firstDigits[code[0]] = true
-	}
-	if len(firstDigits) != 10 {
-		t.Errorf("codes start with only %d distinct digits", len(firstDigits))
 	}
 }

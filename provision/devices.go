@@ -59,7 +59,10 @@ func (s *Service) ListDevices(ctx context.Context, f ListFilter) (*DeviceList, e
 		if out.Devices, out.Total, err = tx.Devices(ctx, sf); err != nil {
 			return err
 		}
-		return attachSteps(ctx, tx, out.Devices)
+		if err := s.attachSteps(ctx, tx, out.Devices); err != nil {
+			return err
+		}
+		return flagDuplicates(ctx, tx, out.Devices)
 	})
 	if out.Devices == nil {
 		out.Devices = []*gatehouse.Device{}
@@ -67,10 +70,9 @@ func (s *Service) ListDevices(ctx context.Context, f ListFilter) (*DeviceList, e
 	return &out, err
 }
 
-// Device returns one device with its steps.
 // attachSteps gives each listed device its steps, for its hub and last step,
 // without their outputs (certificates and such belong on the device page).
-func attachSteps(ctx context.Context, tx *store.Tx, ds []*gatehouse.Device) error {
+func (s *Service) attachSteps(ctx context.Context, tx *store.Tx, ds []*gatehouse.Device) error {
 	ids := make([]string, len(ds))
 	for i, d := range ds {
 		ids[i] = d.ID
@@ -81,7 +83,7 @@ func attachSteps(ctx context.Context, tx *store.Tx, ds []*gatehouse.Device) erro
 	}
 	for _, d := range ds {
 		d.Steps = steps[d.ID]
-		fillDevice(d)
+		s.fillDevice(d)
 		for i := range d.Steps {
 			d.Steps[i].Output, d.Steps[i].Sealed = nil, nil
 		}
@@ -89,17 +91,20 @@ func attachSteps(ctx context.Context, tx *store.Tx, ds []*gatehouse.Device) erro
 	return nil
 }
 
+// Device returns one device with its steps, flagged like a listed one.
 func (s *Service) Device(ctx context.Context, id string) (*gatehouse.Device, error) {
 	var d *gatehouse.Device
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		d, err = tx.Device(ctx, id)
-		return err
+		if d, err = tx.Device(ctx, id); err != nil {
+			return err
+		}
+		s.fillDevice(d)
+		return flagDuplicates(ctx, tx, []*gatehouse.Device{d})
 	})
 	if err != nil {
 		return nil, err
 	}
-	fillDevice(d)
 	return d, nil
 }
 

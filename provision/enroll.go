@@ -30,7 +30,7 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 	var created bool
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		id, created, err = enrollTx(ctx, tx, sig, req, mac, addr)
+		id, created, err = enrollTx(ctx, tx, sig, req, mac, addr, s.code(sig.Fingerprint))
 		return err
 	})
 	if err != nil {
@@ -43,7 +43,9 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 	return s.status(ctx, sig.Fingerprint)
 }
 
-func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, req protocol.EnrollRequest, mac, addr string) (string, bool, error) {
+// enrollTx stores the device's code with it, so duplicates among pending
+// devices are found by an index.
+func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, req protocol.EnrollRequest, mac, addr, code string) (string, bool, error) {
 	k, err := tx.FindKey(ctx, sig.Fingerprint)
 	if err == nil {
 		if string(k.SealKey) != string(req.SealKey) || k.CSR != req.CSR {
@@ -56,7 +58,8 @@ func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, req proto
 	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
 		return "", false, err
 	}
-	d := &gatehouse.Device{ID: newID(), State: gatehouse.StatePending, MAC: mac, Fingerprint: sig.Fingerprint, SourceAddr: addr}
+	d := &gatehouse.Device{ID: newID(), State: gatehouse.StatePending, MAC: mac, Fingerprint: sig.Fingerprint,
+		VerificationCode: code, SourceAddr: addr}
 	key := gatehouse.DeviceKey{Fingerprint: sig.Fingerprint, KeyType: sig.KeyType, PublicKey: sig.PublicKey,
 		SealKey: req.SealKey, CSR: req.CSR}
 	if err := tx.CreateDevice(ctx, d, key); err != nil {
@@ -188,7 +191,7 @@ func (s *Service) status(ctx context.Context, fp string) (*protocol.Status, erro
 		if err != nil {
 			return err
 		}
-		st = deviceStatus(d)
+		st = s.deviceStatus(d)
 		if holdsBundle(d.State) {
 			acked, err := tx.Acked(ctx, d.ID)
 			if err == nil && !acked {
@@ -208,8 +211,10 @@ func holdsBundle(s gatehouse.State) bool {
 	return s == gatehouse.StateProvisioned || s == gatehouse.StateConfigured || s == gatehouse.StateStalled
 }
 
-func deviceStatus(d *gatehouse.Device) *protocol.Status {
-	fillDevice(d)
+// deviceStatus carries the device's verification code: the agent cannot
+// compute it, so it prints the one the server answers its signed request with.
+func (s *Service) deviceStatus(d *gatehouse.Device) *protocol.Status {
+	s.fillDevice(d)
 	st := &protocol.Status{DeviceID: d.ID, State: string(d.State), Fingerprint: d.Fingerprint,
 		VerificationCode: d.VerificationCode, Name: d.Name}
 	if d.State == gatehouse.StateFailed {
@@ -244,9 +249,12 @@ func first(a, b string) string {
 	return b
 }
 
-// fillDevice sets the fields derived from stored ones.
-func fillDevice(d *gatehouse.Device) {
-	d.VerificationCode = protocol.VerificationCodeForFingerprint(d.Fingerprint)
+// fillDevice sets the fields derived from stored ones. The stored code is
+// the one duplicates are found by; one not stored yet is computed.
+func (s *Service) fillDevice(d *gatehouse.Device) {
+	if d.VerificationCode == "" {
+		d.VerificationCode = s.code(d.Fingerprint)
+	}
 	if st := findStep(d, gatehouse.StepHub); st != nil {
 		d.Hub = st.Output[gatehouse.OutAssignedHub]
 	}

@@ -84,6 +84,7 @@ type Service struct {
 	log    *slog.Logger
 	notify Notifier
 	jobs   *river.Client[*sql.Tx]
+	secret []byte // keys verification codes; never logged
 }
 
 // New builds a Service. Call Start to begin working provisioning jobs.
@@ -92,7 +93,11 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.RescueAfter <= cfg.JobTimeout {
 		return nil, errors.New("provision: RescueAfter must exceed JobTimeout")
 	}
-	s := &Service{db: db, cfg: cfg, log: cfg.Logger, notify: cfg.Notifier}
+	secret, err := loadCodeSecret(db)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{db: db, cfg: cfg, log: cfg.Logger, notify: cfg.Notifier, secret: secret}
 	jobs, err := newJobClient(db, s)
 	if err != nil {
 		return nil, err
@@ -101,8 +106,12 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Start begins working provisioning jobs until Stop.
+// Start stores the verification codes devices enrolled before codes were
+// stored lack, then begins working provisioning jobs until Stop.
 func (s *Service) Start(ctx context.Context) error {
+	if err := s.backfillCodes(ctx); err != nil {
+		return fmt.Errorf("provision: store verification codes: %w", err)
+	}
 	if err := s.jobs.Start(ctx); err != nil {
 		return fmt.Errorf("provision: start job runner: %w", err)
 	}

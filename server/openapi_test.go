@@ -300,6 +300,7 @@ func sampleDevice() *gatehouse.Device {
 		ID: "x57caa5lsobd", State: gatehouse.StateProvisioning, Name: "gw-01", MAC: "02:00:00:00:00:01",
 		Fingerprint: strings.Repeat("ab", 32), KeyType: "rsa-3072", VerificationCode: "012345", SourceAddr: "192.0.2.1",
 		FirstSeen: now, LastSeen: now, ApprovedBy: "token:alice", ApprovedAt: &now, Reason: "dps: 429", UpdatedAt: now,
+		SameMAC: []string{"x57caa5lsobe"}, SameCode: []string{"x57caa5lsobf"},
 		Steps: []gatehouse.Step{{
 			Name: gatehouse.StepDPS, State: gatehouse.StepFailed, Attempts: 2, LastError: "dps: 429",
 			StartedAt: &now, FinishedAt: &now, Output: map[string]string{"dps_id_scope": "0ne00000000"},

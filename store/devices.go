@@ -11,7 +11,7 @@ import (
 	"gatehouse"
 )
 
-const deviceColumns = `d.id, d.state, COALESCE(d.name, ''), d.mac, d.fingerprint, k.key_type, d.source_addr,
+const deviceColumns = `d.id, d.state, COALESCE(d.name, ''), d.mac, d.fingerprint, d.verification_code, k.key_type, d.source_addr,
 	d.first_seen, d.last_seen, d.approved_by, d.approved_at, d.reason, d.labels, d.updated_at`
 
 const deviceFrom = ` FROM devices d JOIN device_keys k ON k.fingerprint = d.fingerprint`
@@ -23,7 +23,7 @@ func scanDevice(s rowScanner) (*gatehouse.Device, error) {
 	var first, last, updated int64
 	var approvedAt sql.NullInt64
 	var labels string
-	err := s.Scan(&d.ID, &d.State, &d.Name, &d.MAC, &d.Fingerprint, &d.KeyType, &d.SourceAddr,
+	err := s.Scan(&d.ID, &d.State, &d.Name, &d.MAC, &d.Fingerprint, &d.VerificationCode, &d.KeyType, &d.SourceAddr,
 		&first, &last, &d.ApprovedBy, &approvedAt, &d.Reason, &labels, &updated)
 	if err != nil {
 		return nil, err
@@ -39,13 +39,14 @@ func scanDevice(s rowScanner) (*gatehouse.Device, error) {
 	return &d, nil
 }
 
-// CreateDevice inserts a new device together with the key it enrolled with.
+// CreateDevice inserts a new device together with the key it enrolled with,
+// and its verification code if set.
 func (tx *Tx) CreateDevice(ctx context.Context, d *gatehouse.Device, k gatehouse.DeviceKey) error {
 	d.FirstSeen, d.LastSeen, d.UpdatedAt = tx.now, tx.now, tx.now
 	_, err := tx.tx.ExecContext(ctx, `INSERT INTO devices
-		(id, state, mac, fingerprint, source_addr, first_seen, last_seen, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.ID, d.State, d.MAC, d.Fingerprint, d.SourceAddr, micros(tx.now), micros(tx.now), micros(tx.now))
+		(id, state, mac, fingerprint, verification_code, source_addr, first_seen, last_seen, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.State, d.MAC, d.Fingerprint, d.VerificationCode, d.SourceAddr, micros(tx.now), micros(tx.now), micros(tx.now))
 	if err != nil {
 		return translate(err, "device")
 	}

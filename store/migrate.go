@@ -63,8 +63,15 @@ func (d *DB) migrate(ctx context.Context) error {
 	if latest := ms[len(ms)-1].version; current > latest {
 		return fmt.Errorf("store: database schema version %d is newer than this gatehouse knows (%d); run a newer gatehouse", current, latest)
 	}
+	applied, err := d.appliedVersions(ctx)
+	if err != nil {
+		return err
+	}
+	// Every migration not yet recorded runs, not only those above the
+	// highest: numbers are taken on parallel branches, so a database may
+	// have met 0006 before the branch holding 0005 was merged.
 	for _, m := range ms {
-		if m.version <= current {
+		if applied[m.version] {
 			continue
 		}
 		if err := d.apply(ctx, m); err != nil {
@@ -82,6 +89,23 @@ func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("store: read schema version: %w", err)
 	}
 	return v, nil
+}
+
+func (d *DB) appliedVersions(ctx context.Context) (map[int]bool, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("store: read applied migrations: %w", err)
+	}
+	defer rows.Close()
+	out := map[int]bool{}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("store: read applied migrations: %w", err)
+		}
+		out[v] = true
+	}
+	return out, rows.Err()
 }
 
 func (d *DB) apply(ctx context.Context, m migration) error {

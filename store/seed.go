@@ -11,7 +11,8 @@ import (
 )
 
 // Seed is one device for SeedPending: the device and the key it enrolled
-// with. The device's State and times are set by SeedPending.
+// with. The device's State and times are set by SeedPending; an empty
+// VerificationCode is filled in when the provision service next starts.
 type Seed struct {
 	Device gatehouse.Device
 	Key    gatehouse.DeviceKey
@@ -59,8 +60,9 @@ type seedStmts struct{ devices, keys *sql.Stmt }
 
 func (tx *Tx) prepareSeed(ctx context.Context, n int) (*seedStmts, error) {
 	rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")
+	devRows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")
 	devices, err := tx.tx.PrepareContext(ctx, `INSERT INTO devices
-		(id, state, mac, fingerprint, source_addr, first_seen, last_seen, updated_at) VALUES `+rows)
+		(id, state, mac, fingerprint, verification_code, source_addr, first_seen, last_seen, updated_at) VALUES `+devRows)
 	if err != nil {
 		return nil, fmt.Errorf("store: prepare device insert: %w", err)
 	}
@@ -81,12 +83,12 @@ func (s *seedStmts) close() {
 // insert writes seeds, as many as the statements were prepared for.
 func (s *seedStmts) insert(ctx context.Context, now time.Time, seeds []Seed) error {
 	at := micros(now)
-	devices, keys := make([]any, 0, 8*len(seeds)), make([]any, 0, 8*len(seeds))
+	devices, keys := make([]any, 0, 9*len(seeds)), make([]any, 0, 8*len(seeds))
 	for i := range seeds {
 		dev, k := &seeds[i].Device, &seeds[i].Key
 		dev.State = gatehouse.StatePending
 		dev.FirstSeen, dev.LastSeen, dev.UpdatedAt = now, now, now
-		devices = append(devices, dev.ID, dev.State, dev.MAC, dev.Fingerprint, dev.SourceAddr, at, at, at)
+		devices = append(devices, dev.ID, dev.State, dev.MAC, dev.Fingerprint, dev.VerificationCode, dev.SourceAddr, at, at, at)
 		keys = append(keys, k.Fingerprint, dev.ID, k.KeyType, k.PublicKey, k.SealKey, k.CSR, dev.MAC, at)
 	}
 	if _, err := s.devices.ExecContext(ctx, devices...); err != nil {

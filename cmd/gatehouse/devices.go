@@ -354,14 +354,54 @@ const fingerprintShown = 16
 func writeDeviceList(w io.Writer, list *client.DeviceList, now time.Time) {
 	if len(list.Devices) > 0 {
 		tw := newTable(w)
-		fmt.Fprintln(tw, "ID\tSTATE\tNAME\tMAC\tFINGERPRINT\tCODE\tFIRST SEEN\tLAST SEEN")
+		fmt.Fprintln(tw, "ID\tSTATE\tNAME\tMAC\tFINGERPRINT\tCODE\tFIRST SEEN\tLAST SEEN\tFLAGS")
 		for _, d := range list.Devices {
 			fp := d.Fingerprint[:min(len(d.Fingerprint), fingerprintShown)]
-			row(tw, d.ID, string(d.State), dash(d.Name), d.MAC, fp, d.VerificationCode, ago(d.FirstSeen, now), ago(d.LastSeen, now))
+			row(tw, d.ID, string(d.State), dash(d.Name), d.MAC, fp, d.VerificationCode, ago(d.FirstSeen, now), ago(d.LastSeen, now),
+				dash(flags(d)))
 		}
 		tw.Flush()
 	}
 	fmt.Fprintf(w, "%d of %d devices\n", len(list.Devices), list.Total)
+	if n := flagged(list.Devices); n > 0 {
+		fmt.Fprintf(w, "! %d share a MAC or verification code with another pending gateway: one may be an impostor; "+
+			"compare the code and fingerprint on the gateway's console before approving (devices show ID)\n", n)
+	}
+}
+
+// flags marks a pending device that shares its MAC or code with others, so
+// it never reads as an ordinary stranger.
+func flags(d *gatehouse.Device) string {
+	var fs []string
+	if len(d.SameMAC) > 0 {
+		fs = append(fs, "!same-mac")
+	}
+	if len(d.SameCode) > 0 {
+		fs = append(fs, "!same-code")
+	}
+	return strings.Join(fs, ",")
+}
+
+func flagged(ds []*gatehouse.Device) int {
+	n := 0
+	for _, d := range ds {
+		if flags(d) != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// duplicateFields are show's warnings naming the devices a flag is about.
+func duplicateFields(d *gatehouse.Device) [][2]string {
+	var out [][2]string
+	if len(d.SameMAC) > 0 {
+		out = append(out, [2]string{"Warning", "same MAC as pending " + strings.Join(d.SameMAC, ", ")})
+	}
+	if len(d.SameCode) > 0 {
+		out = append(out, [2]string{"Warning", "same verification code as pending " + strings.Join(d.SameCode, ", ")})
+	}
+	return out
 }
 
 func writeDeviceDetail(w io.Writer, d *gatehouse.Device, events []gatehouse.Event, now time.Time) {
@@ -383,6 +423,7 @@ func writeDeviceDetail(w io.Writer, d *gatehouse.Device, events []gatehouse.Even
 	if d.Reason != "" {
 		fields = append(fields, [2]string{"Reason", d.Reason})
 	}
+	fields = append(fields, duplicateFields(d)...)
 	for _, f := range fields {
 		row(tw, f[0]+":", f[1])
 	}

@@ -97,7 +97,7 @@ const testFingerprint = "0123456789abcdef0123456789abcdef0123456789abcdef0123456
 func testDevices(now time.Time) []*gatehouse.Device {
 	return []*gatehouse.Device{
 		{ID: "aaaabbbbcccc", State: gatehouse.StatePending, MAC: "02:00:00:00:00:01", Fingerprint: testFingerprint,
-			KeyType: "ed25519", VerificationCode: "123456", SourceAddr: "192.0.2.7",
+			KeyType: "ed25519", VerificationCode: "123456", SourceAddr: "192.0.2.7", SameMAC: []string{"gggghhhhiiii"},
 			FirstSeen: now.Add(-3 * time.Hour), LastSeen: now.Add(-2*time.Minute - 5*time.Second)},
 		{ID: "ddddeeeeffff", State: gatehouse.StateProvisioning, Name: "gw-01", MAC: "02:00:00:00:00:02",
 			Fingerprint: strings.Repeat("f", 64), VerificationCode: "654321",
@@ -117,14 +117,17 @@ func TestDevicesListTable(t *testing.T) {
 		t.Errorf("requests = %+v, want %+v", got, want)
 	}
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("want header, 2 rows and footer, got:\n%s", out)
+	if len(lines) != 5 {
+		t.Fatalf("want header, 2 rows, footer and warning, got:\n%s", out)
 	}
 	wantFields := [][]string{
-		{"ID", "STATE", "NAME", "MAC", "FINGERPRINT", "CODE", "FIRST", "SEEN", "LAST", "SEEN"},
-		{"aaaabbbbcccc", "pending", "-", "02:00:00:00:00:01", testFingerprint[:16], "123456", "3h", "ago", "2m", "ago"},
-		{"ddddeeeeffff", "provisioning", "gw-01", "02:00:00:00:00:02", strings.Repeat("f", 16), "654321", "3d", "ago", "just", "now"},
+		{"ID", "STATE", "NAME", "MAC", "FINGERPRINT", "CODE", "FIRST", "SEEN", "LAST", "SEEN", "FLAGS"},
+		{"aaaabbbbcccc", "pending", "-", "02:00:00:00:00:01", testFingerprint[:16], "123456", "3h", "ago", "2m", "ago", "!same-mac"},
+		{"ddddeeeeffff", "provisioning", "gw-01", "02:00:00:00:00:02", strings.Repeat("f", 16), "654321", "3d", "ago", "just", "now", "-"},
 		{"2", "of", "5", "devices"},
+	}
+	if !strings.HasPrefix(lines[4], "! 1 share a MAC or verification code") {
+		t.Errorf("no warning about the flagged gateway: %q", lines[4])
 	}
 	for i, want := range wantFields {
 		if got := strings.Fields(lines[i]); !reflect.DeepEqual(got, want) {

@@ -98,6 +98,8 @@ export function pendingView(main, ctx) {
     const now = Date.now();
     const held = focusedRow();
     keyedRows(tbody, rows, l.devices, (d) => d.id, (d) => createRow(d), (r, d) => updateRow(r, d, now));
+    // After every row is in: a flag names its peers by what is on screen.
+    for (const r of rows.values()) markDuplicates(r);
     // The row being worked in left the list (decided here or elsewhere):
     // the keyboard user continues in the next one.
     if (held && !rows.has(held.id)) refocus(held);
@@ -126,6 +128,8 @@ export function pendingView(main, ctx) {
     r.first = timeEl(d.first_seen);
     r.last = timeEl(d.last_seen);
     r.silent = h('span', { class: 'badge badge-silent', hidden: true });
+    r.sameMac = h('span', { class: 'badge badge-dup', dataset: { flag: 'same-mac' }, hidden: true });
+    r.sameCode = h('span', { class: 'badge badge-dup', dataset: { flag: 'same-code' }, hidden: true });
     const copy = copyButton({
       label: 'Copy the full key fingerprint',
       text: () => r.device.fingerprint,
@@ -137,8 +141,8 @@ export function pendingView(main, ctx) {
       },
     });
     r.el = h('tr', { dataset: { id: d.id } },
-      h('td', { 'data-label': 'Gateway' }, r.mac, r.addr),
-      h('td', { 'data-label': 'Code' }, r.code),
+      h('td', { 'data-label': 'Gateway' }, r.mac, r.addr, h('span', { class: 'sub' }, r.sameMac)),
+      h('td', { 'data-label': 'Code' }, r.code, h('span', { class: 'sub' }, r.sameCode)),
       h('td', { 'data-label': 'Key' }, h('span', { class: 'fp-line' }, r.fp, copy), r.keyType),
       h('td', { 'data-label': 'Seen' },
         h('span', { class: 'seen' }, h('span', { class: 'muted' }, 'last '), r.last, ' ', r.silent),
@@ -162,6 +166,31 @@ export function pendingView(main, ctx) {
     setTime(r.last, d.last_seen);
     if (r.input) setAttr(r.input, 'aria-label', `Name for gateway ${d.mac}`);
     markSilent(r, now);
+  }
+
+  // markDuplicates warns beside a gateway that other pending gateways claim
+  // the same MAC or show the same code as: one of them may be an impostor,
+  // so it must never look like an ordinary stranger.
+  function markDuplicates(r) {
+    const d = r.device;
+    flag(r.sameMac, d.same_mac, 'same MAC as');
+    flag(r.sameCode, d.same_code, 'same code as');
+    r.el.classList.toggle('is-duplicate', !!(d.same_mac?.length || d.same_code?.length));
+  }
+
+  function flag(el, ids, what) {
+    el.hidden = !ids?.length;
+    setText(el, ids?.length ? `${what} ${ids.map(peerName).join(', ')}` : '');
+    setAttr(el, 'title', ids?.length
+      ? 'Another pending gateway shares this. Compare the code and fingerprint on each gateway\'s console before approving either.'
+      : null);
+  }
+
+  // peerName names another pending gateway by its key when it is on this
+  // page (what the operator can compare), else by its id.
+  function peerName(id) {
+    const p = rows.get(id)?.device;
+    return p ? `key ${shortFingerprint(p.fingerprint)}…` : id;
   }
 
   function markSilent(r, now) {

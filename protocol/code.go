@@ -1,0 +1,36 @@
+package protocol
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+)
+
+// ServerSecretSize is the length of the secret verification codes are keyed with.
+const ServerSecretSize = 32
+
+// verificationDomain separates the code's MAC from any other use of the
+// secret, so a code can never be replayed as some other keyed value.
+const verificationDomain = "gatehouse verification code v2\x00"
+
+// VerificationCode is the 6-digit code the operator compares between the
+// server's pending row and the gateway's console: an HMAC-SHA256 of the key
+// fingerprint under the server's secret.
+//
+// Keying it is what makes the comparison mean something. A code that anyone
+// can compute from a key (as v1's plain hash was) lets an attacker who sees
+// a gateway's code grind keys offline until one matches, about a million
+// tries, and enroll that key beside the real one. Without the secret the
+// only way to learn a key's code is to enroll it, one request per guess,
+// which the server sees, shows in the pending queue (flagged when the code
+// matches another's) and can rate-limit per source. A million enrollments
+// cannot pass unnoticed the way a million local hashes do.
+func VerificationCode(secret []byte, fingerprint string) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(verificationDomain))
+	m.Write([]byte(fingerprint))
+	n := binary.BigEndian.Uint64(m.Sum(nil)[:8])
+	// 2^64 mod 10^6 is tiny against 2^64, so the modulo bias is negligible.
+	return fmt.Sprintf("%06d", n%1_000_000)
+}
