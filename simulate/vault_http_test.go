@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,27 +20,9 @@ import (
 
 const vaultRoot = "root-token-for-tests"
 
-// vaultClock is a settable clock for token expiry.
-type vaultClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *vaultClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *vaultClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // newVaultServer starts a server whose role is the recommended one unless
 // opts say otherwise (see newDefaultVaultServer for OpenBao's defaults).
-func newVaultServer(t *testing.T, opts simulate.VaultServerOptions) (*simulate.VaultServer, *vaultClock) {
+func newVaultServer(t *testing.T, opts simulate.VaultServerOptions) (*simulate.VaultServer, *clock) {
 	t.Helper()
 	if opts.RoleConfig == nil && opts.State == nil {
 		r := simulate.RecommendedVaultRole()
@@ -50,9 +31,9 @@ func newVaultServer(t *testing.T, opts simulate.VaultServerOptions) (*simulate.V
 	return startVaultServer(t, opts)
 }
 
-func startVaultServer(t *testing.T, opts simulate.VaultServerOptions) (*simulate.VaultServer, *vaultClock) {
+func startVaultServer(t *testing.T, opts simulate.VaultServerOptions) (*simulate.VaultServer, *clock) {
 	t.Helper()
-	clk := &vaultClock{t: time.Now()}
+	clk := &clock{now: time.Now()}
 	if opts.Now == nil {
 		opts.Now = clk.Now
 	}
@@ -341,15 +322,15 @@ func TestVaultTokenLifecycle(t *testing.T) {
 	renew := func(tok string) vaultReply { return vaultCall(t, s, "POST", "/v1/auth/token/renew-self", tok, "{}") }
 
 	tok := login()
-	clk.Advance(50 * time.Minute)
+	clk.Add(50 * time.Minute)
 	r := renew(tok)
 	r.want(t, 200, "")
 	if r.Auth["lease_duration"] != float64(3000) || len(r.Warn) == 0 {
 		t.Errorf("renewal at 50m: lease %v, warnings %q; want 50m left (max TTL) and a warning", r.Auth["lease_duration"], r.Warn)
 	}
-	clk.Advance(49 * time.Minute)
+	clk.Add(49 * time.Minute)
 	lookup(tok).want(t, 200, "")
-	clk.Advance(time.Minute) // 100m: past the max TTL
+	clk.Add(time.Minute) // 100m: past the max TTL
 	lookup(tok).want(t, 403, "permission denied")
 	renew(tok).want(t, 403, "permission denied")
 

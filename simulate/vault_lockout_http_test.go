@@ -38,9 +38,9 @@ func TestVaultAppRoleLockout(t *testing.T) {
 		t.Errorf("sys/locked-users %v", locked.Data)
 	}
 
-	clk.Advance(simulate.VaultLockoutDuration - time.Second)
+	clk.Add(simulate.VaultLockoutDuration - time.Second)
 	approleLogin(t, s, "role-1", "secret-1").want(t, 403, "permission denied")
-	clk.Advance(time.Second)
+	clk.Add(time.Second)
 	approleLogin(t, s, "role-1", "secret-1").want(t, 200, "")
 	if got := s.LockedOut(); len(got) != 0 {
 		t.Errorf("still locked: %v", got)
@@ -77,7 +77,7 @@ func TestVaultAppRoleLockoutCounting(t *testing.T) {
 	for range simulate.VaultLockoutThreshold - 1 {
 		approleLogin(t, s, "role-1", "wrong")
 	}
-	clk.Advance(simulate.VaultLockoutCounterReset + time.Second)
+	clk.Add(simulate.VaultLockoutCounterReset + time.Second)
 	approleLogin(t, s, "role-1", "wrong")
 	approleLogin(t, s, "role-1", "secret-1").want(t, 200, "")
 
