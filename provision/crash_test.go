@@ -71,46 +71,31 @@ func TestCrashBetweenStepsConverges(t *testing.T) {
 	if serial := stepOutput(d, gatehouse.StepVault)[gatehouse.OutSerial]; serial != live[0].Serial {
 		t.Errorf("the gateway's certificate is %s, but the valid one is %s", serial, live[0].Serial)
 	}
-	if got, was := attempts(d, gatehouse.StepMender), attempts(before, gatehouse.StepMender); got != was {
+	if got, was := step(d, gatehouse.StepMender).Attempts, step(before, gatehouse.StepMender).Attempts; got != was {
 		t.Errorf("mender step ran %d times after the crash; a finished step must not rerun", got-was)
 	}
 }
 
-func attempts(d *gatehouse.Device, name gatehouse.StepName) int {
-	for _, s := range d.Steps {
-		if s.Name == name {
-			return s.Attempts
-		}
-	}
-	return 0
-}
-
 func waitStep(t *testing.T, svc *provision.Service, id string, name gatehouse.StepName, want gatehouse.StepState) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		d, err := svc.Device(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range d.Steps {
-			if s.Name == name && s.State == want {
-				return
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
+	var err error
+	reached := eventually(30*time.Second, func() bool {
+		var d *gatehouse.Device
+		d, err = svc.Device(context.Background(), id)
+		return err != nil || step(d, name).State == want
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("step %s of %s never reached %s", name, id, want)
+	if !reached {
+		t.Fatalf("step %s of %s never reached %s", name, id, want)
+	}
 }
 
 // waitCalls waits until the held DPS and Vault calls are in flight.
 func waitCalls(t *testing.T, gates ...*gate) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for gates[0].entered.Load() == 0 || gates[1].entered.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("dps and vault steps never started")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !eventually(30*time.Second, func() bool { return gates[0].entered.Load() > 0 && gates[1].entered.Load() > 0 }) {
+		t.Fatal("dps and vault steps never started")
 	}
 }

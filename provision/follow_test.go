@@ -24,22 +24,6 @@ func (staticManifests) Render(d manifest.Data) (json.RawMessage, error) {
 		d.Name, d.Hub)), nil
 }
 
-// waitTimeout bounds each wait of these tests that is not a long poll: far
-// more than it takes under the race detector on a loaded machine.
-const waitTimeout = 60 * time.Second
-
-// eventually polls cond until it holds or timeout passes, and says which.
-func eventually(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
-}
-
 // lookingDPS counts the registration lookups the follow-ups make.
 type lookingDPS struct {
 	gatehouse.DPS

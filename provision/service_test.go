@@ -192,11 +192,32 @@ func wantCode(t *testing.T, err error, code string) {
 	}
 }
 
-func stepOutput(d *gatehouse.Device, name gatehouse.StepName) map[string]string {
+// step finds one of a device's steps; the zero step if it has none.
+func step(d *gatehouse.Device, name gatehouse.StepName) gatehouse.Step {
 	for _, s := range d.Steps {
 		if s.Name == name {
-			return s.Output
+			return s
 		}
 	}
-	return nil
+	return gatehouse.Step{}
+}
+
+func stepOutput(d *gatehouse.Device, name gatehouse.StepName) map[string]string {
+	return step(d, name).Output
+}
+
+// waitTimeout bounds each wait of these tests that is not a long poll: far
+// more than it takes under the race detector on a loaded machine.
+const waitTimeout = 60 * time.Second
+
+// eventually polls cond until it holds or timeout passes, and says which.
+func eventually(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }
