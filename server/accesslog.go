@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"gatehouse"
 )
 
 // requestIDHeader carries the request id in and out, so a client's report
@@ -21,15 +23,23 @@ const authWarnEvery = time.Minute
 // reqInfo is filled in by the handlers for the access log line: derived
 // contexts do not flow back out, a shared pointer does.
 type reqInfo struct {
-	actor string
+	actor, id, source string
 }
 
-// setActor records who made the request: "token:NAME", "session:NAME" or
-// "device:FINGERPRINT". Never a secret.
-func setActor(r *http.Request, actor string) {
-	if info, ok := r.Context().Value(infoKey).(*reqInfo); ok {
-		info.actor = actor
+// setActor records who made the request: "token:NAME", "user:NAME" or
+// "device:FINGERPRINT". Never a secret. It returns r with that origin in its
+// context, for the audit log.
+func setActor(r *http.Request, actor string) *http.Request {
+	info, ok := r.Context().Value(infoKey).(*reqInfo)
+	if !ok {
+		info = &reqInfo{source: remoteAddr(r)}
 	}
+	info.actor = actor
+	return r.WithContext(gatehouse.WithOrigin(r.Context(), info.origin()))
+}
+
+func (i *reqInfo) origin() gatehouse.Origin {
+	return gatehouse.Origin{Actor: i.actor, Source: i.source, RequestID: i.id}
 }
 
 // accessLog writes one line per request. It logs the route pattern, not
@@ -39,8 +49,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start, id := time.Now(), requestID(r)
 		w.Header().Set(requestIDHeader, id)
-		info := &reqInfo{}
-		r = r.WithContext(context.WithValue(r.Context(), infoKey, info))
+		info := &reqInfo{id: id, source: remoteAddr(r)}
+		ctx := context.WithValue(r.Context(), infoKey, info)
+		r = r.WithContext(gatehouse.WithOrigin(ctx, info.origin()))
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		if s.Logger == nil {

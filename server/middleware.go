@@ -27,7 +27,7 @@ const (
 // changes must carry the CSRF token).
 func (s *Server) operator(role gatehouse.Role, h handlerFunc) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		t, err := s.caller(r)
+		t, r, err := s.caller(r)
 		if err != nil {
 			return err
 		}
@@ -38,30 +38,31 @@ func (s *Server) operator(role gatehouse.Role, h handlerFunc) http.Handler {
 	})
 }
 
-func (s *Server) caller(r *http.Request) (*gatehouse.Token, error) {
+// caller authenticates r and returns it with the caller as its origin.
+func (s *Server) caller(r *http.Request) (*gatehouse.Token, *http.Request, error) {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		secret, ok := strings.CutPrefix(auth, "Bearer ")
 		if !ok || strings.TrimSpace(secret) == "" {
-			return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "malformed Authorization header: send 'Authorization: Bearer <token>'")
+			return nil, r, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "malformed Authorization header: send 'Authorization: Bearer <token>'")
 		}
 		t, err := s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
-		if err == nil {
-			setActor(r, "token:"+t.Name)
+		if err != nil {
+			return nil, r, err
 		}
-		return t, err
+		return t, setActor(r, "token:"+t.Name), nil
 	}
 	if _, err := r.Cookie(sessionCookie); err != nil {
-		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "missing API token: send 'Authorization: Bearer <token>'")
+		return nil, r, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "missing API token: send 'Authorization: Bearer <token>'")
 	}
 	ss, err := s.session(r)
 	if err != nil {
-		return nil, err
+		return nil, r, err
 	}
-	setActor(r, "session:"+ss.Token.Name)
+	r = setActor(r, "session:"+ss.Token.Name)
 	if err := checkCSRF(r, ss); err != nil {
-		return nil, err
+		return nil, r, err
 	}
-	return ss.Token, nil
+	return ss.Token, r, nil
 }
 
 func tokenFrom(ctx context.Context) *gatehouse.Token {
@@ -71,8 +72,8 @@ func tokenFrom(ctx context.Context) *gatehouse.Token {
 
 // actor names who made a decision, for the audit log.
 func actor(ctx context.Context) string {
-	if t := tokenFrom(ctx); t != nil {
-		return "token:" + t.Name
+	if a := gatehouse.OriginOf(ctx).Actor; a != "" {
+		return a
 	}
 	return "unknown"
 }
@@ -89,7 +90,7 @@ func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Sig
 		if err != nil {
 			return err
 		}
-		setActor(r, "device:"+sig.Fingerprint)
+		r = setActor(r, "device:"+sig.Fingerprint)
 		return h(w, r, sig, body)
 	})
 }

@@ -44,7 +44,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	setActor(r, "session:"+ss.Token.Name)
+	r = setActor(r, "session:"+ss.Token.Name)
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: secret, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: secureRequest(r), Expires: time.Now().Add(provision.SessionTTL),
@@ -57,7 +57,7 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	setActor(r, "session:"+ss.Token.Name)
+	r = setActor(r, "session:"+ss.Token.Name)
 	return writeJSON(w, http.StatusOK, infoOf(ss))
 }
 
