@@ -139,6 +139,9 @@ const (
 // Allows reports whether r includes the rights of want.
 func (r Role) Allows(want Role) bool { return r.rank() >= want.rank() }
 
+// Valid reports whether r is one of the three roles.
+func (r Role) Valid() bool { return r.rank() > 0 }
+
 func (r Role) rank() int {
 	switch r {
 	case RoleViewer:
@@ -157,5 +160,8 @@ type Token struct {
 	Name      string     `json:"name"`
 	Role      Role       `json:"role"`
 	CreatedAt time.Time  `json:"created_at"`
+	CreatedBy string     `json:"created_by,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 	LastUsed  *time.Time `json:"last_used,omitempty"`
 }

@@ -134,7 +134,7 @@ func startServer(b *testing.B, ctx context.Context, backends []gatehouse.Backend
 	if err := srv.Open(); err != nil {
 		b.Fatal(err)
 	}
-	token, _, err := svc.CreateToken(ctx, "bench", gatehouse.RoleOperator)
+	token, _, err := svc.CreateToken(ctx, provision.TokenSpec{Name: "bench", Role: gatehouse.RoleOperator})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -206,6 +206,98 @@ func devicePath(id, suffix string) (string, error) {
 	if id == "" {
 		return "", gatehouse.Errorf(gatehouse.EINVALID, "device ID is required")
 	}
-	seg := strings.ReplaceAll(url.PathEscape(id), ".", "%2E")
-	return "/api/v1/devices/" + seg + suffix, nil
+	return "/api/v1/devices/" + segment(id) + suffix, nil
+}
+
+// TokenSpec is a token to create. A nil ExpiresAt takes the server's
+// default life unless NeverExpires says the token must not expire.
+type TokenSpec struct {
+	Name         string         `json:"name"`
+	Role         gatehouse.Role `json:"role"`
+	ExpiresAt    *time.Time     `json:"expires_at,omitempty"`
+	NeverExpires bool           `json:"never_expires,omitempty"`
+}
+
+// CreatedToken is a new token with its secret, which the server shows once.
+type CreatedToken struct {
+	Token  *gatehouse.Token `json:"token"`
+	Secret string           `json:"secret"`
+}
+
+// Tokens lists every API token (admin only); never a secret.
+func (c *Client) Tokens(ctx context.Context) ([]*gatehouse.Token, error) {
+	var out struct {
+		Tokens []*gatehouse.Token `json:"tokens"`
+	}
+	err := c.do(ctx, http.MethodGet, "/api/v1/tokens", nil, nil, &out)
+	return out.Tokens, err
+}
+
+// CreateToken makes an API token (admin only).
+func (c *Client) CreateToken(ctx context.Context, spec TokenSpec) (*CreatedToken, error) {
+	var out CreatedToken
+	if err := c.do(ctx, http.MethodPost, "/api/v1/tokens", nil, spec, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RevokeToken makes the token with this id stop working (admin only).
+func (c *Client) RevokeToken(ctx context.Context, id string) (*gatehouse.Token, error) {
+	var out gatehouse.Token
+	if err := c.do(ctx, http.MethodDelete, "/api/v1/tokens/"+segment(id), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UserSpec is a local user to create.
+type UserSpec struct {
+	Name     string         `json:"name"`
+	Role     gatehouse.Role `json:"role"`
+	Password string         `json:"password"`
+}
+
+// UserChange is what to change about a user; nil fields stay.
+type UserChange struct {
+	Role     *gatehouse.Role `json:"role,omitempty"`
+	Password *string         `json:"password,omitempty"`
+	Disabled *bool           `json:"disabled,omitempty"`
+}
+
+// Users lists every user (admin only).
+func (c *Client) Users(ctx context.Context) ([]*gatehouse.User, error) {
+	var out struct {
+		Users []*gatehouse.User `json:"users"`
+	}
+	err := c.do(ctx, http.MethodGet, "/api/v1/users", nil, nil, &out)
+	return out.Users, err
+}
+
+// CreateUser makes a local user (admin only).
+func (c *Client) CreateUser(ctx context.Context, spec UserSpec) (*gatehouse.User, error) {
+	var out gatehouse.User
+	if err := c.do(ctx, http.MethodPost, "/api/v1/users", nil, spec, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateUser changes a user's role, password or disabled flag (admin only).
+func (c *Client) UpdateUser(ctx context.Context, name string, ch UserChange) (*gatehouse.User, error) {
+	var out gatehouse.User
+	if err := c.do(ctx, http.MethodPatch, "/api/v1/users/"+segment(name), nil, ch, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteUser removes a user (admin only).
+func (c *Client) DeleteUser(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/users/"+segment(name), nil, nil, nil)
+}
+
+// segment escapes s as one path segment, dots included (see devicePath).
+func segment(s string) string {
+	return strings.ReplaceAll(url.PathEscape(s), ".", "%2E")
 }

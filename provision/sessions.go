@@ -14,32 +14,75 @@ import (
 // in again.
 const SessionTTL = 12 * time.Hour
 
-// Session is a logged-in browser: whose token it stands for and the CSRF
-// token its page must echo.
+// Session is a logged-in browser: whom it stands for and the CSRF token its
+// page must echo.
 type Session struct {
-	Token *gatehouse.Token
-	CSRF  string
+	Principal gatehouse.Principal
+	CSRF      string
 }
 
-// Login turns an API token into a browser session. The cookie secret it
-// returns is stored only as a hash; so is the token behind it.
-func (s *Service) Login(ctx context.Context, tokenSecret string) (string, *Session, error) {
-	t, err := s.Authenticate(ctx, tokenSecret)
+// errBadLogin is the one answer to a wrong user name or password, so the
+// answer does not tell which user names exist.
+var errBadLogin = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "wrong user name or password")
+
+// LoginToken turns an API token into a browser session. The cookie secret
+// it returns is stored only as a hash; so is the token behind it.
+func (s *Service) LoginToken(ctx context.Context, tokenSecret string) (string, *Session, error) {
+	p, err := s.Authenticate(ctx, tokenSecret)
 	if err != nil {
 		return "", nil, err
 	}
+	return s.startSession(ctx, *p)
+}
+
+// LoginPassword checks a local user's password and starts a session.
+func (s *Service) LoginPassword(ctx context.Context, name, password string) (string, *Session, error) {
+	if len(password) > maxPassword || len(name) > 100 {
+		return "", nil, errBadLogin
+	}
+	var u *store.UserRecord
+	err := s.db.InTx(ctx, func(tx *store.Tx) (err error) {
+		u, err = tx.UserByName(ctx, name)
+		return err
+	})
+	if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
+		return "", nil, err
+	}
+	phc := ""
+	if u != nil && u.Source == gatehouse.SourceLocal && !u.Disabled {
+		phc = u.PasswordHash
+	}
+	ok, err := verifyPassword(ctx, phc, password)
+	if err != nil {
+		return "", nil, err
+	}
+	if !ok {
+		return "", nil, errBadLogin
+	}
+	return s.loginUser(ctx, &u.User)
+}
+
+func (s *Service) loginUser(ctx context.Context, u *gatehouse.User) (string, *Session, error) {
+	if err := s.db.InTx(ctx, func(tx *store.Tx) error { return tx.TouchUserLogin(ctx, u.ID) }); err != nil {
+		return "", nil, err
+	}
+	return s.startSession(ctx, gatehouse.Principal{Kind: gatehouse.PrincipalUser, ID: u.ID, Name: u.Name, Role: u.Role})
+}
+
+func (s *Service) startSession(ctx context.Context, p gatehouse.Principal) (string, *Session, error) {
 	secret, csrf := randomSecret(), randomSecret()
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		return tx.CreateSession(ctx, hashToken(secret), t.ID, csrf, tx.Now().Add(SessionTTL))
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		return tx.CreateSession(ctx, hashToken(secret), p, csrf, tx.Now().Add(SessionTTL))
 	})
 	if err != nil {
 		return "", nil, err
 	}
-	s.log.Info("operator logged in", "token", t.Name)
-	return secret, &Session{Token: t, CSRF: csrf}, nil
+	s.log.Info("operator logged in", "actor", p.Actor())
+	return secret, &Session{Principal: p, CSRF: csrf}, nil
 }
 
-// SessionFor returns the session behind a cookie secret.
+// SessionFor returns the session behind a cookie secret, with the role its
+// user or token has now.
 func (s *Service) SessionFor(ctx context.Context, secret string) (*Session, error) {
 	var out *Session
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -47,7 +90,7 @@ func (s *Service) SessionFor(ctx context.Context, secret string) (*Session, erro
 		if err != nil {
 			return err
 		}
-		out = &Session{Token: &ss.Token, CSRF: ss.CSRF}
+		out = &Session{Principal: ss.Principal, CSRF: ss.CSRF}
 		return nil
 	})
 	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {

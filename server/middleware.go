@@ -17,7 +17,7 @@ import (
 type ctxKey int
 
 const (
-	tokenKey ctxKey = iota
+	principalKey ctxKey = iota
 	signedKey
 	infoKey // *reqInfo, for the access log
 )
@@ -27,47 +27,48 @@ const (
 // changes must carry the CSRF token).
 func (s *Server) operator(role gatehouse.Role, h handlerFunc) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		t, r, err := s.caller(r)
+		p, r, err := s.caller(r)
 		if err != nil {
 			return err
 		}
-		if !t.Role.Allows(role) {
-			return gatehouse.Errorf(gatehouse.EFORBIDDEN, "token %q has role %s; this needs %s", t.Name, t.Role, role)
+		if !p.Role.Allows(role) {
+			return gatehouse.Errorf(gatehouse.EFORBIDDEN, "%s %q has role %s; this needs %s", p.Kind, p.Name, p.Role, role)
 		}
-		return h(w, r.WithContext(context.WithValue(r.Context(), tokenKey, t)))
+		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
 	})
 }
 
 // caller authenticates r and returns it with the caller as its origin.
-func (s *Server) caller(r *http.Request) (*gatehouse.Token, *http.Request, error) {
+func (s *Server) caller(r *http.Request) (*gatehouse.Principal, *http.Request, error) {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		secret, ok := strings.CutPrefix(auth, "Bearer ")
 		if !ok || strings.TrimSpace(secret) == "" {
 			return nil, r, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "malformed Authorization header: send 'Authorization: Bearer <token>'")
 		}
-		t, err := s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+		p, err := s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
 		if err != nil {
 			return nil, r, err
 		}
-		return t, setActor(r, "token:"+t.Name), nil
+		return p, setActor(r, p.Actor()), nil
 	}
 	if _, err := r.Cookie(sessionCookie); err != nil {
-		return nil, r, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "missing API token: send 'Authorization: Bearer <token>'")
+		return nil, r, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "not logged in: log in on the page, or send 'Authorization: Bearer <token>'")
 	}
 	ss, err := s.session(r)
 	if err != nil {
 		return nil, r, err
 	}
-	r = setActor(r, "session:"+ss.Token.Name)
+	r = setActor(r, ss.Principal.Actor())
 	if err := checkCSRF(r, ss); err != nil {
 		return nil, r, err
 	}
-	return ss.Token, r, nil
+	return &ss.Principal, r, nil
 }
 
-func tokenFrom(ctx context.Context) *gatehouse.Token {
-	t, _ := ctx.Value(tokenKey).(*gatehouse.Token)
-	return t
+// principalFrom returns whom an operator request acts as.
+func principalFrom(ctx context.Context) *gatehouse.Principal {
+	p, _ := ctx.Value(principalKey).(*gatehouse.Principal)
+	return p
 }
 
 // actor names who made a decision, for the audit log.

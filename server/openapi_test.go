@@ -49,6 +49,12 @@ var protocolPaths = map[string]string{
 	"PathAck":    protocol.PathAck,
 }
 
+// serverPaths are this package's path constants routes may be built from.
+var serverPaths = map[string]string{
+	"PathSSOLogin":    PathSSOLogin,
+	"PathSSOCallback": PathSSOCallback,
+}
+
 // registeredRoutes reads every "METHOD /path" pattern passed to Handle or
 // HandleFunc in this package's source, so a route added anywhere is seen.
 func registeredRoutes(t *testing.T) []string {
@@ -71,6 +77,7 @@ func registeredRoutes(t *testing.T) []string {
 			if pattern, ok := handlePattern(t, fset, n); ok {
 				routes = append(routes, pattern)
 			}
+			routes = append(routes, tablePatterns(t, fset, n)...)
 			return true
 		})
 	}
@@ -89,7 +96,32 @@ func handlePattern(t *testing.T, fset *token.FileSet, n ast.Node) (string, bool)
 	if !ok || (sel.Sel.Name != "Handle" && sel.Sel.Name != "HandleFunc") {
 		return "", false
 	}
+	if arg, ok := call.Args[0].(*ast.SelectorExpr); ok && arg.Sel.Name == "pattern" {
+		return "", false // registering the route table, read above
+	}
 	return evalString(t, fset, call.Args[0]), true
+}
+
+// tablePatterns reads the route table: []route{{"METHOD /path", access, h}, ...}.
+func tablePatterns(t *testing.T, fset *token.FileSet, n ast.Node) []string {
+	lit, ok := n.(*ast.CompositeLit)
+	if !ok {
+		return nil
+	}
+	arr, ok := lit.Type.(*ast.ArrayType)
+	if !ok {
+		return nil
+	}
+	if id, ok := arr.Elt.(*ast.Ident); !ok || id.Name != "route" {
+		return nil
+	}
+	var out []string
+	for _, e := range lit.Elts {
+		if r, ok := e.(*ast.CompositeLit); ok && len(r.Elts) == 3 {
+			out = append(out, evalString(t, fset, r.Elts[0]))
+		}
+	}
+	return out
 }
 
 // evalString evaluates the constant string expressions routes are written with.
@@ -103,6 +135,10 @@ func evalString(t *testing.T, fset *token.FileSet, e ast.Expr) string {
 	case *ast.BinaryExpr:
 		if e.Op == token.ADD {
 			return evalString(t, fset, e.X) + evalString(t, fset, e.Y)
+		}
+	case *ast.Ident:
+		if v, ok := serverPaths[e.Name]; ok {
+			return v
 		}
 	case *ast.SelectorExpr:
 		if x, ok := e.X.(*ast.Ident); ok && x.Name == "protocol" {
@@ -150,7 +186,7 @@ func TestOpenAPISecurity(t *testing.T) {
 	}
 	// The session endpoints are how a browser gets and shows its cookie, so
 	// they say their own security.
-	ownSecurity := []string{"POST /api/v1/session", "GET /api/v1/session", "DELETE /api/v1/session"}
+	ownSecurity := []string{"POST /api/v1/session", "GET /api/v1/session", "DELETE /api/v1/session", "GET /api/v1/auth"}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			operator := strings.HasPrefix(path, "/api/v1/") && !slices.Contains(ownSecurity, method+" "+path)

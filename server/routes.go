@@ -8,27 +8,64 @@ import (
 	"gatehouse/ui"
 )
 
+// access says who may call a route.
+type access int
+
+const (
+	public access = iota // anyone: probes, the page, logging in
+	viewer               // operators with at least the role named
+	operator
+	admin
+)
+
+// route is one entry of the server's surface.
+type route struct {
+	pattern string
+	access  access
+	h       handlerFunc
+}
+
+// routes is the whole surface, with who may call each route. The role test
+// holds its own copy of this table, so a change here must be made twice.
+func (s *Server) routes() []route {
+	return []route{
+		{"GET /healthz", public, s.handleHealth},
+		{"GET /readyz", public, s.handleReady},
+		{"GET /api/openapi.json", public, s.handleOpenAPI},
+
+		{"GET /api/v1/auth", public, s.handleLoginOptions},
+		{"POST /api/v1/session", public, s.handleLogin},
+		{"GET /api/v1/session", public, s.handleSession},
+		{"DELETE /api/v1/session", public, s.handleLogout},
+		{"GET " + PathSSOLogin, public, s.handleSSOLogin},
+		{"GET " + PathSSOCallback, public, s.handleSSOCallback},
+		{"GET /api/v1/stream", viewer, s.handleStream},
+
+		{"GET /api/v1/devices", viewer, s.handleListDevices},
+		{"GET /api/v1/devices/{id}", viewer, s.handleGetDevice},
+		{"GET /api/v1/devices/{id}/events", viewer, s.handleDeviceEvents},
+		{"POST /api/v1/devices/{id}/approve", operator, s.handleApprove},
+		{"POST /api/v1/devices/{id}/dismiss", operator, s.handleDismiss},
+		{"POST /api/v1/devices/{id}/retry", operator, s.handleRetry},
+
+		{"GET /api/v1/tokens", admin, s.handleListTokens},
+		{"POST /api/v1/tokens", admin, s.handleCreateToken},
+		{"DELETE /api/v1/tokens/{id}", admin, s.handleRevokeToken},
+		{"GET /api/v1/users", admin, s.handleListUsers},
+		{"POST /api/v1/users", admin, s.handleCreateUser},
+		{"PATCH /api/v1/users/{name}", admin, s.handleUpdateUser},
+		{"DELETE /api/v1/users/{name}", admin, s.handleDeleteUser},
+	}
+}
+
 // Handler returns every route of the server; the whole surface is here.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", s.handle(s.handleHealth))
-	mux.Handle("GET /readyz", s.handle(s.handleReady))
-	mux.Handle("GET /api/openapi.json", s.handle(s.handleOpenAPI))
 	mux.Handle("GET /{$}", ui.Handler())
 	mux.Handle("GET /assets/", ui.Handler())
-
-	mux.Handle("POST /api/v1/session", s.handle(s.handleLogin))
-	mux.Handle("GET /api/v1/session", s.handle(s.handleSession))
-	mux.Handle("DELETE /api/v1/session", s.handle(s.handleLogout))
-	mux.Handle("GET /api/v1/stream", s.operator(gatehouse.RoleViewer, s.handleStream))
-
-	mux.Handle("GET /api/v1/devices", s.operator(gatehouse.RoleViewer, s.handleListDevices))
-	mux.Handle("GET /api/v1/devices/{id}", s.operator(gatehouse.RoleViewer, s.handleGetDevice))
-	mux.Handle("GET /api/v1/devices/{id}/events", s.operator(gatehouse.RoleViewer, s.handleDeviceEvents))
-	mux.Handle("POST /api/v1/devices/{id}/approve", s.operator(gatehouse.RoleOperator, s.handleApprove))
-	mux.Handle("POST /api/v1/devices/{id}/dismiss", s.operator(gatehouse.RoleOperator, s.handleDismiss))
-	mux.Handle("POST /api/v1/devices/{id}/retry", s.operator(gatehouse.RoleOperator, s.handleRetry))
-
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, s.guard(rt))
+	}
 	mux.Handle("POST "+protocol.PathEnroll, s.device(s.handleEnroll))
 	mux.Handle("POST "+protocol.PathWait, s.device(s.handleWait))
 	mux.Handle("POST "+protocol.PathAck, s.device(s.handleAck))
@@ -37,6 +74,18 @@ func (s *Server) Handler() http.Handler {
 		return gatehouse.Errorf(gatehouse.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path)
 	}))
 	return s.accessLog(securityHeaders(mux))
+}
+
+func (s *Server) guard(rt route) http.Handler {
+	switch rt.access {
+	case viewer:
+		return s.operator(gatehouse.RoleViewer, rt.h)
+	case operator:
+		return s.operator(gatehouse.RoleOperator, rt.h)
+	case admin:
+		return s.operator(gatehouse.RoleAdmin, rt.h)
+	}
+	return s.handle(rt.h)
 }
 
 // contentSecurityPolicy allows only gatehouse's own scripts, styles and

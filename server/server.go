@@ -31,6 +31,8 @@ type Server struct {
 	// TLS, when set, makes the server speak HTTPS only, with this
 	// certificate (reloadable while serving) and HSTS on every response.
 	TLS *Certificate
+	// SSO, when set, is offered on the login page beside passwords.
+	SSO SSO
 
 	svc      *provision.Service
 	verifier *protocol.Verifier

@@ -90,8 +90,8 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 		svc.Stop(ctx)
 	})
 	tb := &testBundle{url: srv.URL(), svc: svc}
-	tb.admin, _, _ = svc.CreateToken(ctx, "admin", gatehouse.RoleAdmin)
-	tb.view, _, _ = svc.CreateToken(ctx, "viewer", gatehouse.RoleViewer)
+	tb.admin, _, _ = svc.CreateToken(ctx, provision.TokenSpec{Name: "admin", Role: gatehouse.RoleAdmin})
+	tb.view, _, _ = svc.CreateToken(ctx, provision.TokenSpec{Name: "viewer", Role: gatehouse.RoleViewer})
 	return tb
 }
 

@@ -11,7 +11,8 @@ import (
 )
 
 // sessionCookie carries a browser session's secret. HttpOnly keeps it from
-// scripts; SameSite=Strict keeps other sites from riding on it.
+// scripts; SameSite=Strict keeps other sites from riding on it (the page's
+// own requests after a single sign-on redirect are same-site, so it works).
 const sessionCookie = "gatehouse_session"
 
 // csrfHeader must echo the session's CSRF token on every cookie-authenticated
@@ -19,13 +20,17 @@ const sessionCookie = "gatehouse_session"
 const csrfHeader = "X-CSRF-Token"
 
 type sessionInfo struct {
-	CSRFToken string         `json:"csrf_token"`
-	TokenName string         `json:"token_name"`
-	Role      gatehouse.Role `json:"role"`
+	CSRFToken string                  `json:"csrf_token"`
+	Kind      gatehouse.PrincipalKind `json:"kind"`
+	Name      string                  `json:"name"`
+	Role      gatehouse.Role          `json:"role"`
 }
 
+// loginRequest is either a user name and password or an API token.
 type loginRequest struct {
-	Token string `json:"token"`
+	User     string `json:"user,omitempty"`
+	Password string `json:"password,omitempty"`
+	Token    string `json:"token,omitempty"`
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
@@ -40,16 +45,30 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(body, &req); err != nil {
 		return err
 	}
-	secret, ss, err := s.svc.Login(r.Context(), req.Token)
+	secret, ss, err := s.login(r, req)
 	if err != nil {
 		return err
 	}
-	r = setActor(r, "session:"+ss.Token.Name)
+	setActor(r, ss.Principal.Actor())
+	s.setSessionCookie(w, r, secret)
+	return writeJSON(w, http.StatusOK, infoOf(ss))
+}
+
+func (s *Server) login(r *http.Request, req loginRequest) (string, *provision.Session, error) {
+	switch {
+	case req.Token != "" && req.User == "" && req.Password == "":
+		return s.svc.LoginToken(r.Context(), req.Token)
+	case req.Token == "" && req.User != "" && req.Password != "":
+		return s.svc.LoginPassword(r.Context(), req.User, req.Password)
+	}
+	return "", nil, gatehouse.Errorf(gatehouse.EINVALID, "send either user and password, or token")
+}
+
+func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, secret string) {
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: secret, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: secureRequest(r), Expires: time.Now().Add(provision.SessionTTL),
 	})
-	return writeJSON(w, http.StatusOK, infoOf(ss))
 }
 
 func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) error {
@@ -57,7 +76,7 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	r = setActor(r, "session:"+ss.Token.Name)
+	setActor(r, ss.Principal.Actor())
 	return writeJSON(w, http.StatusOK, infoOf(ss))
 }
 
@@ -78,7 +97,8 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 }
 
 func infoOf(ss *provision.Session) sessionInfo {
-	return sessionInfo{CSRFToken: ss.CSRF, TokenName: ss.Token.Name, Role: ss.Token.Role}
+	p := ss.Principal
+	return sessionInfo{CSRFToken: ss.CSRF, Kind: p.Kind, Name: p.Name, Role: p.Role}
 }
 
 // session returns the request's browser session, if it has one.

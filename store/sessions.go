@@ -2,37 +2,56 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"gatehouse"
 )
 
-// Session is a browser session: whose token it stands for, and the CSRF
-// token its page must send with every change.
+// Session is a browser session: whom it stands for, with the role they
+// have now, and the CSRF token its page must send with every change.
 type Session struct {
-	Token   gatehouse.Token
-	CSRF    string
-	Expires time.Time
+	Principal gatehouse.Principal
+	CSRF      string
+	Expires   time.Time
 }
 
-// CreateSession stores a session under the hash of its cookie secret.
-func (tx *Tx) CreateSession(ctx context.Context, hash, tokenID, csrf string, expires time.Time) error {
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO sessions (hash, token_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		hash, tokenID, csrf, micros(tx.now), micros(expires))
+// CreateSession stores a session for a user or a token under the hash of
+// its cookie secret.
+func (tx *Tx) CreateSession(ctx context.Context, hash string, p gatehouse.Principal, csrf string, expires time.Time) error {
+	var user, token sql.NullString
+	switch p.Kind {
+	case gatehouse.PrincipalUser:
+		user = sql.NullString{String: p.ID, Valid: true}
+	case gatehouse.PrincipalToken:
+		token = sql.NullString{String: p.ID, Valid: true}
+	default:
+		return gatehouse.Errorf(gatehouse.EINTERNAL, "session for unknown principal kind %q", p.Kind)
+	}
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO sessions (hash, user_id, token_id, csrf, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, hash, user, token, csrf, micros(tx.now), micros(expires))
 	return translate(err, "session")
 }
 
-// SessionByHash returns an unexpired session; ENOTFOUND otherwise.
+// SessionByHash returns an unexpired session whose user is enabled or
+// whose token is live; ENOTFOUND otherwise.
 func (tx *Tx) SessionByHash(ctx context.Context, hash string) (*Session, error) {
 	var s Session
-	var created, expires int64
-	err := tx.tx.QueryRowContext(ctx, `SELECT t.id, t.name, t.role, t.created_at, s.csrf, s.expires_at
-		FROM sessions s JOIN api_tokens t ON t.id = s.token_id WHERE s.hash = ? AND s.expires_at > ?`, hash, micros(tx.now)).
-		Scan(&s.Token.ID, &s.Token.Name, &s.Token.Role, &created, &s.CSRF, &expires)
+	var expires int64
+	var kind string
+	now := micros(tx.now)
+	err := tx.tx.QueryRowContext(ctx, `SELECT
+			CASE WHEN s.user_id IS NOT NULL THEN 'user' ELSE 'token' END,
+			COALESCE(u.id, t.id), COALESCE(u.name, t.name), COALESCE(u.role, t.role), s.csrf, s.expires_at
+		FROM sessions s
+		LEFT JOIN users u ON u.id = s.user_id AND u.disabled_at IS NULL
+		LEFT JOIN api_tokens t ON t.id = s.token_id AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)
+		WHERE s.hash = ? AND s.expires_at > ? AND (u.id IS NOT NULL OR t.id IS NOT NULL)`, now, hash, now).
+		Scan(&kind, &s.Principal.ID, &s.Principal.Name, &s.Principal.Role, &s.CSRF, &expires)
 	if err != nil {
 		return nil, translate(err, "session")
 	}
-	s.Token.CreatedAt, s.Expires = fromMicros(created), fromMicros(expires)
+	s.Principal.Kind, s.Expires = gatehouse.PrincipalKind(kind), fromMicros(expires)
 	return &s, nil
 }
 

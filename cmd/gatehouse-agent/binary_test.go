@@ -113,7 +113,7 @@ func startServer(t *testing.T) *testServer {
 		svc.Stop(ctx)
 		db.Close()
 	})
-	token, _, err := svc.CreateToken(ctx, "e2e", gatehouse.RoleOperator)
+	token, _, err := svc.CreateToken(ctx, provision.TokenSpec{Name: "e2e", Role: gatehouse.RoleOperator})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func demo(ctx context.Context, gateways int, listen, dbPath string, stdout io.Wr
 		return err
 	}
 	defer a.Close()
-	token, _, err := a.svc.CreateToken(ctx, "demo-admin", gatehouse.RoleAdmin)
+	login, err := demoLogin(ctx, a.svc)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func demo(ctx context.Context, gateways int, listen, dbPath string, stdout io.Wr
 		return err
 	}
 	waitPending(ctx, a.svc, gateways)
-	printDemo(stdout, a.server.URL(), token, dbPath)
+	printDemo(stdout, a.server.URL(), login, dbPath)
 	<-ctx.Done()
 	log.Info("demo stopping")
 	return nil
@@ -222,14 +222,33 @@ func waitPending(ctx context.Context, svc *provision.Service, n int) {
 	}
 }
 
-func printDemo(w io.Writer, url, token, dbPath string) {
+// demoCreds is how the demo's operator gets in: a user for the page, a
+// token for the CLI.
+type demoCreds struct {
+	user, password, token string
+}
+
+func demoLogin(ctx context.Context, svc *provision.Service) (demoCreds, error) {
+	c := demoCreds{user: "admin", password: rand.Text()}
+	ctx = gatehouse.WithOrigin(ctx, gatehouse.Origin{Actor: "local:demo"})
+	if _, err := svc.CreateUser(ctx, provision.UserSpec{Name: c.user, Role: gatehouse.RoleAdmin, Password: c.password}); err != nil {
+		return c, err
+	}
+	var err error
+	c.token, _, err = svc.CreateToken(ctx, provision.TokenSpec{Name: "demo-admin", Role: gatehouse.RoleAdmin})
+	return c, err
+}
+
+func printDemo(w io.Writer, url string, c demoCreds, dbPath string) {
 	fmt.Fprintf(w, `
 gatehouse demo is running. It provisions into simulated Mender, Azure DPS,
 IoT Hub and Vault servers (over HTTP, with the real clients), and simulated
 gateways are waiting for approval.
 
-  Web page:     %s/  (log in with the admin token)
-  Admin token:  %s
+  Web page:     %s/
+  User:         %s
+  Password:     %s
+  Admin token:  %s  (for the CLI; the page takes it too)
   Database:     %s
 
 Or, in another shell:
@@ -242,5 +261,5 @@ Or, in another shell:
   go run ./cmd/gatehouse devices dismiss ID
 
 Press Ctrl-C to stop.
-`, url, token, dbPath, url, token)
+`, url, c.user, c.password, c.token, dbPath, url, c.token)
 }

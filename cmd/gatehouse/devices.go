@@ -198,14 +198,21 @@ type deviceCmd struct {
 	deviceIO
 	fs                    *flag.FlagSet
 	server, token, output string
+	arg                   string // what the one positional argument is, for errors
 }
 
 func newDeviceCmd(synopsis string, dio deviceIO) *deviceCmd {
+	return newAPICmd("devices", synopsis, "device ID", dio)
+}
+
+// newAPICmd makes a subcommand of group that talks to a server; arg names
+// its positional argument, if it takes one.
+func newAPICmd(group, synopsis, arg string, dio deviceIO) *deviceCmd {
 	name, _, _ := strings.Cut(synopsis, " ")
-	cmd := &deviceCmd{deviceIO: dio, fs: flag.NewFlagSet("devices "+name, flag.ContinueOnError)}
+	cmd := &deviceCmd{deviceIO: dio, fs: flag.NewFlagSet(group+" "+name, flag.ContinueOnError), arg: arg}
 	cmd.fs.SetOutput(dio.stderr)
 	cmd.fs.Usage = func() {
-		fmt.Fprintf(dio.stderr, "usage: gatehouse devices %s [flags]\n\nFlags:\n", synopsis)
+		fmt.Fprintf(dio.stderr, "usage: gatehouse %s %s [flags]\n\nFlags:\n", group, synopsis)
 		cmd.fs.PrintDefaults()
 	}
 	server := dio.getenv("GATEHOUSE_SERVER")
@@ -244,7 +251,7 @@ func (cmd *deviceCmd) parse(args []string, want int) ([]string, error) {
 	case len(pos) != want && want == 0:
 		return nil, usageErrorf("unexpected argument %q", pos[0])
 	case len(pos) != want:
-		return nil, usageErrorf("want exactly one device ID, got %d arguments", len(pos))
+		return nil, usageErrorf("want exactly one %s, got %d arguments", cmd.arg, len(pos))
 	case cmd.output != "table" && cmd.output != "json":
 		return nil, usageErrorf("-o must be table or json, not %q", cmd.output)
 	}

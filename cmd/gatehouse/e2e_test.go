@@ -18,6 +18,7 @@ import (
 
 	"gatehouse"
 	"gatehouse/agent"
+	"gatehouse/provision"
 	"gatehouse/sandbox"
 	"gatehouse/simulate"
 )
@@ -45,7 +46,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	token, _, err := a.svc.CreateToken(ctx, "e2e", gatehouse.RoleOperator)
+	token, _, err := a.svc.CreateToken(ctx, provision.TokenSpec{Name: "e2e", Role: gatehouse.RoleOperator})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,9 @@ import (
 	"syscall"
 )
 
+// stdin is where commands read passwords from; tests replace it.
+var stdin io.Reader = os.Stdin
+
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
@@ -20,7 +23,8 @@ Usage:
   gatehouse config check [--config FILE] [--online]
   gatehouse demo [--gateways N] [--listen ADDR]
   gatehouse devices list|show|approve|dismiss ...   (talks to a server; see 'gatehouse devices')
-  gatehouse tokens create --db PATH --name NAME [--role admin|operator|viewer]
+  gatehouse tokens list|create|revoke ...   API tokens (see 'gatehouse tokens'; --db PATH to bootstrap)
+  gatehouse users list|create|set|delete ...  people who log in to the page (see 'gatehouse users')
   gatehouse version
 
 Run 'gatehouse COMMAND --help' for the flags of a command.
@@ -50,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runConfig(ctx, args[1:], stdout, stderr, getenv)
 	case "tokens":
 		return runTokens(ctx, args[1:], stdout, stderr, getenv)
+	case "users":
+		return runUsers(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "gatehouse", version)
 		return 0

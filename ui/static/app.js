@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 const main = $('main');
 
 const app = {
-  session: null, // {token_name, role}; the CSRF token stays inside api.js
+  session: null, // {kind, name, role}; the CSRF token stays inside api.js
   view: null, // the mounted view: {changed(ids), tick(), unmount()}
   live: null,
   lastRoute: '',
@@ -84,8 +84,8 @@ async function onLogin(session) {
 }
 
 function startSession() {
-  setText($('who'), `${app.session.token_name} · ${app.session.role}`);
-  $('who').title = `Signed in with the API token "${app.session.token_name}" (role ${app.session.role})`;
+  setText($('who'), `${app.session.name} · ${app.session.role}`);
+  $('who').title = `Signed in as ${app.session.kind} "${app.session.name}" (role ${app.session.role})`;
   app.live?.close();
   app.live = new Live('/api/v1/stream', {
     changed, status: liveStatus, reconnected: () => changed(null), refused: checkSession,

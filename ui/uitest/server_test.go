@@ -111,7 +111,7 @@ func newEnv(t *testing.T) *env {
 		e.stopAgents()
 		e.agents.Wait()
 	})
-	if e.token, _, err = e.svc.CreateToken(ctx, "alice", gatehouse.RoleOperator); err != nil {
+	if e.token, _, err = e.svc.CreateToken(ctx, provision.TokenSpec{Name: "alice", Role: gatehouse.RoleOperator}); err != nil {
 		t.Fatal(err)
 	}
 	return e

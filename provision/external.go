@@ -1,0 +1,81 @@
+package provision
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+
+	"gatehouse"
+	"gatehouse/store"
+)
+
+// ExternalIdentity is a person an identity provider vouched for, with the
+// role their groups map to.
+type ExternalIdentity struct {
+	Issuer, Subject string
+	// Name is how they are shown: the provider's user name or e-mail.
+	Name string
+	Role gatehouse.Role
+}
+
+// LoginExternal starts a session for a person an identity provider signed
+// in. They are found by issuer and subject, never by name (a provider may
+// hand a name to someone else later); the first login makes their user and
+// every login sets the role their groups give now.
+func (s *Service) LoginExternal(ctx context.Context, id ExternalIdentity) (string, *Session, error) {
+	if id.Issuer == "" || id.Subject == "" {
+		return "", nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "identity provider gave no subject")
+	}
+	if !id.Role.Valid() {
+		return "", nil, gatehouse.Errorf(gatehouse.EFORBIDDEN, "none of your groups is given a role in gatehouse; ask an admin")
+	}
+	var u *gatehouse.User
+	err := s.db.InTx(ctx, func(tx *store.Tx) (err error) {
+		u, err = upsertExternal(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	if u.Disabled {
+		return "", nil, gatehouse.Errorf(gatehouse.EFORBIDDEN, "user %q is disabled in gatehouse; ask an admin", u.Name)
+	}
+	return s.loginUser(ctx, u)
+}
+
+func upsertExternal(ctx context.Context, tx *store.Tx, id ExternalIdentity) (*gatehouse.User, error) {
+	subject := id.Issuer + "|" + id.Subject
+	u, err := tx.UserBySubject(ctx, subject)
+	if err == nil {
+		u.Role = id.Role
+		return &u.User, tx.UpdateUser(ctx, u)
+	}
+	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
+		return nil, err
+	}
+	u = &store.UserRecord{User: gatehouse.User{ID: newID(), Name: externalName(id), Role: id.Role, Source: gatehouse.SourceOIDC}, Subject: subject}
+	err = tx.CreateUser(ctx, u)
+	if errors.Is(err, store.ErrUnique) {
+		// The name belongs to another user already (a local one, or someone
+		// else at the provider): keep both, told apart by a suffix from the
+		// subject rather than merged.
+		u.Name = u.Name + "#" + shortHash(subject)
+		err = tx.CreateUser(ctx, u)
+	}
+	return &u.User, err
+}
+
+func externalName(id ExternalIdentity) string {
+	name := strings.TrimSpace(id.Name)
+	if checkPrincipalName("user", name) != nil {
+		name = "sso-" + shortHash(id.Issuer+"|"+id.Subject)
+	}
+	return name
+}
+
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:4])
+}
