@@ -76,7 +76,7 @@ type adminCmd struct {
 
 func newAdminCmd(group, synopsis, arg string, dio deviceIO) *adminCmd {
 	cmd := &adminCmd{deviceCmd: newAPICmd(group, synopsis, arg, dio)}
-	cmd.fs.StringVar(&cmd.db, "db", "", "work on this SQLite database directly instead of a server (env GATEHOUSE_DB is not read: say it)")
+	cmd.fs.StringVar(&cmd.db, "db", "", "work on this SQLite database directly instead of a server (GATEHOUSE_DB is not read here, so the server stays the default)")
 	return cmd
 }
 
