@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -44,6 +45,9 @@ type DPSConfig struct {
 	HTTP *http.Client
 	// UserAgent names gatehouse to the service.
 	UserAgent string
+	// Logger receives a debug line per HTTP attempt (method, path, status);
+	// nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Validate reports a missing or malformed setting.
@@ -86,6 +90,7 @@ func NewDPS(cfg DPSConfig) (*DPS, error) {
 		retries:    cfg.Retries,
 		http:       cfg.HTTP,
 		userAgent:  cfg.UserAgent,
+		logger:     cfg.Logger,
 	})}, nil
 }
 

@@ -10,8 +10,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -43,6 +45,8 @@ type Client struct {
 	Retries int
 	// MinBackoff and MaxBackoff shape the retry delay; defaults 200 ms, 10 s.
 	MinBackoff, MaxBackoff time.Duration
+	// Logger receives one debug line per attempt; nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Request is one call.
@@ -88,7 +92,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		retries = 4
 	}
 	for attempt := 0; ; attempt++ {
+		start := time.Now()
 		resp, err := c.attempt(ctx, req, body)
+		c.logAttempt(ctx, req, attempt, start, resp, err)
 		if err == nil {
 			return resp, nil
 		}
@@ -158,6 +164,42 @@ func (c *Client) newRequest(ctx context.Context, req Request, body []byte) (*htt
 		}
 	}
 	return hreq, nil
+}
+
+// logAttempt says what was called and how it went, for following a
+// provisioning step at debug level. Only the method, the path gatehouse
+// built (ids and names, no query) and the status: never headers, bodies or
+// the service's error text, which may echo a credential the backend client
+// has not yet redacted.
+func (c *Client) logAttempt(ctx context.Context, req Request, attempt int, start time.Time, resp *Response, err error) {
+	if c.Logger == nil || !c.Logger.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	status := StatusOf(err)
+	if resp != nil {
+		status = resp.Status
+	}
+	attrs := []slog.Attr{slog.String("service", c.Service), slog.String("method", req.Method),
+		slog.String("path", pathOnly(req.Path)), slog.Int("status", status),
+		slog.Duration("duration", time.Since(start)), slog.Int("attempt", attempt+1)}
+	if status == 0 {
+		attrs = append(attrs, slog.String("failure", failureKind(err)))
+	}
+	c.Logger.LogAttrs(ctx, slog.LevelDebug, "backend request", attrs...)
+}
+
+// failureKind names why an attempt got no answer, without the error's text.
+func failureKind(err error) string {
+	var e *Error
+	switch {
+	case !errors.As(err, &e):
+		return "not sent" // rate limit wait or credentials failed
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case didNotAct(err):
+		return "connection refused or unreachable"
+	}
+	return "connection failed"
 }
 
 func (c *Client) httpClient() *http.Client {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -191,5 +192,72 @@ func TestUnsafeCallRetriedOnlyWhenNothingHappened(t *testing.T) {
 	c.Retries = 2
 	if _, err := c.Do(context.Background(), rest.Request{Method: "POST", Path: "/issue", Unsafe: true}); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("refused connection: %v", err)
+	}
+}
+
+// Each attempt is one debug line that says what was called and how it
+// went, and nothing a credential could hide in.
+func TestLogsAttemptsAtDebug(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(403)
+			w.Write([]byte(`{"message":"token secret-token is not allowed"}`))
+			return
+		}
+		w.Write([]byte(`{"echo":"secret-token"}`))
+	}))
+	defer srv.Close()
+	var buf strings.Builder
+	c := client(srv.URL)
+	c.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx := context.Background()
+	if _, err := c.Do(ctx, rest.Request{Method: "GET", Path: "/ok/1?api-version=2024"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(ctx, rest.Request{Method: "POST", Path: "/fail", Body: map[string]string{"password": "hunter2-hunter2"}}); rest.StatusOf(err) != 403 {
+		t.Fatalf("err %v; want a 403", err)
+	}
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	c.BaseURL, c.Retries = dead.URL, -1
+	if _, err := c.Do(ctx, rest.Request{Method: "GET", Path: "/gone"}); err == nil {
+		t.Fatal("a closed server answered")
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	want := []string{
+		`msg="backend request" service=svc method=GET path=/ok/1 status=200 duration=`,
+		`msg="backend request" service=svc method=POST path=/fail status=403 duration=`,
+		`msg="backend request" service=svc method=GET path=/gone status=0 duration=`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("log lines:\n%s\nwant %d", buf.String(), len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) || !strings.Contains(lines[i], "attempt=1") {
+			t.Errorf("line %d = %s\nwant it to contain %s", i+1, lines[i], w)
+		}
+	}
+	if !strings.Contains(lines[2], `failure="connection refused or unreachable"`) {
+		t.Errorf("transport failure line = %s", lines[2])
+	}
+	for _, leak := range []string{"secret-token", "hunter2", "api-version"} {
+		if strings.Contains(buf.String(), leak) {
+			t.Errorf("the log holds %q:\n%s", leak, buf.String())
+		}
+	}
+}
+
+// At info level the client does not even build the line.
+func TestNoLogAboveDebug(t *testing.T) {
+	srv, _ := failing(0, 0, "")
+	defer srv.Close()
+	var buf strings.Builder
+	c := client(srv.URL)
+	c.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if _, err := c.Do(context.Background(), rest.Request{Method: "GET", Path: "/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("logged at info level: %s", buf.String())
 	}
 }

@@ -68,6 +68,7 @@ func New(cfg Config) (*Client, error) {
 		Timeout:   cfg.Timeout,
 		UserAgent: cfg.UserAgent,
 		Retries:   cfg.Retries,
+		Logger:    cfg.Logger,
 	}
 	login := *c.api
 	login.Retries = -1
