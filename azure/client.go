@@ -138,7 +138,7 @@ func (d *errorDetails) annotate(err error) {
 	if len(extra) > 0 {
 		msg += " (" + strings.Join(extra, ", ") + ")"
 	}
-	re.Message = clip(msg, 400)
+	re.Message = clip(re.Redact(msg), 400)
 }
 
 // parseErrorDetails reads the shapes Azure uses: DPS's flat

@@ -143,7 +143,8 @@ func (d *DPS) CreateEnrollment(ctx context.Context, e gatehouse.Enrollment) (gat
 	if err := checkID("dps", "registration id", e.RegistrationID); err != nil {
 		return gatehouse.Enrollment{}, err
 	}
-	req := rest.Request{Method: http.MethodPut, Path: d.c.path("/enrollments/%s", e.RegistrationID), Body: newEnrollmentJSON(e)}
+	req := rest.Request{Method: http.MethodPut, Path: d.c.path("/enrollments/%s", e.RegistrationID), Body: newEnrollmentJSON(e),
+		Secrets: []string{e.PrimaryKey, e.SecondaryKey}}
 	if e.ETag != "" {
 		req.Header = map[string]string{"If-Match": e.ETag}
 	}

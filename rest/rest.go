@@ -63,6 +63,10 @@ type Request struct {
 	// 429, 503 and a connection that was never made. The caller learns of
 	// the others and decides.
 	Unsafe bool
+	// Secrets are values the request carries, in its body say, that an
+	// error must never repeat should the service echo them. Credentials in
+	// headers are hidden without being listed here.
+	Secrets []string
 }
 
 // Response is a successful (or OK-listed) answer.
@@ -119,7 +123,7 @@ func (c *Client) attempt(ctx context.Context, req Request, body []byte) (*Respon
 	}
 	ctx, cancel := context.WithTimeout(ctx, def(c.Timeout, 30*time.Second))
 	defer cancel()
-	hreq, err := c.newRequest(ctx, req, body)
+	hreq, hide, err := c.newRequest(ctx, req, body)
 	if err != nil {
 		return nil, err
 	}
@@ -133,19 +137,21 @@ func (c *Client) attempt(ctx context.Context, req Request, body []byte) (*Respon
 		return nil, &Error{Service: c.Service, Method: req.Method, Path: pathOnly(req.Path), Err: err, transient: true}
 	}
 	if !okStatus(hresp.StatusCode, req.OK) {
-		return nil, c.statusError(req, hresp, data)
+		return nil, c.statusError(req, hresp, data, hide)
 	}
 	return &Response{Status: hresp.StatusCode, Header: hresp.Header, Body: data}, nil
 }
 
-func (c *Client) newRequest(ctx context.Context, req Request, body []byte) (*http.Request, error) {
+// newRequest builds one attempt's request, and says what its error must
+// hide: the request's secrets and the credentials it carries.
+func (c *Client) newRequest(ctx context.Context, req Request, body []byte) (*http.Request, *redactor, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	hreq, err := http.NewRequestWithContext(ctx, req.Method, strings.TrimRight(c.BaseURL, "/")+req.Path, rd)
 	if err != nil {
-		return nil, c.errorf("build request: %w", err)
+		return nil, nil, c.errorf("build request: %w", err)
 	}
 	if body != nil {
 		hreq.Header.Set("Content-Type", "application/json")
@@ -158,12 +164,13 @@ func (c *Client) newRequest(ctx context.Context, req Request, body []byte) (*htt
 	for k, v := range req.Header {
 		hreq.Header.Set(k, v)
 	}
+	before := hreq.Header.Clone()
 	if c.Auth != nil {
 		if err := c.Auth(ctx, hreq); err != nil {
-			return nil, c.errorf("authenticate: %w", err)
+			return nil, nil, c.errorf("authenticate: %w", err)
 		}
 	}
-	return hreq, nil
+	return hreq, newRedactor(req.Secrets, credentialHeaders(before, hreq.Header)), nil
 }
 
 // logAttempt says what was called and how it went, for following a

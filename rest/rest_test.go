@@ -3,6 +3,7 @@ package rest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -259,5 +260,43 @@ func TestNoLogAboveDebug(t *testing.T) {
 	}
 	if buf.Len() != 0 {
 		t.Fatalf("logged at info level: %s", buf.String())
+	}
+}
+
+// A service (or a proxy) that echoes the request in its error must not get
+// the call's credentials or secrets into the error, not even in part where
+// the message is cut short.
+func TestErrorsHideEchoedCredentials(t *testing.T) {
+	const bodySecret, vaultToken = "body-secret-0123456789", "hvs.vault-token-0123456789"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"message":%q}`, strings.Repeat("x", 200)+" auth "+r.Header.Get("Authorization")+
+			" vault "+r.Header.Get("X-Vault-Token")+" sig "+r.Header.Get("X-Signature")+" body "+string(b))
+	}))
+	defer srv.Close()
+	c := client(srv.URL)
+	c.Auth = func(_ context.Context, r *http.Request) error {
+		r.Header.Set("Authorization", "SharedAccessSignature sr=host&sig=c2VjcmV0LXNpZw%3D%3D&se=1")
+		r.Header.Set("X-Signature", "custom-credential-0123456789")
+		return nil
+	}
+	_, err := c.Do(context.Background(), rest.Request{Method: "PUT", Path: "/e", Body: map[string]string{"key": bodySecret},
+		Header: map[string]string{"X-Vault-Token": vaultToken}, Secrets: []string{bodySecret}})
+	var re *rest.Error
+	if !errors.As(err, &re) || re.Status != 400 {
+		t.Fatalf("err %v; want a 400", err)
+	}
+	for _, leak := range []string{"c2VjcmV0LXNpZw", "custom-credential", vaultToken[:12], bodySecret[:12], "0123456789"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("error %q holds %q", err, leak)
+		}
+	}
+	if !strings.Contains(re.Message, "auth SharedAccessSignature [redacted] vault [redacted]") {
+		t.Errorf("message %q: want the credential replaced, the rest kept", re.Message)
+	}
+	// A client reading more of the answer itself redacts with the call's list.
+	if got := re.Redact("echo " + bodySecret + " " + vaultToken); got != "echo [redacted] [redacted]" {
+		t.Errorf("Redact = %q", got)
 	}
 }
