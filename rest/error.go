@@ -19,7 +19,7 @@ type Error struct {
 	Method     string
 	Path       string
 	Status     int
-	Message    string        // the service's own error text, shortened
+	Message    string        // the service's own error text, redacted and shortened
 	RetryAfter time.Duration // from the Retry-After header, if any
 	Err        error         // the transport error, if any
 	transient  bool
@@ -57,9 +57,10 @@ func (c *Client) statusError(req Request, resp *http.Response, body []byte, hide
 	s := resp.StatusCode
 	return &Error{
 		Service: c.Service, Method: req.Method, Path: pathOnly(req.Path), Status: s,
-		Message: shorten(hide.redact(errorText(body))), hide: hide,
+		Message:    shorten(hide.redact(errorText(body))),
 		RetryAfter: retryafter.Parse(resp.Header.Get("Retry-After"), time.Now()),
 		transient:  s == http.StatusTooManyRequests || s == http.StatusRequestTimeout || s >= 500,
+		hide:       hide,
 	}
 }
 
