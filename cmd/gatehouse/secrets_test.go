@@ -305,7 +305,7 @@ func (f *scannedFlow) provision(t *testing.T, ctx context.Context) {
 func (f *scannedFlow) browserLogin(t *testing.T) *browser {
 	t.Helper()
 	b := &browser{f: f, base: f.a.server.URL()}
-	wrong := "gat_" + base64.RawURLEncoding.EncodeToString([]byte(randomHex(16)))
+	wrong := "gat_" + randomHex(24)
 	f.secrets.addString("wrong API token (failed login)", wrong)
 	b.call(t, "POST", "/api/v1/session", `{"token":"`+wrong+`"}`, http.StatusUnauthorized)
 
@@ -319,7 +319,7 @@ func (f *scannedFlow) browserLogin(t *testing.T) *browser {
 		CSRF string `json:"csrf_token"`
 	}
 	if err := json.Unmarshal(body, &info); err != nil || b.cookie == nil || info.CSRF == "" {
-		t.Fatalf("login answer %s (cookie %v): %v", body, b.cookie, err)
+		t.Fatalf("login answer holds no session cookie or CSRF token (%d bytes): %v", len(body), err)
 	}
 	b.csrf = info.CSRF
 	f.secrets.addString("session cookie secret", b.cookie.Value)
