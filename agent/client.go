@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -58,6 +59,7 @@ type client struct {
 	http      *http.Client
 	now       func() time.Time
 	userAgent string
+	log       *slog.Logger
 }
 
 func newClient(server string, key crypto.Signer, cfg *Config) (*client, error) {
@@ -69,7 +71,7 @@ func newClient(server string, key crypto.Signer, cfg *Config) (*client, error) {
 	if cfg.AgentVersion != "" {
 		ua += "/" + cfg.AgentVersion
 	}
-	return &client{base: u, key: key, http: cfg.HTTPClient, now: cfg.Now, userAgent: ua}, nil
+	return &client{base: u, key: key, http: cfg.HTTPClient, now: cfg.Now, userAgent: ua, log: cfg.Logger}, nil
 }
 
 // post sends one signed request. Each call signs afresh (new nonce and
@@ -89,12 +91,25 @@ func (c *client) post(ctx context.Context, path string, in, out any) error {
 	if err := protocol.SignRequest(req, body, c.key, c.now()); err != nil {
 		return fmt.Errorf("sign %s request: %w", path, err)
 	}
+	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
+		c.logRequest(ctx, path, 0, start)
 		return &transportError{fmt.Errorf("POST %s: %w", path, err)}
 	}
 	defer resp.Body.Close()
-	return c.readResponse(resp, path, out)
+	err = c.readResponse(resp, path, out)
+	c.logRequest(ctx, path, resp.StatusCode, start)
+	return err
+}
+
+// logRequest is one debug line per request: the path and status only,
+// since bodies carry the sealed bundle and headers the signature.
+func (c *client) logRequest(ctx context.Context, path string, status int, start time.Time) {
+	if c.log != nil {
+		c.log.LogAttrs(ctx, slog.LevelDebug, "server request", slog.String("method", http.MethodPost),
+			slog.String("path", path), slog.Int("status", status), slog.Duration("duration", time.Since(start)))
+	}
 }
 
 func (c *client) readResponse(resp *http.Response, path string, out any) error {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -26,6 +27,7 @@ type options struct {
 	retries    int
 	http       *http.Client
 	userAgent  string
+	logger     *slog.Logger
 }
 
 // caller sends authenticated requests to one DPS instance or hub.
@@ -50,6 +52,7 @@ func newCaller(cs ConnectionString, o options) *caller {
 			Auth:            s.auth,
 			Limiter:         rest.PerMinute(o.rateLimit),
 			Retries:         o.retries,
+			Logger:          o.logger,
 		},
 	}
 }
@@ -135,7 +138,7 @@ func (d *errorDetails) annotate(err error) {
 	if len(extra) > 0 {
 		msg += " (" + strings.Join(extra, ", ") + ")"
 	}
-	re.Message = clip(msg, 400)
+	re.Message = clip(re.Redact(msg), 400)
 }
 
 // parseErrorDetails reads the shapes Azure uses: DPS's flat

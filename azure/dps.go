@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -44,6 +45,9 @@ type DPSConfig struct {
 	HTTP *http.Client
 	// UserAgent names gatehouse to the service.
 	UserAgent string
+	// Logger receives a debug line per HTTP attempt (method, path, status);
+	// nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Validate reports a missing or malformed setting.
@@ -86,6 +90,7 @@ func NewDPS(cfg DPSConfig) (*DPS, error) {
 		retries:    cfg.Retries,
 		http:       cfg.HTTP,
 		userAgent:  cfg.UserAgent,
+		logger:     cfg.Logger,
 	})}, nil
 }
 
@@ -138,7 +143,8 @@ func (d *DPS) CreateEnrollment(ctx context.Context, e gatehouse.Enrollment) (gat
 	if err := checkID("dps", "registration id", e.RegistrationID); err != nil {
 		return gatehouse.Enrollment{}, err
 	}
-	req := rest.Request{Method: http.MethodPut, Path: d.c.path("/enrollments/%s", e.RegistrationID), Body: newEnrollmentJSON(e)}
+	req := rest.Request{Method: http.MethodPut, Path: d.c.path("/enrollments/%s", e.RegistrationID), Body: newEnrollmentJSON(e),
+		Secrets: []string{e.PrimaryKey, e.SecondaryKey}}
 	if e.ETag != "" {
 		req.Header = map[string]string{"If-Match": e.ETag}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -48,6 +49,9 @@ type HubConfig struct {
 	HTTP *http.Client
 	// UserAgent names gatehouse to the service.
 	UserAgent string
+	// Logger receives a debug line per HTTP attempt (method, path, status);
+	// nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Validate reports a missing, duplicate or malformed setting.
@@ -109,6 +113,7 @@ func NewIoTHub(cfg HubConfig) (*IoTHub, error) {
 			retries:    cfg.Retries,
 			http:       cfg.HTTP,
 			userAgent:  cfg.UserAgent,
+			logger:     cfg.Logger,
 		})
 	}
 	return h, nil

@@ -76,7 +76,9 @@ func buildDPS(c *Config, apis *builtAPIs) (gatehouse.Backend, error) {
 	if c.DPS == nil {
 		return nil, nil
 	}
-	d, err := azure.NewDPS(*c.DPS)
+	cfg := *c.DPS
+	cfg.Logger = c.logger(cfg.Logger)
+	d, err := azure.NewDPS(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +90,9 @@ func buildHub(c *Config, apis *builtAPIs) (gatehouse.Backend, error) {
 	if c.Hubs == nil {
 		return nil, nil
 	}
-	h, err := azure.NewIoTHub(*c.Hubs)
+	cfg := *c.Hubs
+	cfg.Logger = c.logger(cfg.Logger)
+	h, err := azure.NewIoTHub(cfg)
 	if err != nil {
 		return nil, err
 	}

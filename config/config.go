@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"gatehouse"
@@ -30,6 +31,9 @@ type Config struct {
 	FollowDeadline time.Duration
 	// Webhook receives every state change, signed; nil means none.
 	Webhook *webhook.Sender
+	// Logger, if set, is given to every backend client Build makes, for
+	// its debug lines; a backend's own Logger wins.
+	Logger *slog.Logger
 }
 
 // Load reads every backend's settings and validates those that are on,
@@ -101,6 +105,14 @@ func (c *Config) loadFollow(e *Env) error {
 	}
 	c.FollowDeadline = d
 	return nil
+}
+
+// logger is the logger a backend client gets: its own, else the common one.
+func (c *Config) logger(own *slog.Logger) *slog.Logger {
+	if own != nil {
+		return own
+	}
+	return c.Logger
 }
 
 // Clients are the built backends, in registration order.

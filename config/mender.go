@@ -32,7 +32,9 @@ func buildMender(c *Config, _ *builtAPIs) (gatehouse.Backend, error) {
 	if c.Mender == nil {
 		return nil, nil
 	}
-	m, err := mender.New(*c.Mender)
+	cfg := *c.Mender
+	cfg.Logger = c.logger(cfg.Logger)
+	m, err := mender.New(cfg)
 	if err != nil {
 		return nil, err
 	}

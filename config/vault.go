@@ -50,7 +50,9 @@ func buildVault(c *Config, _ *builtAPIs) (gatehouse.Backend, error) {
 	if c.Vault == nil {
 		return nil, nil
 	}
-	v, err := vault.New(*c.Vault)
+	cfg := *c.Vault
+	cfg.Logger = c.logger(cfg.Logger)
+	v, err := vault.New(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,7 @@ func New(cfg Config) (*Client, error) {
 		Timeout:         cfg.Timeout,
 		UserAgent:       cfg.UserAgent,
 		RequestIDHeader: "X-MEN-RequestID",
+		Logger:          cfg.Logger,
 	}
 	if cfg.RateLimit > 0 {
 		rc.Limiter = rest.PerMinute(cfg.RateLimit)

@@ -2,6 +2,7 @@ package mender
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -26,6 +27,9 @@ type Config struct {
 	HTTP *http.Client
 	// UserAgent names the caller; default "gatehouse".
 	UserAgent string
+	// Logger receives a debug line per HTTP attempt (method, path, status);
+	// nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Validate reports every problem with the configuration at once. Its

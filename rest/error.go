@@ -19,10 +19,11 @@ type Error struct {
 	Method     string
 	Path       string
 	Status     int
-	Message    string        // the service's own error text, shortened
+	Message    string        // the service's own error text, redacted and shortened
 	RetryAfter time.Duration // from the Retry-After header, if any
 	Err        error         // the transport error, if any
 	transient  bool
+	hide       *redactor // the call's credentials and secrets
 }
 
 func (e *Error) Error() string {
@@ -47,18 +48,25 @@ func StatusOf(err error) int {
 	return 0
 }
 
-func (c *Client) statusError(req Request, resp *http.Response, body []byte) *Error {
+// Redact hides in s the credentials and secrets of the call that failed,
+// for a client that reads more of the service's answer into the error than
+// Message holds.
+func (e *Error) Redact(s string) string { return e.hide.redact(s) }
+
+func (c *Client) statusError(req Request, resp *http.Response, body []byte, hide *redactor) *Error {
 	s := resp.StatusCode
 	return &Error{
 		Service: c.Service, Method: req.Method, Path: pathOnly(req.Path), Status: s,
-		Message:    errorText(body),
+		Message:    shorten(hide.redact(errorText(body))),
 		RetryAfter: retryafter.Parse(resp.Header.Get("Retry-After"), time.Now()),
 		transient:  s == http.StatusTooManyRequests || s == http.StatusRequestTimeout || s >= 500,
+		hide:       hide,
 	}
 }
 
 // errorText pulls a readable message out of the error bodies these services
-// send ({"error":...}, {"message":...}, {"errors":[...]}), else a short excerpt.
+// send ({"error":...}, {"message":...}, {"errors":[...]}), else the body. The
+// caller redacts it before shortening: a secret cut in half would escape.
 func errorText(body []byte) string {
 	var m struct {
 		Error   any      `json:"error"`
@@ -68,14 +76,14 @@ func errorText(body []byte) string {
 	if json.Unmarshal(body, &m) == nil {
 		switch {
 		case m.Message != "":
-			return shorten(m.Message)
+			return m.Message
 		case len(m.Errors) > 0:
-			return shorten(strings.Join(m.Errors, "; "))
+			return strings.Join(m.Errors, "; ")
 		case m.Error != nil:
-			return shorten(fmt.Sprint(m.Error))
+			return fmt.Sprint(m.Error)
 		}
 	}
-	return shorten(strings.TrimSpace(string(body)))
+	return strings.TrimSpace(string(body))
 }
 
 func shorten(s string) string {

@@ -10,8 +10,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -43,6 +45,8 @@ type Client struct {
 	Retries int
 	// MinBackoff and MaxBackoff shape the retry delay; defaults 200 ms, 10 s.
 	MinBackoff, MaxBackoff time.Duration
+	// Logger receives one debug line per attempt; nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Request is one call.
@@ -59,6 +63,10 @@ type Request struct {
 	// 429, 503 and a connection that was never made. The caller learns of
 	// the others and decides.
 	Unsafe bool
+	// Secrets are values the request carries, in its body say, that an
+	// error must never repeat should the service echo them. Credentials in
+	// headers are hidden without being listed here.
+	Secrets []string
 }
 
 // Response is a successful (or OK-listed) answer.
@@ -88,7 +96,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		retries = 4
 	}
 	for attempt := 0; ; attempt++ {
+		start := time.Now()
 		resp, err := c.attempt(ctx, req, body)
+		c.logAttempt(ctx, req, attempt, start, resp, err)
 		if err == nil {
 			return resp, nil
 		}
@@ -113,7 +123,7 @@ func (c *Client) attempt(ctx context.Context, req Request, body []byte) (*Respon
 	}
 	ctx, cancel := context.WithTimeout(ctx, def(c.Timeout, 30*time.Second))
 	defer cancel()
-	hreq, err := c.newRequest(ctx, req, body)
+	hreq, hide, err := c.newRequest(ctx, req, body)
 	if err != nil {
 		return nil, err
 	}
@@ -127,19 +137,21 @@ func (c *Client) attempt(ctx context.Context, req Request, body []byte) (*Respon
 		return nil, &Error{Service: c.Service, Method: req.Method, Path: pathOnly(req.Path), Err: err, transient: true}
 	}
 	if !okStatus(hresp.StatusCode, req.OK) {
-		return nil, c.statusError(req, hresp, data)
+		return nil, c.statusError(req, hresp, data, hide)
 	}
 	return &Response{Status: hresp.StatusCode, Header: hresp.Header, Body: data}, nil
 }
 
-func (c *Client) newRequest(ctx context.Context, req Request, body []byte) (*http.Request, error) {
+// newRequest builds one attempt's request, and says what its error must
+// hide: the request's secrets and the credentials it carries.
+func (c *Client) newRequest(ctx context.Context, req Request, body []byte) (*http.Request, *redactor, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	hreq, err := http.NewRequestWithContext(ctx, req.Method, strings.TrimRight(c.BaseURL, "/")+req.Path, rd)
 	if err != nil {
-		return nil, c.errorf("build request: %w", err)
+		return nil, nil, c.errorf("build request: %w", err)
 	}
 	if body != nil {
 		hreq.Header.Set("Content-Type", "application/json")
@@ -152,12 +164,49 @@ func (c *Client) newRequest(ctx context.Context, req Request, body []byte) (*htt
 	for k, v := range req.Header {
 		hreq.Header.Set(k, v)
 	}
+	before := hreq.Header.Clone()
 	if c.Auth != nil {
 		if err := c.Auth(ctx, hreq); err != nil {
-			return nil, c.errorf("authenticate: %w", err)
+			return nil, nil, c.errorf("authenticate: %w", err)
 		}
 	}
-	return hreq, nil
+	return hreq, newRedactor(req.Secrets, credentialHeaders(before, hreq.Header)), nil
+}
+
+// logAttempt says what was called and how it went, for following a
+// provisioning step at debug level. Only the method, the path gatehouse
+// built (ids and names, no query) and the status: never headers, bodies or
+// the service's error text, which may echo a credential the backend client
+// has not yet redacted.
+func (c *Client) logAttempt(ctx context.Context, req Request, attempt int, start time.Time, resp *Response, err error) {
+	if c.Logger == nil || !c.Logger.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	status := StatusOf(err)
+	if resp != nil {
+		status = resp.Status
+	}
+	attrs := []slog.Attr{slog.String("service", c.Service), slog.String("method", req.Method),
+		slog.String("path", pathOnly(req.Path)), slog.Int("status", status),
+		slog.Duration("duration", time.Since(start)), slog.Int("attempt", attempt+1)}
+	if status == 0 {
+		attrs = append(attrs, slog.String("failure", failureKind(err)))
+	}
+	c.Logger.LogAttrs(ctx, slog.LevelDebug, "backend request", attrs...)
+}
+
+// failureKind names why an attempt got no answer, without the error's text.
+func failureKind(err error) string {
+	var e *Error
+	switch {
+	case !errors.As(err, &e):
+		return "not sent" // rate limit wait or credentials failed
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case didNotAct(err):
+		return "connection refused or unreachable"
+	}
+	return "connection failed"
 }
 
 func (c *Client) httpClient() *http.Client {

@@ -3,7 +3,9 @@ package rest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -191,5 +193,110 @@ func TestUnsafeCallRetriedOnlyWhenNothingHappened(t *testing.T) {
 	c.Retries = 2
 	if _, err := c.Do(context.Background(), rest.Request{Method: "POST", Path: "/issue", Unsafe: true}); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("refused connection: %v", err)
+	}
+}
+
+// Each attempt is one debug line that says what was called and how it
+// went, and nothing a credential could hide in.
+func TestLogsAttemptsAtDebug(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(403)
+			w.Write([]byte(`{"message":"token secret-token is not allowed"}`))
+			return
+		}
+		w.Write([]byte(`{"echo":"secret-token"}`))
+	}))
+	defer srv.Close()
+	var buf strings.Builder
+	c := client(srv.URL)
+	c.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx := context.Background()
+	if _, err := c.Do(ctx, rest.Request{Method: "GET", Path: "/ok/1?api-version=2024"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(ctx, rest.Request{Method: "POST", Path: "/fail", Body: map[string]string{"password": "hunter2-hunter2"}}); rest.StatusOf(err) != 403 {
+		t.Fatalf("err %v; want a 403", err)
+	}
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	c.BaseURL, c.Retries = dead.URL, -1
+	if _, err := c.Do(ctx, rest.Request{Method: "GET", Path: "/gone"}); err == nil {
+		t.Fatal("a closed server answered")
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	want := []string{
+		`msg="backend request" service=svc method=GET path=/ok/1 status=200 duration=`,
+		`msg="backend request" service=svc method=POST path=/fail status=403 duration=`,
+		`msg="backend request" service=svc method=GET path=/gone status=0 duration=`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("log lines:\n%s\nwant %d", buf.String(), len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) || !strings.Contains(lines[i], "attempt=1") {
+			t.Errorf("line %d = %s\nwant it to contain %s", i+1, lines[i], w)
+		}
+	}
+	if !strings.Contains(lines[2], `failure="connection refused or unreachable"`) {
+		t.Errorf("transport failure line = %s", lines[2])
+	}
+	for _, leak := range []string{"secret-token", "hunter2", "api-version"} {
+		if strings.Contains(buf.String(), leak) {
+			t.Errorf("the log holds %q:\n%s", leak, buf.String())
+		}
+	}
+}
+
+// At info level the client does not even build the line.
+func TestNoLogAboveDebug(t *testing.T) {
+	srv, _ := failing(0, 0, "")
+	defer srv.Close()
+	var buf strings.Builder
+	c := client(srv.URL)
+	c.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if _, err := c.Do(context.Background(), rest.Request{Method: "GET", Path: "/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("logged at info level: %s", buf.String())
+	}
+}
+
+// A service (or a proxy) that echoes the request in its error must not get
+// the call's credentials or secrets into the error, not even in part where
+// the message is cut short.
+func TestErrorsHideEchoedCredentials(t *testing.T) {
+	const bodySecret, vaultToken = "body-secret-0123456789", "hvs.vault-token-0123456789"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"message":%q}`, strings.Repeat("x", 200)+" auth "+r.Header.Get("Authorization")+
+			" vault "+r.Header.Get("X-Vault-Token")+" sig "+r.Header.Get("X-Signature")+" body "+string(b))
+	}))
+	defer srv.Close()
+	c := client(srv.URL)
+	c.Auth = func(_ context.Context, r *http.Request) error {
+		r.Header.Set("Authorization", "SharedAccessSignature sr=host&sig=c2VjcmV0LXNpZw%3D%3D&se=1")
+		r.Header.Set("X-Signature", "custom-credential-0123456789")
+		return nil
+	}
+	_, err := c.Do(context.Background(), rest.Request{Method: "PUT", Path: "/e", Body: map[string]string{"key": bodySecret},
+		Header: map[string]string{"X-Vault-Token": vaultToken}, Secrets: []string{bodySecret}})
+	var re *rest.Error
+	if !errors.As(err, &re) || re.Status != 400 {
+		t.Fatalf("err %v; want a 400", err)
+	}
+	for _, leak := range []string{"c2VjcmV0LXNpZw", "custom-credential", vaultToken[:12], bodySecret[:12], "0123456789"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("error %q holds %q", err, leak)
+		}
+	}
+	if !strings.Contains(re.Message, "auth SharedAccessSignature [redacted] vault [redacted]") {
+		t.Errorf("message %q: want the credential replaced, the rest kept", re.Message)
+	}
+	// A client reading more of the answer itself redacts with the call's list.
+	if got := re.Redact("echo " + bodySecret + " " + vaultToken); got != "echo [redacted] [redacted]" {
+		t.Errorf("Redact = %q", got)
 	}
 }

@@ -219,7 +219,7 @@ func (a *auth) logIn(ctx context.Context) (lease, error) {
 	}
 	started := a.c.now()
 	var out authBody
-	if err := a.c.sendOnce(ctx, http.MethodPost, path, body, &out); err != nil {
+	if err := a.c.sendOnce(ctx, http.MethodPost, path, body, secrets, &out); err != nil {
 		return lease{}, a.loginError(redact(err, secrets))
 	}
 	if out.Auth == nil || out.Auth.ClientToken == "" {

@@ -196,6 +196,21 @@ func TestLoginErrorScrubsSecrets(t *testing.T) {
 	}
 }
 
+// An echo at the end of a long message is redacted before the message is
+// cut short, so no part of the secret escapes either.
+func TestLoginErrorScrubsSecretsBeforeShortening(t *testing.T) {
+	const secretID = "secret-id-0123456789abcdef"
+	_, _, url := loginScript(t, func(w http.ResponseWriter, n int) {
+		writeJSON(w, 400, map[string]any{"errors": []string{strings.Repeat("x", 270) + ` invalid secret_id "` + secretID + `"`}})
+	})
+	c := newClient(t, url, Config{AppRoleID: "r", AppRoleSecretID: secretID}, newClock())
+	_, err := c.Issue(t.Context(), "gw-01")
+	if err == nil {
+		t.Fatal("login succeeded")
+	}
+	noSecrets(t, err, secretID[:10], secretID[10:])
+}
+
 // OpenBao locks an AppRole role id after 5 failed logins for 15 minutes
 // (vault/request_handling.go); the right secret id then gets a bare 403,
 // which the client explains.

@@ -68,6 +68,7 @@ func New(cfg Config) (*Client, error) {
 		Timeout:   cfg.Timeout,
 		UserAgent: cfg.UserAgent,
 		Retries:   cfg.Retries,
+		Logger:    cfg.Logger,
 	}
 	login := *c.api
 	login.Retries = -1
@@ -169,15 +170,16 @@ func (c *Client) forbidden(err error, retried bool) error {
 
 // send is one call through rest, which retries 429s and 5xx.
 func (c *Client) send(ctx context.Context, method, path, token string, body, out any) error {
-	return c.do(ctx, c.api, method, path, token, body, out)
+	return c.do(ctx, c.api, method, path, token, body, nil, out)
 }
 
-// sendOnce is a login: one attempt, no token.
-func (c *Client) sendOnce(ctx context.Context, method, path string, body, out any) error {
-	return c.do(ctx, c.login, method, path, "", body, out)
+// sendOnce is a login: one attempt, no token. The secrets in its body are
+// hidden from the error before rest cuts the message short.
+func (c *Client) sendOnce(ctx context.Context, method, path string, body any, secrets []string, out any) error {
+	return c.do(ctx, c.login, method, path, "", body, secrets, out)
 }
 
-func (c *Client) do(ctx context.Context, api *rest.Client, method, path, token string, body, out any) error {
+func (c *Client) do(ctx context.Context, api *rest.Client, method, path, token string, body any, secrets []string, out any) error {
 	h := map[string]string{}
 	if token != "" {
 		h["X-Vault-Token"] = token
@@ -185,7 +187,7 @@ func (c *Client) do(ctx context.Context, api *rest.Client, method, path, token s
 	if c.cfg.Namespace != "" {
 		h["X-Vault-Namespace"] = c.cfg.Namespace
 	}
-	resp, err := api.Do(ctx, rest.Request{Method: method, Path: path, Body: body, Header: h, Unsafe: c.issues(path)})
+	resp, err := api.Do(ctx, rest.Request{Method: method, Path: path, Body: body, Header: h, Unsafe: c.issues(path), Secrets: secrets})
 	if err != nil {
 		return err
 	}

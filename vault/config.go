@@ -3,6 +3,7 @@ package vault
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -64,6 +65,9 @@ type Config struct {
 	HTTP *http.Client
 	// UserAgent names the caller to Vault; default "gatehouse".
 	UserAgent string
+	// Logger receives a debug line per HTTP attempt (method, path, status);
+	// nil logs nothing.
+	Logger *slog.Logger
 }
 
 // String shows the configuration without its secrets, so a Config that

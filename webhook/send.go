@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -179,8 +180,52 @@ func (s *Sender) check(host string, resp *http.Response) error {
 		Status:     code,
 		Retryable:  code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500,
 		RetryAfter: retryafter.Parse(resp.Header.Get("Retry-After"), s.now()),
-		Message:    excerpt(data),
+		Message:    excerpt(s.redact(data)),
 	}
+}
+
+// The shortest values of the receiver's URL hidden in its answers: query
+// values and passwords from 8 characters (shorter ones are flags, versions,
+// no credential), path segments from 16 (tokens are long, words of a route
+// short).
+const (
+	minHiddenValue   = 8
+	minHiddenSegment = 16
+)
+
+// redact hides what of the receiver's URL may be a credential (userinfo,
+// query values, long path segments), should its answer repeat the URL it
+// was called on. It runs before the answer is cut short, so no part of a
+// secret escapes.
+func (s *Sender) redact(text []byte) []byte {
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return text
+	}
+	var hide []string
+	add := func(min int, vs ...string) {
+		for _, v := range vs {
+			if len(v) >= min {
+				hide = append(hide, v, url.QueryEscape(v))
+			}
+		}
+	}
+	if u.RawQuery != "" || u.User != nil {
+		add(minHiddenValue, s.URL, u.RequestURI(), u.RawQuery)
+	}
+	if p, ok := u.User.Password(); ok {
+		add(minHiddenValue, p)
+	}
+	for _, vs := range u.Query() {
+		add(minHiddenValue, vs...)
+	}
+	add(minHiddenSegment, strings.Split(u.EscapedPath(), "/")...)
+	// Longest first, so the whole URL goes before its parts.
+	slices.SortFunc(hide, func(a, b string) int { return len(b) - len(a) })
+	for _, h := range hide {
+		text = bytes.ReplaceAll(text, []byte(h), []byte("[redacted]"))
+	}
+	return text
 }
 
 func (s *Sender) now() time.Time {

@@ -344,6 +344,34 @@ func TestErrorsKeepSecrets(t *testing.T) {
 	}
 }
 
+// A receiver that repeats the URL it was called on, as error pages do,
+// must not put the URL's credentials into the error: it goes to the log and
+// the job's record. Ordinary words of the route stay readable.
+func TestErrorsHideEchoedURL(t *testing.T) {
+	const token, pathToken, password = "tok_Zq9PrivateQuery", "T0KENinThePath1234567890", "pw_Hunter2Userinfo"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, _ := r.BasicAuth()
+		w.WriteHeader(http.StatusBadRequest)
+		// Long enough that a cut made before redacting would split a secret.
+		fmt.Fprintf(w, "%s no hook at %s for %s:%s (query %s, token %s)", strings.Repeat("x", 150), r.URL, u, p, r.URL.RawQuery, r.URL.Query().Get("token"))
+	}))
+	defer echo.Close()
+	url := strings.Replace(echo.URL, "http://", "http://alice:"+password+"@", 1) + "/hooks/" + pathToken + "?token=" + token
+	err := sender(url).Send(context.Background(), event)
+	var de *webhook.DeliveryError
+	if !errors.As(err, &de) || de.Status != http.StatusBadRequest {
+		t.Fatalf("err %v; want a 400 DeliveryError", err)
+	}
+	for _, leak := range []string{token, pathToken, password, token[:10], pathToken[len(pathToken)-10:]} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("error %q contains %q", err, leak)
+		}
+	}
+	if !strings.Contains(de.Message, "no hook at [redacted] for alice:[redacted]") {
+		t.Errorf("message %q lost what the receiver said", de.Message)
+	}
+}
+
 func TestValidateURL(t *testing.T) {
 	for u, ok := range map[string]bool{
 		"https://hooks.example.com/gatehouse":        true,

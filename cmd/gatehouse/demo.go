@@ -34,6 +34,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	n := fs.Int("gateways", 3, "how many simulated gateways enroll")
 	listen := fs.String("listen", "127.0.0.1:8080", "listen address")
 	dbPath := fs.String("db", "", "database file to keep (default: a temporary one, deleted on exit)")
+	level := logLevelFlag(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -41,7 +42,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		fmt.Fprintln(stderr, "gatehouse: --gateways must be 0-10000")
 		return 2
 	}
-	if err := demo(ctx, *n, *listen, *dbPath, stdout, newLogger(stderr)); err != nil {
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 2
+	}
+	if err := demo(ctx, *n, *listen, *dbPath, stdout, log); err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 1
 	}
@@ -62,7 +68,9 @@ func demo(ctx context.Context, gateways int, listen, dbPath string, stdout io.Wr
 		return err
 	}
 	defer sims.Close()
-	cfg, err := appFromConfig(sims.Config())
+	simCfg := sims.Config()
+	simCfg.Logger = log
+	cfg, err := appFromConfig(simCfg)
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,9 @@ const usage = `gatehouse provisions edge gateways: enroll, approve, provision, d
 
 Usage:
   gatehouse serve [--listen ADDR] [--db PATH] [--config FILE] [--tls-cert FILE --tls-key FILE] [--simulate-backends]
+                 [--log-level debug|info|warn|error]
   gatehouse config check [--config FILE] [--online]
-  gatehouse demo [--gateways N] [--listen ADDR]
+  gatehouse demo [--gateways N] [--listen ADDR] [--log-level LEVEL]
   gatehouse devices list|show|approve|dismiss ...   (talks to a server; see 'gatehouse devices')
   gatehouse tokens list|create|revoke ...   API tokens (see 'gatehouse tokens'; --db PATH to bootstrap)
   gatehouse users list|create|set|delete ...  people who log in to the page (see 'gatehouse users')

@@ -79,16 +79,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	simulated := fs.Bool("simulate-backends", false, "provision into simulated Mender, DPS, IoT Hub and Vault servers on loopback (for trials)")
 	certFile := fs.String("tls-cert", getenv("GATEHOUSE_TLS_CERT"), "serve HTTPS with this PEM certificate (chain) `FILE`; reloaded on SIGHUP (env GATEHOUSE_TLS_CERT)")
 	keyFile := fs.String("tls-key", getenv("GATEHOUSE_TLS_KEY"), "PEM private key `FILE` for --tls-cert (env GATEHOUSE_TLS_KEY)")
+	level := logLevelFlag(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log := newLogger(stderr)
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 2
+	}
 	cert, err := loadTLS(*certFile, *keyFile)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
-	cfg, stop, err := serveSetup(getenv, *cfgFile, *simulated)
+	cfg, stop, err := serveSetup(getenv, *cfgFile, *simulated, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
@@ -115,12 +120,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 
 // serveSetup builds the backend clients and job settings from the
 // configuration, or from freshly started simulators.
-func serveSetup(getenv func(string) string, file string, simulated bool) (appConfig, func(), error) {
+func serveSetup(getenv func(string) string, file string, simulated bool, log *slog.Logger) (appConfig, func(), error) {
 	if !simulated {
 		cfg, err := loadConfig(getenv, file)
 		if err != nil {
 			return appConfig{}, nil, err
 		}
+		cfg.Logger = log
 		app, err := appFromConfig(cfg)
 		return app, func() {}, err
 	}
@@ -128,7 +134,9 @@ func serveSetup(getenv func(string) string, file string, simulated bool) (appCon
 	if err != nil {
 		return appConfig{}, nil, err
 	}
-	app, err := appFromConfig(sims.Config())
+	simCfg := sims.Config()
+	simCfg.Logger = log
+	app, err := appFromConfig(simCfg)
 	if err != nil {
 		sims.Close()
 		return appConfig{}, nil, err
@@ -166,6 +174,27 @@ func describe(backends []gatehouse.Backend) string {
 	return strings.Join(on, ",")
 }
 
-func newLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+// logLevelFlag is --log-level, shared by serve and demo.
+func logLevelFlag(fs *flag.FlagSet, getenv func(string) string) *string {
+	return fs.String("log-level", envOr(getenv, "GATEHOUSE_LOG_LEVEL", "info"),
+		"log `LEVEL`: debug, info, warn or error (env GATEHOUSE_LOG_LEVEL); debug adds every backend call and the job runner's work")
+}
+
+// newLogger logs text lines to w from level on. Secrets never reach a log
+// line at any level; a test scans a debug run for them.
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	switch strings.ToLower(strings.TrimSpace(level)) {
+	case "debug":
+		l = slog.LevelDebug
+	case "info":
+		l = slog.LevelInfo
+	case "warn", "warning":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		return nil, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
