@@ -2,7 +2,9 @@ package provision
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"time"
 
@@ -70,15 +72,15 @@ func (s *Service) loginUser(ctx context.Context, u *gatehouse.User) (string, *Se
 }
 
 func (s *Service) startSession(ctx context.Context, p gatehouse.Principal) (string, *Session, error) {
-	secret, csrf := randomSecret(), randomSecret()
+	secret := randomSecret()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		return tx.CreateSession(ctx, hashToken(secret), p, csrf, tx.Now().Add(SessionTTL))
+		return tx.CreateSession(ctx, hashToken(secret), p, tx.Now().Add(SessionTTL))
 	})
 	if err != nil {
 		return "", nil, err
 	}
 	s.log.Info("operator logged in", "actor", p.Actor())
-	return secret, &Session{Principal: p, CSRF: csrf}, nil
+	return secret, &Session{Principal: p, CSRF: csrfFor(secret)}, nil
 }
 
 // SessionFor returns the session behind a cookie secret, with the role its
@@ -90,7 +92,7 @@ func (s *Service) SessionFor(ctx context.Context, secret string) (*Session, erro
 		if err != nil {
 			return err
 		}
-		out = &Session{Principal: ss.Principal, CSRF: ss.CSRF}
+		out = &Session{Principal: ss.Principal, CSRF: csrfFor(secret)}
 		return nil
 	})
 	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
@@ -102,6 +104,15 @@ func (s *Service) SessionFor(ctx context.Context, secret string) (*Session, erro
 // Logout ends the session behind a cookie secret.
 func (s *Service) Logout(ctx context.Context, secret string) error {
 	return s.db.InTx(ctx, func(tx *store.Tx) error { return tx.DeleteSession(ctx, hashToken(secret)) })
+}
+
+// csrfFor derives a session's CSRF token from its cookie secret, so the
+// database holds neither: only the page that was given the token, or
+// whoever holds the cookie, can know it.
+func csrfFor(cookieSecret string) string {
+	m := hmac.New(sha256.New, []byte(cookieSecret))
+	m.Write([]byte("gatehouse session csrf"))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 func randomSecret() string {

@@ -9,16 +9,15 @@ import (
 )
 
 // Session is a browser session: whom it stands for, with the role they
-// have now, and the CSRF token its page must send with every change.
+// have now.
 type Session struct {
 	Principal gatehouse.Principal
-	CSRF      string
 	Expires   time.Time
 }
 
 // CreateSession stores a session for a user or a token under the hash of
 // its cookie secret.
-func (tx *Tx) CreateSession(ctx context.Context, hash string, p gatehouse.Principal, csrf string, expires time.Time) error {
+func (tx *Tx) CreateSession(ctx context.Context, hash string, p gatehouse.Principal, expires time.Time) error {
 	var user, token sql.NullString
 	switch p.Kind {
 	case gatehouse.PrincipalUser:
@@ -28,8 +27,8 @@ func (tx *Tx) CreateSession(ctx context.Context, hash string, p gatehouse.Princi
 	default:
 		return gatehouse.Errorf(gatehouse.EINTERNAL, "session for unknown principal kind %q", p.Kind)
 	}
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO sessions (hash, user_id, token_id, csrf, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, hash, user, token, csrf, micros(tx.now), micros(expires))
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO sessions (hash, user_id, token_id, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?)`, hash, user, token, micros(tx.now), micros(expires))
 	return translate(err, "session")
 }
 
@@ -42,12 +41,12 @@ func (tx *Tx) SessionByHash(ctx context.Context, hash string) (*Session, error) 
 	now := micros(tx.now)
 	err := tx.tx.QueryRowContext(ctx, `SELECT
 			CASE WHEN s.user_id IS NOT NULL THEN 'user' ELSE 'token' END,
-			COALESCE(u.id, t.id), COALESCE(u.name, t.name), COALESCE(u.role, t.role), s.csrf, s.expires_at
+			COALESCE(u.id, t.id), COALESCE(u.name, t.name), COALESCE(u.role, t.role), s.expires_at
 		FROM sessions s
 		LEFT JOIN users u ON u.id = s.user_id AND u.disabled_at IS NULL
 		LEFT JOIN api_tokens t ON t.id = s.token_id AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)
 		WHERE s.hash = ? AND s.expires_at > ? AND (u.id IS NOT NULL OR t.id IS NOT NULL)`, now, hash, now).
-		Scan(&kind, &s.Principal.ID, &s.Principal.Name, &s.Principal.Role, &s.CSRF, &expires)
+		Scan(&kind, &s.Principal.ID, &s.Principal.Name, &s.Principal.Role, &expires)
 	if err != nil {
 		return nil, translate(err, "session")
 	}

@@ -31,6 +31,7 @@ import (
 	"gatehouse/manifest"
 	"gatehouse/mender"
 	"gatehouse/protocol"
+	"gatehouse/provision"
 	"gatehouse/sandbox"
 	"gatehouse/simulate"
 	"gatehouse/vault"
@@ -102,6 +103,7 @@ type scannedFlow struct {
 	serverLog, agentLog   lockedBuffer
 	hooks                 lockedBuffer
 	adminToken, opToken   string
+	password              string // of the local admin user scan-alice
 	answers               []answer
 	faults                map[string]*echoFault
 	stopMender, stopAgent context.CancelFunc
@@ -125,6 +127,8 @@ func startScannedFlow(t *testing.T, secrets *secretSet) *scannedFlow {
 	f.adminToken = f.cli(t, 0, nil, "tokens", "create", "--db", f.dbPath, "--name", "scan-admin", "--role", "admin")
 	f.adminToken = strings.TrimSpace(f.adminToken)
 	secrets.addString("API token scan-admin", f.adminToken)
+	f.password = strings.TrimSpace(f.cli(t, 0, nil, "users", "create", "--db", f.dbPath, "--name", "scan-alice"))
+	secrets.addString("password of scan-alice", f.password)
 
 	var cfg *config.Config
 	f.faults = echoFaults()
@@ -142,7 +146,7 @@ func startScannedFlow(t *testing.T, secrets *secretSet) *scannedFlow {
 	}
 	f.closeApp = sync.OnceValue(f.a.Close)
 	t.Cleanup(func() { f.closeApp() })
-	op, _, err := f.a.svc.CreateToken(context.Background(), "scan-cli", gatehouse.RoleOperator)
+	op, _, err := f.a.svc.CreateToken(context.Background(), provision.TokenSpec{Name: "scan-cli", Role: gatehouse.RoleOperator})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,8 +304,9 @@ func (f *scannedFlow) provision(t *testing.T, ctx context.Context) {
 	b.call(t, "DELETE", "/api/v1/session", "", http.StatusNoContent)
 }
 
-// browserLogin fails once with a wrong token, then logs in with the admin
-// token as the web page does, and keeps the session's secrets.
+// browserLogin fails once with a wrong token and once with a wrong
+// password, logs in with the admin token, then with the local admin's
+// password as the web page does, and keeps that session's secrets.
 func (f *scannedFlow) browserLogin(t *testing.T) *browser {
 	t.Helper()
 	b := &browser{f: f, base: f.a.server.URL()}
@@ -309,7 +314,12 @@ func (f *scannedFlow) browserLogin(t *testing.T) *browser {
 	f.secrets.addString("wrong API token (failed login)", wrong)
 	b.call(t, "POST", "/api/v1/session", `{"token":"`+wrong+`"}`, http.StatusUnauthorized)
 
-	resp, body := b.call(t, "POST", "/api/v1/session", `{"token":"`+f.adminToken+`"}`, http.StatusOK)
+	wrongPw := "wrong-" + randomHex(12)
+	f.secrets.addString("wrong password (failed login)", wrongPw)
+	b.call(t, "POST", "/api/v1/session", `{"user":"scan-alice","password":"`+wrongPw+`"}`, http.StatusUnauthorized)
+	b.call(t, "POST", "/api/v1/session", `{"token":"`+f.adminToken+`"}`, http.StatusOK)
+
+	resp, body := b.call(t, "POST", "/api/v1/session", `{"user":"scan-alice","password":"`+f.password+`"}`, http.StatusOK)
 	for _, c := range resp.Cookies() {
 		if c.Name == "gatehouse_session" {
 			b.cookie = c
@@ -323,11 +333,7 @@ func (f *scannedFlow) browserLogin(t *testing.T) *browser {
 	}
 	b.csrf = info.CSRF
 	f.secrets.addString("session cookie secret", b.cookie.Value)
-	// The sessions table keeps the CSRF token in clear (provision/sessions.go)
-	// so GET /api/v1/session can hand it back; it grants nothing without the
-	// cookie, whose secret is stored only hashed. Logs and answers are still
-	// scanned for it.
-	f.secrets.addEntry(secretEntry{name: "session CSRF token", value: []byte(b.csrf), inDB: true})
+	f.secrets.addString("session CSRF token", b.csrf)
 	b.call(t, "GET", "/api/v1/session", "", http.StatusOK)
 	return b
 }
@@ -367,7 +373,7 @@ func (f *scannedFlow) cli(t *testing.T, want int, env map[string]string, args ..
 		t.Fatalf("gatehouse %s: exit %d, want %d; stderr: %s", args[0], code, want, stderr.String())
 	}
 	where := "the output of gatehouse " + strings.Join(args[:min(2, len(args))], " ")
-	if args[0] != "tokens" { // tokens create prints the new token: its job
+	if args[0] != "tokens" && args[0] != "users" { // their create prints the new secret: its job
 		f.answers = append(f.answers, answer{where, stdout.Bytes()})
 	}
 	f.answers = append(f.answers, answer{where + " (stderr)", stderr.Bytes()})

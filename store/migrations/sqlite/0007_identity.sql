@@ -24,13 +24,13 @@ UPDATE api_tokens SET name = name || '-' || substr(id, 1, 8)
 CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens (name) WHERE revoked_at IS NULL;
 
 -- A session now stands for a user or a token. Sessions last hours, so
--- starting them afresh (everyone logs in once more) loses nothing.
+-- starting them afresh (everyone logs in once more) loses nothing. The CSRF
+-- token is derived from the cookie secret, so it is no longer kept.
 DROP TABLE sessions;
 CREATE TABLE sessions (
     hash       TEXT PRIMARY KEY,
     user_id    TEXT REFERENCES users (id) ON DELETE CASCADE,
     token_id   TEXT REFERENCES api_tokens (id) ON DELETE CASCADE,
-    csrf       TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     CHECK ((user_id IS NULL) <> (token_id IS NULL))
