@@ -23,6 +23,9 @@ func TestUsersPage(t *testing.T) {
 	b := newBrowser(t, 1360, 900)
 	e := newEnv(t)
 	e.user("root", gatehouse.RoleAdmin, rootPassword)
+	// Names are any printable text: this one must reach the API intact.
+	odd := "ops team/berlin"
+	e.user(odd, gatehouse.RoleViewer, rootPassword)
 	if _, _, err := e.svc.LoginExternal(e.ctx, provision.ExternalIdentity{
 		Issuer: "https://idp.test", Subject: "u-9", Name: "sam@example.test", Role: gatehouse.RoleViewer}); err != nil {
 		t.Fatal(err)
@@ -59,7 +62,7 @@ func TestUsersPage(t *testing.T) {
 	if !b.bool(`document.activeElement.id === "user-password" && document.activeElement.getAttribute("aria-invalid") === "true"`) {
 		t.Errorf("after a short password the focus is on %q", b.str(`document.activeElement.id`))
 	}
-	if us, err := e.svc.Users(e.ctx); err != nil || len(us) != 2 {
+	if us, err := e.svc.Users(e.ctx); err != nil || len(us) != 3 {
 		t.Fatalf("after a refused password there are %d users (%v)", len(us), err)
 	}
 	b.do("generate one", clear("#user-password"),
@@ -128,17 +131,37 @@ func TestUsersPage(t *testing.T) {
 	b.wait("the question", `document.querySelector(`+js(bob+` .confirm-q`)+`).textContent.includes("bob")`)
 	b.do("confirm", chromedp.Click(chromedp.CSS(bob+` button[data-action=confirm]`)))
 	b.wait("bob gone", `!document.querySelector(`+js(bob)+`)`)
-	if us, err := e.svc.Users(e.ctx); err != nil || len(us) != 2 {
+	if us, err := e.svc.Users(e.ctx); err != nil || len(us) != 3 {
 		t.Errorf("after deleting bob there are %d users (%v)", len(us), err)
 	}
 	if b.str(`document.activeElement.tagName`) != "TH" {
 		t.Errorf("after a delete the focus is on %s, want a neighbouring row", b.str(`document.activeElement.tagName`))
+	}
+
+	// An odd name goes through the API intact.
+	b.do("disable "+odd, chromedp.Click(chromedp.CSS(userRow(odd)+` button[data-action=disable]`)))
+	b.do("confirm", chromedp.Click(chromedp.CSS(userRow(odd)+` button[data-action=confirm]`)))
+	b.wait(odd+" disabled", `!!document.querySelector(`+js(userRow(odd)+`[data-status=disabled]`)+`)`)
+	if e.passwordWorks(odd, rootPassword) {
+		t.Errorf("%q can still log in after being disabled on the page", odd)
 	}
 	b.unlabelled()
 	b.do("a phone", chromedp.EmulateViewport(390, 844))
 	b.wait("stacked rows", `getComputedStyle(document.querySelector("#main tbody tr")).display === "block"`)
 	b.fitsWidth(390)
 	b.shot("users-narrow.png")
+	b.do("a wide screen again", chromedp.EmulateViewport(1360, 900))
+
+	// With another admin about, root may step down to operator: the page
+	// follows at once, without the admin pages.
+	e.user("ada", gatehouse.RoleAdmin, rootPassword)
+	root := userRow("root")
+	b.do("pick operator for myself", chromedp.SetValue(chromedp.CSS(root+" select"), "operator"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector(`+js(root+" select")+`).dispatchEvent(new Event("change"))`),
+		chromedp.Click(chromedp.CSS(root+` button[data-action=save-role]`)))
+	b.wait("the page for an operator", `document.getElementById("who").textContent === "root · operator" &&
+		document.querySelector("main").textContent.includes("for the admin role")`)
+	b.noAdminNav("root, now an operator")
 	b.noProblems()
 	p.noProblems()
 }
