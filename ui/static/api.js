@@ -43,8 +43,12 @@ async function request(method, path, body) {
 
 // Session ----------------------------------------------------------------
 
-export async function login(token) {
-  const s = await request('POST', '/api/v1/session', { token });
+// loginOptions says which ways in the server offers: {password, token, sso?}.
+export const loginOptions = () => request('GET', '/api/v1/auth');
+
+// login sends {user, password} or {token} once; neither is kept.
+export async function login(credentials) {
+  const s = await request('POST', '/api/v1/session', credentials);
   csrf = s.csrf_token;
   return s;
 }
@@ -84,3 +88,14 @@ export const events = (id) => request('GET', `/api/v1/devices/${enc(id)}/events`
 export const approve = (id, name) => request('POST', `/api/v1/devices/${enc(id)}/approve`, { name });
 export const dismiss = (id) => request('POST', `/api/v1/devices/${enc(id)}/dismiss`);
 export const retry = (id) => request('POST', `/api/v1/devices/${enc(id)}/retry`);
+
+// Tokens and users (admin only) ------------------------------------------
+
+export const listTokens = () => request('GET', '/api/v1/tokens');
+export const createToken = (spec) => request('POST', '/api/v1/tokens', spec);
+export const revokeToken = (id) => request('DELETE', `/api/v1/tokens/${enc(id)}`);
+
+export const listUsers = () => request('GET', '/api/v1/users');
+export const createUser = (spec) => request('POST', '/api/v1/users', spec);
+export const updateUser = (name, change) => request('PATCH', `/api/v1/users/${enc(name)}`, change);
+export const deleteUser = (name) => request('DELETE', `/api/v1/users/${enc(name)}`);

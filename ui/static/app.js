@@ -2,12 +2,14 @@
 // stream and the shell around the views.
 import * as api from './api.js';
 import { h, setText } from './dom.js';
-import { ago, num } from './format.js';
+import { ago, num, relative } from './format.js';
 import { Live } from './live.js';
 import { loginView } from './login.js';
 import { pendingView } from './pending.js';
 import { devicesView } from './devices.js';
 import { deviceView } from './device.js';
+import { usersView } from './users.js';
+import { tokensView } from './tokens.js';
 
 const $ = (id) => document.getElementById(id);
 const main = $('main');
@@ -20,6 +22,22 @@ const app = {
   after: '', // where to go once logged in, when a link led to the login page
 };
 
+// pages are the views by route name, with their title, the nav entry they
+// belong to, and the role they need. The server enforces roles; the page
+// only hides what it would refuse. A new page is one line here and one nav
+// link in index.html.
+const pages = {
+  login: { view: loginView, title: 'Log in' },
+  pending: { view: pendingView, title: 'Pending' },
+  devices: { view: devicesView, title: 'Devices' },
+  device: { view: deviceView, title: 'Device', nav: 'devices' },
+  users: { view: usersView, title: 'Users', role: 'admin' },
+  tokens: { view: tokensView, title: 'Tokens', role: 'admin' },
+};
+
+const roleRank = { viewer: 1, operator: 2, admin: 3 };
+const allows = (role, need) => !need || (roleRank[role] || 0) >= roleRank[need];
+
 // route parses "#/devices/ID?q=x" into a name, an id and params.
 function route() {
   const raw = location.hash.replace(/^#/, '') || '/pending';
@@ -27,7 +45,7 @@ function route() {
   const parts = path.split('/').filter(Boolean);
   const params = new URLSearchParams(query || '');
   if (parts[0] === 'devices' && parts[1]) return { name: 'device', id: decodeURIComponent(parts[1]), params };
-  if (['login', 'pending', 'devices'].includes(parts[0])) return { name: parts[0], params };
+  if (Object.hasOwn(pages, parts[0]) && parts[0] !== 'device') return { name: parts[0], params };
   return { name: 'pending', params };
 }
 
@@ -60,16 +78,14 @@ function render() {
   app.view = null;
   main.replaceChildren();
   $('topbar').hidden = !app.session;
+  const page = pages[r.name];
   for (const a of document.querySelectorAll('[data-nav]')) {
-    const on = a.dataset.nav === r.name || (r.name === 'device' && a.dataset.nav === 'devices');
-    if (on) a.setAttribute('aria-current', 'page');
+    if (a.dataset.nav === (page.nav || r.name)) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const ctx = { session: app.session, params: r.params, setParams, toast, navigate, onLogin };
-  const views = { login: loginView, pending: pendingView, devices: devicesView, device: deviceView };
-  app.view = views[r.name](main, ctx, r.id);
-  const titles = { login: 'Log in', pending: 'Pending', devices: 'Devices', device: 'Device' };
-  document.title = `${titles[r.name]} · gatehouse`;
+  const ctx = { session: app.session, params: r.params, setParams, toast, navigate, onLogin, refreshSession };
+  app.view = allows(app.session?.role, page.role) ? page.view(main, ctx, r.id) : notAllowed(page);
+  document.title = `${page.title} · gatehouse`;
   // Move focus to the new view's heading for screen readers and keyboards,
   // but not on the first load or the login page, which focus their own field.
   if (r.name !== 'login' && app.lastRoute && app.lastRoute !== location.hash) main.querySelector('h1')?.focus();
@@ -84,13 +100,50 @@ async function onLogin(session) {
 }
 
 function startSession() {
-  setText($('who'), `${app.session.name} · ${app.session.role}`);
-  $('who').title = `Signed in as ${app.session.kind} "${app.session.name}" (role ${app.session.role})`;
+  showSession();
   app.live?.close();
   app.live = new Live('/api/v1/stream', {
     changed, status: liveStatus, reconnected: () => changed(null), refused: checkSession,
   });
   refreshCount();
+}
+
+// showSession shows who is signed in, and only the nav entries their role
+// may open.
+function showSession() {
+  const s = app.session;
+  setText($('who'), `${s.name} · ${s.role}`);
+  $('who').title = s.kind === 'token'
+    ? `Signed in with the API token "${s.name}" (role ${s.role})`
+    : `Signed in as the user "${s.name}" (role ${s.role})`;
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    a.hidden = !allows(s.role, pages[a.dataset.nav]?.role);
+  }
+}
+
+// refreshSession reads the session again after a change that may have
+// touched it (an admin changing their own role) and leaves a page the new
+// role may not open.
+async function refreshSession() {
+  try {
+    app.session = await api.currentSession();
+  } catch (err) {
+    if (err.status === 401) endSession('Your session has ended. Please log in again.');
+    return;
+  }
+  showSession();
+  if (!allows(app.session.role, pages[route().name].role)) render();
+}
+
+// notAllowed stands in for a page the signed-in role may not open.
+function notAllowed(page) {
+  main.append(h('section', { class: 'view' },
+    h('div', { class: 'view-head' },
+      h('h1', { tabindex: '-1' }, page.title),
+      h('p', { class: 'lede' },
+        `The ${page.title} page is for the ${page.role} role; you are signed in as ${app.session.name} with the ${app.session.role} role. `,
+        h('a', { href: '#/pending' }, 'Go to Pending'), '.'))));
+  return {};
 }
 
 // checkSession ends the page's session when the server has ended it (the
@@ -173,6 +226,9 @@ function tick() {
   const now = Date.now();
   for (const el of document.querySelectorAll('time[data-ago]')) {
     setText(el, ago(el.dateTime, now));
+  }
+  for (const el of document.querySelectorAll('time[data-rel]')) {
+    setText(el, relative(el.dateTime, now));
   }
   app.view?.tick?.(now);
 }

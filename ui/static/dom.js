@@ -1,4 +1,4 @@
-import { ago, fullTime } from './format.js';
+import { ago, fullTime, relative } from './format.js';
 
 // Small helpers for building the page without a framework. Everything is
 // created with DOM calls, never parsed from HTML strings, so values from the
@@ -94,4 +94,10 @@ export function setTime(el, iso) {
   el.dateTime = iso;
   el.title = fullTime(iso);
   setText(el, ago(iso));
+}
+
+// relTimeEl is a <time> for an instant that may lie ahead ("in 90 d"), kept
+// current by the ticker like timeEl.
+export function relTimeEl(iso) {
+  return h('time', { datetime: iso, title: fullTime(iso), 'data-rel': '' }, relative(iso));
 }

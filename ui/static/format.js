@@ -26,6 +26,19 @@ export function ago(iso, now = Date.now()) {
   return `${duration(ms)} ago`;
 }
 
+// relative is for instants that may lie ahead, such as expiries: "in 90 d",
+// "3 d ago".
+// Days are rounded, not cut, so a token made for 30 days reads "in 30 d".
+export function relative(iso, now = Date.now()) {
+  if (!iso) return '—';
+  const ms = Date.parse(iso) - now;
+  const abs = Math.abs(ms);
+  if (abs < 10 * 1000) return 'now';
+  const hour = 60 * 60 * 1000;
+  const d = abs >= 48 * hour ? `${Math.round(abs / (24 * hour))} d` : duration(abs);
+  return ms > 0 ? `in ${d}` : `${d} ago`;
+}
+
 // Times use a 24-hour clock with seconds: operators compare them with logs.
 const fullFmt = new Intl.DateTimeFormat(undefined, {
   year: 'numeric', month: 'short', day: 'numeric',
@@ -37,6 +50,9 @@ const timeFmt = new Intl.DateTimeFormat(undefined, {
   month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
 });
 export const shortTime = (iso) => (iso ? timeFmt.format(new Date(iso)) : '—');
+
+const dayFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+export const day = (iso) => (iso ? dayFmt.format(new Date(iso)) : '—');
 
 export function isSilent(d, now = Date.now()) {
   return now - Date.parse(d.last_seen) >= silentAfterMs;

@@ -47,14 +47,85 @@ export function stateBadge(state) {
   return el;
 }
 
-export function setState(el, state) {
+export function setState(el, state) { paintBadge(el, state, stateGlyphs); }
+
+export const states = Object.keys(stateGlyphs);
+
+// statusGlyphs are the same for tokens and users: usable or not, and why.
+const statusGlyphs = { live: '●', active: '●', expired: '◷', revoked: '⊘', disabled: '⊘' };
+
+export function statusBadge(status) {
+  const el = h('span', { class: 'state' });
+  setStatus(el, status);
+  return el;
+}
+
+export function setStatus(el, status) { paintBadge(el, status, statusGlyphs); }
+
+function paintBadge(el, state, glyphs) {
   if (el.dataset.state === state) return;
   el.dataset.state = state;
   el.className = `state state-${state}`;
-  el.replaceChildren(h('span', { class: 'glyph', 'aria-hidden': 'true' }, stateGlyphs[state] || '•'), state);
+  el.replaceChildren(h('span', { class: 'glyph', 'aria-hidden': 'true' }, glyphs[state] || '•'), state);
 }
 
-export const states = Object.keys(stateGlyphs);
+// roles, least first, with what each may do, for the role pickers.
+export const roles = [
+  { value: 'viewer', help: 'sees gateways' },
+  { value: 'operator', help: 'approves gateways' },
+  { value: 'admin', help: 'also manages users and tokens' },
+];
+
+// roleSelect is a role picker; long adds what each role may do.
+export function roleSelect({ id, value, label, long }) {
+  return h('select', { id, name: 'role', 'aria-label': label },
+    roles.map((r) => h('option', { value: r.value, selected: r.value === value },
+      long ? `${r.value} — ${r.help}` : r.value)));
+}
+
+// confirmBox is an inline question that stands in for a row's buttons
+// (actions) while it is open. Focus starts on Cancel so a stray Enter never
+// does harm; Escape cancels; focus goes back to the button that asked.
+export function confirmBox(actions) {
+  const q = h('span', { class: 'confirm-q' });
+  const yes = h('button', { type: 'button', class: 'btn btn-danger', dataset: { action: 'confirm' } }, 'Yes');
+  const no = h('button', { type: 'button', class: 'btn', dataset: { action: 'cancel' } }, 'Cancel');
+  const el = h('div', { class: 'confirm', role: 'group', hidden: true }, q, yes, no);
+  let asked = null;
+  const box = {
+    el,
+    // open asks question; run is called on yes and may be async.
+    open({ question, yesText, from, run }) {
+      asked = { from, run };
+      setText(q, question);
+      setText(yes, yesText);
+      el.setAttribute('aria-label', question);
+      actions.hidden = true;
+      el.hidden = false;
+      no.focus();
+    },
+    close(focus = true) {
+      if (el.hidden) return;
+      el.hidden = true;
+      actions.hidden = false;
+      if (focus && asked?.from?.isConnected && !asked.from.hidden) asked.from.focus();
+    },
+    get isOpen() { return !el.hidden; },
+  };
+  no.addEventListener('click', () => box.close());
+  el.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') box.close();
+  });
+  yes.addEventListener('click', async () => {
+    yes.disabled = true;
+    try {
+      await asked.run();
+    } finally {
+      yes.disabled = false;
+    }
+  });
+  return box;
+}
 
 // copyButton copies text() to the clipboard. Where the clipboard is not
 // available (plain HTTP on a remote host), fallback() gets the text so the
@@ -127,4 +198,9 @@ export function listParams(filters, offset, pageSize) {
   }
   if (offset) q.set('page', String(offset / pageSize + 1));
   return q;
+}
+
+// formField is a labelled field of a form: label, control, optional help.
+export function formField(id, label, control, help) {
+  return h('div', { class: 'field' }, h('label', { for: id }, label), control, help);
 }

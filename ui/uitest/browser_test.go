@@ -93,7 +93,13 @@ func newBrowser(t *testing.T, width, height int) *browser {
 	case <-time.After(startTimeout):
 		t.Fatalf("Chromium did not start within %v", startTimeout)
 	}
-	messages := chromedp.Console(bctx)
+	b.listen()
+	return b
+}
+
+// listen collects what the tab writes to its console, for problems.
+func (b *browser) listen() {
+	messages := chromedp.Console(b.ctx)
 	go func() {
 		for m, err := range messages {
 			if err != nil {
@@ -104,7 +110,29 @@ func newBrowser(t *testing.T, width, height int) *browser {
 			b.mu.Unlock()
 		}
 	}()
-	return b
+}
+
+// private opens a second tab in the same Chromium with cookies of its own,
+// as a second person at another computer.
+func (b *browser) private() *browser {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
+	b.t.Cleanup(cancel)
+	p := &browser{t: b.t, ctx: ctx}
+	// As in newBrowser, the tab lives as long as its first action's
+	// context, which therefore has no deadline of its own.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx, chromedp.Navigate("about:blank")) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			b.t.Fatalf("opening a private tab: %v", err)
+		}
+	case <-time.After(actionTimeout):
+		b.t.Fatalf("a private tab did not open within %v", actionTimeout)
+	}
+	p.listen()
+	return p
 }
 
 // step is the context of one action: the browser's, with its own deadline.
@@ -119,6 +147,18 @@ func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	ctx, cancel := b.step(actionTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v\npage: %s", what, err, b.pageText())
+	}
+}
+
+// follow runs actions that load another page (a link out of the app and
+// the redirects after it) and waits until it has loaded, so no wait looks
+// at the page being left.
+func (b *browser) follow(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := b.step(actionTimeout)
+	defer cancel()
+	if _, err := chromedp.RunResponse(ctx, actions...); err != nil {
 		b.t.Fatalf("%s: %v\npage: %s", what, err, b.pageText())
 	}
 }
@@ -243,15 +283,59 @@ func (b *browser) unlabelled() {
 	}
 }
 
-// login opens the page and logs in with token through the login form.
-func (b *browser) login(url, token string) {
+// openLogin opens the page and waits for the login form, with the cursor
+// in the user name.
+func (b *browser) openLogin(url string) {
 	b.t.Helper()
 	b.do("open the page", chromedp.Navigate(url+"/"))
-	b.wait("the login form", `document.activeElement && document.activeElement.id === "token"`)
+	b.wait("the login form", `document.activeElement && document.activeElement.id === "user"`)
+}
+
+// useToken switches the login page to its API token form.
+func (b *browser) useToken() {
+	b.t.Helper()
+	b.do("use a token", chromedp.Click(chromedp.ID("login-toggle")))
+	b.wait("the token form", `document.activeElement && document.activeElement.id === "token"`)
+}
+
+// login opens the page and logs in with an API token through the login
+// page's token form.
+func (b *browser) login(url, token string) {
+	b.t.Helper()
+	b.openLogin(url)
+	b.useToken()
 	b.do("log in",
 		chromedp.SendKeys(chromedp.ID("token"), token),
-		chromedp.Click(chromedp.CSS(`.login-form button[type=submit]`)))
-	b.wait("the pending view", `location.hash.startsWith("#/pending") && !!document.querySelector("#pending-title")`)
+		chromedp.Click(chromedp.CSS(`#token-form button[type=submit]`)))
+	b.waitLoggedIn()
+}
+
+// loginPassword opens the page and logs in with a user name and password.
+func (b *browser) loginPassword(url, user, password string) {
+	b.t.Helper()
+	b.openLogin(url)
+	b.do("log in as "+user,
+		chromedp.SendKeys(chromedp.ID("user"), user),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.CSS(`#password-form button[type=submit]`)))
+	b.waitLoggedIn()
+}
+
+// waitLoggedIn waits for the start page, where every way in ends (single
+// sign-on's at "/", without a hash).
+func (b *browser) waitLoggedIn() {
+	b.t.Helper()
+	b.wait("the pending view", `["", "#/pending"].includes(location.hash.split("?")[0]) && !!document.querySelector("#pending-title") && !document.getElementById("topbar").hidden`)
+}
+
+// fitsWidth fails if the page is wider than a screen of width px.
+func (b *browser) fitsWidth(px int) {
+	b.t.Helper()
+	var overflow int
+	b.eval(`document.documentElement.scrollWidth - document.documentElement.clientWidth`, &overflow)
+	if overflow > 0 {
+		b.t.Errorf("the page is %d px wider than a %d px screen", overflow, px)
+	}
 }
 
 // colorScheme makes the page see the system asking for "dark" or "light".

@@ -73,11 +73,11 @@ func TestFleetViews(t *testing.T) {
 	b := newBrowser(t, 1360, 860)
 	f := newFleet(t, newEnv(t))
 
-	b.do("open the page", chromedp.Navigate(f.url+"/"))
-	b.wait("the login form", `document.activeElement && document.activeElement.id === "token"`)
+	b.openLogin(f.url)
 	b.shot("login.png")
+	b.useToken()
 	b.do("wrong token", chromedp.SendKeys(chromedp.ID("token"), "gat_wrong\r"))
-	b.wait("the login error", `document.getElementById("login-error").textContent.length > 0`)
+	b.wait("the login error", `document.getElementById("token-error").textContent.length > 0`)
 	b.do("clear", clear("#token"))
 	b.login(f.url, f.token)
 
@@ -178,11 +178,7 @@ func TestNarrowScreen(t *testing.T) {
 	e.pending(3)
 	b.login(e.url, e.token)
 	b.wait("three cards", `document.querySelectorAll("tr[data-id]").length === 3`)
-	var overflow int
-	b.eval(`document.documentElement.scrollWidth - document.documentElement.clientWidth`, &overflow)
-	if overflow > 0 {
-		t.Errorf("the page is %d px wider than a 390 px screen", overflow)
-	}
+	b.fitsWidth(390)
 	if d := b.str(`getComputedStyle(document.querySelector("tr[data-id]")).display`); d != "block" {
 		t.Errorf("rows on a narrow screen have display %q, want stacked cards (block)", d)
 	}

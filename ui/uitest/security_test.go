@@ -102,7 +102,7 @@ func TestPageRunsUnderCSP(t *testing.T) {
 	}
 
 	b.do("log out", chromedp.Click(chromedp.ID("logout")))
-	b.wait("the login page", `location.hash === "#/login" && !!document.getElementById("token")`)
+	b.wait("the login page", `location.hash === "#/login" && !!document.getElementById("user")`)
 	b.eval(`fetch("/api/v1/session").then(r => r.status)`, &status)
 	if status != http.StatusUnauthorized {
 		t.Errorf("session after logout: %d, want 401", status)

@@ -63,8 +63,9 @@ type env struct {
 // one fails with what was awaited rather than hanging the test.
 const envTimeout = 60 * time.Second
 
-// newEnv starts everything; t.Cleanup stops it in the right order.
-func newEnv(t *testing.T) *env {
+// newEnv starts everything; t.Cleanup stops it in the right order. opts
+// change the HTTP server before it starts (say, to offer single sign-on).
+func newEnv(t *testing.T, opts ...func(*server.Server)) *env {
 	t.Helper()
 	ctx := t.Context()
 	e := &env{t: t, ctx: ctx, dir: t.TempDir(), results: map[string]*agent.Result{},
@@ -104,7 +105,7 @@ func newEnv(t *testing.T) *env {
 		defer cancel()
 		e.svc.StopAndCancel(c)
 	})
-	e.startHTTP()
+	e.startHTTP(opts...)
 	e.agentCtx, e.stopAgents = context.WithCancel(ctx)
 	// Registered last so it runs first: agents stop before the server does.
 	t.Cleanup(func() {
@@ -117,9 +118,12 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) startHTTP() {
+func (e *env) startHTTP(opts ...func(*server.Server)) {
 	srv := server.New(e.svc)
 	srv.Addr, srv.LongPoll, srv.Logger = "127.0.0.1:0", 3*time.Second, quiet
+	for _, o := range opts {
+		o(srv)
+	}
 	if err := srv.Open(); err != nil {
 		e.t.Fatal(err)
 	}
