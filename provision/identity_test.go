@@ -176,10 +176,16 @@ func TestNewPasswordReplacesOld(t *testing.T) {
 	wantRefusal(t, err, gatehouse.EINVALID, "12 to 256")
 	_, err = svc.CreateUser(ctx, provision.UserSpec{Name: "alice", Role: gatehouse.RoleAdmin, Password: "another password"})
 	wantRefusal(t, err, gatehouse.ECONFLICT, "exists already")
+	cookie, _, err := svc.LoginPassword(ctx, "alice", "the first password")
+	if err != nil {
+		t.Fatal(err)
+	}
 	pw := "the second password"
 	if _, err := svc.UpdateUser(ctx, "alice", provision.UserChange{Password: &pw}); err != nil {
 		t.Fatal(err)
 	}
+	_, err = svc.SessionFor(ctx, cookie)
+	wantRefusal(t, err, gatehouse.EUNAUTHORIZED, "log in again")
 	if _, _, err := svc.LoginPassword(ctx, "alice", "the first password"); err == nil {
 		t.Fatal("the old password still works")
 	}

@@ -70,7 +70,8 @@ func Users(ctx context.Context, db *store.DB) ([]*gatehouse.User, error) {
 	return out, err
 }
 
-// UpdateUser changes a user's role, password or disabled flag. It refuses
+// UpdateUser changes a user's role, password or disabled flag; a new
+// password or disabling ends the user's sessions. It refuses
 // to leave no enabled admin user or live admin token, and a password for a
 // user whose identity provider keeps it.
 func (s *Service) UpdateUser(ctx context.Context, name string, c UserChange) (*gatehouse.User, error) {
@@ -103,6 +104,13 @@ func UpdateUser(ctx context.Context, db *store.DB, name string, c UserChange) (*
 		}
 		if err := tx.UpdateUser(ctx, u); err != nil {
 			return err
+		}
+		// A new password is often set because the old one leaked: whoever
+		// logged in with it is logged out.
+		if c.Password != nil {
+			if err := tx.DeleteUserSessions(ctx, u.ID); err != nil {
+				return err
+			}
 		}
 		out = &u.User
 		return keepAnAdmin(ctx, tx)

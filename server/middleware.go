@@ -27,15 +27,24 @@ const (
 // changes must carry the CSRF token).
 func (s *Server) operator(role gatehouse.Role, h handlerFunc) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		p, r, err := s.caller(r)
+		p, r, err := s.callerWith(r, role)
 		if err != nil {
 			return err
 		}
-		if !p.Role.Allows(role) {
-			return gatehouse.Errorf(gatehouse.EFORBIDDEN, "%s %q has role %s; this needs %s", p.Kind, p.Name, p.Role, role)
-		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
 	})
+}
+
+// callerWith authenticates r and checks the caller has at least role.
+func (s *Server) callerWith(r *http.Request, role gatehouse.Role) (*gatehouse.Principal, *http.Request, error) {
+	p, r, err := s.caller(r)
+	if err != nil {
+		return nil, r, err
+	}
+	if !p.Role.Allows(role) {
+		return nil, r, gatehouse.Errorf(gatehouse.EFORBIDDEN, "%s %q has role %s; this needs %s", p.Kind, p.Name, p.Role, role)
+	}
+	return p, r, nil
 }
 
 // caller authenticates r and returns it with the caller as its origin.

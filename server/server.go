@@ -33,6 +33,9 @@ type Server struct {
 	TLS *Certificate
 	// SSO, when set, is offered on the login page beside passwords.
 	SSO SSO
+	// StreamRecheck is how often an open event stream checks that its
+	// caller may still read; default 25 s.
+	StreamRecheck time.Duration
 
 	svc      *provision.Service
 	verifier *protocol.Verifier

@@ -45,6 +45,7 @@ type setupOpts struct {
 	longPoll time.Duration       // how long a device wait is held; default 2 s
 	tls      *server.Certificate // serve HTTPS with it; default plain HTTP
 	logger   *slog.Logger        // default discards
+	recheck  time.Duration       // how often a stream re-checks its caller; default the server's
 }
 
 func setup(t *testing.T) *testBundle {
@@ -79,7 +80,7 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 	}
 	srv := server.New(svc)
 	srv.Addr, srv.LongPoll = "127.0.0.1:0", o.longPoll
-	srv.TLS, srv.Logger = o.tls, o.logger
+	srv.TLS, srv.Logger, srv.StreamRecheck = o.tls, o.logger, o.recheck
 	if err := srv.Open(); err != nil {
 		t.Fatal(err)
 	}

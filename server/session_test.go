@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gatehouse"
+	"gatehouse/provision"
 )
 
 // browser is an HTTP client with a cookie jar, as a page would have.
@@ -190,5 +191,37 @@ func TestStreamTellsOfChanges(t *testing.T) {
 		case <-timeout:
 			t.Fatalf("stream did not tell of %s within %v", id, toldBound)
 		}
+	}
+}
+
+// A revoked token's open event stream ends at its next check rather than
+// running on until the browser reconnects.
+func TestStreamEndsWhenTokenRevoked(t *testing.T) {
+	t.Parallel()
+	tb := setupWith(t, setupOpts{recheck: 20 * time.Millisecond})
+	secret, tok, err := tb.svc.CreateToken(t.Context(), provision.TokenSpec{Name: "watcher", Role: gatehouse.RoleViewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", tb.url+"/api/v1/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewScanner(resp.Body)
+	if !lines.Scan() || lines.Text() != ": connected" {
+		t.Fatalf("first line %q", lines.Text())
+	}
+	if _, err := tb.svc.RevokeToken(t.Context(), tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	for lines.Scan() {
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the stream outlived its revoked token")
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"gatehouse"
 )
 
 // streamCoalesce gathers changes for a moment before telling the page, so a
@@ -33,6 +35,8 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) error {
 	}
 	ping := time.NewTicker(streamPing)
 	defer ping.Stop()
+	recheck := time.NewTicker(s.streamRecheck())
+	defer recheck.Stop()
 	for {
 		var msg string
 		select {
@@ -42,6 +46,13 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		case <-ping.C:
 			msg = ": ping\n\n"
+		case <-recheck.C:
+			// A revoked token, disabled user or lowered role ends the
+			// stream; the page's reconnect then meets the refusal.
+			if _, _, err := s.callerWith(r, gatehouse.RoleViewer); err != nil {
+				return nil
+			}
+			continue
 		case <-watcher.Wake():
 			time.Sleep(streamCoalesce)
 			ids, all := watcher.Take()
@@ -52,6 +63,13 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) error {
 			return nil // the browser went away; EventSource reconnects on its own
 		}
 	}
+}
+
+func (s *Server) streamRecheck() time.Duration {
+	if s.StreamRecheck > 0 {
+		return s.StreamRecheck
+	}
+	return streamPing
 }
 
 // send writes and flushes one message, moving the write deadline on so the
