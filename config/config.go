@@ -13,6 +13,7 @@ import (
 	"gatehouse/azure"
 	"gatehouse/manifest"
 	"gatehouse/mender"
+	"gatehouse/sso"
 	"gatehouse/vault"
 	"gatehouse/webhook"
 )
@@ -30,6 +31,8 @@ type Config struct {
 	FollowDeadline time.Duration
 	// Webhook receives every state change, signed; nil means none.
 	Webhook *webhook.Sender
+	// OIDC is single sign-on for operators; nil means off.
+	OIDC *sso.Config
 }
 
 // Load reads every backend's settings and validates those that are on,
@@ -40,7 +43,7 @@ func Load(e *Env) (*Config, error) {
 	for _, r := range registry {
 		errs = append(errs, r.load(c, e))
 	}
-	errs = append(errs, c.loadManifests(e), c.loadWebhook(e), c.loadFollow(e))
+	errs = append(errs, c.loadManifests(e), c.loadWebhook(e), c.loadFollow(e), c.loadOIDC(e))
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -80,45 +80,55 @@ func (c Config) scopes() []string {
 	return out
 }
 
-// Validate reports every problem at once. Messages never show the secret.
+// FieldError is one invalid setting: Field names it as in Config
+// ("Roles.Admin" for the admin groups), and Problem follows the name in a
+// sentence.
+type FieldError struct {
+	Field, Problem string
+}
+
+func (e *FieldError) Error() string { return "oidc: config: " + e.Field + " " + e.Problem }
+
+// Validate reports every problem at once, each a *FieldError. Messages
+// never show the secret.
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	add := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("oidc: config: "+format, args...))
+	add := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
 	}
 	if err := checkURL(c.Issuer, "https://login.example.com/realms/ops"); err != nil {
-		add("Issuer %v", err)
+		add("Issuer", "%v", err)
 	} else if u, _ := url.Parse(c.Issuer); u.RawQuery != "" || u.Fragment != "" {
-		add("Issuer must not have a query or fragment, got %q", c.Issuer)
+		add("Issuer", "must not have a query or fragment, got %q", c.Issuer)
 	}
 	switch {
 	case c.ClientID == "":
-		add("ClientID is required (the client id the provider gave gatehouse)")
+		add("ClientID", "is required (the client id the provider gave gatehouse)")
 	case strings.ContainsFunc(c.ClientID, isSpaceOrControl):
-		add("ClientID %q contains spaces or control characters", c.ClientID)
+		add("ClientID", "%q contains spaces or control characters", c.ClientID)
 	}
 	if c.ClientSecret == "" {
-		add("ClientSecret is required: gatehouse is a confidential client")
+		add("ClientSecret", "is required: gatehouse is a confidential client")
 	}
 	if err := checkRedirect(c.RedirectURL); err != nil {
-		add("RedirectURL %v", err)
+		add("RedirectURL", "%v", err)
 	}
 	if len(c.Name) > 64 || strings.ContainsFunc(c.Name, unicode.IsControl) {
-		add("Name must be at most 64 characters without control characters")
+		add("Name", "must be at most 64 characters without control characters")
 	}
 	if strings.ContainsFunc(c.GroupsClaim, isSpaceOrControl) {
-		add("GroupsClaim %q contains spaces or control characters", c.GroupsClaim)
+		add("GroupsClaim", "%q contains spaces or control characters", c.GroupsClaim)
 	}
 	for _, s := range c.Scopes {
 		if s == "" || strings.ContainsFunc(s, isSpaceOrControl) || strings.ContainsAny(s, `"\`) {
-			add("scope %q is not a valid OAuth scope", s)
+			add("Scopes", "has %q, which is not a valid OAuth scope", s)
 		}
 	}
 	if c.Timeout < 0 {
-		add("Timeout must not be negative")
+		add("Timeout", "must not be negative")
 	}
-	errs = append(errs, c.Roles.problems()...)
+	c.Roles.check(add)
 	return errors.Join(errs...)
 }
 
@@ -211,25 +221,24 @@ func (m RoleMap) ranked() []roleGroups {
 	return []roleGroups{{gatehouse.RoleAdmin, m.Admin}, {gatehouse.RoleOperator, m.Operator}, {gatehouse.RoleViewer, m.Viewer}}
 }
 
-// problems refuses a mapping that gives nobody a role, and a group listed
+// check refuses a mapping that gives nobody a role, and a group listed
 // for two roles, which is a mistake whichever role was meant.
-func (m RoleMap) problems() []error {
-	var errs []error
+func (m RoleMap) check(add func(field, format string, args ...any)) {
 	seen := map[string]gatehouse.Role{}
 	total := 0
 	for _, rg := range m.ranked() {
+		field := "Roles." + strings.ToUpper(string(rg.role[:1])) + string(rg.role[1:])
 		for _, g := range rg.groups {
 			total++
 			if g == "" || strings.ContainsFunc(g, unicode.IsControl) {
-				errs = append(errs, fmt.Errorf("oidc: config: %s group %q is empty or has control characters", rg.role, g))
+				add(field, "has an empty group name or one with control characters: %q", g)
 			} else if other, ok := seen[g]; ok && other != rg.role {
-				errs = append(errs, fmt.Errorf("oidc: config: group %q is listed for both %s and %s", g, other, rg.role))
+				add(field, "lists %q, which is listed for %s too", g, other)
 			}
 			seen[g] = rg.role
 		}
 	}
 	if total == 0 {
-		errs = append(errs, errors.New("oidc: config: no group is given a role, so nobody could sign in: list admin, operator or viewer groups"))
+		add("Roles", "give no group a role, so nobody could sign in: list admin, operator or viewer groups")
 	}
-	return errs
 }

@@ -2,6 +2,7 @@ package sso
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -67,10 +68,10 @@ func TestValidate(t *testing.T) {
 		"http redirect":      {func(c *Config) { c.RedirectURL = "http://gatehouse.example.com/auth/sso/callback" }, "plain http"},
 		"long name":          {func(c *Config) { c.Name = strings.Repeat("x", 65) }, "Name"},
 		"bad claim":          {func(c *Config) { c.GroupsClaim = "my groups" }, "GroupsClaim"},
-		"bad scope":          {func(c *Config) { c.Scopes = []string{"groups", `x"y`} }, `scope "x\"y"`},
-		"no groups":          {func(c *Config) { c.Roles = RoleMap{} }, "no group is given a role"},
-		"group twice":        {func(c *Config) { c.Roles.Viewer = []string{"ops-admins"} }, `"ops-admins" is listed for both admin and viewer`},
-		"empty group":        {func(c *Config) { c.Roles.Operator = []string{""} }, "operator group"},
+		"bad scope":          {func(c *Config) { c.Scopes = []string{"groups", `x"y`} }, `has "x\"y"`},
+		"no groups":          {func(c *Config) { c.Roles = RoleMap{} }, "give no group a role"},
+		"group twice":        {func(c *Config) { c.Roles.Viewer = []string{"ops-admins"} }, `Roles.Viewer lists "ops-admins", which is listed for admin too`},
+		"empty group":        {func(c *Config) { c.Roles.Operator = []string{""} }, "Roles.Operator has an empty group"},
 	} {
 		c := goodConfig()
 		tc.change(&c)
@@ -86,10 +87,19 @@ func TestValidate(t *testing.T) {
 
 func TestValidateReportsEverything(t *testing.T) {
 	err := (Config{Issuer: "ftp://x", Roles: RoleMap{}}).Validate()
-	for _, want := range []string{"Issuer", "ClientID", "ClientSecret", "RedirectURL", "no group"} {
+	for _, want := range []string{"Issuer", "ClientID", "ClientSecret", "RedirectURL", "give no group"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in: %v", want, err)
 		}
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	c := goodConfig()
+	c.RedirectURL = ""
+	var fe *FieldError
+	if err := c.Validate(); !errors.As(err, &fe) || fe.Field != "RedirectURL" {
+		t.Fatalf("%v", err)
 	}
 }
 
