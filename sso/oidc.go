@@ -166,6 +166,11 @@ func (s *OIDC) Finish(w http.ResponseWriter, r *http.Request) (provision.Externa
 		return none, err
 	}
 	q := r.URL.Query()
+	// A provider that names itself in its answer (RFC 9207) must be ours,
+	// or the answer was meant for another provider's flow (a mix-up).
+	if iss := q.Get("iss"); iss != "" && iss != s.cfg.Issuer {
+		return none, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "the answer came from another identity provider (%s); start again", printable(iss, 100))
+	}
 	if code := q.Get("error"); code != "" {
 		return none, refused(code, q.Get("error_description"))
 	}
@@ -202,7 +207,7 @@ func (s *OIDC) takeFlow(w http.ResponseWriter, r *http.Request) (flow, error) {
 	}
 	if err != nil {
 		return f, gatehouse.Errorf(gatehouse.EUNAUTHORIZED,
-			"no sign-in was started in this browser, or it took longer than %s; start again", FlowTTL)
+			"no sign-in was started in this browser, or it took longer than %d minutes; start again", int(FlowTTL/time.Minute))
 	}
 	// The state is checked before anything else in the answer is believed:
 	// without it, any site could send this browser here with its own code

@@ -382,10 +382,14 @@ func TestRoleFollowsGroupsAtEachLogin(t *testing.T) {
 	demoted := bob
 	demoted.Groups = []string{"gh-viewers"}
 	rg.idp.SetUser(demoted)
-	b = newBrowser()
-	b.signIn(t, rg)
-	if _, s := b.session(t, rg); s.Role != gatehouse.RoleViewer {
+	again := newBrowser()
+	again.signIn(t, rg)
+	if _, s := again.session(t, rg); s.Role != gatehouse.RoleViewer {
 		t.Fatalf("after demotion: %+v", s)
+	}
+	// The role is the user's: the session from before is a viewer's now.
+	if _, s := b.session(t, rg); s.Role != gatehouse.RoleViewer {
+		t.Fatalf("the earlier session after demotion: %+v", s)
 	}
 }
 
@@ -522,6 +526,15 @@ func TestTamperedOrMissingStateIsRefused(t *testing.T) {
 	atCallback(t, rg, b)
 	if _, end, _ := b.get(t, missing.String(), nil); !strings.Contains(loginError(t, end), notOurs) {
 		t.Fatalf("missing state: %q", loginError(t, end))
+	}
+
+	b = newBrowser()
+	mixedUp := atCallback(t, rg, b)
+	q = mixedUp.Query()
+	q.Set("iss", "https://idp.evil.example")
+	mixedUp.RawQuery = q.Encode()
+	if _, end, _ := b.get(t, mixedUp.String(), nil); !strings.Contains(loginError(t, end), "another identity provider") {
+		t.Fatalf("answer naming another issuer: %q", loginError(t, end))
 	}
 
 	// Another browser cannot finish this browser's sign-in (login CSRF),
