@@ -1,11 +1,18 @@
 package sso
 
 import (
+	"bytes"
+	"context"
 	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 func testSealer(t *testing.T, key string, c Config) *sealer {
@@ -95,5 +102,32 @@ func TestFlowCookieIsSecureOverTLS(t *testing.T) {
 	r = httptest.NewRequest("GET", "http://gatehouse.example.com/auth/sso/login", nil)
 	if c := s.cookie(r, "v", 600); c.Secure {
 		t.Fatalf("plain http: %+v", c)
+	}
+}
+
+func TestExchangeErrorsHideTheSecret(t *testing.T) {
+	c := goodConfig()
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, `{"error":"invalid_client","error_description":"secret %s\nis wrong"}`, c.ClientSecret)
+	}))
+	defer echo.Close()
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	var logs bytes.Buffer
+	for url, want := range map[string]string{
+		echo.URL: "refused to finish the sign-in: invalid_client (secret [redacted] is wrong)",
+		down.URL: "could not reach the identity provider",
+	} {
+		s := &OIDC{cfg: c, log: slog.New(slog.NewTextHandler(&logs, nil)),
+			oauth: oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: url}}}
+		_, err := s.exchange(context.Background(), "code", flow{Verifier: "v"})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", url, err, want)
+		}
+	}
+	if strings.Contains(logs.String(), c.ClientSecret) || !strings.Contains(logs.String(), "invalid_client") {
+		t.Fatalf("logs: %s", logs.String())
 	}
 }

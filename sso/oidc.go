@@ -236,17 +236,17 @@ func (s *OIDC) exchange(ctx context.Context, code string, f flow) (*oauth2.Token
 	var re *oauth2.RetrieveError
 	switch {
 	case errors.As(err, &re):
-		msg := printable(re.ErrorCode, 64)
+		msg := printable(s.scrub(re.ErrorCode), 64)
 		if msg == "" {
 			msg = fmt.Sprintf("HTTP %d", re.Response.StatusCode)
 		}
-		if d := printable(re.ErrorDescription, 200); d != "" {
+		if d := printable(s.scrub(re.ErrorDescription), 200); d != "" {
 			msg += " (" + d + ")"
 		}
 		s.log.Warn("single sign-on: the provider refused the code exchange", "issuer", s.cfg.Issuer, "error", msg)
 		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "the identity provider refused to finish the sign-in: %s", msg)
 	case err != nil:
-		s.log.Warn("single sign-on: code exchange failed", "issuer", s.cfg.Issuer, "err", printable(err.Error(), 300))
+		s.log.Warn("single sign-on: code exchange failed", "issuer", s.cfg.Issuer, "err", printable(s.scrub(err.Error()), 300))
 		return nil, gatehouse.Errorf(gatehouse.EUNAVAILABLE, "could not reach the identity provider to finish the sign-in; try again")
 	}
 	return tok, nil
@@ -322,6 +322,12 @@ func (s *OIDC) userinfo(ctx context.Context, subject string, tok *oauth2.Token) 
 		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "the identity provider's userinfo answer is not about the person who signed in")
 	}
 	return c, nil
+}
+
+// scrub hides the client secret in text from the token endpoint, which
+// was sent the secret and might echo it in an error.
+func (s *OIDC) scrub(text string) string {
+	return strings.ReplaceAll(text, s.cfg.ClientSecret, "[redacted]")
 }
 
 func firstOf(list []string, n int) []string {

@@ -680,3 +680,20 @@ func TestDiscoveryErrors(t *testing.T) {
 		t.Fatalf("good provider: %v", err)
 	}
 }
+
+func TestWrongClientSecretIsReported(t *testing.T) {
+	t.Parallel()
+	const wrong = "not-the-client-secret-0123456789"
+	rg := startRig(t, func(c *sso.Config) { c.ClientSecret = wrong })
+	b := newBrowser()
+	msg := b.signIn(t, rg)
+	if !strings.Contains(msg, "refused to finish the sign-in") || strings.Contains(msg, wrong) {
+		t.Fatalf("sign-in with a wrong client secret: %q", msg)
+	}
+	if code, _ := b.session(t, rg); code != 401 {
+		t.Fatalf("session = %d", code)
+	}
+	if strings.Contains(rg.logs.String(), wrong) {
+		t.Fatal("the client secret reached the log")
+	}
+}
