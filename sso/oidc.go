@@ -17,7 +17,10 @@ import (
 
 	"gatehouse"
 	"gatehouse/provision"
+	"gatehouse/server"
 )
+
+var _ server.SSO = (*OIDC)(nil)
 
 // OIDC is single sign-on with one OpenID Connect provider. It implements
 // server.SSO.
