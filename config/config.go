@@ -14,6 +14,7 @@ import (
 	"gatehouse/azure"
 	"gatehouse/manifest"
 	"gatehouse/mender"
+	"gatehouse/sso"
 	"gatehouse/vault"
 	"gatehouse/webhook"
 )
@@ -34,6 +35,8 @@ type Config struct {
 	// Logger, if set, is given to every backend client Build makes, for
 	// its debug lines; a backend's own Logger wins.
 	Logger *slog.Logger
+	// OIDC is single sign-on for operators; nil means off.
+	OIDC *sso.Config
 }
 
 // Load reads every backend's settings and validates those that are on,
@@ -44,7 +47,7 @@ func Load(e *Env) (*Config, error) {
 	for _, r := range registry {
 		errs = append(errs, r.load(c, e))
 	}
-	errs = append(errs, c.loadManifests(e), c.loadWebhook(e), c.loadFollow(e))
+	errs = append(errs, c.loadManifests(e), c.loadWebhook(e), c.loadFollow(e), c.loadOIDC(e))
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -2,9 +2,11 @@ package provision
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 
 	"gatehouse"
@@ -78,4 +80,27 @@ func externalName(id ExternalIdentity) string {
 func shortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:4])
+}
+
+// ssoKeyName names the server secret single sign-on seals its flow cookies
+// with.
+const ssoKeyName = "sso_flow"
+
+// SSOFlowKey is a 32-byte key for sealing the browser's single sign-on flow
+// state. It is made on first use and kept in the database, so every server
+// on the database shares it and a sign-in started before a restart can
+// still finish after it.
+func (s *Service) SSOFlowKey(ctx context.Context) ([]byte, error) {
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, fmt.Errorf("provision: generate sso key: %w", err)
+	}
+	key, err := s.db.ServerSecret(ctx, ssoKeyName, fresh)
+	if err != nil {
+		return nil, fmt.Errorf("provision: %w", err)
+	}
+	if len(key) != len(fresh) {
+		return nil, fmt.Errorf("provision: stored sso key has %d bytes, want %d", len(key), len(fresh))
+	}
+	return key, nil
 }

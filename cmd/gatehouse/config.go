@@ -37,7 +37,7 @@ func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	results := cl.Check(ctx, *online)
+	results := append(cl.Check(ctx, *online), cfg.CheckSSO(ctx, *online))
 	if *out == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -55,10 +55,10 @@ func TestConfigCheck(t *testing.T) {
 	}
 	var results []config.CheckResult
 	json.Unmarshal(out.Bytes(), &results)
-	if len(results) != 4 {
+	if len(results) != 5 || results[4].Backend != "oidc" || results[4].Enabled {
 		t.Fatalf("results = %+v", results)
 	}
-	for _, r := range results {
+	for _, r := range results[:4] {
 		if !r.Enabled || r.Online != "ok" {
 			t.Errorf("%s: %+v", r.Backend, r)
 		}

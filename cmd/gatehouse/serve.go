@@ -14,6 +14,7 @@ import (
 	"gatehouse/provision"
 	"gatehouse/sandbox"
 	"gatehouse/server"
+	"gatehouse/sso"
 	"gatehouse/store"
 )
 
@@ -26,6 +27,8 @@ type appConfig struct {
 	Logger   *slog.Logger
 	// Jobs tunes the provisioning runner; Backends and Logger above win.
 	Jobs provision.Config
+	// OIDC turns on single sign-on; nil leaves it off.
+	OIDC *sso.Config
 }
 
 // app is a running server: database, job runner and HTTP.
@@ -49,6 +52,12 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 	}
 	a := &app{db: db, svc: svc, server: server.New(svc)}
 	a.server.Addr, a.server.Logger, a.server.TLS = cfg.Listen, cfg.Logger, cfg.TLS
+	if cfg.OIDC != nil {
+		if a.server.SSO, err = startSSO(ctx, svc, *cfg.OIDC, cfg.Logger); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	if err := svc.Start(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -58,6 +67,20 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// startSSO reads the provider's discovery document, so a wrong issuer
+// stops the start rather than the first sign-in.
+func startSSO(ctx context.Context, svc *provision.Service, c sso.Config, log *slog.Logger) (server.SSO, error) {
+	key, err := svc.SSOFlowKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := sso.New(ctx, c, sso.Options{Key: key, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close stops HTTP first so no new work arrives, then lets running steps
@@ -108,7 +131,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 1
 	}
-	log.Info("gatehouse serving", "url", a.server.URL(), "db", *dbPath, "backends", describe(cfg.Backends))
+	log.Info("gatehouse serving", "url", a.server.URL(), "db", *dbPath, "backends", describe(cfg.Backends), "sso", describeSSO(cfg.OIDC))
 	<-ctx.Done()
 	log.Info("shutting down")
 	if err := a.Close(); err != nil {
@@ -159,7 +182,8 @@ func appFromConfig(cfg *config.Config) (appConfig, error) {
 	if err != nil {
 		return appConfig{}, err
 	}
-	return appConfig{Backends: cl.Backends, Jobs: provision.Config{Webhook: cfg.Webhook, FollowDeadline: cfg.FollowDeadline}}, nil
+	return appConfig{Backends: cl.Backends, Jobs: provision.Config{Webhook: cfg.Webhook, FollowDeadline: cfg.FollowDeadline},
+		OIDC: cfg.OIDC}, nil
 }
 
 // describe lists the backends in use, for the start-up log line.
@@ -172,6 +196,14 @@ func describe(backends []gatehouse.Backend) string {
 		return "none (approval hands out only the name; see README to configure backends)"
 	}
 	return strings.Join(on, ",")
+}
+
+// describeSSO names the single sign-on provider, for the start-up log line.
+func describeSSO(c *sso.Config) string {
+	if c == nil {
+		return "off"
+	}
+	return c.Issuer
 }
 
 // logLevelFlag is --log-level, shared by serve and demo.
