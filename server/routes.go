@@ -28,6 +28,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/devices/{id}/approve", s.operator(gatehouse.RoleOperator, s.handleApprove))
 	mux.Handle("POST /api/v1/devices/{id}/dismiss", s.operator(gatehouse.RoleOperator, s.handleDismiss))
 	mux.Handle("POST /api/v1/devices/{id}/retry", s.operator(gatehouse.RoleOperator, s.handleRetry))
+	mux.Handle("GET /api/v1/audit", s.operator(gatehouse.RoleAdmin, s.handleAudit))
 
 	mux.Handle("POST "+protocol.PathEnroll, s.device(s.handleEnroll))
 	mux.Handle("POST "+protocol.PathWait, s.device(s.handleWait))
