@@ -283,9 +283,9 @@ func (s *Service) AuditLog(ctx context.Context, q AuditQuery) (*AuditPage, error
 // AuditRefusedCredentials records that a request on route (its pattern,
 // e.g. "POST /api/v1/session") was refused for bad credentials: a wrong or
 // expired API token or session, or a bad device signature. A failed login
-// is login.refused, anything else credentials.refused. At most one entry
-// per source address a minute is written; the next one says how many were
-// left out.
+// is login.refused, anything else credentials.refused. At most one of
+// these is written per source address a minute; the next one says how many
+// were left out.
 func (s *Service) AuditRefusedCredentials(ctx context.Context, route string) error {
 	action, msg := ActionCredentialsRefused, "missing, invalid or expired credentials"
 	switch {
@@ -294,23 +294,30 @@ func (s *Service) AuditRefusedCredentials(ctx context.Context, route string) err
 	case strings.Contains(route, " /device/"):
 		msg = "device request not authenticated (bad signature, stale timestamp or replayed nonce)"
 	}
-	return s.auditLimited(ctx, action, route, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "%s", msg))
+	return s.auditLimited(ctx, refusedCredentials, action, route, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "%s", msg))
 }
 
 // AuditAccessDenied records that an authenticated caller was refused on
 // route for lack of a role, or a browser change without its CSRF token;
 // reason is the refusal the caller got. Rate-limited as
-// AuditRefusedCredentials.
+// AuditRefusedCredentials, in a window of its own: a source refused both
+// ways in a minute gets one entry of each.
 func (s *Service) AuditAccessDenied(ctx context.Context, route string, reason error) error {
 	if reason == nil {
 		reason = gatehouse.Errorf(gatehouse.EFORBIDDEN, "access denied")
 	}
-	return s.auditLimited(ctx, ActionAccessDenied, route, reason)
+	return s.auditLimited(ctx, deniedAccess, ActionAccessDenied, route, reason)
 }
 
-func (s *Service) auditLimited(ctx context.Context, action, route string, reason error) error {
+// The kinds of refusal the limiter counts apart.
+const (
+	refusedCredentials = "credentials" // login.refused and credentials.refused
+	deniedAccess       = "access"
+)
+
+func (s *Service) auditLimited(ctx context.Context, kind, action, route string, reason error) error {
 	o := gatehouse.OriginOf(ctx)
-	suppressed, shared, ok := s.refusals.admit(action, o.Source, s.db.Now())
+	suppressed, shared, ok := s.refusals.admit(kind, o.Source, s.db.Now())
 	if !ok {
 		return nil
 	}
@@ -325,8 +332,8 @@ func (s *Service) auditLimited(ctx context.Context, action, route string, reason
 	return s.Audit(ctx, action, route, reason, detail)
 }
 
-// Limits of the refusal limiter: one entry per action and source in each
-// window, for at most maxRefusalSources sources at once.
+// Limits of the refusal limiter: one entry per kind of refusal and source
+// in each window, for at most maxRefusalSources sources at once.
 const (
 	refusalWindow     = time.Minute
 	maxRefusalSources = 4096
@@ -340,25 +347,26 @@ type refusalLimiter struct {
 	lastPrune time.Time
 }
 
-type refusalKey struct{ action, source string }
+type refusalKey struct{ kind, source string }
 
 type refusalCount struct {
 	start      time.Time
 	suppressed int
 }
 
-// admit says whether a refusal (action, from source, at now) gets an entry,
-// and how many from that source were left out since its last one. Once
+// admit says whether a refusal (of kind, from source, at now) gets an
+// entry, and how many of that kind from that source were left out since
+// its last one. Once
 // maxRefusalSources sources are being counted, newcomers share one window
 // (shared is true), so many addresses cost bounded memory and at most one
 // more entry a minute.
-func (l *refusalLimiter) admit(action, source string, now time.Time) (suppressed int, shared, ok bool) {
+func (l *refusalLimiter) admit(kind, source string, now time.Time) (suppressed int, shared, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.windows == nil {
 		l.windows = map[refusalKey]*refusalCount{}
 	}
-	k := refusalKey{action, source}
+	k := refusalKey{kind, source}
 	w := l.windows[k]
 	if w == nil && len(l.windows) >= maxRefusalSources {
 		l.prune(now)
