@@ -21,6 +21,7 @@ Usage:
   gatehouse demo [--gateways N] [--listen ADDR]
   gatehouse devices list|show|approve|dismiss ...   (talks to a server; see 'gatehouse devices')
   gatehouse tokens create --db PATH --name NAME [--role admin|operator|viewer]
+  gatehouse audit export|verify ...   (the hash-chained audit log; see 'gatehouse audit')
   gatehouse version
 
 Run 'gatehouse COMMAND --help' for the flags of a command.
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runConfig(ctx, args[1:], stdout, stderr, getenv)
 	case "tokens":
 		return runTokens(ctx, args[1:], stdout, stderr, getenv)
+	case "audit":
+		return runAudit(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "gatehouse", version)
 		return 0
