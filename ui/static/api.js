@@ -84,3 +84,11 @@ export const events = (id) => request('GET', `/api/v1/devices/${enc(id)}/events`
 export const approve = (id, name) => request('POST', `/api/v1/devices/${enc(id)}/approve`, { name });
 export const dismiss = (id) => request('POST', `/api/v1/devices/${enc(id)}/dismiss`);
 export const retry = (id) => request('POST', `/api/v1/devices/${enc(id)}/retry`);
+
+// Audit log (admins) -------------------------------------------------------
+
+export function auditLog({ before = 0, limit = 100 } = {}) {
+  const p = new URLSearchParams({ limit: String(limit) });
+  if (before) p.set('before', String(before));
+  return request('GET', `/api/v1/audit?${p}`);
+}

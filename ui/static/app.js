@@ -8,6 +8,7 @@ import { loginView } from './login.js';
 import { pendingView } from './pending.js';
 import { devicesView } from './devices.js';
 import { deviceView } from './device.js';
+import { auditView } from './audit.js';
 
 const $ = (id) => document.getElementById(id);
 const main = $('main');
@@ -27,7 +28,7 @@ function route() {
   const parts = path.split('/').filter(Boolean);
   const params = new URLSearchParams(query || '');
   if (parts[0] === 'devices' && parts[1]) return { name: 'device', id: decodeURIComponent(parts[1]), params };
-  if (['login', 'pending', 'devices'].includes(parts[0])) return { name: parts[0], params };
+  if (['login', 'pending', 'devices', 'audit'].includes(parts[0])) return { name: parts[0], params };
   return { name: 'pending', params };
 }
 
@@ -66,9 +67,9 @@ function render() {
     else a.removeAttribute('aria-current');
   }
   const ctx = { session: app.session, params: r.params, setParams, toast, navigate, onLogin };
-  const views = { login: loginView, pending: pendingView, devices: devicesView, device: deviceView };
+  const views = { login: loginView, pending: pendingView, devices: devicesView, device: deviceView, audit: auditView };
   app.view = views[r.name](main, ctx, r.id);
-  const titles = { login: 'Log in', pending: 'Pending', devices: 'Devices', device: 'Device' };
+  const titles = { login: 'Log in', pending: 'Pending', devices: 'Devices', device: 'Device', audit: 'Audit log' };
   document.title = `${titles[r.name]} · gatehouse`;
   // Move focus to the new view's heading for screen readers and keyboards,
   // but not on the first load or the login page, which focus their own field.
@@ -86,6 +87,8 @@ async function onLogin(session) {
 function startSession() {
   setText($('who'), `${app.session.token_name} · ${app.session.role}`);
   $('who').title = `Signed in with the API token "${app.session.token_name}" (role ${app.session.role})`;
+  // Only admins may read the audit log; the server refuses everyone else.
+  $('nav-audit').hidden = app.session.role !== 'admin';
   app.live?.close();
   app.live = new Live('/api/v1/stream', {
     changed, status: liveStatus, reconnected: () => changed(null), refused: checkSession,
@@ -111,6 +114,7 @@ function endSession(message) {
   app.session = null;
   api.forget();
   setText($('pending-count'), '');
+  $('nav-audit').hidden = true;
   if (message) toast(message, { kind: 'error' });
   navigate('#/login');
 }
