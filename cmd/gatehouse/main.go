@@ -19,9 +19,9 @@ Usage:
   gatehouse serve [--listen ADDR] [--db PATH] [--config FILE] [--tls-cert FILE --tls-key FILE] [--simulate-backends]
   gatehouse config check [--config FILE] [--online]
   gatehouse demo [--gateways N] [--listen ADDR]
+  gatehouse audit export|verify ...   (the hash-chained audit log; see 'gatehouse audit')
   gatehouse devices list|show|approve|dismiss ...   (talks to a server; see 'gatehouse devices')
   gatehouse tokens create --db PATH --name NAME [--role admin|operator|viewer]
-  gatehouse audit export|verify ...   (the hash-chained audit log; see 'gatehouse audit')
   gatehouse version
 
 Run 'gatehouse COMMAND --help' for the flags of a command.
@@ -47,12 +47,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runDemo(ctx, args[1:], stdout, stderr, getenv)
 	case "devices":
 		return runDevices(ctx, args[1:], stdout, stderr, getenv)
+	case "audit":
+		return runAudit(ctx, args[1:], stdout, stderr, getenv)
 	case "config":
 		return runConfig(ctx, args[1:], stdout, stderr, getenv)
 	case "tokens":
 		return runTokens(ctx, args[1:], stdout, stderr, getenv)
-	case "audit":
-		return runAudit(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "gatehouse", version)
 		return 0

@@ -61,6 +61,8 @@ function render() {
   app.view = null;
   main.replaceChildren();
   $('topbar').hidden = !app.session;
+  // Only admins may read the audit log; the server refuses everyone else.
+  $('nav-audit').hidden = app.session?.role !== 'admin';
   for (const a of document.querySelectorAll('[data-nav]')) {
     const on = a.dataset.nav === r.name || (r.name === 'device' && a.dataset.nav === 'devices');
     if (on) a.setAttribute('aria-current', 'page');
@@ -87,8 +89,6 @@ async function onLogin(session) {
 function startSession() {
   setText($('who'), `${app.session.token_name} · ${app.session.role}`);
   $('who').title = `Signed in with the API token "${app.session.token_name}" (role ${app.session.role})`;
-  // Only admins may read the audit log; the server refuses everyone else.
-  $('nav-audit').hidden = app.session.role !== 'admin';
   app.live?.close();
   app.live = new Live('/api/v1/stream', {
     changed, status: liveStatus, reconnected: () => changed(null), refused: checkSession,
@@ -114,7 +114,6 @@ function endSession(message) {
   app.session = null;
   api.forget();
   setText($('pending-count'), '');
-  $('nav-audit').hidden = true;
   if (message) toast(message, { kind: 'error' });
   navigate('#/login');
 }
