@@ -192,14 +192,14 @@ func TestApprovalNeedsItsEntry(t *testing.T) {
 	}
 }
 
-// testClock is a database clock a test moves by hand.
-type testClock struct{ now atomic.Int64 }
+// auditClock is a database clock a test moves by hand.
+type auditClock struct{ now atomic.Int64 }
 
-func (c *testClock) Now() time.Time          { return time.Unix(0, c.now.Load()) }
-func (c *testClock) Advance(d time.Duration) { c.now.Add(int64(d)) }
+func (c *auditClock) Now() time.Time          { return time.Unix(0, c.now.Load()) }
+func (c *auditClock) Advance(d time.Duration) { c.now.Add(int64(d)) }
 
-func newTestClock(t time.Time) *testClock {
-	c := &testClock{}
+func newAuditClock(t time.Time) *auditClock {
+	c := &auditClock{}
 	c.now.Store(t.UnixNano())
 	return c
 }
@@ -207,7 +207,7 @@ func newTestClock(t time.Time) *testClock {
 func TestAuditRefusedCredentialsRateLimited(t *testing.T) {
 	t.Parallel()
 	db := openDB(t, filepath.Join(t.TempDir(), "g.db"))
-	clk := newTestClock(time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC))
+	clk := newAuditClock(time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC))
 	db.Now = clk.Now // before the service starts, so nothing reads it meanwhile
 	svc := startService(t, db, fastConfig(apis{}))
 	const route = "GET /api/v1/devices"

@@ -12,6 +12,7 @@ export function auditView(main) {
   let gone = false;
   let next = 0; // the before of the next older page; 0: none left
   let shown = 0;
+  let generation = 0; // bumped by "Show newest", so a page still loading for the old list is dropped
 
   const errors = banner();
   const count = h('p', { class: 'range muted', 'aria-live': 'polite' });
@@ -37,16 +38,18 @@ export function auditView(main) {
 
   older.addEventListener('click', () => load(next));
   newest.addEventListener('click', () => {
+    generation += 1;
     tbody.replaceChildren();
     shown = 0;
     load(0);
   });
 
   async function load(before) {
+    const gen = generation;
     older.disabled = true;
     try {
       const p = await api.auditLog({ before, limit: pageSize });
-      if (gone) return;
+      if (gone || gen !== generation) return;
       errors.clear();
       for (const e of p.entries) tbody.append(row(e));
       shown += p.entries.length;
