@@ -129,20 +129,32 @@ type Approval struct {
 }
 
 // Approve names a pending device and enqueues its provisioning, in one
-// transaction: either both happen or neither does.
+// transaction: either both happen or neither does. The audit entry is
+// written in that transaction too; a refusal gets one of its own.
 func (s *Service) Approve(ctx context.Context, actor, id string, a Approval) (*gatehouse.Device, error) {
+	ctx = withActor(ctx, actor)
+	err := s.approve(ctx, actor, id, a)
+	if err := s.recordRefusal(ctx, ActionDeviceApprove, id, approvalDetail(a, nil), err); err != nil {
+		return nil, err
+	}
+	s.log.Info("device approved", "device", id, "name", a.Name, "by", actor)
+	s.notify.Publish(id)
+	return s.Device(ctx, id)
+}
+
+func (s *Service) approve(ctx context.Context, actor, id string, a Approval) error {
 	name := a.Name
 	if err := gatehouse.ValidateName(name); err != nil {
-		return nil, err
+		return err
 	}
 	if err := gatehouse.ValidateLabels(a.Labels); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.precheckApproval(ctx, id, name); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.checkNameFree(ctx, name); err != nil {
-		return nil, err
+		return err
 	}
 	steps := s.enabledSteps()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -153,17 +165,28 @@ func (s *Service) Approve(ctx context.Context, actor, id string, a Approval) (*g
 		if err := checkApprovable(ctx, tx, d, name); err != nil {
 			return err
 		}
-		return s.approveTx(ctx, tx, d, actor, name, a.Labels, steps)
+		if err := s.approveTx(ctx, tx, d, actor, name, a.Labels, steps); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, ActionDeviceApprove, id, nil, approvalDetail(a, d))
 	})
 	if errors.Is(err, store.ErrUnique) {
-		return nil, gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in gatehouse", name)
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in gatehouse", name)
 	}
-	if err != nil {
-		return nil, err
+	return err
+}
+
+// approvalDetail is what the audit log keeps of an approval: the name, the
+// labels, and once known the key that was approved.
+func approvalDetail(a Approval, d *gatehouse.Device) map[string]any {
+	detail := map[string]any{"name": a.Name}
+	if len(a.Labels) > 0 {
+		detail["labels"] = a.Labels
 	}
-	s.log.Info("device approved", "device", id, "name", name, "by", actor)
-	s.notify.Publish(id)
-	return s.Device(ctx, id)
+	if d != nil {
+		detail["fingerprint"] = d.Fingerprint
+	}
+	return detail
 }
 
 // precheckApproval refuses what gatehouse alone can refuse before any
@@ -234,8 +257,10 @@ func (s *Service) enqueueSteps(ctx context.Context, tx *store.Tx, id string, ste
 	return nil
 }
 
-// Dismiss refuses a pending device. Dismissing it again changes nothing.
+// Dismiss refuses a pending device. Dismissing it again changes nothing
+// (its audit entry says so).
 func (s *Service) Dismiss(ctx context.Context, actor, id string) (*gatehouse.Device, error) {
+	ctx = withActor(ctx, actor)
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		d, err := tx.Device(ctx, id)
 		if err != nil {
@@ -243,7 +268,7 @@ func (s *Service) Dismiss(ctx context.Context, actor, id string) (*gatehouse.Dev
 		}
 		switch d.State {
 		case gatehouse.StateDismissed:
-			return nil
+			return s.audit(ctx, tx, ActionDeviceDismiss, id, nil, map[string]any{"unchanged": "already dismissed"})
 		case gatehouse.StatePending:
 		default:
 			return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is %s; only pending devices can be dismissed", id, d.State)
@@ -251,9 +276,12 @@ func (s *Service) Dismiss(ctx context.Context, actor, id string) (*gatehouse.Dev
 		if err := s.setState(ctx, tx, d, change{to: gatehouse.StateDismissed, actor: actor}); err != nil {
 			return err
 		}
-		return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "dismissed", Actor: actor})
+		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "dismissed", Actor: actor}); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, ActionDeviceDismiss, id, nil, map[string]any{"fingerprint": d.Fingerprint, "mac": d.MAC})
 	})
-	if err != nil {
+	if err := s.recordRefusal(ctx, ActionDeviceDismiss, id, nil, err); err != nil {
 		return nil, err
 	}
 	s.log.Info("device dismissed", "device", id, "by", actor)

@@ -15,6 +15,7 @@ import (
 // gateway's IoT Hub follow-up starts again with a fresh deadline, and a
 // failed step runs now instead of at its next backoff.
 func (s *Service) Retry(ctx context.Context, actor, id string) (*gatehouse.Device, error) {
+	ctx = withActor(ctx, actor)
 	var jobs []int64
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		d, err := tx.Device(ctx, id)
@@ -32,9 +33,12 @@ func (s *Service) Retry(ctx context.Context, actor, id string) (*gatehouse.Devic
 		if err != nil {
 			return err
 		}
-		return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "retry_requested", Actor: actor})
+		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "retry_requested", Actor: actor}); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, ActionDeviceRetry, id, nil, map[string]any{"state": string(d.State)})
 	})
-	if err != nil {
+	if err := s.recordRefusal(ctx, ActionDeviceRetry, id, nil, err); err != nil {
 		return nil, err
 	}
 	// After the commit: on SQLite the job queue shares our one connection.

@@ -85,6 +85,8 @@ type Service struct {
 	notify Notifier
 	jobs   *river.Client[*sql.Tx]
 	secret []byte // keys verification codes; never logged
+	// refusals rate-limits audit entries of refused credentials.
+	refusals refusalLimiter
 }
 
 // New builds a Service. Call Start to begin working provisioning jobs.

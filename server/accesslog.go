@@ -24,6 +24,8 @@ const authWarnEvery = time.Minute
 // contexts do not flow back out, a shared pointer does.
 type reqInfo struct {
 	actor, id, source string
+	// refusal is the error a 401 or 403 answered with, for the audit log.
+	refusal error
 }
 
 // setActor records who made the request: "token:NAME", "user:NAME" or
@@ -54,12 +56,13 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		r = r.WithContext(gatehouse.WithOrigin(ctx, info.origin()))
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		if s.Logger == nil {
-			return
-		}
 		route := r.Pattern
 		if route == "" {
 			route = "unmatched"
+		}
+		s.auditRefusal(r, info, sw.status(), route)
+		if s.Logger == nil {
+			return
 		}
 		s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 			slog.String("method", r.Method), slog.String("route", route), slog.Int("status", sw.status()),
@@ -69,6 +72,32 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			s.authWarn.refused(s.Logger, remoteAddr(r), route, id)
 		}
 	})
+}
+
+// auditRefusal puts refused credentials (401) and refused roles or CSRF
+// checks (403) in the audit log; the service rate-limits them per source.
+// A 401 counts only when credentials were offered: a page asking whether it
+// is logged in, or a probe with none, refused nothing.
+func (s *Server) auditRefusal(r *http.Request, info *reqInfo, status int, route string) {
+	ctx := context.WithoutCancel(gatehouse.WithOrigin(r.Context(), info.origin()))
+	var err error
+	switch {
+	case status == http.StatusUnauthorized && offeredCredentials(r):
+		err = s.svc.AuditRefusedCredentials(ctx, route)
+	case status == http.StatusForbidden:
+		err = s.svc.AuditAccessDenied(ctx, route, info.refusal)
+	}
+	if err != nil && s.Logger != nil {
+		s.Logger.Error("audit: could not record a refusal", "route", route, "request_id", info.id, "err", err)
+	}
+}
+
+func offeredCredentials(r *http.Request) bool {
+	if r.Header.Get("Authorization") != "" || isDevicePath(r.URL.Path) || r.Pattern == "POST /api/v1/session" {
+		return true
+	}
+	_, err := r.Cookie(sessionCookie)
+	return err == nil
 }
 
 // requestID keeps a caller's id when it is short and plain (it goes into

@@ -49,6 +49,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code == gatehouse.EINTERNAL {
 		s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	if info, ok := r.Context().Value(infoKey).(*reqInfo); ok && (code == gatehouse.EUNAUTHORIZED || code == gatehouse.EFORBIDDEN) {
+		info.refusal = err
+	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = code, gatehouse.ErrorMessage(err)
 	if code == gatehouse.EUNAUTHORIZED && !isDevicePath(r.URL.Path) {

@@ -18,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"gatehouse"
+	"gatehouse/audit"
 	"gatehouse/protocol"
 	"gatehouse/provision"
 )
@@ -283,6 +284,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"AckRequest", protocol.AckRequest{Name: "gw-01"}},
 		{"Status", sampleStatus(device)},
 		{"HealthStatus", map[string]string{"status": "ok"}},
+		{"AuditPage", sampleAuditPage()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.schema, func(t *testing.T) {
@@ -343,6 +345,13 @@ func sampleDevice() *gatehouse.Device {
 			Sealed: map[string][]byte{protocol.FieldDPSPrimaryKey: []byte("never in JSON")},
 		}},
 	}
+}
+
+func sampleAuditPage() *provision.AuditPage {
+	e := audit.Entry{Seq: 1, At: time.Now(), Actor: "token:alice", Source: "192.0.2.1", RequestID: "r1", Action: "device.approve",
+		Target: "x57caa5lsobd", Result: "ok", Detail: `{"name":"gw-01"}`, PrevHash: audit.GenesisHash}
+	e.Hash = audit.ComputeHash(e)
+	return &provision.AuditPage{Entries: []audit.Entry{e}, NextBefore: 0, NextAfter: 1}
 }
 
 func sampleStatus(d *gatehouse.Device) *protocol.Status {

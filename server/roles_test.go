@@ -60,6 +60,7 @@ var routeNeeds = map[string]struct {
 	"POST /api/v1/users":                {admin, "/api/v1/users", `{"name":""}`},
 	"PATCH /api/v1/users/{name}":        {admin, "/api/v1/users/nosuch", `{}`},
 	"DELETE /api/v1/users/{name}":       {admin, "/api/v1/users/nosuch", ""},
+	"GET /api/v1/audit":                 {admin, "/api/v1/audit", ""},
 	"POST /device/v1/enroll":            {signed, "/device/v1/enroll", `{}`},
 	"POST /device/v1/wait":              {signed, "/device/v1/wait", `{}`},
 	"POST /device/v1/ack":               {signed, "/device/v1/ack", `{}`},

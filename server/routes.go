@@ -55,6 +55,7 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/users", admin, s.handleCreateUser},
 		{"PATCH /api/v1/users/{name}", admin, s.handleUpdateUser},
 		{"DELETE /api/v1/users/{name}", admin, s.handleDeleteUser},
+		{"GET /api/v1/audit", admin, s.handleAudit},
 	}
 }
 

@@ -99,3 +99,11 @@ export const listUsers = () => request('GET', '/api/v1/users');
 export const createUser = (spec) => request('POST', '/api/v1/users', spec);
 export const updateUser = (name, change) => request('PATCH', `/api/v1/users/${enc(name)}`, change);
 export const deleteUser = (name) => request('DELETE', `/api/v1/users/${enc(name)}`);
+
+// Audit log (admins) -------------------------------------------------------
+
+export function auditLog({ before = 0, limit = 100 } = {}) {
+  const p = new URLSearchParams({ limit: String(limit) });
+  if (before) p.set('before', String(before));
+  return request('GET', `/api/v1/audit?${p}`);
+}

@@ -10,6 +10,7 @@ import { devicesView } from './devices.js';
 import { deviceView } from './device.js';
 import { usersView } from './users.js';
 import { tokensView } from './tokens.js';
+import { auditView } from './audit.js';
 
 const $ = (id) => document.getElementById(id);
 const main = $('main');
@@ -33,6 +34,7 @@ const pages = {
   device: { view: deviceView, title: 'Device', nav: 'devices' },
   users: { view: usersView, title: 'Users', role: 'admin' },
   tokens: { view: tokensView, title: 'Tokens', role: 'admin' },
+  audit: { view: auditView, title: 'Audit log', role: 'admin' },
 };
 
 const roleRank = { viewer: 1, operator: 2, admin: 3 };
