@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"sync"
@@ -24,6 +25,12 @@ const (
 	ActionLoginRefused       = "login.refused"
 	ActionCredentialsRefused = "credentials.refused"
 	ActionAccessDenied       = "access.denied"
+	ActionLogin              = "session.login"
+	ActionTokenCreate        = "token.create"
+	ActionTokenRevoke        = "token.revoke"
+	ActionUserCreate         = "user.create"
+	ActionUserUpdate         = "user.update"
+	ActionUserDelete         = "user.delete"
 )
 
 // actionPattern keeps action names greppable and free of anything a caller
@@ -50,6 +57,12 @@ const refusalRecordTimeout = 5 * time.Second
 // message. detail must not hold secrets: keys that name one and values
 // that look like an API token are refused.
 func (s *Service) audit(ctx context.Context, tx *store.Tx, action, target string, result error, detail map[string]any) error {
+	return recordIn(ctx, tx, action, target, result, detail)
+}
+
+// recordIn is audit for code that works on a database without a Service
+// (the CLI's --db commands).
+func recordIn(ctx context.Context, tx *store.Tx, action, target string, result error, detail map[string]any) error {
 	e, err := newEntry(ctx, action, target, result, detail)
 	if err != nil {
 		return err
@@ -75,13 +88,19 @@ func (s *Service) Audit(ctx context.Context, action, target string, result error
 // records even if the asker has gone: the attempt happened. Failing to
 // record is logged; the caller still gets the refusal.
 func (s *Service) recordRefusal(ctx context.Context, action, target string, detail map[string]any, err error) error {
+	return refusedIn(ctx, s.db, s.log, action, target, detail, err)
+}
+
+// refusedIn is recordRefusal for code without a Service.
+func refusedIn(ctx context.Context, db *store.DB, log *slog.Logger, action, target string, detail map[string]any, err error) error {
 	if err == nil {
 		return nil
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refusalRecordTimeout)
 	defer cancel()
-	if aerr := s.Audit(rctx, action, target, err, detail); aerr != nil {
-		s.log.Error("audit: could not record a refused decision", "action", action, "target", clip(target, maxAuditText), "err", aerr)
+	aerr := db.InTx(rctx, func(tx *store.Tx) error { return recordIn(rctx, tx, action, target, err, detail) })
+	if aerr != nil {
+		log.Error("audit: could not record a refused decision", "action", action, "target", clip(target, maxAuditText), "err", aerr)
 	}
 	return err
 }
@@ -290,7 +309,7 @@ func (s *Service) AuditRefusedCredentials(ctx context.Context, route string) err
 	action, msg := ActionCredentialsRefused, "missing, invalid or expired credentials"
 	switch {
 	case route == "POST /api/v1/session":
-		action, msg = ActionLoginRefused, "login with an invalid API token"
+		action, msg = ActionLoginRefused, "wrong user name, password or API token"
 	case strings.Contains(route, " /device/"):
 		msg = "device request not authenticated (bad signature, stale timestamp or replayed nonce)"
 	}
@@ -307,6 +326,14 @@ func (s *Service) AuditAccessDenied(ctx context.Context, route string, reason er
 		reason = gatehouse.Errorf(gatehouse.EFORBIDDEN, "access denied")
 	}
 	return s.auditLimited(ctx, deniedAccess, ActionAccessDenied, route, reason)
+}
+
+// AuditRefusedSignOn records a single sign-on that did not end in a
+// session (the provider refused, the answer did not check out, no group
+// gives a role), rate-limited as AuditRefusedCredentials and counted with
+// them: the callback is as open to a flood as the login.
+func (s *Service) AuditRefusedSignOn(ctx context.Context, route string, reason error) error {
+	return s.auditLimited(ctx, refusedCredentials, ActionLoginRefused, route, reason)
 }
 
 // The kinds of refusal the limiter counts apart.

@@ -247,7 +247,7 @@ func TestAuditRefusedCredentialsRateLimited(t *testing.T) {
 		}
 	}
 	wantEntry(t, only(t, es, provision.ActionLoginRefused, 1)[0], "anonymous", "192.0.2.4", "r", "POST /api/v1/session",
-		"refused: login with an invalid API token")
+		"refused: wrong user name, password or API token")
 	denied := only(t, es, provision.ActionAccessDenied, 1)[0]
 	wantEntry(t, denied, "token:viewer", "192.0.2.1", "r", "GET /api/v1/audit", `refused: token "viewer" has role viewer; this needs admin`)
 }

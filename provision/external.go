@@ -44,7 +44,7 @@ func (s *Service) LoginExternal(ctx context.Context, id ExternalIdentity) (strin
 	if u.Disabled {
 		return "", nil, gatehouse.Errorf(gatehouse.EFORBIDDEN, "user %q is disabled in gatehouse; ask an admin", u.Name)
 	}
-	return s.loginUser(ctx, u)
+	return s.loginUser(ctx, u, "sso")
 }
 
 func upsertExternal(ctx context.Context, tx *store.Tx, id ExternalIdentity) (*gatehouse.User, error) {

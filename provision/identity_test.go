@@ -251,3 +251,59 @@ func TestExternalLogin(t *testing.T) {
 	_, _, err = svc.LoginExternal(ctx, id)
 	wantRefusal(t, err, gatehouse.EFORBIDDEN, "none of your groups")
 }
+
+// Every admin change and login leaves an entry naming who did it; a
+// refused one leaves a refusal; no entry holds a secret.
+func TestIdentityChangesAudited(t *testing.T) {
+	t.Parallel()
+	svc, _, _ := identityService(t)
+	ctx := gatehouse.WithOrigin(context.Background(), gatehouse.Origin{Actor: "user:root", Source: "192.0.2.9"})
+	const pw = "a long enough password"
+	secret, tok, err := svc.CreateToken(ctx, provision.TokenSpec{Name: "ci", Role: gatehouse.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateUser(ctx, provision.UserSpec{Name: "bob", Role: gatehouse.RoleOperator, Password: pw}); err != nil {
+		t.Fatal(err)
+	}
+	newPw := "another long password"
+	if _, err := svc.UpdateUser(ctx, "bob", provision.UserChange{Password: &newPw}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.LoginPassword(ctx, "bob", newPw); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RevokeToken(ctx, tok.ID); err == nil {
+		t.Fatal("the last admin token was revoked")
+	}
+	page, err := svc.AuditLog(ctx, provision.AuditQuery{Limit: 100, Forward: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range page.Entries {
+		got = append(got, e.Actor+" "+e.Action+" "+e.Target+" "+strings.SplitN(e.Result, ":", 2)[0])
+		for _, s := range []string{secret, pw, newPw} {
+			if strings.Contains(e.Detail+e.Result+e.Target, s) {
+				t.Errorf("entry %d holds a secret", e.Seq)
+			}
+		}
+		if e.Source != "192.0.2.9" {
+			t.Errorf("entry %d source %q", e.Seq, e.Source)
+		}
+	}
+	want := []string{
+		"user:root token.create ci ok",
+		"user:root user.create bob ok",
+		"user:root user.update bob ok",
+		"user:bob session.login bob ok",
+		"user:root user.delete bob ok",
+		"user:root token.revoke " + tok.ID + " refused",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("entries:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

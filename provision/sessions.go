@@ -34,7 +34,7 @@ func (s *Service) LoginToken(ctx context.Context, tokenSecret string) (string, *
 	if err != nil {
 		return "", nil, err
 	}
-	return s.startSession(ctx, *p)
+	return s.startSession(ctx, *p, "token")
 }
 
 // LoginPassword checks a local user's password and starts a session.
@@ -61,20 +61,26 @@ func (s *Service) LoginPassword(ctx context.Context, name, password string) (str
 	if !ok {
 		return "", nil, errBadLogin
 	}
-	return s.loginUser(ctx, &u.User)
+	return s.loginUser(ctx, &u.User, "password")
 }
 
-func (s *Service) loginUser(ctx context.Context, u *gatehouse.User) (string, *Session, error) {
+func (s *Service) loginUser(ctx context.Context, u *gatehouse.User, how string) (string, *Session, error) {
 	if err := s.db.InTx(ctx, func(tx *store.Tx) error { return tx.TouchUserLogin(ctx, u.ID) }); err != nil {
 		return "", nil, err
 	}
-	return s.startSession(ctx, gatehouse.Principal{Kind: gatehouse.PrincipalUser, ID: u.ID, Name: u.Name, Role: u.Role})
+	return s.startSession(ctx, gatehouse.Principal{Kind: gatehouse.PrincipalUser, ID: u.ID, Name: u.Name, Role: u.Role}, how)
 }
 
-func (s *Service) startSession(ctx context.Context, p gatehouse.Principal) (string, *Session, error) {
+func (s *Service) startSession(ctx context.Context, p gatehouse.Principal, how string) (string, *Session, error) {
 	secret := randomSecret()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		return tx.CreateSession(ctx, hashToken(secret), p, tx.Now().Add(SessionTTL))
+		if err := tx.CreateSession(ctx, hashToken(secret), p, tx.Now().Add(SessionTTL)); err != nil {
+			return err
+		}
+		// Who logged in is the principal, whatever the request said before.
+		o := gatehouse.OriginOf(ctx)
+		o.Actor = p.Actor()
+		return s.audit(gatehouse.WithOrigin(ctx, o), tx, ActionLogin, p.Name, nil, map[string]any{"with": how, "role": p.Role})
 	})
 	if err != nil {
 		return "", nil, err

@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -33,13 +34,23 @@ func (s *Service) CreateToken(ctx context.Context, spec TokenSpec) (string, *gat
 // CreateToken works on the database directly, so the first admin token can
 // be made before any server runs.
 func CreateToken(ctx context.Context, db *store.DB, spec TokenSpec) (string, *gatehouse.Token, error) {
+	secret, t, err := createToken(ctx, db, spec)
+	return secret, t, refusedIn(ctx, db, slog.Default(), ActionTokenCreate, spec.Name, tokenDetail(spec.Role, spec.Expires), err)
+}
+
+func createToken(ctx context.Context, db *store.DB, spec TokenSpec) (string, *gatehouse.Token, error) {
 	t, err := checkTokenSpec(spec, time.Now())
 	if err != nil {
 		return "", nil, err
 	}
 	t.CreatedBy = gatehouse.OriginOf(ctx).Actor
 	secret := newTokenSecret()
-	err = db.InTx(ctx, func(tx *store.Tx) error { return tx.CreateToken(ctx, t, hashToken(secret)) })
+	err = db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateToken(ctx, t, hashToken(secret)); err != nil {
+			return err
+		}
+		return recordIn(ctx, tx, ActionTokenCreate, t.Name, nil, tokenDetail(t.Role, t.ExpiresAt))
+	})
 	if errors.Is(err, store.ErrUnique) {
 		return "", nil, gatehouse.Errorf(gatehouse.ECONFLICT, "a live token named %q exists already; revoke it or pick another name", t.Name)
 	}
@@ -47,6 +58,14 @@ func CreateToken(ctx context.Context, db *store.DB, spec TokenSpec) (string, *ga
 		return "", nil, err
 	}
 	return secret, t, nil
+}
+
+func tokenDetail(role gatehouse.Role, expires *time.Time) map[string]any {
+	d := map[string]any{"role": role, "expires_at": "never"}
+	if expires != nil {
+		d["expires_at"] = expires.UTC().Format(time.RFC3339)
+	}
+	return d
 }
 
 func checkTokenSpec(spec TokenSpec, now time.Time) (*gatehouse.Token, error) {
@@ -94,9 +113,12 @@ func RevokeToken(ctx context.Context, db *store.DB, id string) (*gatehouse.Token
 		if t, err = tx.TokenByID(ctx, id); err != nil {
 			return err
 		}
-		return keepAnAdmin(ctx, tx)
+		if err := keepAnAdmin(ctx, tx); err != nil {
+			return err
+		}
+		return recordIn(ctx, tx, ActionTokenRevoke, t.Name, nil, map[string]any{"id": t.ID, "role": t.Role})
 	})
-	return t, err
+	return t, refusedIn(ctx, db, slog.Default(), ActionTokenRevoke, id, map[string]any{"id": id}, err)
 }
 
 // Authenticate returns the principal an API token secret stands for.

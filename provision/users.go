@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"unicode"
 
@@ -32,6 +33,11 @@ func (s *Service) CreateUser(ctx context.Context, spec UserSpec) (*gatehouse.Use
 // CreateUser works on the database directly, so the first admin can be
 // made before any server runs.
 func CreateUser(ctx context.Context, db *store.DB, spec UserSpec) (*gatehouse.User, error) {
+	u, err := createUser(ctx, db, spec)
+	return u, refusedIn(ctx, db, slog.Default(), ActionUserCreate, spec.Name, map[string]any{"role": spec.Role}, err)
+}
+
+func createUser(ctx context.Context, db *store.DB, spec UserSpec) (*gatehouse.User, error) {
 	name := strings.TrimSpace(spec.Name)
 	if err := checkPrincipalName("user", name); err != nil {
 		return nil, err
@@ -47,7 +53,12 @@ func CreateUser(ctx context.Context, db *store.DB, spec UserSpec) (*gatehouse.Us
 		return nil, err
 	}
 	u := &store.UserRecord{User: gatehouse.User{ID: newID(), Name: name, Role: spec.Role, Source: gatehouse.SourceLocal}, PasswordHash: hash}
-	err = db.InTx(ctx, func(tx *store.Tx) error { return tx.CreateUser(ctx, u) })
+	err = db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		return recordIn(ctx, tx, ActionUserCreate, u.Name, nil, map[string]any{"role": u.Role, "source": u.Source})
+	})
 	if errors.Is(err, store.ErrUnique) {
 		return nil, gatehouse.Errorf(gatehouse.ECONFLICT, "a user named %q exists already", name)
 	}
@@ -81,6 +92,26 @@ func (s *Service) UpdateUser(ctx context.Context, name string, c UserChange) (*g
 // UpdateUser works on the database directly, so an admin locked out can be
 // given a new password by whoever runs the server.
 func UpdateUser(ctx context.Context, db *store.DB, name string, c UserChange) (*gatehouse.User, error) {
+	u, err := updateUser(ctx, db, name, c)
+	return u, refusedIn(ctx, db, slog.Default(), ActionUserUpdate, name, changeDetail(c), err)
+}
+
+// changeDetail says what a change touched; never the password itself.
+func changeDetail(c UserChange) map[string]any {
+	d := map[string]any{}
+	if c.Role != nil {
+		d["role"] = *c.Role
+	}
+	if c.Password != nil {
+		d["sign_in"] = "new password set"
+	}
+	if c.Disabled != nil {
+		d["disabled"] = *c.Disabled
+	}
+	return d
+}
+
+func updateUser(ctx context.Context, db *store.DB, name string, c UserChange) (*gatehouse.User, error) {
 	if c.Password != nil {
 		if err := checkPassword(*c.Password); err != nil {
 			return nil, err
@@ -113,7 +144,10 @@ func UpdateUser(ctx context.Context, db *store.DB, name string, c UserChange) (*
 			}
 		}
 		out = &u.User
-		return keepAnAdmin(ctx, tx)
+		if err := keepAnAdmin(ctx, tx); err != nil {
+			return err
+		}
+		return recordIn(ctx, tx, ActionUserUpdate, u.Name, nil, changeDetail(c))
 	})
 	return out, err
 }
@@ -147,7 +181,7 @@ func (s *Service) DeleteUser(ctx context.Context, name string) error {
 
 // DeleteUser works on the database directly, for the CLI's --db.
 func DeleteUser(ctx context.Context, db *store.DB, name string) error {
-	return db.InTx(ctx, func(tx *store.Tx) error {
+	err := db.InTx(ctx, func(tx *store.Tx) error {
 		u, err := tx.UserByName(ctx, name)
 		if err != nil {
 			return err
@@ -155,8 +189,12 @@ func DeleteUser(ctx context.Context, db *store.DB, name string) error {
 		if err := tx.DeleteUser(ctx, u.ID); err != nil {
 			return err
 		}
-		return keepAnAdmin(ctx, tx)
+		if err := keepAnAdmin(ctx, tx); err != nil {
+			return err
+		}
+		return recordIn(ctx, tx, ActionUserDelete, u.Name, nil, map[string]any{"role": u.Role, "source": u.Source})
 	})
+	return refusedIn(ctx, db, slog.Default(), ActionUserDelete, name, nil, err)
 }
 
 // keepAnAdmin fails the transaction if it removed the last way in as admin:

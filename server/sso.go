@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 
@@ -74,6 +75,9 @@ func (s *Server) handleSSOCallback(w http.ResponseWriter, r *http.Request) error
 }
 
 func (s *Server) ssoFailed(w http.ResponseWriter, r *http.Request, err error) error {
+	if aerr := s.svc.AuditRefusedSignOn(context.WithoutCancel(r.Context()), r.Pattern, err); aerr != nil {
+		s.Logger.Error("audit: could not record a refused sign-on", "err", aerr)
+	}
 	if gatehouse.ErrorCode(err) == gatehouse.EINTERNAL {
 		s.Logger.Error("single sign-on failed", "err", err)
 	} else {
