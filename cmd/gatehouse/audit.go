@@ -42,22 +42,10 @@ const progressEvery = 10_000
 // runAudit exports and verifies the audit log. Exit codes: 0 ok, 1 a
 // broken log or an API, network or file error, 2 usage error.
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, auditHelp)
-		return 2
-	}
-	dio := deviceIO{stdout: stdout, stderr: stderr, getenv: getenv}
-	switch args[0] {
-	case "export":
-		return auditExport(ctx, args[1:], dio)
-	case "verify":
-		return auditVerify(ctx, args[1:], dio)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, auditHelp)
-		return 0
-	}
-	fmt.Fprintf(stderr, "gatehouse: unknown audit command %q\n\n%s", args[0], auditHelp)
-	return 2
+	return dispatch(ctx, "audit", auditHelp, map[string]subcommand{
+		"export": auditExport,
+		"verify": auditVerify,
+	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
 // newAuditCmd is a subcommand with the server flags of the devices

@@ -39,28 +39,13 @@ const defaultServer = "http://127.0.0.1:8080"
 // runDevices runs the operator subcommands, which talk to a server over its
 // REST API. Exit codes: 0 ok, 1 API or network error, 2 usage error.
 func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, devicesHelp)
-		return 2
-	}
-	dio := deviceIO{stdout: stdout, stderr: stderr, getenv: getenv}
-	switch args[0] {
-	case "list":
-		return devicesList(ctx, args[1:], dio)
-	case "show":
-		return devicesShow(ctx, args[1:], dio)
-	case "approve":
-		return devicesApprove(ctx, args[1:], dio)
-	case "dismiss":
-		return devicesDismiss(ctx, args[1:], dio)
-	case "retry":
-		return devicesRetry(ctx, args[1:], dio)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, devicesHelp)
-		return 0
-	}
-	fmt.Fprintf(stderr, "gatehouse: unknown devices command %q\n\n%s", args[0], devicesHelp)
-	return 2
+	return dispatch(ctx, "devices", devicesHelp, map[string]subcommand{
+		"list":    devicesList,
+		"show":    devicesShow,
+		"approve": devicesApprove,
+		"dismiss": devicesDismiss,
+		"retry":   devicesRetry,
+	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
 func devicesList(ctx context.Context, args []string, dio deviceIO) int {

@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "tokens":
 		return runTokens(ctx, args[1:], stdout, stderr, getenv)
 	case "users":
-		return runUsers(ctx, args[1:], stdin, stdout, stderr, getenv)
+		return runUsers(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "gatehouse", version)
 		return 0
@@ -77,4 +77,26 @@ func envOr(getenv func(string) string, key, def string) string {
 		return v
 	}
 	return def
+}
+
+// subcommand is one command of a group such as "devices list".
+type subcommand func(ctx context.Context, args []string, dio deviceIO) int
+
+// dispatch runs the subcommand args[0] of group, or prints its help.
+// Exit codes: 0 ok, 1 API or network error, 2 usage error.
+func dispatch(ctx context.Context, group, help string, cmds map[string]subcommand, args []string, dio deviceIO) int {
+	if len(args) == 0 {
+		fmt.Fprint(dio.stderr, help)
+		return 2
+	}
+	if cmd, ok := cmds[args[0]]; ok {
+		return cmd(ctx, args[1:], dio)
+	}
+	switch args[0] {
+	case "help", "-h", "--help":
+		fmt.Fprint(dio.stdout, help)
+		return 0
+	}
+	fmt.Fprintf(dio.stderr, "gatehouse: unknown %s command %q\n\n%s", group, args[0], help)
+	return 2
 }

@@ -24,24 +24,11 @@ before any server runs.
 `
 
 func runTokens(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	dio := deviceIO{stdout: stdout, stderr: stderr, getenv: getenv}
-	if len(args) == 0 {
-		fmt.Fprint(stderr, tokensHelp)
-		return 2
-	}
-	switch args[0] {
-	case "list":
-		return tokensList(ctx, args[1:], dio)
-	case "create":
-		return tokensCreate(ctx, args[1:], dio)
-	case "revoke":
-		return tokensRevoke(ctx, args[1:], dio)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, tokensHelp)
-		return 0
-	}
-	fmt.Fprintf(stderr, "gatehouse: unknown tokens command %q\n\n%s", args[0], tokensHelp)
-	return 2
+	return dispatch(ctx, "tokens", tokensHelp, map[string]subcommand{
+		"list":   tokensList,
+		"create": tokensCreate,
+		"revoke": tokensRevoke,
+	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
 func tokensList(ctx context.Context, args []string, dio deviceIO) int {

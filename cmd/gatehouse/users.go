@@ -31,27 +31,13 @@ Users who sign in with single sign-on are made at their first login and take the
 from their groups.
 `
 
-func runUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	dio := deviceIO{stdout: stdout, stderr: stderr, getenv: getenv}
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usersHelp)
-		return 2
-	}
-	switch args[0] {
-	case "list":
-		return usersList(ctx, args[1:], dio)
-	case "create":
-		return usersCreate(ctx, args[1:], stdin, dio)
-	case "set":
-		return usersSet(ctx, args[1:], stdin, dio)
-	case "delete":
-		return usersDelete(ctx, args[1:], dio)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usersHelp)
-		return 0
-	}
-	fmt.Fprintf(stderr, "gatehouse: unknown users command %q\n\n%s", args[0], usersHelp)
-	return 2
+func runUsers(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	return dispatch(ctx, "users", usersHelp, map[string]subcommand{
+		"list":   usersList,
+		"create": usersCreate,
+		"set":    usersSet,
+		"delete": usersDelete,
+	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
 func usersList(ctx context.Context, args []string, dio deviceIO) int {
@@ -88,7 +74,7 @@ func writeUsers(w io.Writer, us []*gatehouse.User, now time.Time) {
 	tw.Flush()
 }
 
-func usersCreate(ctx context.Context, args []string, stdin io.Reader, dio deviceIO) int {
+func usersCreate(ctx context.Context, args []string, dio deviceIO) int {
 	cmd := newAdminCmd("users", "create --name NAME", "", dio)
 	name := cmd.fs.String("name", "", "the user name they log in with (required)")
 	role := gatehouse.RoleAdmin
@@ -125,7 +111,7 @@ func usersCreate(ctx context.Context, args []string, stdin io.Reader, dio device
 	return 0
 }
 
-func usersSet(ctx context.Context, args []string, stdin io.Reader, dio deviceIO) int {
+func usersSet(ctx context.Context, args []string, dio deviceIO) int {
 	cmd := newAdminCmd("users", "set NAME", "user name", dio)
 	var role gatehouse.Role
 	cmd.fs.Var(roleFlag{&role}, "role", "new role: admin, operator or viewer")
