@@ -113,7 +113,7 @@ func TestAuditExportVerifyRoundTrip(t *testing.T) {
 	// An edited export.
 	edited := filepath.Join(t.TempDir(), "edited.jsonl")
 	lines10 := append([]string(nil), lines...)
-	lines10[9] = strings.Replace(lines10[9], `"target":"user-10"`, `"target":"user-evil"`, 1)
+	lines10[9] = strings.Replace(lines10[9], `"target":"user-9"`, `"target":"user-evil"`, 1)
 	writeLines(t, edited, lines10)
 	code, _, stderr = runAuditCLI(t, nil, "verify", "--file", edited)
 	wantBroken(t, code, stderr, 10, "edited")
