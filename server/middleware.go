@@ -80,8 +80,14 @@ func actor(ctx context.Context) string {
 
 // device wraps h so it runs only for a correctly signed device request. The
 // body is read (bounded) before verifying, since the signature covers it.
+// The source's rate limit is checked first of all, so a flood is refused for
+// the price of a map lookup: no body read, no public-key operation, no
+// database.
 func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Signed, []byte) error) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if err := s.devLimit.check(r); err != nil {
+			return err
+		}
 		body, err := readBody(w, r)
 		if err != nil {
 			return err

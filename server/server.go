@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"gatehouse/protocol"
 	"gatehouse/provision"
 )
@@ -31,6 +33,13 @@ type Server struct {
 	// TLS, when set, makes the server speak HTTPS only, with this
 	// certificate (reloadable while serving) and HSTS on every response.
 	TLS *Certificate
+	// DeviceRate and DeviceBurst are the token bucket each source address
+	// (IPv4 address, IPv6 /64) gets on the device API; default
+	// DefaultDeviceRate and DefaultDeviceBurst. rate.Inf turns the limit
+	// off, for when a proxy in front limits instead: behind a proxy every
+	// request comes from the proxy's address.
+	DeviceRate  rate.Limit
+	DeviceBurst int
 
 	svc      *provision.Service
 	verifier *protocol.Verifier
@@ -38,13 +47,16 @@ type Server struct {
 	srv      *http.Server
 	closing  chan struct{} // closed by Close, to end event streams
 	authWarn *authLimiter
+	devLimit *sourceLimiter // built by Handler from DeviceRate and DeviceBurst
 }
 
 // New returns a Server over svc. Call Open to listen.
 func New(svc *provision.Service) *Server {
 	return &Server{
 		Addr:     ":8080",
-		LongPoll: 30 * time.Second,
+		LongPoll:    30 * time.Second,
+		DeviceRate:  DefaultDeviceRate,
+		DeviceBurst: DefaultDeviceBurst,
 		svc:      svc,
 		// Nonces live in the database, so replays are refused across
 		// restarts and replicas, not only within this process.
@@ -59,6 +71,9 @@ func New(svc *provision.Service) *Server {
 func (s *Server) Open() error {
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := checkDeviceLimit(s.DeviceRate, s.DeviceBurst); err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
