@@ -53,11 +53,11 @@ type Server struct {
 // New returns a Server over svc. Call Open to listen.
 func New(svc *provision.Service) *Server {
 	return &Server{
-		Addr:     ":8080",
+		Addr:        ":8080",
 		LongPoll:    30 * time.Second,
 		DeviceRate:  DefaultDeviceRate,
 		DeviceBurst: DefaultDeviceBurst,
-		svc:      svc,
+		svc:         svc,
 		// Nonces live in the database, so replays are refused across
 		// restarts and replicas, not only within this process.
 		verifier: &protocol.Verifier{Nonces: svc},
