@@ -88,13 +88,14 @@ func setDefault[T comparable](p *T, v T) {
 
 // Service applies gatehouse's rules over a store and a job queue.
 type Service struct {
-	db      *store.DB
-	cfg     Config
-	log     *slog.Logger
-	notify  Notifier
-	jobs    *river.Client[*sql.Tx]
-	secret  []byte // keys verification codes; never logged
-	pending *pendingGauge
+	db     *store.DB
+	cfg    Config
+	log    *slog.Logger
+	notify Notifier
+	jobs   *river.Client[*sql.Tx]
+	secret []byte // keys verification codes; never logged
+
+	pending *pendingGauge // the pending queue's size, for its cap
 }
 
 // New builds a Service. Call Start to begin working provisioning jobs.

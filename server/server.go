@@ -53,16 +53,17 @@ type Server struct {
 // New returns a Server over svc. Call Open to listen.
 func New(svc *provision.Service) *Server {
 	return &Server{
-		Addr:        ":8080",
-		LongPoll:    30 * time.Second,
-		DeviceRate:  DefaultDeviceRate,
-		DeviceBurst: DefaultDeviceBurst,
-		svc:         svc,
+		Addr:     ":8080",
+		LongPoll: 30 * time.Second,
+		svc:      svc,
 		// Nonces live in the database, so replays are refused across
 		// restarts and replicas, not only within this process.
 		verifier: &protocol.Verifier{Nonces: svc},
 		closing:  make(chan struct{}),
 		authWarn: &authLimiter{now: time.Now, sources: map[string]*authWindow{}},
+
+		DeviceRate:  DefaultDeviceRate,
+		DeviceBurst: DefaultDeviceBurst,
 	}
 }
 
