@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"gatehouse"
 	"gatehouse/agent"
 	"gatehouse/protocol"
@@ -66,6 +68,12 @@ const envTimeout = 60 * time.Second
 // newEnv starts everything; t.Cleanup stops it in the right order.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with the provisioning config changed by tune first.
+func newEnvWith(t *testing.T, tune func(*provision.Config)) *env {
+	t.Helper()
 	ctx := t.Context()
 	e := &env{t: t, ctx: ctx, dir: t.TempDir(), results: map[string]*agent.Result{},
 		menders: map[string]*simulate.MenderClient{}}
@@ -88,11 +96,15 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { db.Close() })
 	e.db = db
 	db.Now = func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
-	e.svc, err = provision.New(db, provision.Config{
+	pcfg := provision.Config{
 		Backends: clients.Backends, Logger: quiet,
 		RetryBase: 100 * time.Millisecond, RetryMax: 400 * time.Millisecond,
 		PollInterval: 10 * time.Millisecond, FollowPollMin: 100 * time.Millisecond,
-	})
+	}
+	if tune != nil {
+		tune(&pcfg)
+	}
+	e.svc, err = provision.New(db, pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +132,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) startHTTP() {
 	srv := server.New(e.svc)
 	srv.Addr, srv.LongPoll, srv.Logger = "127.0.0.1:0", 3*time.Second, quiet
+	srv.DeviceRate = rate.Inf // every simulated gateway speaks from the one loopback address
 	if err := srv.Open(); err != nil {
 		e.t.Fatal(err)
 	}
