@@ -92,9 +92,17 @@ func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Sig
 		if err != nil {
 			return err
 		}
+		release, err := s.deviceSlot(r.Context())
+		if err != nil {
+			return err
+		}
+		defer release()
 		sig, err := s.verifier.Verify(r.Context(), r, body)
 		if err != nil {
 			return err
+		}
+		if r.URL.Path == protocol.PathWait {
+			release() // a long poll spends its time waiting, not in the database
 		}
 		r = setActor(r, "device:"+sig.Fingerprint)
 		return h(w, r, sig, body)

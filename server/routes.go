@@ -12,6 +12,7 @@ import (
 // Handler returns every route of the server; the whole surface is here.
 func (s *Server) Handler() http.Handler {
 	s.devLimit = newSourceLimiter(s.DeviceRate, s.DeviceBurst, time.Now, s.warn)
+	s.devSlots = make(chan struct{}, deviceSlots)
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", s.handle(s.handleHealth))
 	mux.Handle("GET /readyz", s.handle(s.handleReady))

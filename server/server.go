@@ -48,6 +48,7 @@ type Server struct {
 	closing  chan struct{} // closed by Close, to end event streams
 	authWarn *authLimiter
 	devLimit *sourceLimiter // built by Handler from DeviceRate and DeviceBurst
+	devSlots chan struct{}  // see deviceSlots
 }
 
 // New returns a Server over svc. Call Open to listen.
