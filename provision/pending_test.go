@@ -47,6 +47,24 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// removed adds up the counts of the "removed pending enrollments" lines.
+func (b *logBuffer) removed() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	total := 0
+	for _, line := range strings.Split(b.buf.String(), "\n") {
+		if !strings.Contains(line, "removed pending enrollments") {
+			continue
+		}
+		var n int
+		if _, after, ok := strings.Cut(line, " count="); ok {
+			fmt.Sscanf(after, "%d", &n)
+		}
+		total += n
+	}
+	return total
+}
+
 func (b *logBuffer) count(s string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -274,10 +292,9 @@ func TestExpirePendingJobRunsOnStart(t *testing.T) {
 	if !eventually(waitTimeout, func() bool { return c.pendingCount(t) == 0 }) {
 		t.Fatalf("%d stale pending gateways left after %v", c.pendingCount(t), waitTimeout)
 	}
-	if !eventually(waitTimeout, func() bool { return c.logs.count("removed pending enrollments") == 1 }) {
-		t.Fatalf("no single log line of the removal: %d", c.logs.count("removed pending enrollments"))
-	}
-	if c.logs.count("count=1200") != 1 {
-		t.Errorf("the log line does not say 1200 were removed")
+	// One line per run; a run cut short by its timeout on a loaded machine
+	// logs what it removed, and the next run the rest.
+	if !eventually(waitTimeout, func() bool { return c.logs.removed() == n }) {
+		t.Fatalf("the log says %d were removed, want %d", c.logs.removed(), n)
 	}
 }
