@@ -30,6 +30,11 @@ const ActiveWindow = 2 * time.Minute
 type DeviceList struct {
 	Devices []*gatehouse.Device `json:"devices"`
 	Total   int                 `json:"total"`
+	// PendingTotal is how many gateways wait for approval, whatever the
+	// filter, and PendingCap how many may: at the cap new gateways are
+	// refused, so the page warns operators as it nears.
+	PendingTotal int `json:"pending_total"`
+	PendingCap   int `json:"pending_cap"`
 }
 
 // ListDevices returns a page of devices, newest first.
@@ -59,6 +64,9 @@ func (s *Service) ListDevices(ctx context.Context, f ListFilter) (*DeviceList, e
 		if out.Devices, out.Total, err = tx.Devices(ctx, sf); err != nil {
 			return err
 		}
+		if err := s.countPending(ctx, tx, sf, &out); err != nil {
+			return err
+		}
 		if err := s.attachSteps(ctx, tx, out.Devices); err != nil {
 			return err
 		}
@@ -68,6 +76,22 @@ func (s *Service) ListDevices(ctx context.Context, f ListFilter) (*DeviceList, e
 		out.Devices = []*gatehouse.Device{}
 	}
 	return &out, err
+}
+
+// countPending fills in the pending queue's size, which the Pending page's
+// own listing has counted already.
+func (s *Service) countPending(ctx context.Context, tx *store.Tx, f store.DeviceFilter, out *DeviceList) error {
+	out.PendingCap = s.cfg.PendingCap
+	if f == (store.DeviceFilter{State: gatehouse.StatePending, Offset: f.Offset, Limit: f.Limit}) {
+		out.PendingTotal = out.Total
+	} else {
+		var err error
+		if out.PendingTotal, err = tx.CountPending(ctx); err != nil {
+			return err
+		}
+	}
+	s.pending.set(out.PendingTotal)
+	return nil
 }
 
 // attachSteps gives each listed device its steps, for its hub and last step,
@@ -137,6 +161,7 @@ func (s *Service) Approve(ctx context.Context, actor, id string, a Approval) (*g
 	if err := s.recordRefusal(ctx, ActionDeviceApprove, id, approvalDetail(a, nil), err); err != nil {
 		return nil, err
 	}
+	s.pending.forget()
 	s.log.Info("device approved", "device", id, "name", a.Name, "by", actor)
 	s.notify.Publish(id)
 	return s.Device(ctx, id)
@@ -284,6 +309,7 @@ func (s *Service) Dismiss(ctx context.Context, actor, id string) (*gatehouse.Dev
 	if err := s.recordRefusal(ctx, ActionDeviceDismiss, id, nil, err); err != nil {
 		return nil, err
 	}
+	s.pending.forget()
 	s.log.Info("device dismissed", "device", id, "by", actor)
 	s.notify.Publish(id)
 	return s.Device(ctx, id)

@@ -30,7 +30,11 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 	var created bool
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		id, created, err = enrollTx(ctx, tx, sig, req, mac, addr, s.code(sig.Fingerprint))
+		admit := func() error { return s.admitPending(ctx, tx) }
+		id, created, err = enrollTx(ctx, tx, sig, req, mac, addr, s.code(sig.Fingerprint), admit)
+		if created && err == nil {
+			s.pending.added()
+		}
 		return err
 	})
 	if err != nil {
@@ -44,8 +48,8 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 }
 
 // enrollTx stores the device's code with it, so duplicates among pending
-// devices are found by an index.
-func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, req protocol.EnrollRequest, mac, addr, code string) (string, bool, error) {
+// devices are found by an index. admit may refuse a key not seen before.
+func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, req protocol.EnrollRequest, mac, addr, code string, admit func() error) (string, bool, error) {
 	k, err := tx.FindKey(ctx, sig.Fingerprint)
 	if err == nil {
 		if string(k.SealKey) != string(req.SealKey) || k.CSR != req.CSR {
@@ -56,6 +60,9 @@ func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, req proto
 		return k.DeviceID, false, tx.TouchDevice(ctx, k.DeviceID, addr, 0)
 	}
 	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
+		return "", false, err
+	}
+	if err := admit(); err != nil {
 		return "", false, err
 	}
 	d := &gatehouse.Device{ID: newID(), State: gatehouse.StatePending, MAC: mac, Fingerprint: sig.Fingerprint,

@@ -58,6 +58,7 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 		river.AddWorkerSafely(workers, &webhookWorker{svc: s}),
 		river.AddWorkerSafely(workers, &cleanupWorker{svc: s}),
 		river.AddWorkerSafely(workers, &pruneNoncesWorker{svc: s}),
+		river.AddWorkerSafely(workers, &expirePendingWorker{svc: s}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("provision: register workers: %w", err)
@@ -77,7 +78,7 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 		MaxAttempts:          maxAttempts,
 		RetryPolicy:          &retryPolicy{base: c.RetryBase, max: c.RetryMax},
 		Logger:               c.Logger,
-		PeriodicJobs:         []*river.PeriodicJob{cleanupJob(), pruneNoncesJob()},
+		PeriodicJobs:         []*river.PeriodicJob{cleanupJob(), pruneNoncesJob(), expirePendingJob()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provision: job client: %w", err)

@@ -49,6 +49,13 @@ type Config struct {
 	// PollInterval is how often idle workers look for new jobs; default 20 ms.
 	// SQLite has no notifications, so this bounds approval-to-work latency.
 	PollInterval time.Duration
+	// PendingCap is how many gateways may wait for approval at once; past
+	// it new keys are refused (503) until an operator approves or dismisses
+	// some, while known gateways keep working. Default DefaultPendingCap.
+	PendingCap int
+	// PendingExpiry is how long a pending gateway may stay unheard from
+	// before it is removed; default DefaultPendingExpiry.
+	PendingExpiry time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -67,6 +74,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.FollowDeadline, 24*time.Hour)
 	setDefault(&c.FollowPollMin, 2*time.Second)
 	setDefault(&c.FollowPollMax, 5*time.Minute)
+	setDefault(&c.PendingCap, DefaultPendingCap)
+	setDefault(&c.PendingExpiry, DefaultPendingExpiry)
 	return c
 }
 
@@ -87,6 +96,8 @@ type Service struct {
 	secret []byte // keys verification codes; never logged
 	// refusals rate-limits audit entries of refused credentials.
 	refusals refusalLimiter
+
+	pending *pendingGauge // the pending queue's size, for its cap
 }
 
 // New builds a Service. Call Start to begin working provisioning jobs.
@@ -95,11 +106,15 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.RescueAfter <= cfg.JobTimeout {
 		return nil, errors.New("provision: RescueAfter must exceed JobTimeout")
 	}
+	if cfg.PendingCap < 0 || cfg.PendingExpiry < 0 {
+		return nil, errors.New("provision: PendingCap and PendingExpiry must not be negative")
+	}
 	secret, err := loadCodeSecret(db)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{db: db, cfg: cfg, log: cfg.Logger, notify: cfg.Notifier, secret: secret}
+	s := &Service{db: db, cfg: cfg, log: cfg.Logger, notify: cfg.Notifier, secret: secret,
+		pending: &pendingGauge{cap: cfg.PendingCap, log: cfg.Logger, now: time.Now}}
 	jobs, err := newJobClient(db, s)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"gatehouse"
 )
@@ -19,6 +21,7 @@ var statusOf = map[string]int{
 	gatehouse.EFORBIDDEN:    http.StatusForbidden,
 	gatehouse.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	gatehouse.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	gatehouse.ERATELIMITED:  http.StatusTooManyRequests,
 }
 
 type errorBody struct {
@@ -57,6 +60,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code == gatehouse.EUNAUTHORIZED && !isDevicePath(r.URL.Path) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 	}
+	if d := gatehouse.ErrorRetryAfter(err); d > 0 {
+		w.Header().Set("Retry-After", retryAfterSeconds(d))
+	}
 	writeJSON(w, statusOf[code], body)
 }
 
@@ -64,4 +70,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
+}
+
+// retryAfterSeconds renders d as Retry-After's whole seconds, rounded up so
+// a client that waits exactly that long finds the server ready.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64(max((d+time.Second-1)/time.Second, 1)), 10)
 }

@@ -90,15 +90,29 @@ func actor(ctx context.Context) string {
 
 // device wraps h so it runs only for a correctly signed device request. The
 // body is read (bounded) before verifying, since the signature covers it.
+// The source's rate limit is checked first of all, so a flood is refused for
+// the price of a map lookup: no body read, no public-key operation, no
+// database.
 func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Signed, []byte) error) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if err := s.devLimit.check(r); err != nil {
+			return err
+		}
 		body, err := readBody(w, r)
 		if err != nil {
 			return err
 		}
+		release, err := s.deviceSlot(r.Context())
+		if err != nil {
+			return err
+		}
+		defer release()
 		sig, err := s.verifier.Verify(r.Context(), r, body)
 		if err != nil {
 			return err
+		}
+		if r.URL.Path == protocol.PathWait {
+			release() // a long poll spends its time waiting, not in the database
 		}
 		r = setActor(r, "device:"+sig.Fingerprint)
 		return h(w, r, sig, body)

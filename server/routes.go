@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"time"
 
 	"gatehouse"
 	"gatehouse/protocol"
@@ -61,6 +62,8 @@ func (s *Server) routes() []route {
 
 // Handler returns every route of the server; the whole surface is here.
 func (s *Server) Handler() http.Handler {
+	s.devLimit = newSourceLimiter(s.DeviceRate, s.DeviceBurst, time.Now, s.warn)
+	s.devSlots = make(chan struct{}, deviceSlots)
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", ui.Handler())
 	mux.Handle("GET /assets/", ui.Handler())

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"gatehouse/protocol"
 	"gatehouse/provision"
 )
@@ -36,6 +38,13 @@ type Server struct {
 	// StreamRecheck is how often an open event stream checks that its
 	// caller may still read; default 25 s.
 	StreamRecheck time.Duration
+	// DeviceRate and DeviceBurst are the token bucket each source address
+	// (IPv4 address, IPv6 /64) gets on the device API; default
+	// DefaultDeviceRate and DefaultDeviceBurst. rate.Inf turns the limit
+	// off, for when a proxy in front limits instead: behind a proxy every
+	// request comes from the proxy's address.
+	DeviceRate  rate.Limit
+	DeviceBurst int
 
 	svc      *provision.Service
 	verifier *protocol.Verifier
@@ -43,6 +52,8 @@ type Server struct {
 	srv      *http.Server
 	closing  chan struct{} // closed by Close, to end event streams
 	authWarn *authLimiter
+	devLimit *sourceLimiter // built by Handler from DeviceRate and DeviceBurst
+	devSlots chan struct{}  // see deviceSlots
 }
 
 // New returns a Server over svc. Call Open to listen.
@@ -56,6 +67,9 @@ func New(svc *provision.Service) *Server {
 		verifier: &protocol.Verifier{Nonces: svc},
 		closing:  make(chan struct{}),
 		authWarn: &authLimiter{now: time.Now, sources: map[string]*authWindow{}},
+
+		DeviceRate:  DefaultDeviceRate,
+		DeviceBurst: DefaultDeviceBurst,
 	}
 }
 
@@ -64,6 +78,9 @@ func New(svc *provision.Service) *Server {
 func (s *Server) Open() error {
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := checkDeviceLimit(s.DeviceRate, s.DeviceBurst); err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"gatehouse"
 	"gatehouse/azure"
 	"gatehouse/mender"
@@ -46,6 +48,12 @@ type setupOpts struct {
 	tls      *server.Certificate // serve HTTPS with it; default plain HTTP
 	logger   *slog.Logger        // default discards
 	recheck  time.Duration       // how often a stream re-checks its caller; default the server's
+
+	deviceRate  rate.Limit // the device API's per-source limit; default the server's
+	deviceBurst int
+	pendingCap  int // default provision's
+
+	pollInterval time.Duration // how often job workers poll; default 10 ms
 }
 
 func setup(t *testing.T) *testBundle {
@@ -58,6 +66,9 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 	if o.longPoll == 0 {
 		o.longPoll = 2 * time.Second
 	}
+	if o.pollInterval == 0 {
+		o.pollInterval = 10 * time.Millisecond
+	}
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "gatehouse.db"))
 	if err != nil {
@@ -69,8 +80,9 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 	svc, err := provision.New(db, provision.Config{
 		Backends: []gatehouse.Backend{mender.NewBackend(simulate.NewMender()), azure.NewDPSBackend(simulate.NewDPS("")),
 			vault.NewBackend(pki, false, "gateway")},
-		PollInterval: 10 * time.Millisecond,
+		PollInterval: o.pollInterval,
 		Notifier:     o.notifier,
+		PendingCap:   o.pendingCap,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +93,9 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 	srv := server.New(svc)
 	srv.Addr, srv.LongPoll = "127.0.0.1:0", o.longPoll
 	srv.TLS, srv.Logger, srv.StreamRecheck = o.tls, o.logger, o.recheck
+	if o.deviceRate != 0 {
+		srv.DeviceRate, srv.DeviceBurst = o.deviceRate, o.deviceBurst
+	}
 	if err := srv.Open(); err != nil {
 		t.Fatal(err)
 	}

@@ -98,6 +98,9 @@ func runConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"UseNonce/OK", testUseNonce},
 		{"UseNonce/Concurrent", testUseNonceConcurrent},
 		{"DeleteExpiredNonces/OK", testDeleteExpiredNonces},
+		{"CountPending/OK", testCountPending},
+		{"PendingSeenBefore/OK", testPendingSeenBefore},
+		{"DeleteDevices/OK", testDeleteDevices},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

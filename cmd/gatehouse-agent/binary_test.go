@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"golang.org/x/time/rate"
 
 	"gatehouse"
 	"gatehouse/provision"
@@ -100,6 +101,7 @@ func startServer(t *testing.T) *testServer {
 	}
 	srv := server.New(svc)
 	srv.Addr, srv.Logger = "127.0.0.1:0", quiet
+	srv.DeviceRate = rate.Inf // parallel gateways on the one loopback address
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"gatehouse"
 	"gatehouse/agent"
 	"gatehouse/provision"
@@ -39,8 +41,9 @@ func TestConvergesDespiteFailingBackends(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	// 100 gateways on one loopback address: no per-address limit.
 	a, err := startApp(ctx, appConfig{Listen: "127.0.0.1:0", DB: filepath.Join(dir, "g.db"), Backends: clients.Backends,
-		Jobs: provision.Config{RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, PollInterval: 20 * time.Millisecond}})
+		Jobs: provision.Config{RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, PollInterval: 20 * time.Millisecond}, DeviceRate: rate.Inf})
 	if err != nil {
 		t.Fatal(err)
 	}

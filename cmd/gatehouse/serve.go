@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"gatehouse"
 	"gatehouse/config"
@@ -29,6 +32,10 @@ type appConfig struct {
 	Jobs provision.Config
 	// OIDC turns on single sign-on; nil leaves it off.
 	OIDC *sso.Config
+	// DeviceRate and DeviceBurst limit the device API per source address;
+	// zero keeps the server's defaults.
+	DeviceRate  rate.Limit
+	DeviceBurst int
 }
 
 // app is a running server: database, job runner and HTTP.
@@ -57,6 +64,9 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 			db.Close()
 			return nil, err
 		}
+	}
+	if cfg.DeviceRate != 0 {
+		a.server.DeviceRate, a.server.DeviceBurst = cfg.DeviceRate, cfg.DeviceBurst
 	}
 	if err := svc.Start(ctx); err != nil {
 		db.Close()
@@ -103,7 +113,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	certFile := fs.String("tls-cert", getenv("GATEHOUSE_TLS_CERT"), "serve HTTPS with this PEM certificate (chain) `FILE`; reloaded on SIGHUP (env GATEHOUSE_TLS_CERT)")
 	keyFile := fs.String("tls-key", getenv("GATEHOUSE_TLS_KEY"), "PEM private key `FILE` for --tls-cert (env GATEHOUSE_TLS_KEY)")
 	level := logLevelFlag(fs, getenv)
+	limits, envErr := floodFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := errors.Join(envErr, limits.check()); err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
 	log, err := newLogger(stderr, *level)
@@ -126,6 +141,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		reloadOnHangup(ctx, cert, log)
 	}
 	cfg.Listen, cfg.DB, cfg.Logger, cfg.TLS = *listen, *dbPath, log, cert
+	limits.apply(&cfg)
 	a, err := startApp(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)

@@ -4,7 +4,7 @@
 // refresh never wipes what is being typed.
 import * as api from './api.js';
 import { h, setText, setAttr, keyedRows, timeEl, setTime } from './dom.js';
-import { code, shortFingerprint, isSilent, duration } from './format.js';
+import { code, shortFingerprint, isSilent, duration, num } from './format.js';
 import { searchBox, pager, copyButton, selectText, banner, coalesce, listParams } from './widgets.js';
 
 const pageSize = 50;
@@ -47,6 +47,7 @@ export function pendingView(main, ctx) {
   });
   const topRange = h('p', { class: 'range muted', 'aria-live': 'polite' });
   const errors = banner();
+  const queue = queueAlert();
   const tbody = h('tbody');
   const empty = h('p', { class: 'empty', hidden: true });
   const table = h('table', { class: 'grid grid-pending' },
@@ -64,6 +65,7 @@ export function pendingView(main, ctx) {
       h('h1', { id: 'pending-title', tabindex: '-1' }, 'Pending gateways'),
       h('p', { class: 'lede' },
         'Check that the verification code matches the one on the gateway\'s console, then name it to provision it.')),
+    queue.el,
     h('div', { class: 'toolbar' }, search.el, filter.el, topRange),
     errors.el,
     h('div', { class: 'table-wrap' }, table, empty),
@@ -95,6 +97,7 @@ export function pendingView(main, ctx) {
 
   function show(l) {
     state.total = l.total;
+    queue.update(l.pending_total, l.pending_cap);
     const now = Date.now();
     const held = focusedRow();
     keyedRows(tbody, rows, l.devices, (d) => d.id, (d) => createRow(d), (r, d) => updateRow(r, d, now));
@@ -346,6 +349,38 @@ export function pendingView(main, ctx) {
       for (const r of rows.values()) markSilent(r, now);
     },
     unmount() { gone = true; },
+  };
+}
+
+// queueNearShare is how full the pending queue must be for the page to warn.
+const queueNearShare = 0.9;
+
+// queueAlert warns while the pending queue is full or nearly so: at its cap
+// the server refuses every gateway it has not seen before (a flood of bogus
+// enrollments fills it too), so operators must make room here. It is
+// announced when it appears or its level changes, not on every refresh.
+function queueAlert() {
+  const title = h('strong', { class: 'queue-title' });
+  const detail = h('span', { class: 'queue-detail' });
+  const el = h('div', { class: 'queue-alert', id: 'queue-alert', role: 'alert', hidden: true }, title, ' ', detail);
+  return {
+    el,
+    update(total, cap) {
+      if (!cap || total < cap * queueNearShare) {
+        el.hidden = true;
+        delete el.dataset.level;
+        return;
+      }
+      const full = total >= cap;
+      el.dataset.level = full ? 'full' : 'near';
+      setText(title, full
+        ? `The pending queue is full: ${num(total)} of ${num(cap)} gateways are waiting.`
+        : `The pending queue is nearly full: ${num(total)} of ${num(cap)} gateways are waiting.`);
+      setText(detail, full
+        ? 'New gateways cannot enroll until some here are approved or dismissed. Gateways already known keep working. A flood of bogus enrollments fills the queue too: dismiss what you do not recognise.'
+        : 'When it is full, new gateways cannot enroll until some here are approved or dismissed.');
+      el.hidden = false;
+    },
   };
 }
 

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"gatehouse"
 	"gatehouse/agent"
 	"gatehouse/protocol"
@@ -67,6 +69,12 @@ const envTimeout = 60 * time.Second
 // change the HTTP server before it starts (say, to offer single sign-on).
 func newEnv(t *testing.T, opts ...func(*server.Server)) *env {
 	t.Helper()
+	return newEnvWith(t, nil, opts...)
+}
+
+// newEnvWith is newEnv with the provisioning config changed by tune first.
+func newEnvWith(t *testing.T, tune func(*provision.Config), opts ...func(*server.Server)) *env {
+	t.Helper()
 	ctx := t.Context()
 	e := &env{t: t, ctx: ctx, dir: t.TempDir(), results: map[string]*agent.Result{},
 		menders: map[string]*simulate.MenderClient{}}
@@ -89,11 +97,15 @@ func newEnv(t *testing.T, opts ...func(*server.Server)) *env {
 	t.Cleanup(func() { db.Close() })
 	e.db = db
 	db.Now = func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
-	e.svc, err = provision.New(db, provision.Config{
+	pcfg := provision.Config{
 		Backends: clients.Backends, Logger: quiet,
 		RetryBase: 100 * time.Millisecond, RetryMax: 400 * time.Millisecond,
 		PollInterval: 10 * time.Millisecond, FollowPollMin: 100 * time.Millisecond,
-	})
+	}
+	if tune != nil {
+		tune(&pcfg)
+	}
+	e.svc, err = provision.New(db, pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +133,7 @@ func newEnv(t *testing.T, opts ...func(*server.Server)) *env {
 func (e *env) startHTTP(opts ...func(*server.Server)) {
 	srv := server.New(e.svc)
 	srv.Addr, srv.LongPoll, srv.Logger = "127.0.0.1:0", 3*time.Second, quiet
+	srv.DeviceRate = rate.Inf // every simulated gateway speaks from the one loopback address
 	for _, o := range opts {
 		o(srv)
 	}

@@ -1,0 +1,300 @@
+package provision_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gatehouse"
+	"gatehouse/protocol"
+	"gatehouse/provision"
+	"gatehouse/store"
+)
+
+// testClock is a settable clock for the database.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// logBuffer collects a service's log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// removed adds up the counts of the "removed pending enrollments" lines.
+func (b *logBuffer) removed() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	total := 0
+	for _, line := range strings.Split(b.buf.String(), "\n") {
+		if !strings.Contains(line, "removed pending enrollments") {
+			continue
+		}
+		var n int
+		if _, after, ok := strings.Cut(line, " count="); ok {
+			fmt.Sscanf(after, "%d", &n)
+		}
+		total += n
+	}
+	return total
+}
+
+func (b *logBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.buf.String(), s)
+}
+
+// clocked is a service with no backends (approval provisions at once) over
+// a database whose clock the test moves, logging into logs.
+type clocked struct {
+	*testBundle
+	clock *testClock
+	logs  *logBuffer
+}
+
+// setupClocked opens the database with its clock at start and starts the
+// service with cfg; seed, if set, runs on the database before the service
+// starts.
+func setupClocked(t *testing.T, cfg provision.Config, seed func(db *store.DB, clock *testClock)) *clocked {
+	t.Helper()
+	c := &clocked{clock: &testClock{now: time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)}, logs: &logBuffer{}}
+	db := openDB(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+	db.Now = c.clock.Now
+	if seed != nil {
+		seed(db, c.clock)
+	}
+	tc := fastConfig(apis{})
+	cfg.RetryBase, cfg.RetryMax, cfg.PollInterval = tc.RetryBase, tc.RetryMax, tc.PollInterval
+	cfg.JobTimeout, cfg.RescueAfter = tc.JobTimeout, tc.RescueAfter
+	cfg.Logger = slog.New(slog.NewTextHandler(c.logs, nil))
+	tc.Config = cfg
+	c.testBundle = &testBundle{db: db, svc: startService(t, db, tc)}
+	return c
+}
+
+func (c *clocked) pendingCount(t *testing.T) int {
+	t.Helper()
+	l, err := c.svc.ListDevices(context.Background(), provision.ListFilter{State: gatehouse.StatePending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Total
+}
+
+func (c *clocked) approve(t *testing.T, id, name string) {
+	t.Helper()
+	if _, err := c.svc.Approve(context.Background(), "token:alice", id, provision.Approval{Name: name}); err != nil {
+		t.Fatalf("approve %s: %v", id, err)
+	}
+}
+
+func TestPendingCapRefusesNewKeysOnly(t *testing.T) {
+	t.Parallel()
+	c := setupClocked(t, provision.Config{PendingCap: 3}, nil)
+	ctx := context.Background()
+	gws := []*gateway{newGateway(t), newGateway(t), newGateway(t)}
+	ids := make([]string, len(gws))
+	for i, g := range gws {
+		ids[i] = c.enroll(t, g).DeviceID
+	}
+
+	// The queue is full: a new key is refused, with a hint when to retry,
+	// and nothing is stored; the warning is logged once, not per refusal.
+	for range 3 {
+		stranger := newGateway(t)
+		_, err := c.svc.Enroll(ctx, stranger.sig, protocol.EnrollRequest{MAC: stranger.mac, SealKey: stranger.sealKey(t)}, "192.0.2.9")
+		wantCode(t, err, gatehouse.EUNAVAILABLE)
+		if !strings.Contains(gatehouse.ErrorMessage(err), "pending queue is full") || gatehouse.ErrorRetryAfter(err) <= 0 {
+			t.Fatalf("refusal = %q, retry after %v; want it to say the queue is full and when to retry",
+				gatehouse.ErrorMessage(err), gatehouse.ErrorRetryAfter(err))
+		}
+	}
+	if n := c.pendingCount(t); n != 3 {
+		t.Fatalf("%d pending after refusals, want 3", n)
+	}
+	if n := c.logs.count("pending queue full"); n != 1 {
+		t.Errorf("the queue-full warning was logged %d times, want once", n)
+	}
+	l, err := c.svc.ListDevices(ctx, provision.ListFilter{Search: gws[0].mac})
+	if err != nil || l.Total != 1 || l.PendingTotal != 3 || l.PendingCap != 3 {
+		t.Fatalf("filtered list = %+v, %v; want 1 match and pending 3 of cap 3", l, err)
+	}
+
+	// Known keys keep working while it is full: re-enroll and wait.
+	if st := c.enroll(t, gws[1]); st.DeviceID != ids[1] || st.State != "pending" {
+		t.Fatalf("re-enrolling a known key while full: %+v", st)
+	}
+	if st, err := c.svc.Wait(ctx, gws[1].sig, "", "192.0.2.7", 0); err != nil || st.State != "pending" {
+		t.Fatalf("wait of a known key while full: %+v, %v", st, err)
+	}
+
+	// An approval makes room for one; the next stranger fills it again.
+	c.approve(t, ids[0], "gw-01")
+	c.enroll(t, newGateway(t))
+	stranger := newGateway(t)
+	_, err = c.svc.Enroll(ctx, stranger.sig, protocol.EnrollRequest{MAC: stranger.mac, SealKey: stranger.sealKey(t)}, "192.0.2.9")
+	wantCode(t, err, gatehouse.EUNAVAILABLE)
+
+	// The approved gateway gets its bundle and acknowledges it, full queue or not.
+	st := c.waitFor(t, gws[0], gatehouse.StateProvisioned)
+	if st.Bundle == nil {
+		t.Fatalf("provisioned without a bundle: %+v", st)
+	}
+	if err := c.svc.Ack(ctx, gws[0].sig); err != nil {
+		t.Fatalf("ack while the queue is full: %v", err)
+	}
+}
+
+func TestPendingCapCountsAcrossRecounts(t *testing.T) {
+	t.Parallel()
+	// Seeded rows are invisible to the service until it counts; its first
+	// count must see them and refuse.
+	seeded := make([]store.Seed, 5)
+	for i := range seeded {
+		g := newGateway(t)
+		seeded[i] = store.Seed{
+			Device: gatehouse.Device{ID: "seed-" + g.sig.Fingerprint[:8], MAC: g.mac, Fingerprint: g.sig.Fingerprint},
+			Key:    gatehouse.DeviceKey{Fingerprint: g.sig.Fingerprint, KeyType: g.sig.KeyType, PublicKey: g.sig.PublicKey, SealKey: g.sealKey(t)},
+		}
+	}
+	c := setupClocked(t, provision.Config{PendingCap: 5}, func(db *store.DB, _ *testClock) {
+		if err := db.SeedPending(context.Background(), seeded); err != nil {
+			t.Fatal(err)
+		}
+	})
+	g := newGateway(t)
+	_, err := c.svc.Enroll(context.Background(), g.sig, protocol.EnrollRequest{MAC: g.mac, SealKey: g.sealKey(t)}, "192.0.2.9")
+	wantCode(t, err, gatehouse.EUNAVAILABLE)
+	// A dismissal makes room at once, without waiting for a recount.
+	if _, err := c.svc.Dismiss(context.Background(), "token:alice", seeded[0].Device.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.enroll(t, g)
+	if n := c.pendingCount(t); n != 5 {
+		t.Fatalf("%d pending, want 5", n)
+	}
+}
+
+func TestPendingConfigRefusesNegative(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+	for _, cfg := range []provision.Config{{PendingCap: -1}, {PendingExpiry: -time.Hour}} {
+		if _, err := provision.New(db, cfg); err == nil {
+			t.Errorf("New(%+v) accepted a negative bound", cfg)
+		}
+	}
+}
+
+func TestExpirePendingRemovesOnlyStalePending(t *testing.T) {
+	t.Parallel()
+	c := setupClocked(t, provision.Config{PendingExpiry: 7 * 24 * time.Hour}, nil)
+	ctx := context.Background()
+	stale, returned, approved, dismissed, fresh := newGateway(t), newGateway(t), newGateway(t), newGateway(t), newGateway(t)
+	staleID := c.enroll(t, stale).DeviceID
+	c.enroll(t, returned)
+	approvedID := c.enroll(t, approved).DeviceID
+	dismissedID := c.enroll(t, dismissed).DeviceID
+	c.approve(t, approvedID, "gw-01")
+	if _, err := c.svc.Dismiss(ctx, "token:alice", dismissedID); err != nil {
+		t.Fatal(err)
+	}
+	// The stale key's nonce must go with it.
+	if err := c.svc.UseNonce(ctx, stale.sig.Fingerprint, "n1", c.clock.Now().Add(365*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	c.clock.Add(3 * 24 * time.Hour)
+	c.enroll(t, returned) // heard from again: its clock restarts
+	c.clock.Add(4*24*time.Hour - time.Minute)
+	c.enroll(t, fresh)
+	if n, err := c.svc.ExpirePending(ctx); err != nil || n != 0 {
+		t.Fatalf("ExpirePending a minute early = %d, %v; want none", n, err)
+	}
+
+	c.clock.Add(2 * time.Minute)
+	n, err := c.svc.ExpirePending(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("ExpirePending = %d, %v; want the one stale pending gateway", n, err)
+	}
+	if _, err := c.svc.Device(ctx, staleID); gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
+		t.Fatalf("stale device still there: %v", err)
+	}
+	if _, err := c.svc.Events(ctx, staleID); gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
+		t.Fatalf("stale device's timeline still there: %v", err)
+	}
+	_, err = c.svc.Wait(ctx, stale.sig, "", "x", 0)
+	wantCode(t, err, gatehouse.ENOTFOUND) // its key is gone
+	if err := c.svc.UseNonce(ctx, stale.sig.Fingerprint, "n1", c.clock.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("the stale key's nonce was kept: %v", err)
+	}
+	// Everything else stays, however long silent: the approved and the
+	// dismissed gateway were enrolled as long ago as the stale one.
+	for _, g := range []*gateway{returned, approved, dismissed, fresh} {
+		if _, err := c.svc.Wait(ctx, g.sig, "", "x", 0); err != nil {
+			t.Errorf("gateway %s lost: %v", g.mac, err)
+		}
+	}
+	if n := c.pendingCount(t); n != 2 {
+		t.Errorf("%d pending left, want 2 (returned, fresh)", n)
+	}
+	// The gateway that was removed may come back, as a new enrollment.
+	if st := c.enroll(t, stale); st.DeviceID == staleID || st.State != "pending" {
+		t.Errorf("re-enrolled removed gateway: %+v", st)
+	}
+}
+
+func TestExpirePendingJobRunsOnStart(t *testing.T) {
+	t.Parallel()
+	// Pending rows left from long ago are removed by the periodic job when
+	// the service starts, in batches, with one log line per run.
+	const n = 1200 // more than two batches
+	seeds := make([]store.Seed, n)
+	for i := range seeds {
+		g := newGateway(t)
+		seeds[i] = store.Seed{
+			Device: gatehouse.Device{ID: fmt.Sprintf("old-%04d", i), MAC: g.mac, Fingerprint: g.sig.Fingerprint},
+			Key:    gatehouse.DeviceKey{Fingerprint: g.sig.Fingerprint, KeyType: g.sig.KeyType, PublicKey: g.sig.PublicKey, SealKey: make([]byte, 32)},
+		}
+	}
+	c := setupClocked(t, provision.Config{}, func(db *store.DB, clock *testClock) {
+		if err := db.SeedPending(context.Background(), seeds); err != nil {
+			t.Fatal(err)
+		}
+		clock.Add(provision.DefaultPendingExpiry + time.Hour)
+	})
+	if !eventually(waitTimeout, func() bool { return c.pendingCount(t) == 0 }) {
+		t.Fatalf("%d stale pending gateways left after %v", c.pendingCount(t), waitTimeout)
+	}
+	// One line per run; a run cut short by its timeout on a loaded machine
+	// logs what it removed, and the next run the rest.
+	if !eventually(waitTimeout, func() bool { return c.logs.removed() == n }) {
+		t.Fatalf("the log says %d were removed, want %d", c.logs.removed(), n)
+	}
+}
