@@ -27,6 +27,14 @@ const (
 	DefaultDeviceBurst            = 20
 )
 
+// Login attempts per source address: ten at once, then one every six
+// seconds. A person who mistypes a password a few times never meets it; a
+// guesser gets 600 tries an hour instead of as many as argon2id allows.
+const (
+	DefaultLoginRate  rate.Limit = 1.0 / 6
+	DefaultLoginBurst            = 10
+)
+
 // maxSources bounds how many addresses the limiter tracks at once. An entry
 // costs about 200 bytes, so this is some 20 MB at worst. Past it, sources
 // not yet tracked share one bucket: under a flood from more addresses than
@@ -138,7 +146,7 @@ func (l *sourceLimiter) tracked() int {
 
 // check refuses r with a rate_limited error when its source is over the
 // limit. It needs only the peer address: no body, no signature.
-func (l *sourceLimiter) check(r *http.Request) error {
+func (l *sourceLimiter) check(r *http.Request, what string) error {
 	if l == nil {
 		return nil
 	}
@@ -147,8 +155,8 @@ func (l *sourceLimiter) check(r *http.Request) error {
 		return nil
 	}
 	return gatehouse.Errorf(gatehouse.ERATELIMITED,
-		"too many device requests from this address (limit %s a second, bursts of %d); retry after %s s",
-		formatRate(l.rate), l.burst, retryAfterSeconds(wait)).WithRetryAfter(wait)
+		"too many %s from this address (limit %s a second, bursts of %d); retry after %s s",
+		what, formatRate(l.rate), l.burst, retryAfterSeconds(wait)).WithRetryAfter(wait)
 }
 
 func formatRate(r rate.Limit) string {

@@ -165,7 +165,7 @@ func TestLimiterOff(t *testing.T) {
 		t.Fatal("an infinite rate built a limiter")
 	}
 	var l *sourceLimiter
-	if err := l.check(httptest.NewRequest("POST", "/device/v1/enroll", nil)); err != nil {
+	if err := l.check(httptest.NewRequest("POST", "/device/v1/enroll", nil), "device requests"); err != nil {
 		t.Fatalf("no limiter refused: %v", err)
 	}
 	for _, tt := range []struct {
@@ -183,11 +183,11 @@ func TestLimiterError(t *testing.T) {
 	l, clk, _ := newTestLimiter(0.25, 1) // one request per 4 s
 	r := httptest.NewRequest("POST", "/device/v1/wait", nil)
 	r.RemoteAddr = "192.0.2.1:5000"
-	if err := l.check(r); err != nil {
+	if err := l.check(r, "device requests"); err != nil {
 		t.Fatal(err)
 	}
 	clk.Add(500 * time.Millisecond)
-	err := l.check(r)
+	err := l.check(r, "device requests")
 	if gatehouse.ErrorCode(err) != gatehouse.ERATELIMITED || gatehouse.ErrorRetryAfter(err) != 3500*time.Millisecond {
 		t.Fatalf("over the limit: %v (retry after %v); want rate_limited after 3.5s", err, gatehouse.ErrorRetryAfter(err))
 	}

@@ -95,7 +95,7 @@ func actor(ctx context.Context) string {
 // database.
 func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Signed, []byte) error) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		if err := s.devLimit.check(r); err != nil {
+		if err := s.devLimit.check(r, "device requests"); err != nil {
 			return err
 		}
 		body, err := readBody(w, r)

@@ -64,6 +64,7 @@ func (s *Server) routes() []route {
 func (s *Server) Handler() http.Handler {
 	s.devLimit = newSourceLimiter(s.DeviceRate, s.DeviceBurst, time.Now, s.warn)
 	s.devSlots = make(chan struct{}, deviceSlots)
+	s.loginLimit = newSourceLimiter(s.LoginRate, s.LoginBurst, time.Now, s.warn)
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", ui.Handler())
 	mux.Handle("GET /assets/", ui.Handler())

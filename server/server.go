@@ -45,15 +45,21 @@ type Server struct {
 	// request comes from the proxy's address.
 	DeviceRate  rate.Limit
 	DeviceBurst int
+	// LoginRate and LoginBurst bound login attempts per source address, so
+	// passwords and tokens cannot be guessed at the speed of the hash;
+	// default one every 6 s after a burst of 10. rate.Inf turns it off.
+	LoginRate  rate.Limit
+	LoginBurst int
 
-	svc      *provision.Service
-	verifier *protocol.Verifier
-	ln       net.Listener
-	srv      *http.Server
-	closing  chan struct{} // closed by Close, to end event streams
-	authWarn *authLimiter
-	devLimit *sourceLimiter // built by Handler from DeviceRate and DeviceBurst
-	devSlots chan struct{}  // see deviceSlots
+	svc        *provision.Service
+	verifier   *protocol.Verifier
+	ln         net.Listener
+	srv        *http.Server
+	closing    chan struct{} // closed by Close, to end event streams
+	authWarn   *authLimiter
+	devLimit   *sourceLimiter // built by Handler from DeviceRate and DeviceBurst
+	loginLimit *sourceLimiter // built by Handler from LoginRate and LoginBurst
+	devSlots   chan struct{}  // see deviceSlots
 }
 
 // New returns a Server over svc. Call Open to listen.
@@ -70,6 +76,8 @@ func New(svc *provision.Service) *Server {
 
 		DeviceRate:  DefaultDeviceRate,
 		DeviceBurst: DefaultDeviceBurst,
+		LoginRate:   DefaultLoginRate,
+		LoginBurst:  DefaultLoginBurst,
 	}
 }
 

@@ -51,7 +51,9 @@ type setupOpts struct {
 
 	deviceRate  rate.Limit // the device API's per-source limit; default the server's
 	deviceBurst int
-	pendingCap  int // default provision's
+	pendingCap  int        // default provision's
+	loginRate   rate.Limit // the login limit; default off
+	loginBurst  int
 
 	pollInterval time.Duration // how often job workers poll; default 10 ms
 }
@@ -95,6 +97,12 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 	srv.TLS, srv.Logger, srv.StreamRecheck = o.tls, o.logger, o.recheck
 	if o.deviceRate != 0 {
 		srv.DeviceRate, srv.DeviceBurst = o.deviceRate, o.deviceBurst
+	}
+	// Tests log in from one address more often than a person would; the
+	// login limit's own test sets it.
+	srv.LoginRate = rate.Inf
+	if o.loginRate != 0 {
+		srv.LoginRate, srv.LoginBurst = o.loginRate, o.loginBurst
 	}
 	if err := srv.Open(); err != nil {
 		t.Fatal(err)

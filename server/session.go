@@ -37,6 +37,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r) {
 		return gatehouse.Errorf(gatehouse.EFORBIDDEN, "cross-origin login refused")
 	}
+	if err := s.loginLimit.check(r, "login attempts"); err != nil {
+		return err
+	}
 	body, err := readBody(w, r)
 	if err != nil {
 		return err

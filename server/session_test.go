@@ -225,3 +225,29 @@ func TestStreamEndsWhenTokenRevoked(t *testing.T) {
 		t.Fatal("the stream outlived its revoked token")
 	}
 }
+
+// Guessing passwords from one address meets a 429 after the burst, with
+// Retry-After, and the right password from there is refused too until the
+// bucket refills.
+func TestLoginAttemptsLimited(t *testing.T) {
+	t.Parallel()
+	tb := setupWith(t, setupOpts{loginRate: 0.001, loginBurst: 3})
+	if _, err := tb.svc.CreateUser(t.Context(), provision.UserSpec{Name: "alice", Role: gatehouse.RoleViewer, Password: "the right password"}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, tb.url)
+	for i := range 3 {
+		if code := b.do(t, "POST", "/api/v1/session", map[string]string{"user": "alice", "password": "a wrong guess"}, nil, nil); code != 401 {
+			t.Fatalf("guess %d = %d, want 401", i+1, code)
+		}
+	}
+	req, _ := http.NewRequest("POST", tb.url+"/api/v1/session", strings.NewReader(`{"user":"alice","password":"the right password"}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("past the burst: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}

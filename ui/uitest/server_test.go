@@ -134,6 +134,7 @@ func (e *env) startHTTP(opts ...func(*server.Server)) {
 	srv := server.New(e.svc)
 	srv.Addr, srv.LongPoll, srv.Logger = "127.0.0.1:0", 3*time.Second, quiet
 	srv.DeviceRate = rate.Inf // every simulated gateway speaks from the one loopback address
+	srv.LoginRate = rate.Inf  // and every test browser logs in from it
 	for _, o := range opts {
 		o(srv)
 	}
