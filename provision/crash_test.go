@@ -25,10 +25,12 @@ func TestCrashBetweenStepsConverges(t *testing.T) {
 	cfg.Backends.DPS = gatedDPS{DPS: tb.dps, gate: dpsGate}
 	cfg.Backends.PKI = gatedPKI{PKI: tb.pki, gate: pkiGate}
 	// Runner A must not time its own steps out, however loaded the
-	// machine; runner B takes A's stranded steps up after a second.
+	// machine; runner B takes A's stranded steps up after a few seconds,
+	// its attempts given room to wait for the one database connection on a
+	// loaded machine.
 	cfgA := cfg
 	cfgA.JobTimeout, cfgA.RescueAfter = time.Minute, 2*time.Minute
-	cfg.JobTimeout, cfg.RescueAfter = 500*time.Millisecond, time.Second
+	cfg.JobTimeout, cfg.RescueAfter = 2*time.Second, 3*time.Second
 
 	dbA := openDB(t, path)
 	a, err := provision.New(dbA, cfgA.build())
