@@ -183,6 +183,11 @@ func (c *Client) Retry(ctx context.Context, id string) (*gatehouse.Device, error
 	return c.deviceCall(ctx, http.MethodPost, id, "/retry", nil)
 }
 
+// Restore moves a dismissed device back to pending.
+func (c *Client) Restore(ctx context.Context, id string) (*gatehouse.Device, error) {
+	return c.deviceCall(ctx, http.MethodPost, id, "/restore", nil)
+}
+
 // Dismiss refuses a pending device.
 func (c *Client) Dismiss(ctx context.Context, id string) (*gatehouse.Device, error) {
 	return c.deviceCall(ctx, http.MethodPost, id, "/dismiss", nil)

@@ -22,6 +22,7 @@ const (
 	ActionDeviceApprove      = "device.approve"
 	ActionDeviceDismiss      = "device.dismiss"
 	ActionDeviceRetry        = "device.retry"
+	ActionDeviceRestore      = "device.restore"
 	ActionLoginRefused       = "login.refused"
 	ActionCredentialsRefused = "credentials.refused"
 	ActionAccessDenied       = "access.denied"

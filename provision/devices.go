@@ -314,3 +314,37 @@ func (s *Service) Dismiss(ctx context.Context, actor, id string) (*gatehouse.Dev
 	s.notify.Publish(id)
 	return s.Device(ctx, id)
 }
+
+// Restore moves a dismissed device back to pending: an operator dismissed
+// it by mistake, or it was not ready. Its next contact finds it waiting;
+// restoring a pending device again changes nothing.
+func (s *Service) Restore(ctx context.Context, actor, id string) (*gatehouse.Device, error) {
+	ctx = withActor(ctx, actor)
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		d, err := tx.Device(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch d.State {
+		case gatehouse.StatePending:
+			return s.audit(ctx, tx, ActionDeviceRestore, id, nil, map[string]any{"unchanged": "already pending"})
+		case gatehouse.StateDismissed:
+		default:
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is %s; only dismissed devices can be moved back to pending", id, d.State)
+		}
+		if err := s.setState(ctx, tx, d, change{to: gatehouse.StatePending, actor: actor}); err != nil {
+			return err
+		}
+		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "restored", Actor: actor, Detail: "moved back to pending"}); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, ActionDeviceRestore, id, nil, map[string]any{"fingerprint": d.Fingerprint, "mac": d.MAC})
+	})
+	if err := s.recordRefusal(ctx, ActionDeviceRestore, id, nil, err); err != nil {
+		return nil, err
+	}
+	s.pending.forget()
+	s.log.Info("device moved back to pending", "device", id, "by", actor)
+	s.notify.Publish(id)
+	return s.Device(ctx, id)
+}

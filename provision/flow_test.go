@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"gatehouse"
@@ -172,6 +173,51 @@ func TestDismiss(t *testing.T) {
 	}
 	_, err = tb.svc.Dismiss(ctx, "op", "nosuchdevice")
 	wantCode(t, err, gatehouse.ENOTFOUND)
+}
+
+// A dismissal can be undone: the gateway waits again, its agent is told so,
+// and it can then be approved; only dismissed gateways move back.
+func TestRestoreUndoesDismiss(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	g := newGateway(t)
+	id := tb.enroll(t, g).DeviceID
+	if _, err := tb.svc.Dismiss(ctx, "op", id); err != nil {
+		t.Fatal(err)
+	}
+	d, err := tb.svc.Restore(ctx, "op2", id)
+	if err != nil || d.State != gatehouse.StatePending {
+		t.Fatalf("restore = %+v, %v", d, err)
+	}
+	if st := tb.enroll(t, g); st.State != "pending" || st.DeviceID != id {
+		t.Fatalf("the agent after the restore sees %+v", st)
+	}
+	if _, err := tb.svc.Restore(ctx, "op2", id); err != nil {
+		t.Fatalf("restoring a pending gateway again: %v", err)
+	}
+	assertEvents(t, tb, id, "enrolled", "dismissed", "restored")
+	if _, err := tb.svc.Approve(ctx, "op", id, provision.Approval{Name: "gw-restored"}); err != nil {
+		t.Fatal(err)
+	}
+	tb.waitFor(t, g, gatehouse.StateProvisioned)
+	_, err = tb.svc.Restore(ctx, "op", id)
+	wantCode(t, err, gatehouse.ECONFLICT)
+	_, err = tb.svc.Restore(ctx, "op", "nosuchdevice")
+	wantCode(t, err, gatehouse.ENOTFOUND)
+	page, err := tb.svc.AuditLog(ctx, provision.AuditQuery{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var restores []string
+	for _, e := range page.Entries {
+		if e.Action == provision.ActionDeviceRestore {
+			restores = append(restores, e.Actor+" "+strings.SplitN(e.Result, ":", 2)[0])
+		}
+	}
+	if want := []string{"op refused", "op refused", "op2 ok", "op2 ok"}; strings.Join(restores, ",") != strings.Join(want, ",") {
+		t.Errorf("restore entries, newest first: %v, want %v", restores, want)
+	}
 }
 
 func TestFailingStepIsShownAndRetried(t *testing.T) {

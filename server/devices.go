@@ -110,3 +110,11 @@ func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeJSON(w, http.StatusOK, d)
 }
+
+func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.svc.Restore(r.Context(), actor(r.Context()), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, d)
+}

@@ -53,6 +53,7 @@ var routeNeeds = map[string]struct {
 	"GET /api/v1/devices/{id}/events":   {viewer, "/api/v1/devices/nosuch/events", ""},
 	"POST /api/v1/devices/{id}/approve": {operator, "/api/v1/devices/nosuch/approve", `{"name":"gw-1"}`},
 	"POST /api/v1/devices/{id}/dismiss": {operator, "/api/v1/devices/nosuch/dismiss", ""},
+	"POST /api/v1/devices/{id}/restore": {operator, "/api/v1/devices/nosuch/restore", ""},
 	"POST /api/v1/devices/{id}/retry":   {operator, "/api/v1/devices/nosuch/retry", ""},
 	"GET /api/v1/tokens":                {admin, "/api/v1/tokens", ""},
 	"POST /api/v1/tokens":               {admin, "/api/v1/tokens", `{"name":""}`},

@@ -48,6 +48,7 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/devices/{id}/approve", operator, s.handleApprove},
 		{"POST /api/v1/devices/{id}/dismiss", operator, s.handleDismiss},
 		{"POST /api/v1/devices/{id}/retry", operator, s.handleRetry},
+		{"POST /api/v1/devices/{id}/restore", operator, s.handleRestore},
 
 		{"GET /api/v1/tokens", admin, s.handleListTokens},
 		{"POST /api/v1/tokens", admin, s.handleCreateToken},

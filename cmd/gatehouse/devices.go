@@ -24,6 +24,7 @@ Commands:
   show ID                  one gateway with its provisioning steps and timeline
   approve ID --name NAME [--label K=V]   name a pending gateway and start its provisioning
   dismiss ID               refuse a pending gateway
+  restore ID               move a dismissed gateway back to pending (undo a dismiss)
   retry ID                 run a failed step now, or restart a stalled gateway's IoT Hub follow-up
 
 Flags of every command:
@@ -44,6 +45,7 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		"show":    devicesShow,
 		"approve": devicesApprove,
 		"dismiss": devicesDismiss,
+		"restore": devicesRestore,
 		"retry":   devicesRetry,
 	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
@@ -161,6 +163,19 @@ func devicesDismiss(ctx context.Context, args []string, dio deviceIO) int {
 		return cmd.exit(err)
 	}
 	return cmd.exit(cmd.print(d, func(w io.Writer) { fmt.Fprintf(w, "dismissed %s\n", clean(d.ID)) }))
+}
+
+func devicesRestore(ctx context.Context, args []string, dio deviceIO) int {
+	cmd := newDeviceCmd("restore ID", dio)
+	c, pos, err := cmd.start(args, 1)
+	if err != nil {
+		return cmd.exit(err)
+	}
+	d, err := c.Restore(ctx, pos[0])
+	if err != nil {
+		return cmd.exit(err)
+	}
+	return cmd.exit(cmd.print(d, func(w io.Writer) { fmt.Fprintf(w, "%s is pending again\n", clean(d.ID)) }))
 }
 
 func stateNames() string {

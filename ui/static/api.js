@@ -88,6 +88,7 @@ export const events = (id) => request('GET', `/api/v1/devices/${enc(id)}/events`
 export const approve = (id, name) => request('POST', `/api/v1/devices/${enc(id)}/approve`, { name });
 export const dismiss = (id) => request('POST', `/api/v1/devices/${enc(id)}/dismiss`);
 export const retry = (id) => request('POST', `/api/v1/devices/${enc(id)}/retry`);
+export const restore = (id) => request('POST', `/api/v1/devices/${enc(id)}/restore`);
 
 // Tokens and users (admin only) ------------------------------------------
 

@@ -83,11 +83,33 @@ export function deviceView(main, ctx, id) {
   }
 
   function showNotice(d) {
-    notice.hidden = d.state !== 'pending';
+    notice.hidden = d.state !== 'pending' && d.state !== 'dismissed';
     if (d.state === 'pending') {
       replace(notice, 'This gateway is waiting for approval. ',
         h('a', { href: `#/pending?q=${encodeURIComponent(d.mac)}` }, 'Approve or dismiss it on the Pending page'), '.');
+    } else if (d.state === 'dismissed') {
+      const can = ctx.session.role !== 'viewer';
+      replace(notice, 'This gateway was dismissed: its agent is told so and stops asking. ',
+        can ? restoreButton() : 'An operator can move it back to pending.');
     }
+  }
+
+  // restoreButton undoes a dismissal; the agent finds the gateway pending
+  // at its next contact.
+  function restoreButton() {
+    const btn = h('button', { type: 'button', class: 'btn', 'data-action': 'restore' }, 'Move back to pending');
+    btn.addEventListener('click', async () => {
+      btn.disabled = true;
+      try {
+        await api.restore(id);
+        ctx.toast('The gateway is pending again: approve it on the Pending page once its agent asks again.');
+        load();
+      } catch (err) {
+        errors.show(err.message);
+        btn.disabled = false;
+      }
+    });
+    return btn;
   }
 
   function showRetry(d) {
