@@ -10,7 +10,6 @@ export class Live {
     this.reconnected = reconnected;
     this.refused = refused; // the server answered with an error, e.g. 401
     this.delay = 1000;
-    this.wasDown = false;
     this.closed = false;
     this.open();
   }
@@ -22,9 +21,10 @@ export class Live {
     es.addEventListener('open', () => {
       this.status('live');
       this.delay = 1000;
-      // Events sent while we were away are lost; catch up once.
-      if (this.wasDown) this.reconnected();
-      this.wasDown = false;
+      // Events sent before the stream was subscribed are lost: while we
+      // were away, or, on the first open, between the page's first load and
+      // now. Catch up once.
+      this.reconnected();
     });
     es.addEventListener('devices', (e) => {
       let ids = null;
@@ -38,7 +38,6 @@ export class Live {
       this.changed(ids);
     });
     es.addEventListener('error', () => {
-      this.wasDown = true;
       this.status('reconnecting');
       if (es.readyState === EventSource.CLOSED && !this.closed) {
         this.refused();

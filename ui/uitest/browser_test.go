@@ -326,6 +326,9 @@ func (b *browser) loginPassword(url, user, password string) {
 func (b *browser) waitLoggedIn() {
 	b.t.Helper()
 	b.wait("the pending view", `["", "#/pending"].includes(location.hash.split("?")[0]) && !!document.querySelector("#pending-title") && !document.getElementById("topbar").hidden`)
+	// Changes made from here on reach the page live only once its event
+	// stream is subscribed; before that the first load may miss them.
+	b.wait("the live stream", `document.getElementById("live").dataset.state === "live"`)
 }
 
 // fitsWidth fails if the page is wider than a screen of width px.
