@@ -121,6 +121,10 @@ type ListOptions struct {
 type DeviceList struct {
 	Devices []*gatehouse.Device `json:"devices"`
 	Total   int                 `json:"total"`
+	// PendingTotal and PendingCap are the pending queue's size and its cap;
+	// past the cap, gateways not seen before are refused.
+	PendingTotal int `json:"pending_total"`
+	PendingCap   int `json:"pending_cap"`
 }
 
 // ListDevices returns a page of devices, newest first.

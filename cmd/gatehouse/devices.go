@@ -370,6 +370,10 @@ func writeDeviceList(w io.Writer, list *client.DeviceList, now time.Time) {
 		tw.Flush()
 	}
 	fmt.Fprintf(w, "%d of %d devices\n", len(list.Devices), list.Total)
+	if c := list.PendingCap; c > 0 && list.PendingTotal*10 >= c*9 {
+		fmt.Fprintf(w, "! the pending queue holds %d of at most %d gateways; past it, gateways not seen before are refused: "+
+			"approve or dismiss some\n", list.PendingTotal, c)
+	}
 	if n := flagged(list.Devices); n > 0 {
 		fmt.Fprintf(w, "! %d share a MAC or verification code with another pending gateway: one may be an impostor; "+
 			"compare the code and fingerprint on the gateway's console before approving (devices show ID)\n", n)

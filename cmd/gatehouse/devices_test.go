@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -169,6 +170,22 @@ func TestDevicesListEmpty(t *testing.T) {
 	code, out, _ := runCLI(t, envFor(api), "list")
 	if code != 0 || out != "0 of 0 devices\n" {
 		t.Errorf("exit %d, stdout %q", code, out)
+	}
+}
+
+// Near its cap the pending queue is named in the list's footer; well
+// below it, nothing is said.
+func TestDevicesListQueueNearlyFull(t *testing.T) {
+	for _, tc := range []struct {
+		total int
+		warn  bool
+	}{{8999, false}, {9000, true}, {10000, true}} {
+		list := client.DeviceList{Devices: []*gatehouse.Device{}, PendingTotal: tc.total, PendingCap: 10000}
+		api := newFakeAPI(t, map[string]http.HandlerFunc{"GET /api/v1/devices": reply(200, list)})
+		code, out, _ := runCLI(t, envFor(api), "list")
+		if got := strings.Contains(out, fmt.Sprintf("holds %d of at most 10000", tc.total)); code != 0 || got != tc.warn {
+			t.Errorf("%d pending: exit %d, warned %v, want %v:\n%s", tc.total, code, got, tc.warn, out)
+		}
 	}
 }
 
