@@ -59,10 +59,12 @@ func BenchmarkFlood(b *testing.B) {
 		// Agents enroll one after another through the flood, as gateways
 		// booting at any moment of it would.
 		var duringEnroll []time.Duration
+		pace := time.NewTicker(500 * time.Millisecond)
 		for i := range agents {
-			time.Sleep(500 * time.Millisecond)
+			<-pace.C
 			duringEnroll = append(duringEnroll, enrollAgents(b, f.url, dir, agents+i, 1)...)
 		}
+		pace.Stop()
 		<-floodDone
 		took := time.Since(start)
 		flooding.Store(false)
@@ -179,6 +181,9 @@ func (w *firstWrite) Write(p []byte) (int, error) {
 // after another while more(n) holds, and returns each latency.
 func listLoop(b *testing.B, f *fleet, more func(n int) bool) []time.Duration {
 	var out []time.Duration
+	// A page refreshing on live events, not a busy loop.
+	pace := time.NewTicker(20 * time.Millisecond)
+	defer pace.Stop()
 	for more(len(out)) {
 		req, _ := http.NewRequest("GET", f.url+"/api/v1/devices?state=pending&limit=50", nil)
 		req.Header.Set("Authorization", "Bearer "+f.token)
@@ -193,7 +198,7 @@ func listLoop(b *testing.B, f *fleet, more func(n int) bool) []time.Duration {
 			b.Fatalf("list: %s", resp.Status)
 		}
 		out = append(out, time.Since(start))
-		time.Sleep(20 * time.Millisecond) // a page refreshing on live events, not a busy loop
+		<-pace.C
 	}
 	return out
 }

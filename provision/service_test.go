@@ -212,12 +212,16 @@ const waitTimeout = 60 * time.Second
 
 // eventually polls cond until it holds or timeout passes, and says which.
 func eventually(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
-			return false
+		select {
+		case <-deadline.C:
+			return cond()
+		case <-tick.C:
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	return true
 }
