@@ -285,40 +285,38 @@ func (s *Service) enqueueSteps(ctx context.Context, tx *store.Tx, id string, ste
 // Dismiss refuses a pending device. Dismissing it again changes nothing
 // (its audit entry says so).
 func (s *Service) Dismiss(ctx context.Context, actor, id string) (*gatehouse.Device, error) {
-	ctx = withActor(ctx, actor)
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		d, err := tx.Device(ctx, id)
-		if err != nil {
-			return err
-		}
-		switch d.State {
-		case gatehouse.StateDismissed:
-			return s.audit(ctx, tx, ActionDeviceDismiss, id, nil, map[string]any{"unchanged": "already dismissed"})
-		case gatehouse.StatePending:
-		default:
-			return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is %s; only pending devices can be dismissed", id, d.State)
-		}
-		if err := s.setState(ctx, tx, d, change{to: gatehouse.StateDismissed, actor: actor}); err != nil {
-			return err
-		}
-		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "dismissed", Actor: actor}); err != nil {
-			return err
-		}
-		return s.audit(ctx, tx, ActionDeviceDismiss, id, nil, map[string]any{"fingerprint": d.Fingerprint, "mac": d.MAC})
+	return s.move(ctx, actor, id, move{
+		action: ActionDeviceDismiss, from: gatehouse.StatePending, to: gatehouse.StateDismissed,
+		event: gatehouse.Event{Kind: "dismissed"}, refusal: "only pending devices can be dismissed",
+		done: "device dismissed",
 	})
-	if err := s.recordRefusal(ctx, ActionDeviceDismiss, id, nil, err); err != nil {
-		return nil, err
-	}
-	s.pending.forget()
-	s.log.Info("device dismissed", "device", id, "by", actor)
-	s.notify.Publish(id)
-	return s.Device(ctx, id)
 }
 
 // Restore moves a dismissed device back to pending: an operator dismissed
 // it by mistake, or it was not ready. Its next contact finds it waiting;
 // restoring a pending device again changes nothing.
 func (s *Service) Restore(ctx context.Context, actor, id string) (*gatehouse.Device, error) {
+	return s.move(ctx, actor, id, move{
+		action: ActionDeviceRestore, from: gatehouse.StateDismissed, to: gatehouse.StatePending,
+		event: gatehouse.Event{Kind: "restored", Detail: "moved back to pending"}, refusal: "only dismissed devices can be moved back to pending",
+		done: "device moved back to pending",
+	})
+}
+
+// move is an operator's decision that takes a device from one state to
+// another and back: dismissing and restoring.
+type move struct {
+	action   string
+	from, to gatehouse.State
+	event    gatehouse.Event // its kind and detail; the rest is filled in
+	refusal  string          // why other states are refused
+	done     string          // the log line
+}
+
+// move applies m in one transaction with its timeline event and audit
+// entry. A device already in m.to is left as it is, which the audit entry
+// says; a refusal gets an entry of its own.
+func (s *Service) move(ctx context.Context, actor, id string, m move) (*gatehouse.Device, error) {
 	ctx = withActor(ctx, actor)
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		d, err := tx.Device(ctx, id)
@@ -326,25 +324,27 @@ func (s *Service) Restore(ctx context.Context, actor, id string) (*gatehouse.Dev
 			return err
 		}
 		switch d.State {
-		case gatehouse.StatePending:
-			return s.audit(ctx, tx, ActionDeviceRestore, id, nil, map[string]any{"unchanged": "already pending"})
-		case gatehouse.StateDismissed:
+		case m.to:
+			return s.audit(ctx, tx, m.action, id, nil, map[string]any{"unchanged": "already " + string(m.to)})
+		case m.from:
 		default:
-			return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is %s; only dismissed devices can be moved back to pending", id, d.State)
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is %s; %s", id, d.State, m.refusal)
 		}
-		if err := s.setState(ctx, tx, d, change{to: gatehouse.StatePending, actor: actor}); err != nil {
+		if err := s.setState(ctx, tx, d, change{to: m.to, actor: actor}); err != nil {
 			return err
 		}
-		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "restored", Actor: actor, Detail: "moved back to pending"}); err != nil {
+		ev := m.event
+		ev.DeviceID, ev.Actor = id, actor
+		if err := tx.AddEvent(ctx, ev); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, ActionDeviceRestore, id, nil, map[string]any{"fingerprint": d.Fingerprint, "mac": d.MAC})
+		return s.audit(ctx, tx, m.action, id, nil, map[string]any{"fingerprint": d.Fingerprint, "mac": d.MAC})
 	})
-	if err := s.recordRefusal(ctx, ActionDeviceRestore, id, nil, err); err != nil {
+	if err := s.recordRefusal(ctx, m.action, id, nil, err); err != nil {
 		return nil, err
 	}
 	s.pending.forget()
-	s.log.Info("device moved back to pending", "device", id, "by", actor)
+	s.log.Info(m.done, "device", id, "by", actor)
 	s.notify.Publish(id)
 	return s.Device(ctx, id)
 }
