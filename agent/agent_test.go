@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"gatehouse"
+	"gatehouse/internal/logtest"
 	"gatehouse/protocol"
 )
 
@@ -46,22 +46,7 @@ func testBundle() (*protocol.Bundle, map[string][]byte) {
 }
 
 // logBuffer collects the agent's log for assertions and shows it on failure.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = logtest.Buffer
 
 func newLogs(t *testing.T) (*logBuffer, *slog.Logger) {
 	logs := &logBuffer{}

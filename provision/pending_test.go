@@ -1,7 +1,6 @@
 package provision_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"gatehouse"
+	"gatehouse/internal/logtest"
 	"gatehouse/protocol"
 	"gatehouse/provision"
 	"gatehouse/store"
@@ -36,23 +36,12 @@ func (c *testClock) Add(d time.Duration) {
 }
 
 // logBuffer collects a service's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type logBuffer struct{ logtest.Buffer }
 
 // removed adds up the counts of the "removed pending enrollments" lines.
 func (b *logBuffer) removed() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	total := 0
-	for _, line := range strings.Split(b.buf.String(), "\n") {
+	for _, line := range strings.Split(b.String(), "\n") {
 		if !strings.Contains(line, "removed pending enrollments") {
 			continue
 		}
@@ -65,11 +54,7 @@ func (b *logBuffer) removed() int {
 	return total
 }
 
-func (b *logBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
+func (b *logBuffer) count(s string) int { return strings.Count(b.String(), s) }
 
 // clocked is a service with no backends (approval provisions at once) over
 // a database whose clock the test moves, logging into logs.

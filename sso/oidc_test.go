@@ -17,11 +17,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"gatehouse"
+	"gatehouse/internal/logtest"
 	"gatehouse/protocol"
 	"gatehouse/provision"
 	"gatehouse/server"
@@ -47,7 +47,7 @@ type rig struct {
 	url  string
 	idp  *ssotest.Provider
 	svc  *provision.Service
-	logs *syncBuffer
+	logs *logtest.Buffer
 }
 
 // startRig starts a provider and gatehouse; change may adjust the
@@ -59,7 +59,7 @@ func startRig(t *testing.T, change func(*sso.Config)) *rig {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	rg := &rig{url: base, idp: ssotest.Start(t, base+server.PathSSOCallback), logs: &syncBuffer{}}
+	rg := &rig{url: base, idp: ssotest.Start(t, base+server.PathSSOCallback), logs: &logtest.Buffer{}}
 	for _, u := range []ssotest.User{alice, bob, carol} {
 		rg.idp.SetUser(u)
 	}
@@ -109,23 +109,6 @@ func newService(t *testing.T) *provision.Service {
 		t.Fatal(err)
 	}
 	return svc
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // browser is an HTTP client with a cookie jar that follows redirects, as

@@ -28,6 +28,7 @@ import (
 	"gatehouse/agent"
 	"gatehouse/config"
 	"gatehouse/deploy/manifests"
+	"gatehouse/internal/logtest"
 	"gatehouse/manifest"
 	"gatehouse/mender"
 	"gatehouse/protocol"
@@ -100,8 +101,8 @@ type scannedFlow struct {
 	a                     *app
 	closeApp              func() error
 	dbPath, dir           string
-	serverLog, agentLog   lockedBuffer
-	hooks                 lockedBuffer
+	serverLog, agentLog   logtest.Buffer
+	hooks                 logtest.Buffer
 	adminToken, opToken   string
 	password              string // of the local admin user scan-alice
 	answers               []answer
@@ -665,24 +666,6 @@ func addBase64Secret(s *secretSet, name, value string) {
 	if b, err := base64.StdEncoding.DecodeString(value); err == nil {
 		s.addEntry(secretEntry{name: name, value: b, form: "decoded"})
 	}
-}
-
-// lockedBuffer is a log sink that may be read while the server writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
 }
 
 func randomHex(n int) string {
