@@ -3,7 +3,7 @@
 import * as api from './api.js';
 import { h, replace, setText, keyedRows, timeEl, relTimeEl } from './dom.js';
 import { day } from './format.js';
-import { banner, copyButton, roleSelect, statusBadge, setStatus, confirmBox, formField } from './widgets.js';
+import { banner, copyButton, roleSelect, statusBadge, setStatus, confirmBox, formField, formToggle } from './widgets.js';
 
 const dayMs = 24 * 60 * 60 * 1000;
 
@@ -155,28 +155,7 @@ export function tokensView(main, ctx) {
         formField('token-life', 'Expires', life)),
       error,
       h('div', { class: 'form-actions' }, submit, cancel));
-    const f = {
-      el,
-      open() {
-        secret.hide(false);
-        el.hidden = false;
-        newBtn.setAttribute('aria-expanded', 'true');
-        name.focus();
-      },
-      close(focus = true) {
-        el.hidden = true;
-        el.reset();
-        setText(error, '');
-        name.removeAttribute('aria-invalid');
-        newBtn.setAttribute('aria-expanded', 'false');
-        if (focus) newBtn.focus();
-      },
-    };
-    cancel.addEventListener('click', () => f.close());
-    el.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape') f.close();
-    });
-    name.addEventListener('input', () => name.removeAttribute('aria-invalid'));
+    const f = formToggle({ el, button: newBtn, first: name, cancel, error, onOpen: () => secret.hide(false) });
     el.addEventListener('submit', async (e) => {
       e.preventDefault();
       setText(error, '');

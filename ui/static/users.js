@@ -4,7 +4,7 @@
 // disable or enable, delete.
 import * as api from './api.js';
 import { h, replace, setText, keyedRows, timeEl } from './dom.js';
-import { banner, roleSelect, statusBadge, setStatus, confirmBox, formField } from './widgets.js';
+import { banner, roleSelect, statusBadge, setStatus, confirmBox, formField, formToggle } from './widgets.js';
 
 // The server's password rule: 12 characters at least (as typed), 256 bytes
 // at most.
@@ -267,28 +267,7 @@ export function usersView(main, ctx) {
             `At least ${minPassword} characters. Generate makes one and shows it: copy it to hand to them before you create the user.`))),
       error,
       h('div', { class: 'form-actions' }, submit, cancel));
-    const f = {
-      el,
-      open() {
-        el.hidden = false;
-        newBtn.setAttribute('aria-expanded', 'true');
-        name.focus();
-      },
-      close(focus = true) {
-        el.hidden = true;
-        el.reset();
-        pw.reset();
-        setText(error, '');
-        name.removeAttribute('aria-invalid');
-        newBtn.setAttribute('aria-expanded', 'false');
-        if (focus) newBtn.focus();
-      },
-    };
-    cancel.addEventListener('click', () => f.close());
-    el.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape') f.close();
-    });
-    name.addEventListener('input', () => name.removeAttribute('aria-invalid'));
+    const f = formToggle({ el, button: newBtn, first: name, cancel, error, onReset: () => pw.reset() });
     el.addEventListener('submit', async (e) => {
       e.preventDefault();
       setText(error, '');

@@ -204,3 +204,33 @@ export function listParams(filters, offset, pageSize) {
 export function formField(id, label, control, help) {
   return h('div', { class: 'field' }, h('label', { for: id }, label), control, help);
 }
+
+// formToggle opens and closes a "New …" form under the button that shows
+// it: the focus moves into the form and back, Cancel and Escape close it,
+// and closing clears it. onOpen and onReset do what else the form needs.
+export function formToggle({ el, button, first, cancel, error, onOpen, onReset }) {
+  const f = {
+    el,
+    open() {
+      onOpen?.();
+      el.hidden = false;
+      button.setAttribute('aria-expanded', 'true');
+      first.focus();
+    },
+    close(focus = true) {
+      el.hidden = true;
+      el.reset();
+      onReset?.();
+      setText(error, '');
+      first.removeAttribute('aria-invalid');
+      button.setAttribute('aria-expanded', 'false');
+      if (focus) button.focus();
+    },
+  };
+  cancel.addEventListener('click', () => f.close());
+  el.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') f.close();
+  });
+  first.addEventListener('input', () => first.removeAttribute('aria-invalid'));
+  return f;
+}
