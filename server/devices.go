@@ -68,10 +68,7 @@ func (s *Server) handleDeviceEvents(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	if evs == nil {
-		evs = []gatehouse.Event{}
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+	return writeJSON(w, http.StatusOK, map[string]any{"events": nonNil(evs)})
 }
 
 type approveRequest struct {
@@ -80,12 +77,8 @@ type approveRequest struct {
 }
 
 func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
 	var req approveRequest
-	if err := decodeJSON(body, &req); err != nil {
+	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
 	d, err := s.svc.Approve(r.Context(), actor(r.Context()), r.PathValue("id"), provision.Approval{Name: req.Name, Labels: req.Labels})
