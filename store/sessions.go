@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"gatehouse"
@@ -18,17 +17,17 @@ type Session struct {
 // CreateSession stores a session for a user or a token under the hash of
 // its cookie secret.
 func (tx *Tx) CreateSession(ctx context.Context, hash string, p gatehouse.Principal, expires time.Time) error {
-	var user, token sql.NullString
+	var user, token string
 	switch p.Kind {
 	case gatehouse.PrincipalUser:
-		user = sql.NullString{String: p.ID, Valid: true}
+		user = p.ID
 	case gatehouse.PrincipalToken:
-		token = sql.NullString{String: p.ID, Valid: true}
+		token = p.ID
 	default:
 		return gatehouse.Errorf(gatehouse.EINTERNAL, "session for unknown principal kind %q", p.Kind)
 	}
 	_, err := tx.tx.ExecContext(ctx, `INSERT INTO sessions (hash, user_id, token_id, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?)`, hash, user, token, micros(tx.now), micros(expires))
+		VALUES (?, ?, ?, ?, ?)`, hash, nullString(user), nullString(token), micros(tx.now), micros(expires))
 	return translate(err, "session")
 }
 
