@@ -188,6 +188,9 @@ func (s *Service) finishStep(ctx context.Context, id string, name gatehouse.Step
 		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "step_succeeded", Detail: string(name)}); err != nil {
 			return err
 		}
+		if err := keepCertificate(ctx, tx, id, output, gatehouse.CertFromProvision); err != nil {
+			return err
+		}
 		var err error
 		done, err = s.settleDevice(ctx, tx, id)
 		return err
@@ -229,4 +232,23 @@ func (s *Service) settleDevice(ctx context.Context, tx *store.Tx, id string) (bo
 		return false, err
 	}
 	return true, s.startFollowUp(ctx, tx, id)
+}
+
+// keepCertificate keeps the certificate a step's output holds, so it can be
+// revoked on decommission or renewal and watched for expiry.
+func keepCertificate(ctx context.Context, tx *store.Tx, id string, output map[string]string, origin string) error {
+	serial, pemText := output[gatehouse.OutSerial], output[gatehouse.OutCertificate]
+	if serial == "" || pemText == "" {
+		return nil
+	}
+	c, err := gatehouse.ParseDeviceCert(serial, pemText)
+	if err != nil {
+		return err
+	}
+	d, err := tx.Device(ctx, id)
+	if err != nil {
+		return err
+	}
+	c.DeviceID, c.Fingerprint, c.Origin = id, d.Fingerprint, origin
+	return tx.AddCertificate(ctx, c)
 }

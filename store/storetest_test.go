@@ -58,6 +58,7 @@ func runConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"Devices/StateFilter", testDevicesStateFilter},
 		{"Devices/Search", testDevicesSearch},
 		{"Devices/SearchAndState", testDevicesSearchAndState},
+		{"Certificates/KeptRevokedExpiring", testCertificates},
 		{"Devices/LimitOffset", testDevicesLimitOffset},
 		{"Devices/FieldsMatchDevice", testDevicesFields},
 		{"UpdateDevice/Fields", testUpdateDeviceFields},
