@@ -58,6 +58,10 @@ type Mender interface {
 	// preauthorized. Accepting one rejects the device's other accepted or
 	// preauthorized sets, as deviceauth does.
 	SetAuthSetStatus(ctx context.Context, deviceID, authSetID, status string) error
+	// DeleteAuthSet removes one auth set of a device; an unknown one wraps
+	// ErrBackendNotFound. deviceauth deletes the whole device when the set
+	// removed is preauthorized.
+	DeleteAuthSet(ctx context.Context, deviceID, authSetID string) error
 	// SetTag sets (upserts) one inventory tag on a device. Inventory
 	// answers success even for a device it does not hold yet, and then
 	// stores nothing: read it back with Tags.

@@ -63,6 +63,19 @@ type Device struct {
 	// take either for an ordinary stranger.
 	SameMAC  []string `json:"same_mac,omitempty"`
 	SameCode []string `json:"same_code,omitempty"`
+	// RekeyOf is set on a pending device whose new key came with the MAC
+	// of an approved gateway (reflashed, storage replaced): it is a
+	// candidate to replace that gateway's key, never a stranger. The
+	// gateway lists its candidates in RekeyCandidates.
+	RekeyOf         *RekeyTarget `json:"rekey_of,omitempty"`
+	RekeyCandidates []string     `json:"rekey_candidates,omitempty"`
+}
+
+// RekeyTarget names the gateway a re-key candidate would replace the key of.
+type RekeyTarget struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	State State  `json:"state"`
 }
 
 // DeviceKey is a public key a device has presented. PublicKey is the DER

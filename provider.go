@@ -49,10 +49,32 @@ type Decommissioner interface {
 	Decommission(ctx context.Context, in *StepInput, dryRun bool) ([]Removal, error)
 }
 
+// Rekeyer is a provisioner that can move a gateway's objects onto a new
+// device key (the gateway was reflashed, its storage replaced) while
+// keeping them the same objects: same name, same ids. Like Provision it
+// runs again after failures and lost answers and must converge.
+type Rekeyer interface {
+	Provisioner
+	// Rekey moves the gateway's objects from in.PreviousKey to in.Key and
+	// returns what Provision would have: the bundle for the new key.
+	Rekey(ctx context.Context, in *StepInput) (*StepResult, error)
+}
+
+// CertRevoker is a backend that can revoke a certificate it issued, by
+// serial: a re-key or a renewal revokes the certificates it replaced once
+// the new one is recorded. Revoking twice succeeds; an unknown serial wraps
+// ErrBackendNotFound.
+type CertRevoker interface {
+	Backend
+	RevokeCert(ctx context.Context, serial string) error
+}
+
 // StepInput is what a backend's step knows of the gateway it works on.
 type StepInput struct {
 	Device *Device
 	Key    *DeviceKey
+	// PreviousKey is, in a re-key, the key being replaced; nil otherwise.
+	PreviousKey *DeviceKey
 	// Recorded is the step's output so far: what earlier attempts
 	// recorded with Record, or the output of the step that succeeded.
 	Recorded map[string]string

@@ -94,7 +94,7 @@ func flagDuplicates(ctx context.Context, tx *store.Tx, ds []*gatehouse.Device) e
 		d.SameMAC = others(byMAC[d.MAC], d.ID)
 		d.SameCode = others(byCode[d.VerificationCode], d.ID)
 	}
-	return nil
+	return flagRekeys(ctx, tx, ds)
 }
 
 // others is ids without self, at most maxPeers of them.

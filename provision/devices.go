@@ -156,6 +156,9 @@ type Approval struct {
 // transaction: either both happen or neither does. The audit entry is
 // written in that transaction too; a refusal gets one of its own.
 func (s *Service) Approve(ctx context.Context, actor, id string, a Approval) (*gatehouse.Device, error) {
+	if d, rekey, err := s.approveRekey(ctx, actor, id, a); rekey || err != nil {
+		return d, err
+	}
 	ctx = withActor(ctx, actor)
 	err := s.approve(ctx, actor, id, a)
 	if err := s.recordRefusal(ctx, ActionDeviceApprove, id, approvalDetail(a, nil), err); err != nil {

@@ -72,6 +72,9 @@ func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, req proto
 	if err := tx.CreateDevice(ctx, d, key); err != nil {
 		return "", false, err
 	}
+	if err := markRekeyCandidate(ctx, tx, d, sig.KeyType); err != nil {
+		return "", false, err
+	}
 	detail := "mac " + mac + ", " + sig.KeyType + " key " + sig.Fingerprint[:16] + ", from " + addr
 	return d.ID, true, tx.AddEvent(ctx, gatehouse.Event{DeviceID: d.ID, Kind: "enrolled", Detail: detail})
 }

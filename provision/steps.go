@@ -22,7 +22,7 @@ func (s *Service) runStep(ctx context.Context, id string, name gatehouse.StepNam
 	if p == nil {
 		return s.failStep(ctx, id, name, fmt.Errorf("%s: backend is not configured on this server", name))
 	}
-	res, err := p.Provision(ctx, in)
+	res, err := s.provision(ctx, p, in)
 	if err != nil {
 		return s.failStep(ctx, id, name, err)
 	}
@@ -188,7 +188,7 @@ func (s *Service) finishStep(ctx context.Context, id string, name gatehouse.Step
 		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "step_succeeded", Detail: string(name)}); err != nil {
 			return err
 		}
-		if err := keepCertificate(ctx, tx, id, output, gatehouse.CertFromProvision); err != nil {
+		if err := s.keepStepCertificate(ctx, tx, id, output); err != nil {
 			return err
 		}
 		var err error

@@ -56,16 +56,19 @@ func (tx *Tx) CreateDevice(ctx context.Context, d *gatehouse.Device, k gatehouse
 	return translate(err, "device key")
 }
 
-// FindKey returns the key with the fingerprint; ENOTFOUND if unknown.
+// FindKey returns the key with the fingerprint; ENOTFOUND if unknown,
+// EFORBIDDEN if a re-key replaced it.
 func (tx *Tx) FindKey(ctx context.Context, fingerprint string) (*gatehouse.DeviceKey, error) {
-	var k gatehouse.DeviceKey
-	err := tx.tx.QueryRowContext(ctx, `SELECT fingerprint, device_id, key_type, public_key, seal_key, csr
-		FROM device_keys WHERE fingerprint = ?`, fingerprint).
-		Scan(&k.Fingerprint, &k.DeviceID, &k.KeyType, &k.PublicKey, &k.SealKey, &k.CSR)
+	k, replaced, err := tx.findKey(ctx, fingerprint)
 	if err != nil {
-		return nil, translate(err, "device key")
+		return nil, err
 	}
-	return &k, nil
+	// Every device request finds its key here, so a key a re-key replaced
+	// is refused at this one door.
+	if replaced != nil {
+		return nil, errReplacedKey(*replaced)
+	}
+	return k, nil
 }
 
 // UpdateKeyRequest replaces what the agent last asked for with this key: the

@@ -1,0 +1,206 @@
+package provision_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"gatehouse"
+	"gatehouse/protocol"
+	"gatehouse/provision"
+	"gatehouse/simulate"
+	"gatehouse/store"
+)
+
+// menderAsks sends the auth request a gateway's Mender client sends from
+// boot on (deviceauth devices_v1.yaml: id_data is the identity as a JSON
+// string; Ed25519 signs the raw body), and returns the token if deviceauth
+// answered one. A reflashed gateway's client asks with its new key before
+// any operator has looked (external-apis.md §0).
+func menderAsks(t *testing.T, m *simulate.Mender, g *gateway) string {
+	t.Helper()
+	identity, _ := json.Marshal(map[string]string{"mac": g.mac})
+	body, _ := json.Marshal(map[string]string{"id_data": string(identity), "pubkey": protocol.PublicKeyPEM(g.sig.PublicKey), "tenant_token": ""})
+	sig, err := g.key.Sign(nil, body, crypto.Hash(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _ := m.AuthRequest(context.Background(), body, base64.StdEncoding.EncodeToString(sig))
+	return token
+}
+
+// reflashed is the same gateway (its MAC) with a new key.
+func reflashed(t *testing.T, old *gateway) *gateway {
+	g := newGateway(t)
+	g.mac = old.mac
+	return g
+}
+
+// rekeyed provisions and configures a gateway, then enrolls its reflashed
+// self, whose Mender client asks first; it returns both and the ids.
+func rekeyed(t *testing.T, tb *testBundle, name string) (old, fresh *gateway, id, cand string) {
+	t.Helper()
+	old, id = tb.provisionOne(t, name)
+	if tok := menderAsks(t, tb.mender, old); tok == "" {
+		t.Fatal("the provisioned gateway's Mender client got no token")
+	}
+	tb.register(t, name, "hub-a.azure-devices.net")
+	tb.waitFor(t, old, gatehouse.StateConfigured)
+	if err := tb.svc.Ack(context.Background(), old.sig); err != nil {
+		t.Fatal(err)
+	}
+	fresh = reflashed(t, old)
+	menderAsks(t, tb.mender, fresh)
+	return old, fresh, id, tb.enroll(t, fresh).DeviceID
+}
+
+// TestRekeyKeepsNameAndIdentities is issue 12's re-key test: the reflashed
+// gateway is a candidate beside its old self, approving it keeps the name
+// and yields one Mender device whose only accepted auth set holds the new
+// key, rotated DPS keys on the same enrollment, a new certificate and the
+// old serial revoked, and a bundle sealed to the new key; the old key is
+// refused from then on.
+func TestRekeyKeepsNameAndIdentities(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.svc = startService(t, openDB(t, filepath.Join(t.TempDir(), "r.db")), followConfig(tb))
+	ctx := context.Background()
+	const name = "gw-rekey"
+	old, fresh, id, cand := rekeyed(t, tb, name)
+	before, _ := tb.svc.Device(ctx, id)
+	menderID := stepOutput(before, gatehouse.StepMender)[gatehouse.OutMenderDeviceID]
+	oldSerial := stepOutput(before, gatehouse.StepVault)[gatehouse.OutSerial]
+	oldDPS := tb.dps.Enrollments()[0]
+
+	c, err := tb.svc.Device(ctx, cand)
+	if err != nil || c.State != gatehouse.StatePending || c.RekeyOf == nil || c.RekeyOf.ID != id || c.RekeyOf.Name != name {
+		t.Fatalf("candidate = %+v (%v); want a pending re-key of %s", c, err, id)
+	}
+	if before.RekeyCandidates == nil || before.RekeyCandidates[0] != cand {
+		t.Fatalf("gateway's candidates = %v, want [%s]", before.RekeyCandidates, cand)
+	}
+
+	d, err := tb.svc.Approve(ctx, "token:alice", cand, provision.Approval{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ID != id || d.Name != name || d.Fingerprint != fresh.sig.Fingerprint {
+		t.Fatalf("approved re-key = %+v; want gateway %s named %s with the new key", d, id, name)
+	}
+	st := tb.waitFor(t, fresh, gatehouse.StateProvisioned)
+	checkRekeyBundle(t, tb, fresh, st.Bundle, name, oldDPS.PrimaryKey, oldSerial)
+
+	// Mender: the same device, the new key its only auth set, accepted.
+	if tb.mender.Len() != 1 {
+		t.Fatalf("%d Mender devices, want 1", tb.mender.Len())
+	}
+	dev, _ := tb.mender.Device(menderID)
+	if len(dev.AuthSets) != 1 || dev.AuthSets[0].Status != gatehouse.MenderAccepted || dev.AuthSets[0].PublicKey != protocol.PublicKeyPEM(fresh.sig.PublicKey) {
+		t.Fatalf("Mender device %s auth sets = %+v; want only the new key, accepted", menderID, dev.AuthSets)
+	}
+	if tags := tb.mender.TagsOf(menderID); tags["name"] != name {
+		t.Errorf("Mender tags = %v", tags)
+	}
+	if menderAsks(t, tb.mender, old) != "" {
+		t.Error("Mender still gives the old key a token")
+	}
+
+	// DPS: the same enrollment with new keys; the old key no longer registers.
+	if tb.dps.Len() != 1 {
+		t.Fatalf("%d enrollments, want 1", tb.dps.Len())
+	}
+	if err := tb.dps.Register(name, oldDPS.PrimaryKey, "hub-a.azure-devices.net"); err == nil {
+		t.Error("the old DPS key still registers")
+	}
+	tb.register(t, name, "hub-a.azure-devices.net")
+	tb.waitFor(t, fresh, gatehouse.StateConfigured)
+
+	// Vault: the old serial revoked once the new one is kept.
+	if !eventually(waitTimeout, func() bool { return slices.Contains(tb.pki.Revoked(), oldSerial) }) {
+		t.Fatalf("old serial %s not revoked; revoked %v", oldSerial, tb.pki.Revoked())
+	}
+	if live := tb.pki.Live(); len(live) != 1 || live[0].Serial == oldSerial {
+		t.Fatalf("live certificates = %d, want the new one only", len(live))
+	}
+	checkKeptCerts(t, tb, id, oldSerial)
+
+	// The old key is refused everywhere; the candidate is gone into the gateway.
+	_, err = tb.svc.Wait(ctx, old.sig, "", "x", 0)
+	wantCode(t, err, gatehouse.EFORBIDDEN)
+	_, err = tb.svc.Enroll(ctx, old.sig, protocol.EnrollRequest{MAC: old.mac, SealKey: old.sealKey(t)}, "x")
+	wantCode(t, err, gatehouse.EFORBIDDEN)
+	wantCode(t, tb.svc.Ack(ctx, old.sig), gatehouse.EFORBIDDEN)
+	_, err = tb.svc.Device(ctx, cand)
+	wantCode(t, err, gatehouse.ENOTFOUND)
+	if l, _ := tb.svc.ListDevices(ctx, provision.ListFilter{}); l.Total != 1 {
+		t.Errorf("%d devices listed, want the one gateway", l.Total)
+	}
+	assertEvents(t, tb, id, "rekey_candidate", "rekey_approved", "certificate_revoked", "manifest_applied")
+	assertAudited(t, tb, provision.ActionDeviceRekey, id)
+}
+
+// checkRekeyBundle checks the bundle the new key receives: the gateway's
+// name, a DPS key that is the enrollment's new one, and a certificate that
+// is new and matches its sealed private key, all sealed to the new key.
+func checkRekeyBundle(t *testing.T, tb *testBundle, g *gateway, b *protocol.Bundle, name, oldKey, oldSerial string) {
+	t.Helper()
+	if b == nil || b.Name != name || b.DPSRegistrationID != name {
+		t.Fatalf("bundle = %+v", b)
+	}
+	seal, _ := protocol.DeriveSealKey(g.key)
+	primary, err := protocol.Open(seal, protocol.FieldDPSPrimaryKey, b.Sealed[protocol.FieldDPSPrimaryKey])
+	if err != nil || string(primary) != tb.dps.Enrollments()[0].PrimaryKey || string(primary) == oldKey {
+		t.Fatalf("sealed DPS key: %v; want the enrollment's rotated key", err)
+	}
+	priv, err := protocol.Open(seal, protocol.FieldPrivateKey, b.Sealed[protocol.FieldPrivateKey])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tls.X509KeyPair([]byte(b.Certificate), priv); err != nil {
+		t.Fatalf("certificate and sealed key do not match: %v", err)
+	}
+	block, _ := pem.Decode([]byte(b.Certificate))
+	x, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || x.Subject.CommonName != name || simulate.FormatSerial(x.SerialNumber) == oldSerial {
+		t.Fatalf("certificate %v (%v); want a new one for %s", x.Subject, err, name)
+	}
+}
+
+// checkKeptCerts: gatehouse keeps both certificates, the old one marked
+// revoked and the new one from the re-key live.
+func checkKeptCerts(t *testing.T, tb *testBundle, id, oldSerial string) {
+	t.Helper()
+	var certs []gatehouse.DeviceCert
+	ok := eventually(waitTimeout, func() bool {
+		tb.db.InTx(context.Background(), func(tx *store.Tx) error {
+			var err error
+			certs, err = tx.Certificates(context.Background(), id)
+			return err
+		})
+		return len(certs) == 2 && certs[1].Serial == oldSerial && certs[1].RevokedAt != nil
+	})
+	if !ok || certs[0].Origin != gatehouse.CertFromRekey || certs[0].RevokedAt != nil {
+		t.Fatalf("kept certificates = %+v; want the re-key's live and the old one revoked", certs)
+	}
+}
+
+func assertAudited(t *testing.T, tb *testBundle, action, target string) {
+	t.Helper()
+	page, err := tb.svc.AuditLog(context.Background(), provision.AuditQuery{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range page.Entries {
+		if e.Action == action && e.Target == target && e.Result == "ok" {
+			return
+		}
+	}
+	t.Errorf("no ok %s entry for %s in the audit log", action, target)
+}
