@@ -36,7 +36,7 @@ type followWorker struct {
 }
 
 func (w *followWorker) Work(ctx context.Context, job *river.Job[followArgs]) error {
-	return w.svc.follow(ctx, job.Args)
+	return w.svc.follow(withJob(ctx, job.ID), job.Args)
 }
 
 // followEnabled says whether a backend finishes gateways' cloud side.
@@ -132,11 +132,11 @@ func (s *Service) failFollow(ctx context.Context, id string, cause error) error 
 func (s *Service) stall(ctx context.Context, id, reason string) error {
 	s.log.Warn("gateway stalled", "device", id, "reason", reason)
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.FailStep(ctx, id, gatehouse.StepHub, reason); err != nil {
+		d, err := tx.Device(ctx, id)
+		if err != nil || superseded(ctx, d, gatehouse.StepHub) {
 			return err
 		}
-		d, err := tx.Device(ctx, id)
-		if err != nil {
+		if err := tx.FailStep(ctx, id, gatehouse.StepHub, reason); err != nil {
 			return err
 		}
 		if err := s.setState(ctx, tx, d, change{to: gatehouse.StateStalled, reason: reason}); err != nil {
@@ -178,11 +178,11 @@ func (s *Service) noteEvents(ctx context.Context, id string, events []gatehouse.
 func (s *Service) finishConfigured(ctx context.Context, id string, output map[string]string) error {
 	hub := output[gatehouse.OutAssignedHub]
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.FinishStep(ctx, id, gatehouse.StepHub, output, nil); err != nil {
+		d, err := tx.Device(ctx, id)
+		if err != nil || superseded(ctx, d, gatehouse.StepHub) {
 			return err
 		}
-		d, err := tx.Device(ctx, id)
-		if err != nil {
+		if err := tx.FinishStep(ctx, id, gatehouse.StepHub, output, nil); err != nil {
 			return err
 		}
 		return s.setState(ctx, tx, d, change{to: gatehouse.StateConfigured})

@@ -36,7 +36,7 @@ type stepWorker struct {
 }
 
 func (w *stepWorker) Work(ctx context.Context, job *river.Job[stepArgs]) error {
-	return w.svc.runStep(ctx, job.Args.DeviceID, job.Args.Step)
+	return w.svc.runStep(withJob(ctx, job.ID), job.Args.DeviceID, job.Args.Step)
 }
 
 // Queues, so one kind of work cannot starve another: a slow webhook

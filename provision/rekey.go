@@ -197,10 +197,9 @@ func checkRekey(cand, gw *gatehouse.Device, a Approval) error {
 	return nil
 }
 
-// stopStepJobs cancels the gateway's step and follow-up jobs that have not
-// finished (a failed step waiting for its retry, a follow-up snoozing), so
-// none runs beside the re-key run. A job in the middle of a backend call is
-// refused instead: the operator approves again once it has finished.
+// stopStepJobs cancels the gateway's step and follow-up jobs waiting to run
+// (a failed step's retry, a snoozing follow-up). Were one to run anyway it
+// would do nothing: the re-key's jobs supersede them.
 func (s *Service) stopStepJobs(ctx context.Context, tx *store.Tx, gw *gatehouse.Device) error {
 	for _, st := range gw.Steps {
 		if st.JobID == 0 {
@@ -214,10 +213,11 @@ func (s *Service) stopStepJobs(ctx context.Context, tx *store.Tx, gw *gatehouse.
 			return fmt.Errorf("provision: read job of step %s: %w", st.Name, err)
 		}
 		switch job.State {
-		case rivertype.JobStateCompleted, rivertype.JobStateCancelled, rivertype.JobStateDiscarded:
+		case rivertype.JobStateCompleted, rivertype.JobStateCancelled, rivertype.JobStateDiscarded, rivertype.JobStateRunning:
+			// A running job's work has been recorded (its step is not
+			// running), or it has yet to begin and will find itself
+			// superseded by the re-key's job.
 			continue
-		case rivertype.JobStateRunning:
-			return gatehouse.Errorf(gatehouse.ECONFLICT, "gateway %s has a %s call in flight; approve the re-key again in a moment", gw.Name, st.Name)
 		}
 		if _, err := s.jobs.JobCancelTx(ctx, tx.SQL(), st.JobID); err != nil && !isJobNotFound(err) {
 			return fmt.Errorf("provision: cancel job of step %s: %w", st.Name, err)
@@ -281,7 +281,7 @@ type rekeyStepWorker struct {
 
 // Work runs the step as any other: runStep sees the re-key mark.
 func (w *rekeyStepWorker) Work(ctx context.Context, job *river.Job[rekeyStepArgs]) error {
-	return w.svc.runStep(ctx, job.Args.DeviceID, job.Args.Step)
+	return w.svc.runStep(withJob(ctx, job.ID), job.Args.DeviceID, job.Args.Step)
 }
 
 func (s *Service) enqueueRekeySteps(ctx context.Context, tx *store.Tx, id string, steps []gatehouse.StepName, from string) error {
@@ -442,4 +442,21 @@ func (s *Service) certRevoker() gatehouse.CertRevoker {
 		return nil
 	}
 	return s.cfg.Backends[i].(gatehouse.CertRevoker)
+}
+
+type jobKey struct{}
+
+// withJob tells the step code which job it runs in.
+func withJob(ctx context.Context, id int64) context.Context {
+	return context.WithValue(ctx, jobKey{}, id)
+}
+
+// superseded says whether the job ctx runs in is no longer the one a
+// device's step belongs to: a re-key, or a restarted follow-up, enqueued a
+// new one. Checked in the transaction that begins or ends the step, so an
+// old job that wakes late does nothing.
+func superseded(ctx context.Context, d *gatehouse.Device, name gatehouse.StepName) bool {
+	id, ok := ctx.Value(jobKey{}).(int64)
+	st := findStep(d, name)
+	return ok && st != nil && st.JobID != 0 && st.JobID != id
 }

@@ -70,7 +70,8 @@ func rekeyed(t *testing.T, tb *testBundle, name string) (old, fresh *gateway, id
 func TestRekeyKeepsNameAndIdentities(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	tb.svc = startService(t, openDB(t, filepath.Join(t.TempDir(), "r.db")), followConfig(tb))
+	tb.db = openDB(t, filepath.Join(t.TempDir(), "r.db"))
+	tb.svc = startService(t, tb.db, followConfig(tb))
 	ctx := context.Background()
 	const name = "gw-rekey"
 	old, fresh, id, cand := rekeyed(t, tb, name)
@@ -178,14 +179,17 @@ func checkRekeyBundle(t *testing.T, tb *testBundle, g *gateway, b *protocol.Bund
 func checkKeptCerts(t *testing.T, tb *testBundle, id, oldSerial string) {
 	t.Helper()
 	var certs []gatehouse.DeviceCert
+	var err error
 	ok := eventually(waitTimeout, func() bool {
-		tb.db.InTx(context.Background(), func(tx *store.Tx) error {
-			var err error
+		err = tb.db.InTx(context.Background(), func(tx *store.Tx) error {
 			certs, err = tx.Certificates(context.Background(), id)
 			return err
 		})
 		return len(certs) == 2 && certs[1].Serial == oldSerial && certs[1].RevokedAt != nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !ok || certs[0].Origin != gatehouse.CertFromRekey || certs[0].RevokedAt != nil {
 		t.Fatalf("kept certificates = %+v; want the re-key's live and the old one revoked", certs)
 	}

@@ -65,7 +65,7 @@ func (s *Service) beginStep(ctx context.Context, id string, name gatehouse.StepN
 		if err != nil {
 			return err
 		}
-		if !stepWanted(d.State, name) || stepState(d, name) == gatehouse.StepSucceeded {
+		if !stepWanted(d.State, name) || stepState(d, name) == gatehouse.StepSucceeded || superseded(ctx, d, name) {
 			return nil
 		}
 		k, err := tx.FindKey(ctx, d.Fingerprint)
