@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -207,4 +208,131 @@ func assertAudited(t *testing.T, tb *testBundle, action, target string) {
 		}
 	}
 	t.Errorf("no ok %s entry for %s in the audit log", action, target)
+}
+
+// TestRekeyCandidateWaitsAndDismissalLeavesGatewayUntouched: a candidate is
+// never approved by itself, approving it with another name or labels is
+// refused and changes nothing, and dismissing it leaves the gateway, its
+// key and its backend objects as they were.
+func TestRekeyCandidateWaitsAndDismissalLeavesGatewayUntouched(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	old, id := tb.provisionOne(t, "gw-keep")
+	fresh := reflashed(t, old)
+	cand := tb.enroll(t, fresh).DeviceID
+	before, _ := tb.svc.Device(ctx, id)
+	mender, dps, certs := tb.mender.Devices(), tb.dps.Enrollments(), tb.pki.Live()
+
+	// However often it asks, the candidate stays pending.
+	for range 3 {
+		if st := tb.enroll(t, fresh); st.State != string(gatehouse.StatePending) || st.DeviceID != cand {
+			t.Fatalf("candidate sees %+v; want it pending", st)
+		}
+	}
+	for _, a := range []provision.Approval{{Name: "gw-other"}, {Labels: map[string]string{"site": "x"}}} {
+		_, err := tb.svc.Approve(ctx, "op", cand, a)
+		wantCode(t, err, gatehouse.EINVALID)
+	}
+	if _, err := tb.svc.Dismiss(ctx, "op", cand); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := tb.svc.Device(ctx, id)
+	if after.Fingerprint != before.Fingerprint || after.State != before.State || !after.UpdatedAt.Equal(before.UpdatedAt) || len(after.RekeyCandidates) != 0 {
+		t.Fatalf("gateway changed: %+v, was %+v", after, before)
+	}
+	if st, err := tb.svc.Wait(ctx, old.sig, "", "x", 0); err != nil || st.DeviceID != id {
+		t.Fatalf("the gateway's own key after the dismissal: %+v, %v", st, err)
+	}
+	if !sameJSON(tb.mender.Devices(), mender) || !sameJSON(tb.dps.Enrollments(), dps) || !sameJSON(tb.pki.Live(), certs) {
+		t.Error("dismissing a re-key candidate changed a backend")
+	}
+	if st := tb.enroll(t, fresh); st.State != string(gatehouse.StateDismissed) {
+		t.Fatalf("dismissed candidate sees %+v", st)
+	}
+}
+
+func sameJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+// TestRekeyCandidates: only an approved gateway's MAC makes a candidate (a
+// pending or dismissed device's MAC does not), and the re-key waits while
+// the gateway is still being provisioned.
+func TestRekeyCandidates(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	pendingOne, dismissed := newGateway(t), newGateway(t)
+	tb.enroll(t, pendingOne)
+	if _, err := tb.svc.Dismiss(ctx, "op", tb.enroll(t, dismissed).DeviceID); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*gateway{pendingOne, dismissed} {
+		d, _ := tb.svc.Device(ctx, tb.enroll(t, reflashed(t, g)).DeviceID)
+		if d.RekeyOf != nil {
+			t.Errorf("a new key with the MAC of a %s device is a re-key candidate", d.State)
+		}
+	}
+
+	tb.pki.Block() // hold the gateway in provisioning
+	defer tb.pki.Unblock()
+	g := newGateway(t)
+	id := tb.enroll(t, g).DeviceID
+	if _, err := tb.svc.Approve(ctx, "op", id, provision.Approval{Name: "gw-busy"}); err != nil {
+		t.Fatal(err)
+	}
+	cand := tb.enroll(t, reflashed(t, g)).DeviceID
+	_, err := tb.svc.Approve(ctx, "op", cand, provision.Approval{})
+	wantCode(t, err, gatehouse.ECONFLICT)
+	if d, _ := tb.svc.Device(ctx, cand); d.State != gatehouse.StatePending || d.RekeyOf == nil || d.RekeyOf.ID != id {
+		t.Fatalf("refused re-key changed the candidate: %+v", d)
+	}
+	tb.pki.Unblock()
+	tb.waitFor(t, g, gatehouse.StateProvisioned)
+	if _, err := tb.svc.Approve(ctx, "op", cand, provision.Approval{Name: "gw-busy"}); err != nil {
+		t.Fatalf("re-key once provisioned, with the gateway's own name: %v", err)
+	}
+}
+
+// TestRekeyLostResponses loses one answer of each backend during the
+// re-key run: the retried steps meet their own work, leaving one Mender
+// device holding only the new key, one enrollment whose key the bundle
+// holds, and one valid certificate, the bundle's.
+func TestRekeyLostResponses(t *testing.T) {
+	t.Parallel()
+	for n := 1; n <= 2; n++ {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t)
+			tb.mender.SetInventoryDelay(0)
+			tb.db = openDB(t, filepath.Join(t.TempDir(), "lost.db"))
+			tb.svc = startService(t, tb.db, followConfig(tb))
+			name := fmt.Sprintf("gw-relost-%d", n)
+			_, fresh, id, cand := rekeyed(t, tb, name)
+			tb.mender.LoseNext(n)
+			tb.dps.LoseNext(n)
+			tb.pki.LoseNext(n)
+			if _, err := tb.svc.Approve(context.Background(), "op", cand, provision.Approval{}); err != nil {
+				t.Fatal(err)
+			}
+			st := tb.waitFor(t, fresh, gatehouse.StateConfigured)
+			seal, _ := protocol.DeriveSealKey(fresh.key)
+			primary, err := protocol.Open(seal, protocol.FieldDPSPrimaryKey, st.Bundle.Sealed[protocol.FieldDPSPrimaryKey])
+			if err != nil || tb.dps.Len() != 1 || string(primary) != tb.dps.Enrollments()[0].PrimaryKey {
+				t.Fatalf("bundle's DPS key does not open to the one enrollment's key (%d enrollments): %v", tb.dps.Len(), err)
+			}
+			ok := eventually(waitTimeout, func() bool { return len(tb.pki.Live()) == 1 })
+			d, _ := tb.svc.Device(context.Background(), id)
+			if live := tb.pki.Live(); !ok || live[0].Serial != stepOutput(d, gatehouse.StepVault)[gatehouse.OutSerial] {
+				t.Fatalf("%d valid certificates; want only the bundle's", len(live))
+			}
+			dev := tb.mender.Devices()
+			if len(dev) != 1 || len(dev[0].AuthSets) != 1 || dev[0].AuthSets[0].PublicKey != protocol.PublicKeyPEM(fresh.sig.PublicKey) {
+				t.Fatalf("mender devices %+v; want one holding only the new key", dev)
+			}
+		})
+	}
 }
