@@ -169,6 +169,7 @@ func TestClientErrorAnswers(t *testing.T) {
 		"GetDevice":        func(c *Client) error { _, err := c.GetDevice(ctx, "d1"); return err },
 		"SetAuthSetStatus": func(c *Client) error { return c.SetAuthSetStatus(ctx, "d1", "a1", "accepted") },
 		"Decommission":     func(c *Client) error { return c.Decommission(ctx, "d1") },
+		"DeleteAuthSet":    func(c *Client) error { return c.DeleteAuthSet(ctx, "d1", "a1") },
 		"Tags":             func(c *Client) error { _, err := c.Tags(ctx, "d1"); return err },
 		"SetTag":           func(c *Client) error { return c.SetTag(ctx, "d1", "name", "gw-01") },
 	}
