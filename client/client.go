@@ -172,10 +172,11 @@ func (c *Client) Events(ctx context.Context, id string) ([]gatehouse.Event, erro
 }
 
 // Approve names a pending device and starts its provisioning. Labels are
-// optional.
+// optional. A re-key candidate is approved without a name, and the device
+// returned is the gateway it re-keys.
 func (c *Client) Approve(ctx context.Context, id, name string, labels map[string]string) (*gatehouse.Device, error) {
 	body := struct {
-		Name   string            `json:"name"`
+		Name   string            `json:"name,omitempty"`
 		Labels map[string]string `json:"labels,omitempty"`
 	}{name, labels}
 	return c.deviceCall(ctx, http.MethodPost, id, "/approve", body)

@@ -23,6 +23,7 @@ Commands:
   list [--state S] [--search Q] [--limit N] [--offset N]   list gateways, newest first
   show ID                  one gateway with its provisioning steps and timeline
   approve ID --name NAME [--label K=V]   name a pending gateway and start its provisioning
+                                          (a re-key candidate: approve ID, no name)
   dismiss ID               refuse a pending gateway
   restore ID               move a dismissed gateway back to pending (undo a dismiss)
   retry ID                 run a failed step now, or restart a stalled gateway's IoT Hub follow-up
@@ -102,15 +103,10 @@ func devicesShow(ctx context.Context, args []string, dio deviceIO) int {
 
 func devicesApprove(ctx context.Context, args []string, dio deviceIO) int {
 	cmd := newDeviceCmd("approve ID --name NAME [--label KEY=VALUE ...]", dio)
-	name := cmd.fs.String("name", "", "the gateway's name: 1-63 lower-case letters, digits and '-' (required)")
+	name := cmd.fs.String("name", "", "the gateway's name: 1-63 lower-case letters, digits and '-' (required, except for a re-key candidate, which keeps its gateway's)")
 	labels := labelFlag{}
 	cmd.fs.Var(labels, "label", "a label KEY=VALUE, repeatable; label 'group' picks the deployment manifest")
-	c, pos, err := cmd.start(args, 1, func() error {
-		if *name == "" {
-			return usageErrorf("--name is required")
-		}
-		return nil
-	})
+	c, pos, err := cmd.start(args, 1)
 	if err != nil {
 		return cmd.exit(err)
 	}
@@ -119,6 +115,10 @@ func devicesApprove(ctx context.Context, args []string, dio deviceIO) int {
 		return cmd.exit(err)
 	}
 	return cmd.exit(cmd.print(d, func(w io.Writer) {
+		if d.ID != pos[0] { // a re-key candidate: the answer is its gateway
+			fmt.Fprintf(w, "approved the re-key of %s (%s) with the key of %s (state: %s)\n", clean(d.Name), clean(d.ID), clean(pos[0]), clean(string(d.State)))
+			return
+		}
 		fmt.Fprintf(w, "approved %s as %s (state: %s)\n", clean(d.ID), clean(d.Name), clean(string(d.State)))
 	}))
 }

@@ -334,7 +334,6 @@ func TestDevicesUsageErrors(t *testing.T) {
 		{"unknown subcommand", envFor(api), []string{"frobnicate"}, `unknown devices command "frobnicate"`},
 		{"missing token", noToken, []string{"list"}, "GATEHOUSE_TOKEN"},
 		{"empty token flag", noToken, []string{"dismiss", "d1", "--token", ""}, "GATEHOUSE_TOKEN"},
-		{"missing name", envFor(api), []string{"approve", "d1"}, "--name is required"},
 		{"missing id", envFor(api), []string{"show"}, "want exactly one device ID, got 0"},
 		{"two ids", envFor(api), []string{"dismiss", "d1", "d2"}, "want exactly one device ID, got 2"},
 		{"list argument", envFor(api), []string{"list", "pending"}, `unexpected argument "pending"`},
