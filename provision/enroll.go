@@ -43,6 +43,7 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 	if created {
 		s.log.Info("device enrolled", "device", id, "mac", mac, "fingerprint", sig.Fingerprint, "addr", addr)
 		s.notify.Publish(id)
+		s.publishRekeyTarget(ctx, id)
 	}
 	return s.status(ctx, sig.Fingerprint)
 }

@@ -460,3 +460,17 @@ func superseded(ctx context.Context, d *gatehouse.Device, name gatehouse.StepNam
 	st := findStep(d, name)
 	return ok && st != nil && st.JobID != 0 && st.JobID != id
 }
+
+// publishRekeyTarget wakes the live views of the gateway a new device is a
+// re-key candidate of, so its page shows the candidate at once.
+func (s *Service) publishRekeyTarget(ctx context.Context, id string) {
+	var t map[string]gatehouse.RekeyTarget
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		t, err = tx.RekeyTargets(ctx, []string{id})
+		return err
+	})
+	if gw, ok := t[id]; ok && err == nil {
+		s.notify.Publish(gw.ID)
+	}
+}

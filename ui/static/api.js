@@ -86,6 +86,8 @@ export function listDevices({ state, q, seen, limit = 50, offset = 0 } = {}) {
 export const device = (id) => request('GET', `/api/v1/devices/${enc(id)}`);
 export const events = (id) => request('GET', `/api/v1/devices/${enc(id)}/events`);
 export const approve = (id, name) => request('POST', `/api/v1/devices/${enc(id)}/approve`, { name });
+// approveRekey approves a re-key candidate: no name, its gateway keeps its own.
+export const approveRekey = (id) => request('POST', `/api/v1/devices/${enc(id)}/approve`, {});
 export const dismiss = (id) => request('POST', `/api/v1/devices/${enc(id)}/dismiss`);
 export const retry = (id) => request('POST', `/api/v1/devices/${enc(id)}/retry`);
 export const restore = (id) => request('POST', `/api/v1/devices/${enc(id)}/restore`);

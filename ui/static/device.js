@@ -4,6 +4,7 @@ import * as api from './api.js';
 import { h, replace, setText, timeEl } from './dom.js';
 import { code, fullTime, shortTime, stepWord } from './format.js';
 import { stateBadge, setState, copyButton, selectText, banner, coalesce } from './widgets.js';
+import { rekeyPanel } from './rekey.js';
 
 export function deviceView(main, ctx, id) {
   let gone = false;
@@ -20,6 +21,7 @@ export function deviceView(main, ctx, id) {
     h('div', {}, h('strong', { class: 'retry-title' }), h('p', { class: 'retry-reason' })),
     h('div', { class: 'retry-actions' }, retryBtn, retryMsg));
   const details = h('div', { class: 'cards' });
+  const rekeys = h('div', { class: 'rekeys' });
   const steps = h('div', { class: 'table-wrap' });
   const timeline = h('div', {});
 
@@ -28,6 +30,7 @@ export function deviceView(main, ctx, id) {
     h('div', { class: 'view-head device-head' }, h('div', { class: 'title-line' }, title, badge), sub),
     errors.el,
     notice,
+    rekeys,
     retryBox,
     details,
     h('section', { class: 'panel', 'aria-labelledby': 'steps-title' },
@@ -71,6 +74,7 @@ export function deviceView(main, ctx, id) {
     setText(sub, `${d.mac} · ${d.key_type}`);
     showNotice(d);
     showRetry(d);
+    rekeyPanel(rekeys, d, ctx, load);
     replace(details, identityCard(d), statusCard(d));
     replace(steps, stepsTable(d));
     const showAll = () => {
@@ -83,7 +87,7 @@ export function deviceView(main, ctx, id) {
   }
 
   function showNotice(d) {
-    notice.hidden = d.state !== 'pending' && d.state !== 'dismissed';
+    notice.hidden = (d.state !== 'pending' || !!d.rekey_of) && d.state !== 'dismissed';
     if (d.state === 'pending') {
       replace(notice, 'This gateway is waiting for approval. ',
         h('a', { href: `#/pending?q=${encodeURIComponent(d.mac)}` }, 'Approve or dismiss it on the Pending page'), '.');
@@ -162,7 +166,7 @@ export function deviceView(main, ctx, id) {
   load();
   return {
     changed(ids) {
-      if (!ids || ids.includes(id)) load();
+      if (!ids || ids.includes(id) || ids.some((i) => rekeys.querySelector(`[data-id="${CSS.escape(i)}"]`))) load();
     },
     unmount() { gone = true; },
   };

@@ -6,6 +6,7 @@ import * as api from './api.js';
 import { h, setText, setAttr, keyedRows, timeEl, setTime } from './dom.js';
 import { code, shortFingerprint, isSilent, duration, num } from './format.js';
 import { searchBox, pager, copyButton, selectText, banner, coalesce, listParams } from './widgets.js';
+import { rekeyBadge, markRekey, approveRow } from './rekey.js';
 
 const pageSize = 50;
 
@@ -133,6 +134,7 @@ export function pendingView(main, ctx) {
     r.silent = h('span', { class: 'badge badge-silent', hidden: true });
     r.sameMac = h('span', { class: 'badge badge-dup', dataset: { flag: 'same-mac' }, hidden: true });
     r.sameCode = h('span', { class: 'badge badge-dup', dataset: { flag: 'same-code' }, hidden: true });
+    r.rekey = rekeyBadge();
     const copy = copyButton({
       label: 'Copy the full key fingerprint',
       text: () => r.device.fingerprint,
@@ -144,7 +146,7 @@ export function pendingView(main, ctx) {
       },
     });
     r.el = h('tr', { dataset: { id: d.id } },
-      h('td', { 'data-label': 'Gateway' }, r.mac, r.addr, h('span', { class: 'sub' }, r.sameMac)),
+      h('td', { 'data-label': 'Gateway' }, r.mac, r.addr, h('span', { class: 'sub' }, r.rekey, r.sameMac)),
       h('td', { 'data-label': 'Code' }, r.code, h('span', { class: 'sub' }, r.sameCode)),
       h('td', { 'data-label': 'Key' }, h('span', { class: 'fp-line' }, r.fp, copy), r.keyType),
       h('td', { 'data-label': 'Seen' },
@@ -169,6 +171,7 @@ export function pendingView(main, ctx) {
     setTime(r.last, d.last_seen);
     if (r.input) setAttr(r.input, 'aria-label', `Name for gateway ${d.mac}`);
     markSilent(r, now);
+    markRekey(r);
   }
 
   // markDuplicates warns beside a gateway that other pending gateways claim
@@ -260,13 +263,13 @@ export function pendingView(main, ctx) {
 
   async function accept(r) {
     const name = r.input.value.trim();
-    if (!name) {
+    if (!name && !r.device.rekey_of) {
       rowError(r, 'Type a name for this gateway first.');
       return;
     }
     busy(r, true);
     try {
-      const d = await api.approve(r.id, name);
+      const d = await approveRow(r, name);
       drafts.delete(r.id);
       removeRow(r);
       ctx.toast(`${d.name} approved`, { link: { href: `#/devices/${encodeURIComponent(d.id)}`, text: 'Follow its provisioning' } });
