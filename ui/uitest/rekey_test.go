@@ -27,7 +27,7 @@ func TestRekeyCandidateShownBesideItsGateway(t *testing.T) {
 	b.do("open Pending", chromedp.Navigate(e.url+"/#/pending"))
 	row := fmt.Sprintf(`document.querySelector('tr[data-id="%s"]')`, cand)
 	b.wait("the candidate flagged as a re-key", row+`?.querySelector("[data-flag=rekey]:not([hidden])")?.textContent === "re-key of gw-rekey"`)
-	if !b.bool(row+`.querySelector("input.name-input").hidden && `+row+`.querySelector("button[data-action=accept]").textContent === "Approve re-key"`) {
+	if !b.bool(row + `.querySelector("input.name-input").hidden && ` + row + `.querySelector("button[data-action=accept]").textContent === "Approve re-key"`) {
 		t.Error("the candidate's row asks for a name or does not say it approves a re-key")
 	}
 
