@@ -378,6 +378,7 @@ func writeDeviceList(w io.Writer, list *client.DeviceList, now time.Time) {
 		fmt.Fprintf(w, "! %d share a MAC or verification code with another pending gateway: one may be an impostor; "+
 			"compare the code and fingerprint on the gateway's console before approving (devices show ID)\n", n)
 	}
+	writeRekeyNote(w, list.Devices)
 }
 
 // flags marks a pending device that shares its MAC or code with others, so
@@ -390,13 +391,14 @@ func flags(d *gatehouse.Device) string {
 	if len(d.SameCode) > 0 {
 		fs = append(fs, "!same-code")
 	}
+	fs = append(fs, rekeyFlags(d)...)
 	return strings.Join(fs, ",")
 }
 
 func flagged(ds []*gatehouse.Device) int {
 	n := 0
 	for _, d := range ds {
-		if flags(d) != "" {
+		if len(d.SameMAC) > 0 || len(d.SameCode) > 0 {
 			n++
 		}
 	}
@@ -435,6 +437,7 @@ func writeDeviceDetail(w io.Writer, d *gatehouse.Device, events []gatehouse.Even
 		fields = append(fields, [2]string{"Reason", d.Reason})
 	}
 	fields = append(fields, duplicateFields(d)...)
+	fields = append(fields, rekeyFields(d)...)
 	for _, f := range fields {
 		row(tw, f[0]+":", f[1])
 	}
