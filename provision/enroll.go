@@ -26,7 +26,7 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 	if err := checkCSR(req.CSR); err != nil {
 		return nil, err
 	}
-	var id string
+	var id, rekeyOf string
 	var created bool
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
@@ -34,6 +34,7 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 		id, created, err = enrollTx(ctx, tx, sig, req, mac, addr, s.code(sig.Fingerprint), admit)
 		if created && err == nil {
 			s.pending.added()
+			rekeyOf, err = rekeyTargetOf(ctx, tx, id)
 		}
 		return err
 	})
@@ -43,7 +44,7 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 	if created {
 		s.log.Info("device enrolled", "device", id, "mac", mac, "fingerprint", sig.Fingerprint, "addr", addr)
 		s.notify.Publish(id)
-		s.publishRekeyTarget(ctx, id)
+		publishIf(s.notify, rekeyOf) // the gateway's page shows its new candidate
 	}
 	return s.status(ctx, sig.Fingerprint)
 }

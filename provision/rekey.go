@@ -64,8 +64,8 @@ func markRekeyCandidate(ctx context.Context, tx *store.Tx, d *gatehouse.Device, 
 // isRekeyCandidate says whether a device is a re-key candidate: what
 // approves gateways without an operator (an allowlist) must leave it to one.
 func isRekeyCandidate(ctx context.Context, tx *store.Tx, id string) (bool, error) {
-	t, err := tx.RekeyTargets(ctx, []string{id})
-	return len(t) > 0, err
+	t, err := rekeyTargetOf(ctx, tx, id)
+	return t != "", err
 }
 
 // flagRekeys fills in which gateway each candidate would re-key, and each
@@ -461,16 +461,15 @@ func superseded(ctx context.Context, d *gatehouse.Device, name gatehouse.StepNam
 	return ok && st != nil && st.JobID != 0 && st.JobID != id
 }
 
-// publishRekeyTarget wakes the live views of the gateway a new device is a
-// re-key candidate of, so its page shows the candidate at once.
-func (s *Service) publishRekeyTarget(ctx context.Context, id string) {
-	var t map[string]gatehouse.RekeyTarget
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		var err error
-		t, err = tx.RekeyTargets(ctx, []string{id})
-		return err
-	})
-	if gw, ok := t[id]; ok && err == nil {
-		s.notify.Publish(gw.ID)
+// rekeyTargetOf is the id of the gateway a device is a re-key candidate
+// of, or "".
+func rekeyTargetOf(ctx context.Context, tx *store.Tx, id string) (string, error) {
+	t, err := tx.RekeyTargets(ctx, []string{id})
+	return t[id].ID, err
+}
+
+func publishIf(n Notifier, id string) {
+	if id != "" {
+		n.Publish(id)
 	}
 }
