@@ -200,3 +200,12 @@ func (b *Backend) Decommission(ctx context.Context, in *gatehouse.StepInput, dry
 	}
 	return gatehouse.Remove(b.Name(), "certificate "+serial, "revoked", dryRun, func() error { return b.pki.Revoke(ctx, serial) })
 }
+
+var _ gatehouse.FixedName = (*Backend)(nil)
+
+// FixedNameReason implements gatehouse.FixedName: the certificate names the
+// gateway, and a second valid certificate under a name gatehouse gave up
+// would let another gateway be taken for this one.
+func (b *Backend) FixedNameReason() string {
+	return "the gateway's certificate carries its name as common name and stays valid under it; decommission the gateway and approve it again under the new name"
+}

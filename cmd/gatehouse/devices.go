@@ -25,6 +25,7 @@ Commands:
   approve ID --name NAME [--label K=V]   name a pending gateway and start its provisioning
   dismiss ID               refuse a pending gateway
   restore ID               move a dismissed gateway back to pending (undo a dismiss)
+  set ID [--name N] [--label K=V] [--unlabel K]   rename or relabel an approved gateway
   retry ID                 run a failed step now, or restart a stalled gateway's IoT Hub follow-up
 
 Flags of every command:
@@ -46,6 +47,7 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		"approve": devicesApprove,
 		"dismiss": devicesDismiss,
 		"restore": devicesRestore,
+		"set":     devicesSet,
 		"retry":   devicesRetry,
 	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }

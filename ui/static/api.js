@@ -89,6 +89,7 @@ export const approve = (id, name) => request('POST', `/api/v1/devices/${enc(id)}
 export const dismiss = (id) => request('POST', `/api/v1/devices/${enc(id)}/dismiss`);
 export const retry = (id) => request('POST', `/api/v1/devices/${enc(id)}/retry`);
 export const restore = (id) => request('POST', `/api/v1/devices/${enc(id)}/restore`);
+export const editDevice = (id, change) => request('PATCH', `/api/v1/devices/${enc(id)}`, change);
 
 // Tokens and users (admin only) ------------------------------------------
 
