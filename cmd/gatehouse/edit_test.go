@@ -26,7 +26,7 @@ func TestDevicesSet(t *testing.T) {
 		{Method: "GET", Path: "/api/v1/devices/d1"},
 		{Method: "PATCH", Path: "/api/v1/devices/d1", Body: `{"name":"gw-02","labels":{"rack":"7","site":"b"}}`},
 	}
-	if got := api.requests();  !reflect.DeepEqual(got, want) {
+	if got := api.requests(); !reflect.DeepEqual(got, want) {
 		t.Errorf("requests = %+v, want %+v", got, want)
 	}
 	if out != "d1 is gw-02, labels: rack=7 site=b\n" {
