@@ -174,6 +174,17 @@ func (d *DPS) DeleteEnrollment(ctx context.Context, registrationID string) error
 	return err
 }
 
+// DeleteRegistration deletes a device's registration state record
+// (DELETE /registrations/{id}); a missing one is an error wrapping
+// gatehouse.ErrBackendNotFound. The hub identity stays.
+func (d *DPS) DeleteRegistration(ctx context.Context, registrationID string) error {
+	if err := checkID("dps", "registration id", registrationID); err != nil {
+		return err
+	}
+	_, err := d.c.do(ctx, rest.Request{Method: http.MethodDelete, Path: d.c.path("/registrations/%s", registrationID)})
+	return err
+}
+
 // Registration returns where DPS assigned a device. Before the device has
 // registered it is an error wrapping gatehouse.ErrBackendNotFound.
 func (d *DPS) Registration(ctx context.Context, registrationID string) (gatehouse.Registration, error) {
