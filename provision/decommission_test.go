@@ -179,7 +179,10 @@ func TestDecommissionRemovesExactlyThatGateway(t *testing.T) {
 	}
 	assertEvents(t, tb, ids["gw-a"], "decommissioned", "removed", "removed_everywhere")
 	for _, call := range []func() error{
-		func() error { _, err := tb.svc.Enroll(ctx, gws["gw-a"].sig, enrollReq(t, gws["gw-a"]), "x"); return err },
+		func() error {
+			_, err := tb.svc.Enroll(ctx, gws["gw-a"].sig, enrollReq(t, gws["gw-a"]), "x")
+			return err
+		},
 		func() error { return tb.svc.Ack(ctx, gws["gw-a"].sig) },
 	} {
 		wantRefusal(t, call(), gatehouse.EGONE, "will not provision this key again")

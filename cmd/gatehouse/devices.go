@@ -26,6 +26,8 @@ Commands:
   dismiss ID               refuse a pending gateway
   restore ID               move a dismissed gateway back to pending (undo a dismiss)
   retry ID                 run a failed step now, or restart a stalled gateway's IoT Hub follow-up
+  decommission ID [--dry-run]   remove a gateway from every backend and refuse its key (--dry-run: only list what would go)
+  forget ID                forget a dismissed or decommissioned gateway: its next contact enrolls it anew
 
 Flags of every command:
   --server URL     gatehouse server (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
@@ -47,6 +49,9 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		"dismiss": devicesDismiss,
 		"restore": devicesRestore,
 		"retry":   devicesRetry,
+
+		"decommission": devicesDecommission,
+		"forget":       devicesForget,
 	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
@@ -440,6 +445,7 @@ func writeDeviceDetail(w io.Writer, d *gatehouse.Device, events []gatehouse.Even
 	}
 	tw.Flush()
 	writeSteps(w, d.Steps, now)
+	writeDecommissionSteps(w, d.Decommission)
 	writeEvents(w, events)
 }
 
