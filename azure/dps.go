@@ -25,7 +25,8 @@ const (
 // DPSConfig configures a client of one DPS instance's service API.
 type DPSConfig struct {
 	// ConnectionString is a shared access policy with EnrollmentRead,
-	// EnrollmentWrite and RegistrationStatusRead (e.g. provisioningserviceowner).
+	// EnrollmentWrite, RegistrationStatusRead and, to decommission,
+	// RegistrationStatusWrite (e.g. provisioningserviceowner).
 	ConnectionString ConnectionString
 	// Endpoint is the base URL; default "https://" + HostName. Tests point it
 	// at a simulator; tokens are still signed for HostName.
