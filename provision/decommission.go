@@ -354,6 +354,31 @@ func (s *Service) finishRemoval(ctx context.Context, id, backend string, removal
 	return nil
 }
 
+// failedRemovalJobs lists the jobs of a decommission's failing backends,
+// for a retry now instead of at the next backoff.
+func failedRemovalJobs(ctx context.Context, tx *store.Tx, id string) ([]int64, error) {
+	dec, err := tx.Decommission(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for _, b := range dec.Backends {
+		// A failing removal may be in an attempt right now: still failing.
+		if b.State == gatehouse.StepSucceeded || (b.State != gatehouse.StepFailed && b.LastError == "") {
+			continue
+		}
+		_, job, err := tx.RemovalStep(ctx, id, b.Backend)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, job)
+	}
+	if len(out) == 0 {
+		return nil, gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is decommissioned and no backend's removal is failing; nothing to retry", id)
+	}
+	return out, nil
+}
+
 // receipt is a backend's result as one timeline line.
 func receipt(backend string, removals []gatehouse.Removal) string {
 	if len(removals) == 0 {

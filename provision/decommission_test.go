@@ -315,8 +315,14 @@ func TestDecommissionFailingBackendRetriesVisibly(t *testing.T) {
 	_, err := tb.svc.Forget(ctx, "op", id)
 	wantRefusal(t, err, gatehouse.ECONFLICT, "still being removed from dps")
 
+	// An operator may ask for the next attempt now; it fails again, visibly.
+	if _, err := tb.svc.Retry(ctx, "op", id); err != nil {
+		t.Fatalf("retry of the failing removal: %v", err)
+	}
 	tb.dps.FailNext(0, nil)
 	dec = waitRemoved(t, tb.svc, id)
+	_, err = tb.svc.Retry(ctx, "op", id)
+	wantRefusal(t, err, gatehouse.ECONFLICT, "nothing to retry")
 	if r := removalOf(dec, "dps"); r.LastError != "" || !slices.Equal(results(r), []string{"enrollment gw-a: removed", "registration state gw-a: already gone"}) {
 		t.Errorf("dps after recovery: %+v", r)
 	}

@@ -13,7 +13,8 @@ export function decommissionPanel(ctx, id, { reload }) {
   const status = h('div', { class: 'table-wrap' });
   const startBtn = h('button', { type: 'button', class: 'btn btn-danger', dataset: { action: 'decommission', key: 'decommission' } }, 'Decommission…');
   const forgetBtn = h('button', { type: 'button', class: 'btn', dataset: { action: 'forget', key: 'forget' } }, 'Forget…');
-  const actions = h('div', { class: 'decom-actions' }, startBtn, forgetBtn);
+  const retryBtn = h('button', { type: 'button', class: 'btn', dataset: { action: 'retry-removal', key: 'retry-removal' } }, 'Retry now');
+  const actions = h('div', { class: 'decom-actions' }, startBtn, retryBtn, forgetBtn);
   // Its own message line: the page's banner is cleared by every live update.
   const note = h('p', { class: 'form-error', role: 'alert' });
   const confirm = typedConfirm();
@@ -47,6 +48,20 @@ export function decommissionPanel(ctx, id, { reload }) {
     }
   });
 
+  retryBtn.addEventListener('click', async () => {
+    retryBtn.disabled = true;
+    setText(note, '');
+    try {
+      await api.retry(id);
+      ctx.toast('Retrying the failing removals now.');
+      reload();
+    } catch (err) {
+      setText(note, err.message);
+    } finally {
+      retryBtn.disabled = false;
+    }
+  });
+
   forgetBtn.addEventListener('click', () => {
     confirm.open({
       from: forgetBtn,
@@ -71,6 +86,7 @@ export function decommissionPanel(ctx, id, { reload }) {
       const done = dec ? removalsDone(dec) : false;
       el.hidden = !dec && !can;
       startBtn.hidden = !can || d.state === 'decommissioned';
+      retryBtn.hidden = !can || !dec || !dec.backends.some((b) => b.state !== 'succeeded' && (b.state === 'failed' || b.last_error));
       forgetBtn.hidden = !can || !(d.state === 'dismissed' || (d.state === 'decommissioned' && done));
       if (confirm.isOpen && ((confirm.what === 'decommission' && startBtn.hidden) || (confirm.what === 'forget' && forgetBtn.hidden))) {
         confirm.close(false);
@@ -91,8 +107,8 @@ function introText(d, dec, done) {
       ? 'Forget this gateway to let its key enroll again as a new gateway, or decommission it to refuse its key for good.'
       : 'Decommissioning removes this gateway from every backend and refuses its key from then on. A dry run shows what would go first.';
   }
-  const when = dec.at ? [' on ', h('time', { datetime: dec.at, title: fullTime(dec.at) }, shortTime(dec.at))] : '';
-  const head = ['Decommissioned by ', h('strong', {}, dec.by || 'an operator'), when, '; its key is refused. '];
+  const when = dec.at ? [' on ', h('time', { datetime: dec.at, title: fullTime(dec.at) }, shortTime(dec.at))] : [];
+  const head = ['Decommissioned by ', h('strong', {}, dec.by || 'an operator'), ...when, '; its key is refused. '];
   if (!dec.backends.length) return [...head, 'Nothing was provisioned, so nothing had to be removed.'];
   return [...head, done
     ? 'Every backend has removed it; it can be forgotten.'

@@ -68,3 +68,37 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// A backend that refuses the removal shows on the page: its row failed
+// with the reason, the IoT Hub waiting for DPS, and Retry now; once the
+// backend answers again the receipts complete without anyone reloading.
+func TestDecommissionFailingBackendVisible(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.enrollAt(mac(12), "10.0.0.12", 0)
+	e.approve(id, "gw-stuck")
+	e.waitState(id, gatehouse.StateProvisioned)
+	b := newBrowser(t, 1280, 900)
+	b.login(e.url, e.token)
+	b.do("open the gateway", chromedp.Navigate(e.url+"/#/devices/"+id))
+	b.wait("the page", `!!document.querySelector("button[data-action=decommission]:not([hidden])")`)
+	e.sims.DPS.Faults.FailNext(1<<30, 403, 0)
+	if _, err := e.svc.Decommission(e.ctx, "token:bob", id, false); err != nil {
+		t.Fatal(err)
+	}
+	b.wait("the failing dps row", `document.querySelector("tr[data-backend=dps][data-state=failed]")?.textContent.includes("403")`)
+	b.wait("the waiting hub row", `document.querySelector("tr[data-backend=iothub]")?.textContent.includes("waiting for dps")`)
+	b.wait("retry now", `!!document.querySelector("button[data-action=retry-removal]:not([hidden])")`)
+	if b.bool(`!!document.querySelector("button[data-action=forget]:not([hidden])")`) {
+		t.Error("forget is offered while dps still holds the gateway")
+	}
+	b.do("retry now", chromedp.Click(chromedp.CSS(`button[data-action=retry-removal]`)))
+	b.wait("the retry's answer", `document.getElementById("toasts").textContent.includes("Retrying the failing removals now")`)
+	e.sims.DPS.Faults.FailNext(0, 0, 0)
+	b.wait("every backend's receipt", `document.querySelector(".panel-decom")?.textContent.includes("Every backend has removed it")`)
+	if text := b.str(`document.querySelector(".decom-intro").textContent`); !contains(text, "Decommissioned by token:bob on ") || contains(text, "object") {
+		t.Errorf("the panel's heading reads %q", text)
+	}
+	b.wait("forget offered", `!!document.querySelector("button[data-action=forget]:not([hidden])")`)
+	b.noProblems()
+}
