@@ -61,6 +61,9 @@ type StepInput struct {
 	// later attempt after a lost answer or a crash knows what may already
 	// exist. The step's final Output replaces everything recorded.
 	Record func(ctx context.Context, kv map[string]string) error
+	// Serials are the certificates gatehouse kept for the gateway that are
+	// not revoked yet, for a decommission to revoke besides the recorded one.
+	Serials []string
 }
 
 // StepResult is what a successful step produced.

@@ -194,13 +194,16 @@ func (b *Backend) tag(ctx context.Context, id, name string) error {
 	}
 }
 
-// Decommission removes the device deviceauth holds for the gateway.
+// Decommission removes the device deviceauth holds for the gateway: the
+// one the step recorded. A dry run looks it up, so the plan says whether
+// it is still there.
 func (b *Backend) Decommission(ctx context.Context, in *gatehouse.StepInput, dryRun bool) ([]gatehouse.Removal, error) {
 	id := in.Recorded[gatehouse.OutMenderDeviceID]
 	if id == "" {
 		return nil, nil
 	}
-	return gatehouse.Remove(b.Name(), "device "+id, "removed", dryRun, func() error { return b.api.Decommission(ctx, id) })
+	look := func() error { _, err := b.api.GetDevice(ctx, id); return err }
+	return gatehouse.RemoveLooked(b.Name(), "device "+id, gatehouse.RemovalRemoved, dryRun, look, func() error { return b.api.Decommission(ctx, id) })
 }
 
 var _ gatehouse.Renamer = (*Backend)(nil)

@@ -155,13 +155,6 @@ func (s *Service) nonRenamers() []gatehouse.Backend {
 	return out
 }
 
-func stepOf(b gatehouse.Backend) gatehouse.StepName {
-	if st, ok := b.(interface{ Step() gatehouse.StepName }); ok {
-		return st.Step()
-	}
-	return ""
-}
-
 // stepInput is what a backend knows of a device outside a step's run: the
 // device, its key and what its step recorded.
 func (s *Service) stepInput(ctx context.Context, id string, name gatehouse.StepName) (*gatehouse.StepInput, error) {

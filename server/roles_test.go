@@ -56,6 +56,8 @@ var routeNeeds = map[string]struct {
 	"POST /api/v1/devices/{id}/restore": {operator, "/api/v1/devices/nosuch/restore", ""},
 	"POST /api/v1/devices/{id}/retry":   {operator, "/api/v1/devices/nosuch/retry", ""},
 	"PATCH /api/v1/devices/{id}":        {operator, "/api/v1/devices/nosuch", `{"name":"gw-1"}`},
+	"DELETE /api/v1/devices/{id}":       {operator, "/api/v1/devices/nosuch", ""},
+	"POST /api/v1/devices/{id}/forget":  {operator, "/api/v1/devices/nosuch/forget", ""},
 	"GET /api/v1/tokens":                {admin, "/api/v1/tokens", ""},
 	"POST /api/v1/tokens":               {admin, "/api/v1/tokens", `{"name":""}`},
 	"DELETE /api/v1/tokens/{id}":        {admin, "/api/v1/tokens/nosuch", ""},

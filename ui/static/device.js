@@ -5,6 +5,7 @@ import { h, replace, setText, timeEl } from './dom.js';
 import { code, fullTime, shortTime, stepWord } from './format.js';
 import { stateBadge, setState, copyButton, selectText, banner, coalesce } from './widgets.js';
 import { canEdit, editPanel } from './edit.js';
+import { decommissionPanel } from './decommission.js';
 
 export function deviceView(main, ctx, id) {
   let gone = false;
@@ -24,6 +25,7 @@ export function deviceView(main, ctx, id) {
   const details = h('div', { class: 'cards' });
   const steps = h('div', { class: 'table-wrap' });
   const timeline = h('div', {});
+  const decom = decommissionPanel(ctx, id, { reload: () => load() });
 
   main.append(h('section', { class: 'view view-device' },
     h('a', { class: 'back', href: '#/devices' }, '← All devices'),
@@ -35,6 +37,7 @@ export function deviceView(main, ctx, id) {
     details,
     h('section', { class: 'panel', 'aria-labelledby': 'steps-title' },
       h('h2', { id: 'steps-title' }, 'Provisioning steps'), steps),
+    decom.el,
     h('section', { class: 'panel', 'aria-labelledby': 'timeline-title' },
       h('h2', { id: 'timeline-title' }, 'Timeline'), timeline)));
 
@@ -62,7 +65,8 @@ export function deviceView(main, ctx, id) {
       keepFocus(() => show(d, ev.events || []));
     } catch (err) {
       if (gone || err.status === 401) return;
-      errors.show(err.status === 404 ? `There is no gateway with id ${id}.` : `Could not load the gateway: ${err.message}`);
+      const forgotten = err.status === 404 && err.message.includes('forgotten');
+      errors.show(err.status === 404 && !forgotten ? `There is no gateway with id ${id}.` : forgotten ? err.message : `Could not load the gateway: ${err.message}`);
     }
   }, () => gone);
 
@@ -77,6 +81,7 @@ export function deviceView(main, ctx, id) {
     showEdit(d);
     replace(details, identityCard(d), statusCard(d));
     replace(steps, stepsTable(d));
+    decom.update(d);
     const showAll = () => {
       allEvents = true;
       replace(timeline, timelineList(events, true));
