@@ -33,8 +33,10 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 		admit := func() error { return s.admitPending(ctx, tx) }
 		id, created, err = enrollTx(ctx, tx, sig, req, mac, addr, s.code(sig.Fingerprint), admit)
 		if created && err == nil {
-			s.pending.added()
-			rekeyOf, err = rekeyTargetOf(ctx, tx, id)
+			if err = noteForgotten(ctx, tx, id, sig.Fingerprint, mac); err == nil {
+				s.pending.added()
+				rekeyOf, err = rekeyTargetOf(ctx, tx, id)
+			}
 		}
 		return err
 	})
@@ -150,6 +152,9 @@ func ackTx(ctx context.Context, tx *store.Tx, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseDecommissioned(ctx, tx, d); err != nil {
+		return err
+	}
 	if !holdsBundle(d.State) {
 		return gatehouse.Errorf(gatehouse.ECONFLICT, "device is %s; nothing to acknowledge", d.State)
 	}
@@ -201,6 +206,9 @@ func (s *Service) status(ctx context.Context, fp string) (*protocol.Status, erro
 		}
 		d, err := tx.Device(ctx, k.DeviceID)
 		if err != nil {
+			return err
+		}
+		if err := refuseDecommissioned(ctx, tx, d); err != nil {
 			return err
 		}
 		st = s.deviceStatus(d)

@@ -237,7 +237,7 @@ func (s *Service) resetSteps(ctx context.Context, tx *store.Tx, gw *gatehouse.De
 	steps := s.enabledSteps()
 	for _, st := range gw.Steps {
 		if st.Name == gatehouse.StepHub {
-			if err := tx.ResetStep(ctx, gw.ID, st.Name); err != nil {
+			if err := tx.RestartStep(ctx, gw.ID, st.Name); err != nil {
 				return nil, err
 			}
 		}
@@ -247,7 +247,7 @@ func (s *Service) resetSteps(ctx context.Context, tx *store.Tx, gw *gatehouse.De
 			if err := tx.CreateSteps(ctx, gw.ID, []gatehouse.StepName{name}); err != nil {
 				return nil, err
 			}
-		} else if err := tx.ResetStep(ctx, gw.ID, name); err != nil {
+		} else if err := tx.RestartStep(ctx, gw.ID, name); err != nil {
 			return nil, err
 		}
 		if err := tx.MergeStepOutput(ctx, gw.ID, name, map[string]string{recRekeyFrom: gw.Fingerprint, outRekeyedFrom: ""}); err != nil {

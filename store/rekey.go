@@ -147,9 +147,10 @@ func (tx *Tx) AdoptKey(ctx context.Context, gatewayID string, cand *gatehouse.De
 	return nil
 }
 
-// ResetStep makes a step pending again for a new run, keeping its output
-// (what the backend holds for the gateway) and dropping its sealed fields.
-func (tx *Tx) ResetStep(ctx context.Context, deviceID string, name gatehouse.StepName) error {
+// RestartStep makes a step pending again for a new run (its attempts
+// counted afresh), keeping its output (what the backend holds for the
+// gateway) and dropping its sealed fields.
+func (tx *Tx) RestartStep(ctx context.Context, deviceID string, name gatehouse.StepName) error {
 	return tx.execStep(ctx, `UPDATE provisioning_steps SET state = ?, attempts = 0, last_error = '', started_at = NULL,
 		finished_at = NULL, sealed = '{}' WHERE device_id = ? AND step = ?`, gatehouse.StepPending, deviceID, name)
 }
