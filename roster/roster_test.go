@@ -67,11 +67,11 @@ func TestParseIDs(t *testing.T) {
 
 func TestParseRefusesWholeFile(t *testing.T) {
 	for name, in := range map[string]string{
-		"empty":    "# nothing\n",
-		"bad csv":  "02:00:00:00:00:01,\"gw-1\n",
+		"empty":   "# nothing\n",
+		"bad csv": "02:00:00:00:00:01,\"gw-1\n",
 		// A broken first field once made Parse panic asking where it was.
 		"bad first field": "mac,name\n\"02:00:00:00:00:01,gw-1\n",
-		"too many": "02:00:00:00:00:01,gw-1\n02:00:00:00:00:02,gw-2\n02:00:00:00:00:03,gw-3\n",
+		"too many":        "02:00:00:00:00:01,gw-1\n02:00:00:00:00:02,gw-2\n02:00:00:00:00:03,gw-3\n",
 	} {
 		if _, _, err := Parse(strings.NewReader(in), Options{MaxRows: 2}); err == nil {
 			t.Errorf("%s: Parse accepted the file", name)
