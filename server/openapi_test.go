@@ -285,6 +285,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Status", sampleStatus(device)},
 		{"HealthStatus", map[string]string{"status": "ok"}},
 		{"AuditPage", sampleAuditPage()},
+		{"AllowlistPage", sampleAllowlistPage()},
+		{"ImportResult", sampleImport(false)},
+		{"ImportRefused", sampleImport(true)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.schema, func(t *testing.T) {

@@ -49,6 +49,9 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/devices/{id}/dismiss", operator, s.handleDismiss},
 		{"POST /api/v1/devices/{id}/retry", operator, s.handleRetry},
 		{"POST /api/v1/devices/{id}/restore", operator, s.handleRestore},
+		{"GET /api/v1/allowlist", viewer, s.handleListAllowlist},
+		{"POST /api/v1/allowlist", operator, s.handleImportAllowlist},
+		{"DELETE /api/v1/allowlist/{mac}", operator, s.handleRemoveAllowlist},
 
 		{"GET /api/v1/tokens", admin, s.handleListTokens},
 		{"POST /api/v1/tokens", admin, s.handleCreateToken},
