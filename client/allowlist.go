@@ -45,7 +45,9 @@ type RowsError struct {
 func (e *RowsError) Error() string { return e.Message }
 
 // Unwrap lets gatehouse.ErrorCode and ErrorMessage read the refusal.
-func (e *RowsError) Unwrap() error { return &gatehouse.Error{Code: gatehouse.EINVALID, Message: e.Message} }
+func (e *RowsError) Unwrap() error {
+	return &gatehouse.Error{Code: gatehouse.EINVALID, Message: e.Message}
+}
 
 // ImportAllowlist sends a CSV file of MAC, name and labels to be listed. A
 // file with bad rows comes back as *RowsError unless opt.SkipInvalid.
