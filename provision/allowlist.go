@@ -60,8 +60,7 @@ func (e *InvalidRowsError) Error() string { return e.Unwrap().Error() }
 // Unwrap gives the refusal's code and message to gatehouse.ErrorCode.
 func (e *InvalidRowsError) Unwrap() error {
 	r := e.Result
-	return gatehouse.Errorf(gatehouse.EINVALID, "%d of %d rows have errors; nothing was imported "+
-		"(fix them, or import the other rows with skip_invalid)", len(r.Errors), r.Rows)
+	return gatehouse.Errorf(gatehouse.EINVALID, "%d of %d rows have errors; nothing was imported", len(r.Errors), r.Rows)
 }
 
 // ImportAllowlist lists the gateways of a roster CSV file (mac,name,labels)

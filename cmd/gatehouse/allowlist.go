@@ -67,7 +67,7 @@ func allowlistImport(ctx context.Context, args []string, dio deviceIO) int {
 		} else {
 			printRowErrors(cmd.stderr, file, rows.Result)
 		}
-		return cmd.exit(err)
+		return cmd.exit(fmt.Errorf("%s; fix them, or pass --skip-invalid to import the others", rows.Message))
 	}
 	if err != nil {
 		return cmd.exit(err)

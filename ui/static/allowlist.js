@@ -161,7 +161,8 @@ export function allowlistView(main, ctx) {
       } catch (err) {
         if (gone) return;
         const bad = err.body?.errors || [];
-        show({ message: err.message, kind: 'error', errors: bad, name: f.name });
+        const hint = bad.length && !skip.checked ? ' Fix them, or tick "Import the good rows" to import the others.' : '';
+        show({ message: `${err.message}.${hint}`, kind: 'error', errors: bad, name: f.name });
       } finally {
         submit.disabled = check.disabled = false;
       }
