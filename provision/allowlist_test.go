@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -324,4 +325,26 @@ func TestAllowlistImportBounds(t *testing.T) {
 	}
 	_, err = importList(t, tb.svc, "\"02:40:00:00:00:01,gw-1\n", provision.ImportOptions{})
 	wantCode(t, err, gatehouse.EINVALID)
+}
+
+// TestAllowlistNameKeptFromRenames: renaming a gateway to a name the
+// allowlist keeps for another MAC is refused before any backend changes.
+func TestAllowlistNameKeptFromRenames(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.svc = startService(t, openDB(t, filepath.Join(t.TempDir(), "r.db")), fastConfig(apis{Mender: tb.mender}))
+	ctx := context.Background()
+	_, id := tb.provisionOne(t, "gw-before")
+	mustImport(t, tb.svc, "02:70:00:00:00:01,gw-listed-later\n")
+	name := "gw-listed-later"
+	_, err := tb.svc.Update(ctx, "op", id, provision.Edit{Name: &name})
+	wantCode(t, err, gatehouse.ECONFLICT)
+	if !strings.Contains(err.Error(), "allowlist for MAC 02:70:00:00:00:01") {
+		t.Fatalf("refusal %q does not name the entry", err)
+	}
+	d, _ := tb.svc.Device(ctx, id)
+	mid := stepOutput(d, gatehouse.StepMender)[gatehouse.OutMenderDeviceID]
+	if d.Name != "gw-before" || tb.mender.TagsOf(mid)["name"] != "gw-before" {
+		t.Fatalf("a refused rename changed the name: %q, Mender tag %q", d.Name, tb.mender.TagsOf(mid)["name"])
+	}
 }

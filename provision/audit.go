@@ -23,6 +23,7 @@ const (
 	ActionDeviceDismiss      = "device.dismiss"
 	ActionDeviceRetry        = "device.retry"
 	ActionDeviceRestore      = "device.restore"
+	ActionDeviceUpdate       = "device.update"
 	ActionLoginRefused       = "login.refused"
 	ActionCredentialsRefused = "credentials.refused"
 	ActionAccessDenied       = "access.denied"

@@ -36,7 +36,9 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 			err = s.claimAllowlisted(ctx, tx, id, mac, sig.Fingerprint)
 		}
 		if created && err == nil {
-			s.pending.added()
+			if err = noteForgotten(ctx, tx, id, sig.Fingerprint, mac); err == nil {
+				s.pending.added()
+			}
 		}
 		return err
 	})
@@ -148,6 +150,9 @@ func ackTx(ctx context.Context, tx *store.Tx, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseDecommissioned(ctx, tx, d); err != nil {
+		return err
+	}
 	if !holdsBundle(d.State) {
 		return gatehouse.Errorf(gatehouse.ECONFLICT, "device is %s; nothing to acknowledge", d.State)
 	}
@@ -199,6 +204,9 @@ func (s *Service) status(ctx context.Context, fp string) (*protocol.Status, erro
 		}
 		d, err := tx.Device(ctx, k.DeviceID)
 		if err != nil {
+			return err
+		}
+		if err := refuseDecommissioned(ctx, tx, d); err != nil {
 			return err
 		}
 		st = s.deviceStatus(d)

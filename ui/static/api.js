@@ -91,6 +91,9 @@ export const approve = (id, name) => request('POST', `/api/v1/devices/${enc(id)}
 export const dismiss = (id) => request('POST', `/api/v1/devices/${enc(id)}/dismiss`);
 export const retry = (id) => request('POST', `/api/v1/devices/${enc(id)}/retry`);
 export const restore = (id) => request('POST', `/api/v1/devices/${enc(id)}/restore`);
+export const editDevice = (id, change) => request('PATCH', `/api/v1/devices/${enc(id)}`, change);
+export const decommission = (id, dryRun) => request('DELETE', `/api/v1/devices/${enc(id)}${dryRun ? '?dry_run=true' : ''}`);
+export const forgetDevice = (id) => request('POST', `/api/v1/devices/${enc(id)}/forget`);
 
 // Allowlist ----------------------------------------------------------------
 
