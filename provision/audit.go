@@ -33,6 +33,8 @@ const (
 	ActionUserCreate         = "user.create"
 	ActionUserUpdate         = "user.update"
 	ActionUserDelete         = "user.delete"
+	ActionAllowlistImport    = "allowlist.import"
+	ActionAllowlistRemove    = "allowlist.remove"
 )
 
 // actionPattern keeps action names greppable and free of anything a caller

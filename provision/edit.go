@@ -112,7 +112,7 @@ func (s *Service) renameInBackends(ctx context.Context, d *gatehouse.Device, nam
 	if len(refusals) > 0 {
 		return gatehouse.Errorf(gatehouse.ECONFLICT, "cannot rename %q to %q: %s", d.Name, name, strings.Join(refusals, "; "))
 	}
-	if err := s.nameFreeInGatehouse(ctx, name); err != nil {
+	if err := s.nameFreeInGatehouse(ctx, d, name); err != nil {
 		return err
 	}
 	// A renamer checks the name itself, since after a lost answer its own
@@ -174,14 +174,14 @@ func (s *Service) stepInput(ctx context.Context, id string, name gatehouse.StepN
 	return in, err
 }
 
-func (s *Service) nameFreeInGatehouse(ctx context.Context, name string) error {
+func (s *Service) nameFreeInGatehouse(ctx context.Context, d *gatehouse.Device, name string) error {
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		other, err := tx.DeviceByName(ctx, name)
 		switch {
 		case err == nil:
 			return gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in gatehouse by device %s", name, other.ID)
 		case gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND:
-			return nil
+			return allowlistNameFree(ctx, tx, d, name)
 		}
 		return err
 	})
@@ -196,6 +196,11 @@ func (s *Service) applyEdit(ctx context.Context, tx *store.Tx, actor, id string,
 	}
 	if d.State != before.State || d.Name != before.Name {
 		return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s changed while it was being edited (now %s, %q); look again and retry", id, d.State, d.Name)
+	}
+	if e.Name != nil {
+		if err := allowlistNameFree(ctx, tx, d, *e.Name); err != nil {
+			return err
+		}
 	}
 	u := store.DeviceUpdate{Name: e.Name}
 	if e.Labels != nil {

@@ -62,6 +62,7 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 		river.AddWorkerSafely(workers, &expirePendingWorker{svc: s}),
 		river.AddWorkerSafely(workers, &rekeyStepWorker{svc: s}),
 		river.AddWorkerSafely(workers, &revokeReplacedWorker{svc: s}),
+		river.AddWorkerSafely(workers, &allowlistWorker{svc: s}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("provision: register workers: %w", err)

@@ -52,6 +52,9 @@ func (s *Server) routes() []route {
 		{"PATCH /api/v1/devices/{id}", operator, s.handleEditDevice},
 		{"DELETE /api/v1/devices/{id}", operator, s.handleDecommission},
 		{"POST /api/v1/devices/{id}/forget", operator, s.handleForget},
+		{"GET /api/v1/allowlist", viewer, s.handleListAllowlist},
+		{"POST /api/v1/allowlist", operator, s.handleImportAllowlist},
+		{"DELETE /api/v1/allowlist/{mac}", operator, s.handleRemoveAllowlist},
 
 		{"GET /api/v1/tokens", admin, s.handleListTokens},
 		{"POST /api/v1/tokens", admin, s.handleCreateToken},
