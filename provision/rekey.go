@@ -93,8 +93,8 @@ func flagRekeys(ctx context.Context, tx *store.Tx, ds []*gatehouse.Device) error
 }
 
 // approveRekey approves a re-key when id is a candidate; handled is false
-// for any other device, which Approve then treats as usual. The name, if
-// given, must be the gateway's: a re-key keeps it.
+// for any other device, which Approve then treats as usual. A re-key keeps
+// the gateway's name, so none may be given.
 func (s *Service) approveRekey(ctx context.Context, actor, id string, a Approval) (d *gatehouse.Device, handled bool, err error) {
 	var target string
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -178,8 +178,10 @@ func checkRekey(cand, gw *gatehouse.Device, a Approval) error {
 	if cand.State != gatehouse.StatePending {
 		return gatehouse.Errorf(gatehouse.ECONFLICT, "re-key candidate %s is %s, not pending", cand.ID, cand.State)
 	}
-	if a.Name != "" && a.Name != gw.Name {
-		return gatehouse.Errorf(gatehouse.EINVALID, "device %s is a re-key of %s, which keeps its name: approve it without a name (or with %q)", cand.ID, gw.Name, gw.Name)
+	if a.Name != "" {
+		// Even the gateway's own name: typing a name is approving a new
+		// gateway, and this one is not new.
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is a re-key candidate of %s, which keeps its name: approve it without a name to move %s onto its key, or dismiss it", cand.ID, gw.Name, gw.Name)
 	}
 	if len(a.Labels) > 0 {
 		return gatehouse.Errorf(gatehouse.EINVALID, "device %s is a re-key of %s, which keeps its labels: approve it without labels", cand.ID, gw.Name)

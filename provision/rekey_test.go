@@ -230,9 +230,10 @@ func TestRekeyCandidateWaitsAndDismissalLeavesGatewayUntouched(t *testing.T) {
 			t.Fatalf("candidate sees %+v; want it pending", st)
 		}
 	}
-	for _, a := range []provision.Approval{{Name: "gw-other"}, {Labels: map[string]string{"site": "x"}}} {
-		_, err := tb.svc.Approve(ctx, "op", cand, a)
-		wantCode(t, err, gatehouse.EINVALID)
+	for a, code := range map[*provision.Approval]string{{Name: "gw-other"}: gatehouse.ECONFLICT, {Name: "gw-keep"}: gatehouse.ECONFLICT,
+		{Labels: map[string]string{"site": "x"}}: gatehouse.EINVALID} {
+		_, err := tb.svc.Approve(ctx, "op", cand, *a)
+		wantCode(t, err, code)
 	}
 	if _, err := tb.svc.Dismiss(ctx, "op", cand); err != nil {
 		t.Fatal(err)
@@ -292,8 +293,8 @@ func TestRekeyCandidates(t *testing.T) {
 	}
 	tb.pki.Unblock()
 	tb.waitFor(t, g, gatehouse.StateProvisioned)
-	if _, err := tb.svc.Approve(ctx, "op", cand, provision.Approval{Name: "gw-busy"}); err != nil {
-		t.Fatalf("re-key once provisioned, with the gateway's own name: %v", err)
+	if _, err := tb.svc.Approve(ctx, "op", cand, provision.Approval{}); err != nil {
+		t.Fatalf("re-key once provisioned: %v", err)
 	}
 }
 

@@ -42,7 +42,7 @@ func TestRekeyOverREST(t *testing.T) {
 		t.Fatalf("a viewer approved a re-key: %d", code)
 	}
 	var e apiError
-	if code := tb.call(t, tb.admin, "POST", "/api/v1/devices/"+cand+"/approve", map[string]string{"name": "gw-02"}, &e); code != 400 {
+	if code := tb.call(t, tb.admin, "POST", "/api/v1/devices/"+cand+"/approve", map[string]string{"name": "gw-01"}, &e); code != http.StatusConflict {
 		t.Fatalf("re-key under another name: %d %+v", code, e)
 	}
 	if code := tb.call(t, tb.admin, "POST", "/api/v1/devices/"+cand+"/approve", map[string]string{}, &d); code != 200 || d.ID != id || d.Name != "gw-01" {
