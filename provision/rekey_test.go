@@ -337,3 +337,32 @@ func TestRekeyLostResponses(t *testing.T) {
 		})
 	}
 }
+
+// TestRekeyCandidateOfDecommissionedGateway: once its gateway is
+// decommissioned, a candidate is an ordinary pending device, approved with
+// a name of its own; and a new key with that MAC is no candidate at all.
+func TestRekeyCandidateOfDecommissionedGateway(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	old, id := tb.provisionOne(t, "gw-gone")
+	cand := tb.enroll(t, reflashed(t, old)).DeviceID
+	if _, err := tb.svc.Decommission(ctx, "op", id, false); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(waitTimeout, func() bool {
+		d, _ := tb.svc.Device(ctx, id)
+		return d.State == gatehouse.StateDecommissioned
+	}) {
+		t.Fatal("the gateway was not decommissioned")
+	}
+	for _, c := range []string{cand, tb.enroll(t, reflashed(t, old)).DeviceID} {
+		if d, _ := tb.svc.Device(ctx, c); d.RekeyOf != nil {
+			t.Errorf("device %s is still a re-key candidate of a decommissioned gateway: %+v", c, d.RekeyOf)
+		}
+	}
+	d, err := tb.svc.Approve(ctx, "op", cand, provision.Approval{Name: "gw-new"})
+	if err != nil || d.ID != cand || d.Name != "gw-new" {
+		t.Fatalf("approve = %+v, %v; want the device itself approved as gw-new", d, err)
+	}
+}

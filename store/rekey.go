@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,7 +65,8 @@ func (tx *Tx) SetRekeyOf(ctx context.Context, id, target string) error {
 }
 
 // RekeyTargets returns, for those of ids that are re-key candidates, the
-// gateway each would replace the key of.
+// gateway each would replace the key of. A gateway decommissioned since is
+// no longer one: its candidates are ordinary devices.
 func (tx *Tx) RekeyTargets(ctx context.Context, ids []string) (map[string]gatehouse.RekeyTarget, error) {
 	out := map[string]gatehouse.RekeyTarget{}
 	err := tx.eachIn(ctx, `SELECT c.id, t.id, COALESCE(t.name, ''), t.state FROM devices c
@@ -74,7 +76,9 @@ func (tx *Tx) RekeyTargets(ctx context.Context, ids []string) (map[string]gateho
 		if err := rows.Scan(&c, &t.ID, &t.Name, &t.State); err != nil {
 			return err
 		}
-		out[c] = t
+		if slices.Contains(rekeyTargetStates, t.State) {
+			out[c] = t
+		}
 		return nil
 	})
 	return out, err
