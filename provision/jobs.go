@@ -59,6 +59,7 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 		river.AddWorkerSafely(workers, &cleanupWorker{svc: s}),
 		river.AddWorkerSafely(workers, &pruneNoncesWorker{svc: s}),
 		river.AddWorkerSafely(workers, &expirePendingWorker{svc: s}),
+		river.AddWorkerSafely(workers, &bulkWorker{svc: s}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("provision: register workers: %w", err)
@@ -69,6 +70,7 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 			river.QueueDefault: {MaxWorkers: c.Workers},
 			queueFollow:        {MaxWorkers: max(c.Workers/2, 1)},
 			queueWebhooks:      {MaxWorkers: max(c.Workers/4, 1)},
+			queueBulk:          {MaxWorkers: 2},
 		},
 		Workers:              workers,
 		FetchCooldown:        c.PollInterval / 5,
