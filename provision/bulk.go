@@ -364,13 +364,13 @@ type bulkArgs struct {
 // Kind is stored with every job; never rename it.
 func (bulkArgs) Kind() string { return "bulk_operation" }
 
-// InsertOpts keeps one job per operation, in a queue of its own so a bulk
-// operation never holds back the steps its approvals enqueue.
+// InsertOpts keeps one job per operation. It runs in the default queue: a
+// queue of its own would add one more poller of the one database
+// connection, which costs every job; a bulk job takes one worker, and
+// hands it back between slices.
 func (bulkArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: queueBulk, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
-
-const queueBulk = "bulk"
 
 type bulkWorker struct {
 	river.WorkerDefaults[bulkArgs]

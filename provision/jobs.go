@@ -70,7 +70,6 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 			river.QueueDefault: {MaxWorkers: c.Workers},
 			queueFollow:        {MaxWorkers: max(c.Workers/2, 1)},
 			queueWebhooks:      {MaxWorkers: max(c.Workers/4, 1)},
-			queueBulk:          {MaxWorkers: 2},
 		},
 		Workers:              workers,
 		FetchCooldown:        c.PollInterval / 5,
