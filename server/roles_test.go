@@ -55,6 +55,8 @@ var routeNeeds = map[string]struct {
 	"POST /api/v1/devices/{id}/dismiss": {operator, "/api/v1/devices/nosuch/dismiss", ""},
 	"POST /api/v1/devices/{id}/restore": {operator, "/api/v1/devices/nosuch/restore", ""},
 	"POST /api/v1/devices/{id}/retry":   {operator, "/api/v1/devices/nosuch/retry", ""},
+	"POST /api/v1/bulk":                 {operator, "/api/v1/bulk", `{"action":"dismiss","ids":["nosuch"],"dry_run":true}`},
+	"GET /api/v1/bulk/{id}":             {viewer, "/api/v1/bulk/nosuch", ""},
 	"GET /api/v1/tokens":                {admin, "/api/v1/tokens", ""},
 	"POST /api/v1/tokens":               {admin, "/api/v1/tokens", `{"name":""}`},
 	"DELETE /api/v1/tokens/{id}":        {admin, "/api/v1/tokens/nosuch", ""},

@@ -49,6 +49,8 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/devices/{id}/dismiss", operator, s.handleDismiss},
 		{"POST /api/v1/devices/{id}/retry", operator, s.handleRetry},
 		{"POST /api/v1/devices/{id}/restore", operator, s.handleRestore},
+		{"POST /api/v1/bulk", operator, s.handleStartBulk},
+		{"GET /api/v1/bulk/{id}", viewer, s.handleGetBulk},
 
 		{"GET /api/v1/tokens", admin, s.handleListTokens},
 		{"POST /api/v1/tokens", admin, s.handleCreateToken},
