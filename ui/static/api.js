@@ -89,6 +89,9 @@ export const approve = (id, name) => request('POST', `/api/v1/devices/${enc(id)}
 export const dismiss = (id) => request('POST', `/api/v1/devices/${enc(id)}/dismiss`);
 export const retry = (id) => request('POST', `/api/v1/devices/${enc(id)}/retry`);
 export const restore = (id) => request('POST', `/api/v1/devices/${enc(id)}/restore`);
+export const planBulk = (req) => request('POST', '/api/v1/bulk', { ...req, dry_run: true });
+export const startBulk = (req) => request('POST', '/api/v1/bulk', req);
+export const bulk = (id) => request('GET', `/api/v1/bulk/${enc(id)}`);
 
 // Tokens and users (admin only) ------------------------------------------
 
