@@ -418,26 +418,28 @@ func (s *Service) runBulk(ctx context.Context, id string) error {
 		if len(items) == 0 {
 			return s.finishBulk(ctx, op)
 		}
-		if err := s.runBulkItems(ctx, op, items); err != nil {
+		if err := s.runBulkItems(ctx, op, items, deadline); err != nil {
 			return err
 		}
 	}
 	return river.JobSnooze(0)
 }
 
-// runBulkItems works items bulkConcurrency at a time. A failure that may
-// pass (a backend that cannot answer, a shutdown) leaves its item waiting
-// for a later run; the others carry on.
-func (s *Service) runBulkItems(ctx context.Context, op *gatehouse.BulkOperation, items []gatehouse.BulkItem) error {
+// runBulkItems works items bulkConcurrency at a time, starting none past
+// the deadline (approvals wait on backend quotas, so a batch can take a
+// while). A failure that may pass (a backend that cannot answer, a
+// shutdown) leaves its item waiting for a later run; the others carry on.
+func (s *Service) runBulkItems(ctx context.Context, op *gatehouse.BulkOperation, items []gatehouse.BulkItem, deadline time.Time) error {
 	sem := make(chan struct{}, bulkConcurrency)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var transient error
 	for _, it := range items {
-		if ctx.Err() != nil {
+		sem <- struct{}{}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			<-sem
 			break
 		}
-		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			if err := s.runBulkItem(ctx, op, it); err != nil {
