@@ -127,3 +127,22 @@ func Remove(backend, object, done string, dryRun bool, remove func() error) ([]R
 	}
 	return []Removal{r}, nil
 }
+
+// Renamer is a backend whose objects can take a gateway's new name. A
+// backend that is neither Renamer nor FixedName refuses renames too.
+type Renamer interface {
+	Backend
+	// Rename gives the gateway's object the new name (in.Device still
+	// carries the old one). It runs again after a lost answer or a refused
+	// rename elsewhere, so renaming to the name it has is success. Its
+	// NameTaken is not asked first: it refuses (gatehouse.ECONFLICT) a name
+	// another object holds, and accepts one only its own object holds.
+	Rename(ctx context.Context, in *StepInput, newName string) error
+}
+
+// FixedName is a backend whose objects keep the name they were made with.
+type FixedName interface {
+	Backend
+	// FixedNameReason tells the operator why, and what to do instead.
+	FixedNameReason() string
+}

@@ -258,3 +258,20 @@ func (b *HubBackend) remove(ctx context.Context, hub, id string, dryRun bool) ([
 		func() error { _, err := b.hub.GetDevice(ctx, hub, id); return err },
 		func() error { return b.hub.DeleteDevice(ctx, hub, id) })
 }
+
+var (
+	_ gatehouse.FixedName = (*DPSBackend)(nil)
+	_ gatehouse.FixedName = (*HubBackend)(nil)
+)
+
+// FixedNameReason implements gatehouse.FixedName: DPS has no way to change
+// an enrollment's registration id.
+func (b *DPSBackend) FixedNameReason() string {
+	return "the gateway's DPS registration id is its name and cannot be changed; decommission the gateway and approve it again under the new name"
+}
+
+// FixedNameReason implements gatehouse.FixedName: an IoT Hub device id is
+// fixed once the identity exists.
+func (b *HubBackend) FixedNameReason() string {
+	return "the gateway's IoT Hub device id is its name and cannot be changed; decommission the gateway and approve it again under the new name"
+}

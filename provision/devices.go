@@ -243,7 +243,7 @@ func checkApprovable(ctx context.Context, tx *store.Tx, d *gatehouse.Device, nam
 	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
 		return err
 	}
-	return nil
+	return allowlistNameFree(ctx, tx, d, name)
 }
 
 func (s *Service) approveTx(ctx context.Context, tx *store.Tx, d *gatehouse.Device, actor, name string, labels map[string]string, steps []gatehouse.StepName) error {

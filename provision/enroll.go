@@ -33,6 +33,9 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 		admit := func() error { return s.admitPending(ctx, tx) }
 		id, created, err = enrollTx(ctx, tx, sig, req, mac, addr, s.code(sig.Fingerprint), admit)
 		if created && err == nil {
+			err = s.claimAllowlisted(ctx, tx, id, mac, sig.Fingerprint)
+		}
+		if created && err == nil {
 			if err = noteForgotten(ctx, tx, id, sig.Fingerprint, mac); err == nil {
 				s.pending.added()
 			}

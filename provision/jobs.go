@@ -60,6 +60,8 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 		river.AddWorkerSafely(workers, &cleanupWorker{svc: s}),
 		river.AddWorkerSafely(workers, &pruneNoncesWorker{svc: s}),
 		river.AddWorkerSafely(workers, &expirePendingWorker{svc: s}),
+		river.AddWorkerSafely(workers, &allowlistWorker{svc: s}),
+		river.AddWorkerSafely(workers, &bulkWorker{svc: s}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("provision: register workers: %w", err)

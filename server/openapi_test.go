@@ -289,6 +289,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Decommission", sampleDecommissioned().Decommission},
 		{"Decommission", &gatehouse.Decommission{DeviceID: "x", DryRun: true, Backends: []gatehouse.BackendRemoval{{Backend: "dps", LastError: "dps: 503", Removals: []gatehouse.Removal{}}}}},
 		{"Forgotten", &gatehouse.Forgotten{DeviceID: "x", Name: "gw-01", MAC: "02:00:00:00:00:01", Fingerprint: strings.Repeat("ab", 32), State: gatehouse.StateDismissed, By: "token:alice", At: time.Now()}},
+		{"AllowlistPage", sampleAllowlistPage()},
+		{"ImportResult", sampleImport(false)},
+		{"ImportRefused", sampleImport(true)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.schema, func(t *testing.T) {

@@ -238,3 +238,12 @@ func (b *Backend) toRevoke(ctx context.Context, in *gatehouse.StepInput) ([]stri
 	}
 	return out, nil
 }
+
+var _ gatehouse.FixedName = (*Backend)(nil)
+
+// FixedNameReason implements gatehouse.FixedName: the certificate names the
+// gateway, and a second valid certificate under a name gatehouse gave up
+// would let another gateway be taken for this one.
+func (b *Backend) FixedNameReason() string {
+	return "the gateway's certificate carries its name as common name and stays valid under it; decommission the gateway and approve it again under the new name"
+}
