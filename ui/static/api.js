@@ -108,6 +108,9 @@ export function importAllowlist(file, { skipInvalid = false, dryRun = false } = 
   return request('POST', `/api/v1/allowlist?${p}`, file, { type: 'text/csv' });
 }
 export const removeAllowlist = (mac) => request('DELETE', `/api/v1/allowlist/${enc(mac)}`);
+export const planBulk = (req) => request('POST', '/api/v1/bulk', { ...req, dry_run: true });
+export const startBulk = (req) => request('POST', '/api/v1/bulk', req);
+export const bulk = (id) => request('GET', `/api/v1/bulk/${enc(id)}`);
 
 // Tokens and users (admin only) ------------------------------------------
 
