@@ -233,6 +233,9 @@ func (s *Service) precheckApproval(ctx context.Context, id, name string) error {
 }
 
 func checkApprovable(ctx context.Context, tx *store.Tx, d *gatehouse.Device, name string) error {
+	if err := refuseRekeyCandidate(ctx, tx, d); err != nil {
+		return err
+	}
 	if d.State != gatehouse.StatePending {
 		if d.Name != "" {
 			return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is %s (named %q), not pending", d.ID, d.State, d.Name)

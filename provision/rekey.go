@@ -475,3 +475,14 @@ func publishIf(n Notifier, id string) {
 		n.Publish(id)
 	}
 }
+
+// refuseRekeyCandidate keeps every approval by name (an operator's, an
+// allowlist's, a bulk one's) off a re-key candidate: only approving the
+// re-key itself may take it.
+func refuseRekeyCandidate(ctx context.Context, tx *store.Tx, d *gatehouse.Device) error {
+	target, err := rekeyTargetOf(ctx, tx, d.ID)
+	if err != nil || target == "" {
+		return err
+	}
+	return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is a re-key candidate of gateway %s: approve it without a name to move that gateway onto its key, or dismiss it", d.ID, target)
+}
