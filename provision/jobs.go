@@ -59,6 +59,7 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 		river.AddWorkerSafely(workers, &cleanupWorker{svc: s}),
 		river.AddWorkerSafely(workers, &pruneNoncesWorker{svc: s}),
 		river.AddWorkerSafely(workers, &expirePendingWorker{svc: s}),
+		river.AddWorkerSafely(workers, &renewRevokeWorker{svc: s}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("provision: register workers: %w", err)
