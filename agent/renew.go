@@ -243,8 +243,8 @@ func (r *renewal) renewedFiles(rn *protocol.Renewal) ([]outFile, *x509.Certifica
 	if err != nil {
 		return nil, nil, err
 	}
-	if next.Subject.CommonName != r.name || !next.NotAfter.After(r.current.NotAfter) {
-		return nil, nil, fmt.Errorf("the certificate names %q and expires %s; want %q expiring after %s",
+	if next.Subject.CommonName != r.name || next.NotAfter.Before(r.current.NotAfter) {
+		return nil, nil, fmt.Errorf("the certificate names %q and expires %s; want %q expiring no earlier than %s",
 			next.Subject.CommonName, next.NotAfter.UTC().Format(time.RFC3339), r.name, r.current.NotAfter.UTC().Format(time.RFC3339))
 	}
 	var files []outFile
