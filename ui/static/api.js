@@ -89,6 +89,8 @@ export const approve = (id, name) => request('POST', `/api/v1/devices/${enc(id)}
 export const dismiss = (id) => request('POST', `/api/v1/devices/${enc(id)}/dismiss`);
 export const retry = (id) => request('POST', `/api/v1/devices/${enc(id)}/retry`);
 export const restore = (id) => request('POST', `/api/v1/devices/${enc(id)}/restore`);
+export const certificates = (id) => request('GET', `/api/v1/devices/${enc(id)}/certificates`);
+export const expiringCerts = (within) => request('GET', `/api/v1/certificates?expiring_within=${enc(within)}`);
 
 // Tokens and users (admin only) ------------------------------------------
 

@@ -11,6 +11,7 @@ import { deviceView } from './device.js';
 import { usersView } from './users.js';
 import { tokensView } from './tokens.js';
 import { auditView } from './audit.js';
+import { certsView } from './certs.js';
 
 const $ = (id) => document.getElementById(id);
 const main = $('main');
@@ -35,6 +36,7 @@ const pages = {
   users: { view: usersView, title: 'Users', role: 'admin' },
   tokens: { view: tokensView, title: 'Tokens', role: 'admin' },
   audit: { view: auditView, title: 'Audit log', role: 'admin' },
+  certs: { view: certsView, title: 'Certificates' },
 };
 
 const roleRank = { viewer: 1, operator: 2, admin: 3 };

@@ -4,6 +4,7 @@ import * as api from './api.js';
 import { h, replace, setText, timeEl } from './dom.js';
 import { code, fullTime, shortTime, stepWord } from './format.js';
 import { stateBadge, setState, copyButton, selectText, banner, coalesce } from './widgets.js';
+import { certsPanel } from './certs.js';
 
 export function deviceView(main, ctx, id) {
   let gone = false;
@@ -22,6 +23,7 @@ export function deviceView(main, ctx, id) {
   const details = h('div', { class: 'cards' });
   const steps = h('div', { class: 'table-wrap' });
   const timeline = h('div', {});
+  const certs = certsPanel(id);
 
   main.append(h('section', { class: 'view view-device' },
     h('a', { class: 'back', href: '#/devices' }, '← All devices'),
@@ -32,6 +34,7 @@ export function deviceView(main, ctx, id) {
     details,
     h('section', { class: 'panel', 'aria-labelledby': 'steps-title' },
       h('h2', { id: 'steps-title' }, 'Provisioning steps'), steps),
+    certs.el,
     h('section', { class: 'panel', 'aria-labelledby': 'timeline-title' },
       h('h2', { id: 'timeline-title' }, 'Timeline'), timeline)));
 
@@ -53,7 +56,7 @@ export function deviceView(main, ctx, id) {
 
   const load = coalesce(async () => {
     try {
-      const [d, ev] = await Promise.all([api.device(id), api.events(id)]);
+      const [d, ev] = await Promise.all([api.device(id), api.events(id), certs.load()]);
       if (gone) return;
       errors.clear();
       keepFocus(() => show(d, ev.events || []));
