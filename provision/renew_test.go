@@ -325,3 +325,51 @@ func setState(t *testing.T, db *store.DB, id string, s gatehouse.State) {
 		t.Fatal(err)
 	}
 }
+
+// A second request while the first is still asking the PKI (the agent gave
+// up waiting and retried) is told to come back; it does not ask again.
+func TestRenewWhileInProgressAsksThePKIOnce(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	if err := tb.pki.SetRole(dueRole()); err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t)
+	id := provisioned(t, tb, g, "gw-busy")
+	n := tb.pki.Len()
+	tb.pki.Block()
+	first := make(chan error, 1)
+	req := protocol.RenewRequest{SealKey: g.sealKey(t)}
+	go func() {
+		_, err := tb.svc.Renew(context.Background(), g.sig, req)
+		first <- err
+	}()
+	claimed := func() bool {
+		var c int
+		err := tb.db.SQL().QueryRowContext(context.Background(), `SELECT COUNT(*) FROM renewals WHERE device_id = ?`, id).Scan(&c)
+		return err == nil && c == 1
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for !claimed() {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatal("the first renewal never claimed")
+		}
+	}
+	_, err := g.renew(t, tb)
+	wantCode(t, err, gatehouse.EUNAVAILABLE)
+	if gatehouse.ErrorRetryAfter(err) <= 0 {
+		t.Errorf("in-progress refusal carries no Retry-After: %v", err)
+	}
+	tb.pki.Unblock()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if tb.pki.Len() != n+1 {
+		t.Fatalf("PKI holds %d, had %d: want exactly one new certificate", tb.pki.Len(), n)
+	}
+}
