@@ -111,7 +111,7 @@ func (s *Service) claimRenewal(ctx context.Context, tx *store.Tx, fp string, req
 	if err != nil {
 		return nil, err
 	}
-	plan := &renewPlan{device: d, csr: csr, keep: map[string]bool{}}
+	plan := &renewPlan{device: d, csr: csr, keep: map[string]bool{}, claim: store.Renewal{Fingerprint: fp}}
 	for _, c := range certs {
 		plan.keep[normalSerial(c.Serial)] = true
 	}
@@ -154,11 +154,14 @@ func (s *Service) claimRenewal(ctx context.Context, tx *store.Tx, fp string, req
 // Otherwise the waiting certificate was sealed to another key and has been
 // given up.
 func (s *Service) resumeRenewal(ctx context.Context, tx *store.Tx, plan *renewPlan, row *store.Renewal, req protocol.RenewRequest, now time.Time) (bool, error) {
+	// A renewal asked for with a key retired since (a re-key) is given up
+	// at once: its certificate is for the old key or sealed to it.
+	sameKey := row.Fingerprint == plan.claim.Fingerprint
 	switch {
-	case row.Serial != "" && (len(row.SealedKey) == 0 || string(row.SealKey) == string(req.SealKey)):
+	case row.Serial != "" && sameKey && (len(row.SealedKey) == 0 || string(row.SealKey) == string(req.SealKey)):
 		plan.ready = renewalOf(plan.device, row)
 		return true, nil
-	case row.Serial != "" && now.Before(row.StartedAt.Add(renewAbandonAfter)):
+	case row.Serial != "" && sameKey && now.Before(row.StartedAt.Add(renewAbandonAfter)):
 		at := row.StartedAt.Add(renewAbandonAfter)
 		return false, gatehouse.Errorf(gatehouse.ERATELIMITED, "a renewed certificate sealed to another seal key waits for this gateway; it is given up and renewed anew from %s",
 			at.Format(time.RFC3339)).WithRetryAfter(at.Sub(now))
@@ -166,8 +169,12 @@ func (s *Service) resumeRenewal(ctx context.Context, tx *store.Tx, plan *renewPl
 		if err := s.revokeLater(ctx, tx, plan.device.ID, row.Serial); err != nil {
 			return false, err
 		}
+		why := "the gateway now asks with another seal key"
+		if !sameKey {
+			why = "the gateway now asks with another device key"
+		}
 		return false, tx.AddEvent(ctx, gatehouse.Event{DeviceID: plan.device.ID, Kind: "certificate_renewal_abandoned", Actor: "device",
-			Detail: fmt.Sprintf("serial %s was never confirmed and the gateway now asks with another seal key; revoking it", row.Serial)})
+			Detail: fmt.Sprintf("serial %s was never confirmed and %s; revoking it", row.Serial, why)})
 	case now.Before(row.ClaimedUntil):
 		return false, gatehouse.Errorf(gatehouse.EUNAVAILABLE, "a renewal of this gateway's certificate is in progress; try again shortly").
 			WithRetryAfter(row.ClaimedUntil.Sub(now))
@@ -324,6 +331,11 @@ func (s *Service) keepRenewal(ctx context.Context, plan *renewPlan, res *gatehou
 			}
 		}
 		// Nobody will confirm this certificate: it must not stay valid.
+		if err == nil {
+			if err := tx.DeleteRenewal(ctx, id); err != nil {
+				return err
+			}
+		}
 		refusal = errors.Join(refusal, err, derr)
 		return s.revokeLater(ctx, tx, id, c.Serial)
 	})

@@ -373,3 +373,43 @@ func TestRenewWhileInProgressAsksThePKIOnce(t *testing.T) {
 		t.Fatalf("PKI holds %d, had %d: want exactly one new certificate", tb.pki.Len(), n)
 	}
 }
+
+// A renewal the old key asked for and never confirmed is given up when the
+// gateway's new key (after a re-key) renews: it is revoked, and the new key
+// gets a certificate of its own.
+func TestRenewAfterRekeyGivesUpTheOldKeysRenewal(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	if err := tb.pki.SetRole(dueRole()); err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t)
+	id := provisioned(t, tb, g, "gw-swap")
+	stale, err := g.renew(t, tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newGateway(t)
+	_, err = tb.db.SQL().ExecContext(context.Background(), `INSERT INTO device_keys
+		(fingerprint, device_id, key_type, public_key, seal_key, csr, mac, created_at) VALUES (?, ?, 'ed25519', ?, ?, '', ?, 0)`,
+		other.sig.Fingerprint, id, other.sig.PublicKey, other.sealKey(t), g.mac)
+	if err == nil {
+		_, err = tb.db.SQL().ExecContext(context.Background(), `UPDATE devices SET fingerprint = ? WHERE id = ?`, other.sig.Fingerprint, id)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := other.renew(t, tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Serial == stale.Serial {
+		t.Fatalf("the new key got the old key's renewal %s", stale.Serial)
+	}
+	key, _ := protocol.DeriveSealKey(other.key)
+	if _, err := protocol.Open(key, protocol.FieldPrivateKey, fresh.Sealed[protocol.FieldPrivateKey]); err != nil {
+		t.Fatalf("the new renewal is not sealed to the new key: %v", err)
+	}
+	waitRevoked(t, tb, id, stale.Serial)
+	assertEvents(t, tb, id, "certificate_renewal_abandoned")
+}
