@@ -70,6 +70,10 @@ func TestCertificatesExpiringView(t *testing.T) {
 	b.wait("gw-later's certificate", `!!document.querySelector("tr[data-serial='1a:01']")`)
 	b.wait("the wider heading", `document.querySelector("h1").textContent === "Certificates expiring within 90 days"`)
 
+	b.do("a phone", chromedp.EmulateViewport(390, 844))
+	b.fitsWidth(390)
+	b.do("a desktop again", chromedp.EmulateViewport(1280, 900))
+
 	b.do("open gw-soon", chromedp.Click(chromedp.CSS(`tr[data-serial='5a:02'] a`)))
 	b.wait("its certificates", `document.querySelectorAll(".panel tr[data-serial]").length === 2`)
 	if !b.bool(`document.querySelector(".panel tr[data-serial='5a:01'] .cert-status").textContent === "revoked"`) ||
