@@ -103,6 +103,9 @@ type DPS interface {
 	CreateEnrollment(ctx context.Context, e Enrollment) (Enrollment, error)
 	// DeleteEnrollment deletes an enrollment; absent is ErrBackendNotFound.
 	DeleteEnrollment(ctx context.Context, registrationID string) error
+	// DeleteRegistration deletes a device's registration state record (not
+	// its hub identity); absent is ErrBackendNotFound.
+	DeleteRegistration(ctx context.Context, registrationID string) error
 	// Registration returns a device's registration state, or an error
 	// wrapping ErrBackendNotFound before the device has registered.
 	Registration(ctx context.Context, registrationID string) (Registration, error)

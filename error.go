@@ -17,6 +17,9 @@ const (
 	ETOOLARGE     = "too_large"
 	EUNAVAILABLE  = "unavailable"
 	ERATELIMITED  = "rate_limited"
+	// EGONE: the caller's device was decommissioned; asking again will
+	// not help.
+	EGONE = "gone"
 )
 
 // Error is an error whose message is safe to show to the caller.

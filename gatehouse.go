@@ -57,6 +57,8 @@ type Device struct {
 	Hub              string            `json:"hub,omitempty"` // the IoT Hub DPS assigned it to
 	UpdatedAt        time.Time         `json:"updated_at"`
 	Steps            []Step            `json:"steps,omitempty"`
+	// Decommission is the device's removal from the backends, once asked.
+	Decommission *Decommission `json:"decommission,omitempty"`
 	// SameMAC and SameCode flag a pending device that other pending devices
 	// share its MAC or its verification code with, listing their ids (a few
 	// at most): one of them may be an impostor, so the operator must not

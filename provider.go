@@ -61,6 +61,9 @@ type StepInput struct {
 	// later attempt after a lost answer or a crash knows what may already
 	// exist. The step's final Output replaces everything recorded.
 	Record func(ctx context.Context, kv map[string]string) error
+	// Serials are the certificates gatehouse kept for the gateway that are
+	// not revoked yet, for a decommission to revoke besides the recorded one.
+	Serials []string
 }
 
 // StepResult is what a successful step produced.
@@ -123,4 +126,23 @@ func Remove(backend, object, done string, dryRun bool, remove func() error) ([]R
 		r.Result = done
 	}
 	return []Removal{r}, nil
+}
+
+// Renamer is a backend whose objects can take a gateway's new name. A
+// backend that is neither Renamer nor FixedName refuses renames too.
+type Renamer interface {
+	Backend
+	// Rename gives the gateway's object the new name (in.Device still
+	// carries the old one). It runs again after a lost answer or a refused
+	// rename elsewhere, so renaming to the name it has is success. Its
+	// NameTaken is not asked first: it refuses (gatehouse.ECONFLICT) a name
+	// another object holds, and accepts one only its own object holds.
+	Rename(ctx context.Context, in *StepInput, newName string) error
+}
+
+// FixedName is a backend whose objects keep the name they were made with.
+type FixedName interface {
+	Backend
+	// FixedNameReason tells the operator why, and what to do instead.
+	FixedNameReason() string
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"text/template"
@@ -308,6 +309,11 @@ func (s *session) requestError(what string, err error) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	var se *ServerError
+	if errors.As(err, &se) && se.Status == http.StatusGone {
+		// Decommissioned: the server says who did it and when, and will
+		// never provision this key again, so retrying would only wait.
+		return exitErrorf(ExitDismissed, "%s refused: %s (not retrying)", what, se.Message)
+	}
 	if errors.As(err, &se) && !se.Transient() {
 		return exitErrorf(ExitServer, "%s refused by %s: %w%s", what, s.cfg.Server, err, refusalHint(se))
 	}

@@ -1,6 +1,7 @@
 package azure
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -100,13 +101,28 @@ func newSymmetricKey() string {
 	return base64.StdEncoding.EncodeToString(k)
 }
 
-// Decommission deletes the gateway's enrollment.
+// Decommission deletes the gateway's enrollment, so it cannot register
+// again, then its registration state record. The enrollment is named for
+// the gateway (approval checked the name was free in DPS), so one whose
+// step never recorded it, its answer lost, is still found.
 func (b *DPSBackend) Decommission(ctx context.Context, in *gatehouse.StepInput, dryRun bool) ([]gatehouse.Removal, error) {
-	id := in.Recorded[gatehouse.OutDPSRegistrationID]
+	id := cmp.Or(in.Recorded[gatehouse.OutDPSRegistrationID], in.Device.Name)
 	if id == "" {
 		return nil, nil
 	}
-	return gatehouse.Remove(b.Name(), "enrollment "+id, "removed", dryRun, func() error { return b.api.DeleteEnrollment(ctx, id) })
+	enrollment, err := gatehouse.RemoveLooked(b.Name(), "enrollment "+id, gatehouse.RemovalRemoved, dryRun,
+		func() error { _, err := b.api.GetEnrollment(ctx, id); return err },
+		func() error { return b.api.DeleteEnrollment(ctx, id) })
+	if err != nil {
+		return nil, err
+	}
+	registration, err := gatehouse.RemoveLooked(b.Name(), "registration state "+id, gatehouse.RemovalRemoved, dryRun,
+		func() error { _, err := b.api.Registration(ctx, id); return err },
+		func() error { return b.api.DeleteRegistration(ctx, id) })
+	if err != nil {
+		return nil, err
+	}
+	return append(enrollment, registration...), nil
 }
 
 // Manifests renders a gateway's IoT Edge deployment manifest; a
@@ -208,11 +224,54 @@ func detail(msg string) string {
 	return ": " + msg
 }
 
-// Decommission deletes the gateway's device identity in its hub.
+// Decommission deletes the gateway's device identity in its hub. Without
+// a recorded hub (the follow-up had not finished) it looks in every hub
+// for a device of the gateway's name, which approval checked was free.
 func (b *HubBackend) Decommission(ctx context.Context, in *gatehouse.StepInput, dryRun bool) ([]gatehouse.Removal, error) {
 	hub, id := in.Recorded[gatehouse.OutAssignedHub], in.Recorded[outHubDeviceID]
-	if hub == "" || id == "" {
+	if hub != "" && id != "" {
+		return b.remove(ctx, hub, id, dryRun)
+	}
+	if in.Device.Name == "" {
 		return nil, nil
 	}
-	return gatehouse.Remove(b.Name(), "device "+id+" in "+hub, "removed", dryRun, func() error { return b.hub.DeleteDevice(ctx, hub, id) })
+	var out []gatehouse.Removal
+	for _, h := range b.hub.Hubs() {
+		_, err := b.hub.GetDevice(ctx, h, in.Device.Name)
+		if errors.Is(err, gatehouse.ErrBackendNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		r, err := b.remove(ctx, h, in.Device.Name, dryRun)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r...)
+	}
+	return out, nil
+}
+
+func (b *HubBackend) remove(ctx context.Context, hub, id string, dryRun bool) ([]gatehouse.Removal, error) {
+	return gatehouse.RemoveLooked(b.Name(), "device "+id+" in "+hub, gatehouse.RemovalRemoved, dryRun,
+		func() error { _, err := b.hub.GetDevice(ctx, hub, id); return err },
+		func() error { return b.hub.DeleteDevice(ctx, hub, id) })
+}
+
+var (
+	_ gatehouse.FixedName = (*DPSBackend)(nil)
+	_ gatehouse.FixedName = (*HubBackend)(nil)
+)
+
+// FixedNameReason implements gatehouse.FixedName: DPS has no way to change
+// an enrollment's registration id.
+func (b *DPSBackend) FixedNameReason() string {
+	return "the gateway's DPS registration id is its name and cannot be changed; decommission the gateway and approve it again under the new name"
+}
+
+// FixedNameReason implements gatehouse.FixedName: an IoT Hub device id is
+// fixed once the identity exists.
+func (b *HubBackend) FixedNameReason() string {
+	return "the gateway's IoT Hub device id is its name and cannot be changed; decommission the gateway and approve it again under the new name"
 }

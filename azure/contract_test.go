@@ -55,6 +55,16 @@ func TestDPSContract(t *testing.T) {
 			_, err := d.Registration(ctx, "gw-01")
 			return err
 		}},
+		// external-apis.md §2.5: DELETE /registrations/{id} removes the
+		// registration record only; the enrollment stays.
+		{"DeleteRegistration", func() error { return d.DeleteRegistration(ctx, "gw-01") }},
+		{"DeleteRegistrationMissing", func() error {
+			if err := d.DeleteRegistration(ctx, "gw-01"); !errors.Is(err, gatehouse.ErrBackendNotFound) {
+				return errors.Join(errors.New("a second delete is not ErrBackendNotFound"), err)
+			}
+			_, err := d.GetEnrollment(ctx, "gw-01")
+			return err
+		}},
 		{"Delete", func() error { return d.DeleteEnrollment(ctx, "gw-01") }},
 	}
 	for _, s := range steps {

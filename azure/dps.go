@@ -25,7 +25,8 @@ const (
 // DPSConfig configures a client of one DPS instance's service API.
 type DPSConfig struct {
 	// ConnectionString is a shared access policy with EnrollmentRead,
-	// EnrollmentWrite and RegistrationStatusRead (e.g. provisioningserviceowner).
+	// EnrollmentWrite, RegistrationStatusRead and, to decommission,
+	// RegistrationStatusWrite (e.g. provisioningserviceowner).
 	ConnectionString ConnectionString
 	// Endpoint is the base URL; default "https://" + HostName. Tests point it
 	// at a simulator; tokens are still signed for HostName.
@@ -171,6 +172,17 @@ func (d *DPS) DeleteEnrollment(ctx context.Context, registrationID string) error
 		return err
 	}
 	_, err := d.c.do(ctx, rest.Request{Method: http.MethodDelete, Path: d.c.path("/enrollments/%s", registrationID)})
+	return err
+}
+
+// DeleteRegistration deletes a device's registration state record
+// (DELETE /registrations/{id}); a missing one is an error wrapping
+// gatehouse.ErrBackendNotFound. The hub identity stays.
+func (d *DPS) DeleteRegistration(ctx context.Context, registrationID string) error {
+	if err := checkID("dps", "registration id", registrationID); err != nil {
+		return err
+	}
+	_, err := d.c.do(ctx, rest.Request{Method: http.MethodDelete, Path: d.c.path("/registrations/%s", registrationID)})
 	return err
 }
 

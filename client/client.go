@@ -192,6 +192,16 @@ func (c *Client) Restore(ctx context.Context, id string) (*gatehouse.Device, err
 	return c.deviceCall(ctx, http.MethodPost, id, "/restore", nil)
 }
 
+// Edit renames an approved device, replaces its labels, or both; a nil
+// field is left as it is.
+func (c *Client) Edit(ctx context.Context, id string, name *string, labels *map[string]string) (*gatehouse.Device, error) {
+	body := struct {
+		Name   *string            `json:"name,omitempty"`
+		Labels *map[string]string `json:"labels,omitempty"`
+	}{name, labels}
+	return c.deviceCall(ctx, http.MethodPatch, id, "", body)
+}
+
 // Dismiss refuses a pending device.
 func (c *Client) Dismiss(ctx context.Context, id string) (*gatehouse.Device, error) {
 	return c.deviceCall(ctx, http.MethodPost, id, "/dismiss", nil)

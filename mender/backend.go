@@ -194,11 +194,36 @@ func (b *Backend) tag(ctx context.Context, id, name string) error {
 	}
 }
 
-// Decommission removes the device deviceauth holds for the gateway.
+// Decommission removes the device deviceauth holds for the gateway: the
+// one the step recorded. A dry run looks it up, so the plan says whether
+// it is still there.
 func (b *Backend) Decommission(ctx context.Context, in *gatehouse.StepInput, dryRun bool) ([]gatehouse.Removal, error) {
 	id := in.Recorded[gatehouse.OutMenderDeviceID]
 	if id == "" {
 		return nil, nil
 	}
-	return gatehouse.Remove(b.Name(), "device "+id, "removed", dryRun, func() error { return b.api.Decommission(ctx, id) })
+	look := func() error { _, err := b.api.GetDevice(ctx, id); return err }
+	return gatehouse.RemoveLooked(b.Name(), "device "+id, gatehouse.RemovalRemoved, dryRun, look, func() error { return b.api.Decommission(ctx, id) })
+}
+
+var _ gatehouse.Renamer = (*Backend)(nil)
+
+// Rename sets the device's name tag to the new name and reads it back. A
+// gateway whose step has not reached Mender yet has nothing to rename: its
+// step tags it with whatever name it has when it runs.
+func (b *Backend) Rename(ctx context.Context, in *gatehouse.StepInput, newName string) error {
+	id := in.Recorded[gatehouse.OutMenderDeviceID]
+	ids, err := b.api.FindByTag(ctx, "name", newName)
+	if err != nil {
+		return err
+	}
+	for _, other := range ids {
+		if other != id {
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in mender by device %s", newName, other)
+		}
+	}
+	if id == "" {
+		return nil
+	}
+	return b.tag(ctx, id, newName)
 }

@@ -23,6 +23,7 @@ const (
 	ActionDeviceDismiss      = "device.dismiss"
 	ActionDeviceRetry        = "device.retry"
 	ActionDeviceRestore      = "device.restore"
+	ActionDeviceUpdate       = "device.update"
 	ActionLoginRefused       = "login.refused"
 	ActionCredentialsRefused = "credentials.refused"
 	ActionAccessDenied       = "access.denied"
@@ -32,6 +33,8 @@ const (
 	ActionUserCreate         = "user.create"
 	ActionUserUpdate         = "user.update"
 	ActionUserDelete         = "user.delete"
+	ActionAllowlistImport    = "allowlist.import"
+	ActionAllowlistRemove    = "allowlist.remove"
 )
 
 // actionPattern keeps action names greppable and free of anything a caller

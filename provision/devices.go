@@ -121,9 +121,12 @@ func (s *Service) Device(ctx context.Context, id string) (*gatehouse.Device, err
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
 		if d, err = tx.Device(ctx, id); err != nil {
-			return err
+			return forgottenError(ctx, tx, id, err)
 		}
 		s.fillDevice(d)
+		if err := attachDecommission(ctx, tx, d); err != nil {
+			return err
+		}
 		return flagDuplicates(ctx, tx, []*gatehouse.Device{d})
 	})
 	if err != nil {
@@ -136,7 +139,7 @@ func (s *Service) Device(ctx context.Context, id string) (*gatehouse.Device, err
 func (s *Service) Events(ctx context.Context, id string) ([]gatehouse.Event, error) {
 	var out []gatehouse.Event
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Device(ctx, id); err != nil {
+		if err := knownDevice(ctx, tx, id); err != nil {
 			return err
 		}
 		var err error
@@ -240,7 +243,7 @@ func checkApprovable(ctx context.Context, tx *store.Tx, d *gatehouse.Device, nam
 	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
 		return err
 	}
-	return nil
+	return allowlistNameFree(ctx, tx, d, name)
 }
 
 func (s *Service) approveTx(ctx context.Context, tx *store.Tx, d *gatehouse.Device, actor, name string, labels map[string]string, steps []gatehouse.StepName) error {

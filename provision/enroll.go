@@ -33,7 +33,12 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 		admit := func() error { return s.admitPending(ctx, tx) }
 		id, created, err = enrollTx(ctx, tx, sig, req, mac, addr, s.code(sig.Fingerprint), admit)
 		if created && err == nil {
-			s.pending.added()
+			err = s.claimAllowlisted(ctx, tx, id, mac, sig.Fingerprint)
+		}
+		if created && err == nil {
+			if err = noteForgotten(ctx, tx, id, sig.Fingerprint, mac); err == nil {
+				s.pending.added()
+			}
 		}
 		return err
 	})
@@ -145,6 +150,9 @@ func ackTx(ctx context.Context, tx *store.Tx, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseDecommissioned(ctx, tx, d); err != nil {
+		return err
+	}
 	if !holdsBundle(d.State) {
 		return gatehouse.Errorf(gatehouse.ECONFLICT, "device is %s; nothing to acknowledge", d.State)
 	}
@@ -196,6 +204,9 @@ func (s *Service) status(ctx context.Context, fp string) (*protocol.Status, erro
 		}
 		d, err := tx.Device(ctx, k.DeviceID)
 		if err != nil {
+			return err
+		}
+		if err := refuseDecommissioned(ctx, tx, d); err != nil {
 			return err
 		}
 		st = s.deviceStatus(d)

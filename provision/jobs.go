@@ -54,11 +54,13 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 	workers := river.NewWorkers()
 	err := errors.Join(
 		river.AddWorkerSafely(workers, &stepWorker{svc: s}),
+		river.AddWorkerSafely(workers, &removalWorker{svc: s}),
 		river.AddWorkerSafely(workers, &followWorker{svc: s}),
 		river.AddWorkerSafely(workers, &webhookWorker{svc: s}),
 		river.AddWorkerSafely(workers, &cleanupWorker{svc: s}),
 		river.AddWorkerSafely(workers, &pruneNoncesWorker{svc: s}),
 		river.AddWorkerSafely(workers, &expirePendingWorker{svc: s}),
+		river.AddWorkerSafely(workers, &allowlistWorker{svc: s}),
 		river.AddWorkerSafely(workers, &renewRevokeWorker{svc: s}),
 	)
 	if err != nil {

@@ -26,10 +26,15 @@ type nameCheck struct {
 // holds the name. Nothing is created anywhere when a name is taken or a
 // backend cannot answer: the operator gets a clear error instead.
 func (s *Service) checkNameFree(ctx context.Context, name string) error {
+	return s.checkNameFreeIn(ctx, name, s.cfg.Backends)
+}
+
+// checkNameFreeIn asks only the given backends.
+func (s *Service) checkNameFreeIn(ctx context.Context, name string, backends []gatehouse.Backend) error {
 	ctx, cancel := context.WithTimeout(ctx, nameCheckTimeout)
 	defer cancel()
 	var taken, failed []string
-	for _, c := range s.askBackends(ctx, name) {
+	for _, c := range askBackends(ctx, backends, name) {
 		switch {
 		case c.err != nil:
 			s.log.Warn("name check failed", "backend", c.backend, "name", name, "err", c.err)
@@ -47,9 +52,9 @@ func (s *Service) checkNameFree(ctx context.Context, name string) error {
 	return nil
 }
 
-func (s *Service) askBackends(ctx context.Context, name string) []nameCheck {
+func askBackends(ctx context.Context, backends []gatehouse.Backend, name string) []nameCheck {
 	var checks []func() nameCheck
-	for _, b := range s.cfg.Backends {
+	for _, b := range backends {
 		checks = append(checks, func() nameCheck {
 			where, err := b.NameTaken(ctx, name)
 			return nameCheck{backend: b.Name(), where: where, err: err}

@@ -76,7 +76,7 @@ func (s *Service) Renew(ctx context.Context, sig *protocol.Signed, req protocol.
 		return err
 	})
 	if err != nil {
-		if gatehouse.ErrorCode(err) == gatehouse.EFORBIDDEN {
+		if c := gatehouse.ErrorCode(err); c == gatehouse.EFORBIDDEN || c == gatehouse.EGONE {
 			s.log.Warn("certificate renewal refused", "fingerprint", sig.Fingerprint, "reason", gatehouse.ErrorMessage(err))
 		}
 		return nil, err
@@ -202,7 +202,7 @@ func renewableDevice(ctx context.Context, tx *store.Tx, fp string) (*gatehouse.D
 	case gatehouse.StateProvisioned, gatehouse.StateConfigured, gatehouse.StateStalled:
 		return d, k, nil
 	case gatehouse.StateDecommissioned:
-		return nil, nil, gatehouse.Errorf(gatehouse.EFORBIDDEN, "gateway %s was decommissioned; its certificate is not renewed", d.Name)
+		return nil, nil, refuseDecommissioned(ctx, tx, d)
 	case gatehouse.StateDismissed:
 		return nil, nil, gatehouse.Errorf(gatehouse.EFORBIDDEN, "an operator dismissed this gateway; it gets no certificate")
 	}

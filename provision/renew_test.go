@@ -244,7 +244,7 @@ func TestRenewRefusedAfterDecommission(t *testing.T) {
 	setState(t, tb.db, id, gatehouse.StateDecommissioned)
 	n := tb.pki.Len()
 	_, err := g.renew(t, tb)
-	wantCode(t, err, gatehouse.EFORBIDDEN)
+	wantCode(t, err, gatehouse.EGONE)
 	if !strings.Contains(err.Error(), "decommissioned") || tb.pki.Len() != n {
 		t.Fatalf("err = %v, PKI holds %d (had %d); want a decommission refusal and nothing issued", err, tb.pki.Len(), n)
 	}
@@ -412,4 +412,36 @@ func TestRenewAfterRekeyGivesUpTheOldKeysRenewal(t *testing.T) {
 	}
 	waitRevoked(t, tb, id, stale.Serial)
 	assertEvents(t, tb, id, "certificate_renewal_abandoned")
+}
+
+// Decommissioning a gateway that renewed revokes every certificate it was
+// given, the renewed one too, and its key renews nothing afterwards.
+func TestDecommissionAfterRenewalRevokesAllAndRefusesRenewal(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	if err := tb.pki.SetRole(dueRole()); err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t)
+	id := provisioned(t, tb, g, "gw-retire")
+	r, err := g.renew(t, tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.svc.RenewAck(context.Background(), g.sig, protocol.RenewAckRequest{Serial: r.Serial}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.svc.Decommission(context.Background(), "token:alice", id, false); err != nil {
+		t.Fatal(err)
+	}
+	waitRemoved(t, tb.svc, id)
+	if live := liveFor(tb, "gw-retire"); len(live) != 0 {
+		t.Fatalf("live after decommission = %v; want none (the renewed %s too)", live, r.Serial)
+	}
+	n := tb.pki.Len()
+	_, err = g.renew(t, tb)
+	wantCode(t, err, gatehouse.EGONE)
+	if tb.pki.Len() != n {
+		t.Fatal("a decommissioned gateway's renewal issued a certificate")
+	}
 }

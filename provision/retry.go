@@ -27,6 +27,8 @@ func (s *Service) Retry(ctx context.Context, actor, id string) (*gatehouse.Devic
 			err = s.restartFollowUp(ctx, tx, d, actor)
 		case gatehouse.StateFailed:
 			jobs = failedJobs(d)
+		case gatehouse.StateDecommissioned:
+			jobs, err = failedRemovalJobs(ctx, tx, id)
 		default:
 			return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is %s; only failed or stalled devices can be retried", id, d.State)
 		}

@@ -24,6 +24,9 @@ type change struct {
 // delivery enqueued in the same transaction, so a change and its
 // notification are committed together or not at all.
 func (s *Service) setState(ctx context.Context, tx *store.Tx, d *gatehouse.Device, c change) error {
+	if d.State == gatehouse.StateDecommissioned && c.to != d.State {
+		return nil // a step that was running when it was decommissioned finishes without reviving it
+	}
 	u := c.update
 	u.State, u.Reason = &c.to, &c.reason
 	if err := tx.UpdateDevice(ctx, d.ID, u); err != nil {

@@ -209,7 +209,7 @@ func (s *Service) finishStep(ctx context.Context, id string, name gatehouse.Step
 // one finished; the last one to succeed starts the IoT Hub follow-up.
 func (s *Service) settleDevice(ctx context.Context, tx *store.Tx, id string) (bool, error) {
 	d, err := tx.Device(ctx, id)
-	if err != nil {
+	if err != nil || d.State == gatehouse.StateDecommissioned {
 		return false, err
 	}
 	state := gatehouse.StateProvisioned

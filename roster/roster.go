@@ -9,6 +9,7 @@
 package roster
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -55,7 +56,7 @@ func Parse(r io.Reader, opt Options) ([]Row, []RowError, error) {
 	if opt.MaxRows <= 0 {
 		opt.MaxRows = DefaultMaxRows
 	}
-	cr := csv.NewReader(r)
+	cr := csv.NewReader(skipBOM(r))
 	cr.Comment, cr.FieldsPerRecord, cr.TrimLeadingSpace = '#', -1, true
 	p := parser{opt: opt, cols: columns{key: 0, name: 1, labels: 2}, macs: map[string]int{}, names: map[string]int{}, ids: map[string]int{}}
 	for first := true; ; first = false {
@@ -63,7 +64,6 @@ func Parse(r io.Reader, opt Options) ([]Row, []RowError, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -71,6 +71,8 @@ func Parse(r io.Reader, opt Options) ([]Row, []RowError, error) {
 			}
 			return nil, nil, fmt.Errorf("roster: read: %w", err)
 		}
+		// Only after a good read: FieldPos panics on a record that failed.
+		line, _ := cr.FieldPos(0)
 		if first && p.header(rec) {
 			continue
 		}
@@ -83,6 +85,16 @@ func Parse(r io.Reader, opt Options) ([]Row, []RowError, error) {
 		return nil, nil, gatehouse.Errorf(gatehouse.EINVALID, "the file holds no rows")
 	}
 	return p.rows, p.bad, nil
+}
+
+// skipBOM drops the byte-order mark spreadsheets put before "CSV UTF-8"
+// exports, which would otherwise hide the header row's first column.
+func skipBOM(r io.Reader) io.Reader {
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(3); err == nil && string(b) == "\ufeff" {
+		br.Discard(3)
+	}
+	return br
 }
 
 type columns struct{ key, name, labels int }

@@ -67,13 +67,24 @@ func TestParseIDs(t *testing.T) {
 
 func TestParseRefusesWholeFile(t *testing.T) {
 	for name, in := range map[string]string{
-		"empty":    "# nothing\n",
-		"bad csv":  "02:00:00:00:00:01,\"gw-1\n",
-		"too many": "02:00:00:00:00:01,gw-1\n02:00:00:00:00:02,gw-2\n02:00:00:00:00:03,gw-3\n",
+		"empty":   "# nothing\n",
+		"bad csv": "02:00:00:00:00:01,\"gw-1\n",
+		// A broken first field once made Parse panic asking where it was.
+		"bad first field": "mac,name\n\"02:00:00:00:00:01,gw-1\n",
+		"too many":        "02:00:00:00:00:01,gw-1\n02:00:00:00:00:02,gw-2\n02:00:00:00:00:03,gw-3\n",
 	} {
 		if _, _, err := Parse(strings.NewReader(in), Options{MaxRows: 2}); err == nil {
 			t.Errorf("%s: Parse accepted the file", name)
 		}
+	}
+}
+
+// Spreadsheets save "CSV UTF-8" with a byte-order mark before the header.
+func TestParseSkipsByteOrderMark(t *testing.T) {
+	in := "\ufeffname,mac\ngw-1,02:00:00:00:00:01\n"
+	rows, bad, err := Parse(strings.NewReader(in), Options{})
+	if err != nil || len(bad) != 0 || len(rows) != 1 || rows[0].MAC != "02:00:00:00:00:01" || rows[0].Line != 2 {
+		t.Fatalf("Parse = %+v, %v, %v", rows, bad, err)
 	}
 }
 

@@ -22,6 +22,7 @@ var statusOf = map[string]int{
 	gatehouse.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	gatehouse.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	gatehouse.ERATELIMITED:  http.StatusTooManyRequests,
+	gatehouse.EGONE:         http.StatusGone,
 }
 
 type errorBody struct {

@@ -49,6 +49,12 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/devices/{id}/dismiss", operator, s.handleDismiss},
 		{"POST /api/v1/devices/{id}/retry", operator, s.handleRetry},
 		{"POST /api/v1/devices/{id}/restore", operator, s.handleRestore},
+		{"PATCH /api/v1/devices/{id}", operator, s.handleEditDevice},
+		{"DELETE /api/v1/devices/{id}", operator, s.handleDecommission},
+		{"POST /api/v1/devices/{id}/forget", operator, s.handleForget},
+		{"GET /api/v1/allowlist", viewer, s.handleListAllowlist},
+		{"POST /api/v1/allowlist", operator, s.handleImportAllowlist},
+		{"DELETE /api/v1/allowlist/{mac}", operator, s.handleRemoveAllowlist},
 		{"GET /api/v1/devices/{id}/certificates", viewer, s.handleDeviceCerts},
 		{"GET /api/v1/certificates", viewer, s.handleExpiringCerts},
 

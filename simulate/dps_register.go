@@ -151,6 +151,22 @@ func (d *DPS) assign(e gatehouse.Enrollment, gen int, hub string) {
 	rec.etag, rec.updated = newETag(), time.Now().UTC()
 }
 
+// DeleteRegistration answers like DELETE /registrations/{id}: the
+// registration record goes, the enrollment and any hub identity stay
+// (external-apis.md §2.5).
+func (d *DPS) DeleteRegistration(ctx context.Context, registrationID string) error {
+	if err := d.enter(ctx, "dps"); err != nil {
+		return err
+	}
+	if err := validateRegistrationID(registrationID); err != nil {
+		return err
+	}
+	if err := d.removeRegistration(registrationID, ""); err != nil {
+		return err
+	}
+	return d.lose("dps")
+}
+
 // removeRegistration answers like DELETE /registrations/{id}.
 func (d *DPS) removeRegistration(registrationID, ifMatch string) error {
 	d.mu.Lock()

@@ -176,3 +176,10 @@ func (tx *Tx) MergeStepOutput(ctx context.Context, deviceID string, name gatehou
 	}
 	return tx.execStep(ctx, `UPDATE provisioning_steps SET output = ? WHERE device_id = ? AND step = ?`, string(b), deviceID, name)
 }
+
+// ResetStep makes a finished step due again, keeping its output, so a
+// change that needs it redone (new labels for the manifest) reruns it.
+func (tx *Tx) ResetStep(ctx context.Context, deviceID string, name gatehouse.StepName) error {
+	return tx.execStep(ctx, `UPDATE provisioning_steps SET state = ?, last_error = '', finished_at = NULL
+		WHERE device_id = ? AND step = ?`, gatehouse.StepPending, deviceID, name)
+}

@@ -59,6 +59,7 @@ func runConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"Devices/Search", testDevicesSearch},
 		{"Devices/SearchAndState", testDevicesSearchAndState},
 		{"Certificates/KeptRevokedExpiring", testCertificates},
+		{"Allowlist/ClaimOnce", testAllowlist},
 		{"Devices/LimitOffset", testDevicesLimitOffset},
 		{"Devices/FieldsMatchDevice", testDevicesFields},
 		{"UpdateDevice/Fields", testUpdateDeviceFields},

@@ -192,11 +192,58 @@ func (b *Backend) result(c gatehouse.Certificate) *gatehouse.StepResult {
 	return res
 }
 
-// Decommission revokes the gateway's certificate.
+// Decommission revokes the gateway's certificate, every earlier one
+// gatehouse kept and has not revoked yet, and what an attempt whose answer
+// was lost may have issued. Revoking twice succeeds, so a repeat is safe.
 func (b *Backend) Decommission(ctx context.Context, in *gatehouse.StepInput, dryRun bool) ([]gatehouse.Removal, error) {
-	serial := in.Recorded[gatehouse.OutSerial]
-	if serial == "" {
-		return nil, nil
+	serials, err := b.toRevoke(ctx, in)
+	if err != nil {
+		return nil, err
 	}
-	return gatehouse.Remove(b.Name(), "certificate "+serial, "revoked", dryRun, func() error { return b.pki.Revoke(ctx, serial) })
+	var out []gatehouse.Removal
+	for _, serial := range serials {
+		r, err := gatehouse.Remove(b.Name(), "certificate "+serial, gatehouse.RemovalRevoked, dryRun,
+			func() error { return b.pki.Revoke(ctx, serial) })
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r...)
+	}
+	return out, nil
+}
+
+// toRevoke lists the serials a decommission revokes, each once.
+func (b *Backend) toRevoke(ctx context.Context, in *gatehouse.StepInput) ([]string, error) {
+	serials := append([]string{in.Recorded[gatehouse.OutSerial]}, in.Serials...)
+	if since := in.Recorded[recIssuing]; since != "" && in.Device.Name != "" {
+		t, err := time.Parse(time.RFC3339Nano, since)
+		if err != nil {
+			return nil, fmt.Errorf("vault: recorded attempt time %q: %w", since, err)
+		}
+		lost, err := b.pki.Issued(ctx, in.Device.Name, t.Add(-sweepMargin))
+		if err != nil {
+			return nil, fmt.Errorf("vault: list what an attempt whose answer was lost may have issued: %w", err)
+		}
+		for _, c := range lost {
+			serials = append(serials, c.Serial)
+		}
+	}
+	var out []string
+	seen := map[string]bool{"": true}
+	for _, s := range serials {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+var _ gatehouse.FixedName = (*Backend)(nil)
+
+// FixedNameReason implements gatehouse.FixedName: the certificate names the
+// gateway, and a second valid certificate under a name gatehouse gave up
+// would let another gateway be taken for this one.
+func (b *Backend) FixedNameReason() string {
+	return "the gateway's certificate carries its name as common name and stays valid under it; decommission the gateway and approve it again under the new name"
 }

@@ -25,7 +25,10 @@ Commands:
   approve ID --name NAME [--label K=V]   name a pending gateway and start its provisioning
   dismiss ID               refuse a pending gateway
   restore ID               move a dismissed gateway back to pending (undo a dismiss)
+  set ID [--name N] [--label K=V] [--unlabel K]   rename or relabel an approved gateway
   retry ID                 run a failed step now, or restart a stalled gateway's IoT Hub follow-up
+  decommission ID [--dry-run]   remove a gateway from every backend and refuse its key (--dry-run: only list what would go)
+  forget ID                forget a dismissed or decommissioned gateway: its next contact enrolls it anew
 
 Flags of every command:
   --server URL     gatehouse server (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
@@ -46,7 +49,11 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		"approve": devicesApprove,
 		"dismiss": devicesDismiss,
 		"restore": devicesRestore,
+		"set":     devicesSet,
 		"retry":   devicesRetry,
+
+		"decommission": devicesDecommission,
+		"forget":       devicesForget,
 	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
@@ -440,6 +447,7 @@ func writeDeviceDetail(w io.Writer, d *gatehouse.Device, events []gatehouse.Even
 	}
 	tw.Flush()
 	writeSteps(w, d.Steps, now)
+	writeDecommissionSteps(w, d.Decommission)
 	writeEvents(w, events)
 }
 

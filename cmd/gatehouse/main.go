@@ -25,6 +25,7 @@ Usage:
   gatehouse demo [--gateways N] [--listen ADDR] [--log-level LEVEL]
   gatehouse audit export|verify ...   (the hash-chained audit log; see 'gatehouse audit')
   gatehouse devices list|show|approve|dismiss ...   (talks to a server; see 'gatehouse devices')
+  gatehouse allowlist import|list|remove ...   gateways approved by MAC on first contact (see 'gatehouse allowlist')
   gatehouse certs expiring|list ...   certificates about to expire, and each gateway's renewals
   gatehouse tokens list|create|revoke ...   API tokens (see 'gatehouse tokens'; --db PATH to bootstrap)
   gatehouse users list|create|set|delete ...  people who log in to the page (see 'gatehouse users')
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runDemo(ctx, args[1:], stdout, stderr, getenv)
 	case "devices":
 		return runDevices(ctx, args[1:], stdout, stderr, getenv)
+	case "allowlist":
+		return runAllowlist(ctx, args[1:], stdout, stderr, getenv)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr, getenv)
 	case "certs":

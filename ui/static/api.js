@@ -17,15 +17,16 @@ export class ApiError extends Error {
 let unauthorized = () => {};
 export function onUnauthorized(fn) { unauthorized = fn; }
 
-async function request(method, path, body) {
+// request sends body as JSON, or as it is when raw gives its type.
+async function request(method, path, body, raw) {
   const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (body !== undefined) headers['Content-Type'] = raw?.type || 'application/json';
   if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
   let resp;
   try {
     resp = await fetch(path, {
       method, headers, credentials: 'same-origin', cache: 'no-store',
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || raw ? body : JSON.stringify(body),
     });
   } catch {
     throw new ApiError(0, 'network', 'The server cannot be reached. Check your connection and try again.');
@@ -35,6 +36,7 @@ async function request(method, path, body) {
   if (!resp.ok) {
     const e = data?.error || {};
     const err = new ApiError(resp.status, e.code || 'http', e.message || `${resp.status} ${resp.statusText}`);
+    err.body = data; // a refused allowlist file's rows, say
     if (resp.status === 401 && path !== '/api/v1/session') unauthorized(err);
     throw err;
   }
@@ -89,6 +91,21 @@ export const approve = (id, name) => request('POST', `/api/v1/devices/${enc(id)}
 export const dismiss = (id) => request('POST', `/api/v1/devices/${enc(id)}/dismiss`);
 export const retry = (id) => request('POST', `/api/v1/devices/${enc(id)}/retry`);
 export const restore = (id) => request('POST', `/api/v1/devices/${enc(id)}/restore`);
+export const editDevice = (id, change) => request('PATCH', `/api/v1/devices/${enc(id)}`, change);
+export const decommission = (id, dryRun) => request('DELETE', `/api/v1/devices/${enc(id)}${dryRun ? '?dry_run=true' : ''}`);
+export const forgetDevice = (id) => request('POST', `/api/v1/devices/${enc(id)}/forget`);
+
+// Allowlist ----------------------------------------------------------------
+
+export const listAllowlist = () => request('GET', '/api/v1/allowlist?limit=5000');
+// importAllowlist sends a CSV file; a refused one throws with err.body.errors.
+export function importAllowlist(file, { skipInvalid = false, dryRun = false } = {}) {
+  const p = new URLSearchParams();
+  if (skipInvalid) p.set('skip_invalid', 'true');
+  if (dryRun) p.set('dry_run', 'true');
+  return request('POST', `/api/v1/allowlist?${p}`, file, { type: 'text/csv' });
+}
+export const removeAllowlist = (mac) => request('DELETE', `/api/v1/allowlist/${enc(mac)}`);
 export const certificates = (id) => request('GET', `/api/v1/devices/${enc(id)}/certificates`);
 export const expiringCerts = (within) => request('GET', `/api/v1/certificates?expiring_within=${enc(within)}`);
 

@@ -11,6 +11,7 @@ import { deviceView } from './device.js';
 import { usersView } from './users.js';
 import { tokensView } from './tokens.js';
 import { auditView } from './audit.js';
+import { allowlistView } from './allowlist.js';
 import { certsView } from './certs.js';
 
 const $ = (id) => document.getElementById(id);
@@ -33,6 +34,7 @@ const pages = {
   pending: { view: pendingView, title: 'Pending' },
   devices: { view: devicesView, title: 'Devices' },
   device: { view: deviceView, title: 'Device', nav: 'devices' },
+  allowlist: { view: allowlistView, title: 'Allowlist' },
   users: { view: usersView, title: 'Users', role: 'admin' },
   tokens: { view: tokensView, title: 'Tokens', role: 'admin' },
   audit: { view: auditView, title: 'Audit log', role: 'admin' },

@@ -4,6 +4,8 @@ import * as api from './api.js';
 import { h, replace, setText, timeEl } from './dom.js';
 import { code, fullTime, shortTime, stepWord } from './format.js';
 import { stateBadge, setState, copyButton, selectText, banner, coalesce } from './widgets.js';
+import { canEdit, editPanel } from './edit.js';
+import { decommissionPanel } from './decommission.js';
 import { certsPanel } from './certs.js';
 
 export function deviceView(main, ctx, id) {
@@ -20,9 +22,11 @@ export function deviceView(main, ctx, id) {
   const retryBox = h('div', { class: 'retry', hidden: true },
     h('div', {}, h('strong', { class: 'retry-title' }), h('p', { class: 'retry-reason' })),
     h('div', { class: 'retry-actions' }, retryBtn, retryMsg));
+  const editBox = h('div', {});
   const details = h('div', { class: 'cards' });
   const steps = h('div', { class: 'table-wrap' });
   const timeline = h('div', {});
+  const decom = decommissionPanel(ctx, id, { reload: () => load() });
   const certs = certsPanel(id);
 
   main.append(h('section', { class: 'view view-device' },
@@ -31,9 +35,11 @@ export function deviceView(main, ctx, id) {
     errors.el,
     notice,
     retryBox,
+    editBox,
     details,
     h('section', { class: 'panel', 'aria-labelledby': 'steps-title' },
       h('h2', { id: 'steps-title' }, 'Provisioning steps'), steps),
+    decom.el,
     certs.el,
     h('section', { class: 'panel', 'aria-labelledby': 'timeline-title' },
       h('h2', { id: 'timeline-title' }, 'Timeline'), timeline)));
@@ -62,7 +68,8 @@ export function deviceView(main, ctx, id) {
       keepFocus(() => show(d, ev.events || []));
     } catch (err) {
       if (gone || err.status === 401) return;
-      errors.show(err.status === 404 ? `There is no gateway with id ${id}.` : `Could not load the gateway: ${err.message}`);
+      const forgotten = err.status === 404 && err.message.includes('forgotten');
+      errors.show(err.status === 404 && !forgotten ? `There is no gateway with id ${id}.` : forgotten ? err.message : `Could not load the gateway: ${err.message}`);
     }
   }, () => gone);
 
@@ -74,8 +81,10 @@ export function deviceView(main, ctx, id) {
     setText(sub, `${d.mac} · ${d.key_type}`);
     showNotice(d);
     showRetry(d);
+    showEdit(d);
     replace(details, identityCard(d), statusCard(d));
     replace(steps, stepsTable(d));
+    decom.update(d);
     const showAll = () => {
       allEvents = true;
       replace(timeline, timelineList(events, true));
@@ -113,6 +122,14 @@ export function deviceView(main, ctx, id) {
       }
     });
     return btn;
+  }
+
+  // showEdit keeps an open form as it is, so a live update does not wipe
+  // what the operator is typing.
+  function showEdit(d) {
+    if (editBox.querySelector('form:not([hidden])')) return;
+    if (canEdit(d, ctx.session)) replace(editBox, editPanel(d, { onSaved: load, toast: ctx.toast }));
+    else replace(editBox);
   }
 
   function showRetry(d) {
