@@ -2,6 +2,7 @@ package azure
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ type options struct {
 	baseURL    string
 	apiVersion string
 	rateLimit  int
+	rateWindow time.Duration // default a minute
 	timeout    time.Duration
 	retries    int
 	http       *http.Client
@@ -50,7 +52,7 @@ func newCaller(cs ConnectionString, o options) *caller {
 			UserAgent:       o.userAgent,
 			RequestIDHeader: "x-ms-client-request-id",
 			Auth:            s.auth,
-			Limiter:         rest.PerMinute(o.rateLimit),
+			Limiter:         rest.PerWindow(o.rateLimit, cmp.Or(o.rateWindow, time.Minute)),
 			Retries:         o.retries,
 			Logger:          o.logger,
 		},

@@ -38,6 +38,9 @@ type DPSConfig struct {
 	APIVersion string
 	// RateLimit is calls per minute; default DefaultDPSRateLimit.
 	RateLimit int
+	// RateWindow is the window RateLimit counts in; default a minute, as
+	// Azure's quotas are given. Tests shrink both to reach a quota quickly.
+	RateWindow time.Duration
 	// Timeout bounds one attempt; default 30 s.
 	Timeout time.Duration
 	// Retries of a throttled or failed call; default 4, negative for none.
@@ -64,8 +67,8 @@ func (c DPSConfig) Validate() error {
 			return fmt.Errorf("dps: %w", err)
 		}
 	}
-	if c.RateLimit < 0 || c.Timeout < 0 {
-		return errors.New("dps: RateLimit and Timeout must not be negative")
+	if c.RateLimit < 0 || c.Timeout < 0 || c.RateWindow < 0 {
+		return errors.New("dps: RateLimit, RateWindow and Timeout must not be negative")
 	}
 	return nil
 }
@@ -87,6 +90,7 @@ func NewDPS(cfg DPSConfig) (*DPS, error) {
 		baseURL:    cmp.Or(cfg.Endpoint, "https://"+cfg.ConnectionString.HostName),
 		apiVersion: cmp.Or(cfg.APIVersion, DefaultDPSAPIVersion),
 		rateLimit:  cmp.Or(cfg.RateLimit, DefaultDPSRateLimit),
+		rateWindow: cmp.Or(cfg.RateWindow, time.Minute),
 		timeout:    cfg.Timeout,
 		retries:    cfg.Retries,
 		http:       cfg.HTTP,

@@ -61,6 +61,7 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 		river.AddWorkerSafely(workers, &pruneNoncesWorker{svc: s}),
 		river.AddWorkerSafely(workers, &expirePendingWorker{svc: s}),
 		river.AddWorkerSafely(workers, &allowlistWorker{svc: s}),
+		river.AddWorkerSafely(workers, &bulkWorker{svc: s}),
 		river.AddWorkerSafely(workers, &renewRevokeWorker{svc: s}),
 	)
 	if err != nil {

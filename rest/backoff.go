@@ -37,6 +37,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // PerMinute allows n calls a minute with a burst of about a second's worth,
 // the shape the Azure quotas are documented in.
-func PerMinute(n int) *rate.Limiter {
-	return rate.NewLimiter(rate.Limit(float64(n)/60), max(1, n/60))
+func PerMinute(n int) *rate.Limiter { return PerWindow(n, time.Minute) }
+
+// PerWindow allows at most n calls in any window of the given length, with
+// a burst of a sixtieth of them. The refill rate leaves room for the burst
+// (refilling at n per window would let a burst plus n calls into one
+// window, past a quota counted per window) and keeps a twentieth of the
+// quota spare: calls the network delays arrive bunched, and the service
+// counts arrivals, not our sends.
+func PerWindow(n int, window time.Duration) *rate.Limiter {
+	burst := max(1, n/60)
+	refill := max(float64(n-burst)*0.95, 1)
+	return rate.NewLimiter(rate.Limit(refill/window.Seconds()), burst)
 }

@@ -61,6 +61,8 @@ var routeNeeds = map[string]struct {
 	"GET /api/v1/allowlist":                 {viewer, "/api/v1/allowlist", ""},
 	"POST /api/v1/allowlist":                {operator, "/api/v1/allowlist", ""},
 	"DELETE /api/v1/allowlist/{mac}":        {operator, "/api/v1/allowlist/02:00:00:00:99:99", ""},
+	"POST /api/v1/bulk":                     {operator, "/api/v1/bulk", `{"action":"dismiss","ids":["nosuch"],"dry_run":true}`},
+	"GET /api/v1/bulk/{id}":                 {viewer, "/api/v1/bulk/nosuch", ""},
 	"GET /api/v1/devices/{id}/certificates": {viewer, "/api/v1/devices/nosuch/certificates", ""},
 	"GET /api/v1/certificates":              {viewer, "/api/v1/certificates?expiring_within=14d", ""},
 	"GET /api/v1/tokens":                    {admin, "/api/v1/tokens", ""},

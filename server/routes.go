@@ -55,6 +55,8 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/allowlist", viewer, s.handleListAllowlist},
 		{"POST /api/v1/allowlist", operator, s.handleImportAllowlist},
 		{"DELETE /api/v1/allowlist/{mac}", operator, s.handleRemoveAllowlist},
+		{"POST /api/v1/bulk", operator, s.handleStartBulk},
+		{"GET /api/v1/bulk/{id}", viewer, s.handleGetBulk},
 		{"GET /api/v1/devices/{id}/certificates", viewer, s.handleDeviceCerts},
 		{"GET /api/v1/certificates", viewer, s.handleExpiringCerts},
 

@@ -39,6 +39,9 @@ type DPSServerOptions struct {
 	// HideKeys leaves symmetric keys out of GET /enrollments/{id}, as some
 	// service versions do; POST …/attestationmechanism still returns them.
 	HideKeys bool
+	// Quota, if set, throttles the service API as DPS's operations quota
+	// does (see Quota).
+	Quota *Quota
 }
 
 // DPSServer serves a simulated DPS over the service API's HTTP paths, with
@@ -91,7 +94,7 @@ func (s *DPSServer) routes() http.Handler {
 	mux.HandleFunc("POST /enrollments/query", s.query)
 	mux.HandleFunc("GET /registrations/{id}", s.getRegistration)
 	mux.HandleFunc("DELETE /registrations/{id}", s.deleteRegistration)
-	return azGuard("dps", s.sas, mux)
+	return azGuard("dps", s.sas, s.opts.Quota.wrapIfSet(mux))
 }
 
 var apiVersionPattern = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(-preview)?$`)

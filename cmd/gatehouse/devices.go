@@ -23,6 +23,7 @@ Commands:
   list [--state S] [--search Q] [--limit N] [--offset N]   list gateways, newest first
   show ID                  one gateway with its provisioning steps and timeline
   approve ID --name NAME [--label K=V]   name a pending gateway and start its provisioning
+  approve --from-csv FILE  approve every gateway of a CSV file (MAC or id, name, labels) in one bulk operation
   dismiss ID               refuse a pending gateway
   restore ID               move a dismissed gateway back to pending (undo a dismiss)
   set ID [--name N] [--label K=V] [--unlabel K]   rename or relabel an approved gateway
@@ -108,6 +109,9 @@ func devicesShow(ctx context.Context, args []string, dio deviceIO) int {
 }
 
 func devicesApprove(ctx context.Context, args []string, dio deviceIO) int {
+	if usesCSV(args) {
+		return devicesApproveCSV(ctx, args, dio)
+	}
 	cmd := newDeviceCmd("approve ID --name NAME [--label KEY=VALUE ...]", dio)
 	name := cmd.fs.String("name", "", "the gateway's name: 1-63 lower-case letters, digits and '-' (required)")
 	labels := labelFlag{}

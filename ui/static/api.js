@@ -106,6 +106,9 @@ export function importAllowlist(file, { skipInvalid = false, dryRun = false } = 
   return request('POST', `/api/v1/allowlist?${p}`, file, { type: 'text/csv' });
 }
 export const removeAllowlist = (mac) => request('DELETE', `/api/v1/allowlist/${enc(mac)}`);
+export const planBulk = (req) => request('POST', '/api/v1/bulk', { ...req, dry_run: true });
+export const startBulk = (req) => request('POST', '/api/v1/bulk', req);
+export const bulk = (id) => request('GET', `/api/v1/bulk/${enc(id)}`);
 export const certificates = (id) => request('GET', `/api/v1/devices/${enc(id)}/certificates`);
 export const expiringCerts = (within) => request('GET', `/api/v1/certificates?expiring_within=${enc(within)}`);
 

@@ -6,6 +6,7 @@ import * as api from './api.js';
 import { h, setText, setAttr, keyedRows, timeEl, setTime } from './dom.js';
 import { code, shortFingerprint, isSilent, duration, num } from './format.js';
 import { searchBox, pager, copyButton, selectText, banner, coalesce, listParams } from './widgets.js';
+import { bulkBar } from './bulk.js';
 
 const pageSize = 50;
 
@@ -34,6 +35,18 @@ export function pendingView(main, ctx) {
   };
   const rows = new Map();
   let gone = false;
+  // picked holds the ticked gateways of this page, for the bulk bar.
+  const picked = new Set();
+  const bulk = bulkBar({
+    selected: () => [...tbody.children].map((tr) => tr.dataset.id).filter((id) => picked.has(id)),
+    cleared: () => { picked.clear(); syncPicks(); },
+    finished: () => load(),
+  });
+  const pickAll = h('input', { type: 'checkbox', id: 'pick-all', 'aria-label': 'Select every gateway on this page' });
+  pickAll.addEventListener('change', () => {
+    for (const r of rows.values()) if (pickAll.checked) picked.add(r.id); else picked.delete(r.id);
+    syncPicks();
+  });
 
   const search = searchBox({
     id: 'pending-search', label: 'Search', placeholder: 'MAC or fingerprint', value: state.q,
@@ -53,6 +66,7 @@ export function pendingView(main, ctx) {
   const table = h('table', { class: 'grid grid-pending' },
     h('caption', { class: 'sr-only' }, 'Gateways waiting for approval'),
     h('thead', {}, h('tr', {},
+      canDecide ? h('th', { scope: 'col', class: 'cell-pick' }, pickAll) : null,
       h('th', { scope: 'col' }, 'Gateway'),
       h('th', { scope: 'col' }, 'Verification code'),
       h('th', { scope: 'col' }, 'Key fingerprint'),
@@ -68,6 +82,7 @@ export function pendingView(main, ctx) {
     queue.el,
     h('div', { class: 'toolbar' }, search.el, filter.el, topRange),
     errors.el,
+    canDecide ? bulk.el : null,
     h('div', { class: 'table-wrap' }, table, empty),
     pages.el));
 
@@ -103,6 +118,8 @@ export function pendingView(main, ctx) {
     keyedRows(tbody, rows, l.devices, (d) => d.id, (d) => createRow(d), (r, d) => updateRow(r, d, now));
     // After every row is in: a flag names its peers by what is on screen.
     for (const r of rows.values()) markDuplicates(r);
+    for (const id of picked) if (!rows.has(id)) picked.delete(id);
+    syncPicks();
     // The row being worked in left the list (decided here or elsewhere):
     // the keyboard user continues in the next one.
     if (held && !rows.has(held.id)) refocus(held);
@@ -143,7 +160,13 @@ export function pendingView(main, ctx) {
         ctx.toast('The clipboard is not available here: the full fingerprint is selected, press Ctrl+C to copy it.');
       },
     });
+    r.pick = h('input', { type: 'checkbox', class: 'pick', 'aria-label': `Select gateway ${d.mac}` });
+    r.pick.addEventListener('change', () => {
+      if (r.pick.checked) picked.add(r.id); else picked.delete(r.id);
+      syncPicks();
+    });
     r.el = h('tr', { dataset: { id: d.id } },
+      canDecide ? h('td', { class: 'cell-pick' }, r.pick) : null,
       h('td', { 'data-label': 'Gateway' }, r.mac, r.addr, h('span', { class: 'sub' }, r.sameMac)),
       h('td', { 'data-label': 'Code' }, r.code, h('span', { class: 'sub' }, r.sameCode)),
       h('td', { 'data-label': 'Key' }, h('span', { class: 'fp-line' }, r.fp, copy), r.keyType),
@@ -153,6 +176,14 @@ export function pendingView(main, ctx) {
       h('td', { 'data-label': canDecide ? 'Name' : 'Decision', class: 'cell-decide' },
         canDecide ? decideForm(r, d) : h('span', { class: 'muted' }, 'View only (viewer role)')));
     return r;
+  }
+
+  // syncPicks shows the ticks and the bar as picked says.
+  function syncPicks() {
+    for (const r of rows.values()) r.pick.checked = picked.has(r.id);
+    pickAll.checked = rows.size > 0 && picked.size === rows.size;
+    pickAll.indeterminate = picked.size > 0 && picked.size < rows.size;
+    bulk.update(picked.size);
   }
 
   function updateRow(r, d, now) {
@@ -168,6 +199,7 @@ export function pendingView(main, ctx) {
     setTime(r.first, d.first_seen);
     setTime(r.last, d.last_seen);
     if (r.input) setAttr(r.input, 'aria-label', `Name for gateway ${d.mac}`);
+    setAttr(r.pick, 'aria-label', `Select gateway ${d.mac}`);
     markSilent(r, now);
   }
 
@@ -323,6 +355,8 @@ export function pendingView(main, ctx) {
     const held = focusedRow();
     r.el.remove();
     rows.delete(r.id);
+    picked.delete(r.id);
+    syncPicks();
     if (held && held.id === r.id) refocus(held);
   }
 
@@ -348,7 +382,7 @@ export function pendingView(main, ctx) {
     tick(now) {
       for (const r of rows.values()) markSilent(r, now);
     },
-    unmount() { gone = true; },
+    unmount() { gone = true; bulk.unmount(); },
   };
 }
 

@@ -1,0 +1,47 @@
+package gatehouse
+
+import "time"
+
+// Bulk actions: what one bulk operation does to each of its gateways.
+const (
+	BulkApprove = "approve"
+	BulkDismiss = "dismiss"
+)
+
+// Bulk item states. An item is waiting until its gateway has been approved
+// or dismissed (done) or refused (failed, with the reason).
+const (
+	BulkWaiting = "waiting"
+	BulkDone    = "done"
+	BulkFailed  = "failed"
+)
+
+// BulkOperation is an operator's approval or dismissal of many pending
+// gateways at once, worked through item by item by a durable job.
+type BulkOperation struct {
+	ID         string     `json:"id"`
+	Action     string     `json:"action"`
+	Actor      string     `json:"actor"`
+	Total      int        `json:"total"`
+	Done       int        `json:"done"`
+	Failed     int        `json:"failed"`
+	CreatedAt  time.Time  `json:"created_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Items      []BulkItem `json:"items,omitempty"`
+}
+
+// Finished reports whether every item has its result.
+func (b *BulkOperation) Finished() bool { return b.Done+b.Failed >= b.Total }
+
+// BulkItem is one gateway of a bulk operation and what became of it.
+type BulkItem struct {
+	Seq      int               `json:"seq"`
+	DeviceID string            `json:"device_id"`
+	MAC      string            `json:"mac,omitempty"`
+	Name     string            `json:"name,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	State    string            `json:"state"`
+	Result   string            `json:"result,omitempty"`
+	// DeviceState is the gateway's state now, for following provisioning.
+	DeviceState State `json:"device_state,omitempty"`
+}
