@@ -4,7 +4,7 @@ import * as api from './api.js';
 import { h, replace, setText, timeEl } from './dom.js';
 import { code, fullTime, shortTime, stepWord } from './format.js';
 import { stateBadge, setState, copyButton, selectText, banner, coalesce } from './widgets.js';
-import { canEdit, editPanel } from './edit.js';
+import { editPanel } from './edit.js';
 import { decommissionPanel } from './decommission.js';
 import { certsPanel } from './certs.js';
 
@@ -22,7 +22,7 @@ export function deviceView(main, ctx, id) {
   const retryBox = h('div', { class: 'retry', hidden: true },
     h('div', {}, h('strong', { class: 'retry-title' }), h('p', { class: 'retry-reason' })),
     h('div', { class: 'retry-actions' }, retryBtn, retryMsg));
-  const editBox = h('div', {});
+  const edit = editPanel({ onSaved: () => load(), toast: (m) => ctx.toast(m) });
   const details = h('div', { class: 'cards' });
   const steps = h('div', { class: 'table-wrap' });
   const timeline = h('div', {});
@@ -35,7 +35,7 @@ export function deviceView(main, ctx, id) {
     errors.el,
     notice,
     retryBox,
-    editBox,
+    edit.el,
     details,
     h('section', { class: 'panel', 'aria-labelledby': 'steps-title' },
       h('h2', { id: 'steps-title' }, 'Provisioning steps'), steps),
@@ -81,7 +81,7 @@ export function deviceView(main, ctx, id) {
     setText(sub, `${d.mac} · ${d.key_type}`);
     showNotice(d);
     showRetry(d);
-    showEdit(d);
+    edit.update(d, ctx.session);
     replace(details, identityCard(d), statusCard(d));
     replace(steps, stepsTable(d));
     decom.update(d);
@@ -122,14 +122,6 @@ export function deviceView(main, ctx, id) {
       }
     });
     return btn;
-  }
-
-  // showEdit keeps an open form as it is, so a live update does not wipe
-  // what the operator is typing.
-  function showEdit(d) {
-    if (editBox.querySelector('form:not([hidden])')) return;
-    if (canEdit(d, ctx.session)) replace(editBox, editPanel(d, { onSaved: load, toast: ctx.toast }));
-    else replace(editBox);
   }
 
   function showRetry(d) {
