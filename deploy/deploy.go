@@ -14,3 +14,13 @@ var AgentUnit []byte
 //
 //go:embed agent.conf
 var AgentConf []byte
+
+// RenewUnit is systemd/gatehouse-agent-renew.service: one renewal run.
+//
+//go:embed systemd/gatehouse-agent-renew.service
+var RenewUnit []byte
+
+// RenewTimer is systemd/gatehouse-agent-renew.timer: the daily look.
+//
+//go:embed systemd/gatehouse-agent-renew.timer
+var RenewTimer []byte

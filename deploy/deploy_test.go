@@ -89,7 +89,7 @@ func TestYoctoLayer(t *testing.T) {
 		}
 	}
 	inc := read(filepath.Join(dir, "gatehouse-agent.inc"))
-	for _, want := range []string{"inherit systemd", `SYSTEMD_SERVICE:${PN} = "gatehouse-agent.service"`, "${sysconfdir}/gatehouse/agent.conf"} {
+	for _, want := range []string{"inherit systemd", `SYSTEMD_SERVICE:${PN} = "gatehouse-agent.service gatehouse-agent-renew.timer"`, "${sysconfdir}/gatehouse/agent.conf"} {
 		if !strings.Contains(inc, want) {
 			t.Errorf("gatehouse-agent.inc lacks %s", want)
 		}

@@ -12,6 +12,9 @@ const (
 	PathEnroll = "/device/v1/enroll"
 	PathWait   = "/device/v1/wait"
 	PathAck    = "/device/v1/ack"
+	// PathRenew and PathRenewAck renew a provisioned gateway's certificate.
+	PathRenew    = "/device/v1/renew"
+	PathRenewAck = "/device/v1/renew/ack"
 )
 
 // Request signature headers.

@@ -64,6 +64,7 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 		river.AddWorkerSafely(workers, &revokeReplacedWorker{svc: s}),
 		river.AddWorkerSafely(workers, &allowlistWorker{svc: s}),
 		river.AddWorkerSafely(workers, &bulkWorker{svc: s}),
+		river.AddWorkerSafely(workers, &renewRevokeWorker{svc: s}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("provision: register workers: %w", err)

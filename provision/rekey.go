@@ -372,14 +372,14 @@ type revokeReplacedWorker struct {
 }
 
 func (w *revokeReplacedWorker) Work(ctx context.Context, job *river.Job[revokeReplacedArgs]) error {
-	return w.svc.revokeReplaced(ctx, job.Args.DeviceID, job.Args.Keep)
+	return w.svc.revokeRekeyReplaced(ctx, job.Args.DeviceID, job.Args.Keep)
 }
 
-// revokeReplaced revokes, one by one, each kept certificate of the gateway
+// revokeRekeyReplaced revokes, one by one, each kept certificate of the gateway
 // not yet revoked other than keep and the one its PKI step now holds, and
 // records each on the timeline. Revoking again is harmless, so a rerun
 // after a crash or a lost answer finishes the list.
-func (s *Service) revokeReplaced(ctx context.Context, id, keep string) error {
+func (s *Service) revokeRekeyReplaced(ctx context.Context, id, keep string) error {
 	rv := s.certRevoker()
 	if rv == nil {
 		return nil // no PKI on this server: nothing it issued to revoke

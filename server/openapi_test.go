@@ -45,9 +45,11 @@ func TestOpenAPIValid(t *testing.T) {
 // protocolPaths are the protocol constants routes may be built from; a new
 // one fails TestOpenAPICoversRoutes until it is added here.
 var protocolPaths = map[string]string{
-	"PathEnroll": protocol.PathEnroll,
-	"PathWait":   protocol.PathWait,
-	"PathAck":    protocol.PathAck,
+	"PathEnroll":   protocol.PathEnroll,
+	"PathWait":     protocol.PathWait,
+	"PathAck":      protocol.PathAck,
+	"PathRenew":    protocol.PathRenew,
+	"PathRenewAck": protocol.PathRenewAck,
 }
 
 // serverPaths are this package's path constants routes may be built from.
@@ -292,6 +294,11 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"AllowlistPage", sampleAllowlistPage()},
 		{"ImportResult", sampleImport(false)},
 		{"ImportRefused", sampleImport(true)},
+		{"RenewRequest", protocol.RenewRequest{SealKey: make([]byte, 32), CSR: "PEM"}},
+		{"Renewal", sampleRenewal()},
+		{"RenewAckRequest", protocol.RenewAckRequest{Serial: "aa:bb"}},
+		{"CertificateList", map[string]any{"certificates": []gatehouse.DeviceCert{sampleCert()}}},
+		{"ExpiringCertificates", map[string]any{"expiring_within": "14d", "certificates": []provision.ExpiringCert{{DeviceCert: sampleCert(), Name: "gw-01", State: gatehouse.StateConfigured}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.schema, func(t *testing.T) {

@@ -57,6 +57,8 @@ func (s *Server) routes() []route {
 		{"DELETE /api/v1/allowlist/{mac}", operator, s.handleRemoveAllowlist},
 		{"POST /api/v1/bulk", operator, s.handleStartBulk},
 		{"GET /api/v1/bulk/{id}", viewer, s.handleGetBulk},
+		{"GET /api/v1/devices/{id}/certificates", viewer, s.handleDeviceCerts},
+		{"GET /api/v1/certificates", viewer, s.handleExpiringCerts},
 
 		{"GET /api/v1/tokens", admin, s.handleListTokens},
 		{"POST /api/v1/tokens", admin, s.handleCreateToken},
@@ -83,6 +85,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST "+protocol.PathEnroll, s.device(s.handleEnroll))
 	mux.Handle("POST "+protocol.PathWait, s.device(s.handleWait))
 	mux.Handle("POST "+protocol.PathAck, s.device(s.handleAck))
+	mux.Handle("POST "+protocol.PathRenew, s.device(s.handleRenew))
+	mux.Handle("POST "+protocol.PathRenewAck, s.device(s.handleRenewAck))
 
 	mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return gatehouse.Errorf(gatehouse.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path)

@@ -142,6 +142,7 @@ func (tx *Tx) ForgetDevice(ctx context.Context, f gatehouse.Forgotten) error {
 		`DELETE FROM removal_steps WHERE device_id = ?`,
 		`DELETE FROM decommissions WHERE device_id = ?`,
 		`DELETE FROM certificates WHERE device_id = ?`,
+		`DELETE FROM renewals WHERE device_id = ?`,
 		`DELETE FROM devices WHERE id = ?`,
 	} {
 		if _, err := tx.tx.ExecContext(ctx, q, f.DeviceID); err != nil {

@@ -2,8 +2,6 @@ package vault
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"gatehouse"
 )
@@ -26,15 +24,4 @@ func (b *Backend) Rekey(ctx context.Context, in *gatehouse.StepInput) (*gatehous
 	// only when it is that young, and revoking it early is what happens to
 	// it anyway.
 	return b.Provision(ctx, in)
-}
-
-// RevokeCert revokes one certificate by serial.
-func (b *Backend) RevokeCert(ctx context.Context, serial string) error {
-	if serial == "" {
-		return errors.New("vault: a serial is required")
-	}
-	if err := b.pki.Revoke(ctx, serial); err != nil {
-		return fmt.Errorf("vault: revoke certificate %s: %w", serial, err)
-	}
-	return nil
 }

@@ -36,6 +36,7 @@ the one shown beside the pending gateway before approving.
 Settings come from flags, then the environment (GATEHOUSE_SERVER), then the
 config file (KEY=VALUE lines, default /etc/gatehouse/agent.conf); see
 docs/agent.md. Once device-name exists the agent exits 0 at once.
+"gatehouse-agent renew --help" describes the certificate renewal mode.
 
 Flags:
 `
@@ -121,6 +122,9 @@ func printUsage(fs *flag.FlagSet, w io.Writer) {
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "renew" {
+		return runRenew(ctx, args[1:], stdout, stderr)
+	}
 	var cfg agent.Config
 	var o options
 	fs := newFlagSet(&cfg, &o, stderr)

@@ -26,6 +26,7 @@ Usage:
   gatehouse audit export|verify ...   (the hash-chained audit log; see 'gatehouse audit')
   gatehouse devices list|show|approve|dismiss ...   (talks to a server; see 'gatehouse devices')
   gatehouse allowlist import|list|remove ...   gateways approved by MAC on first contact (see 'gatehouse allowlist')
+  gatehouse certs expiring|list ...   certificates about to expire, and each gateway's renewals
   gatehouse tokens list|create|revoke ...   API tokens (see 'gatehouse tokens'; --db PATH to bootstrap)
   gatehouse users list|create|set|delete ...  people who log in to the page (see 'gatehouse users')
   gatehouse version
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runAllowlist(ctx, args[1:], stdout, stderr, getenv)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr, getenv)
+	case "certs":
+		return runCerts(ctx, args[1:], stdout, stderr, getenv)
 	case "config":
 		return runConfig(ctx, args[1:], stdout, stderr, getenv)
 	case "tokens":

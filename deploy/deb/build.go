@@ -28,8 +28,11 @@ const (
 	pkgName  = "gatehouse-agent"
 	binPath  = "/usr/bin/gatehouse-agent"
 	unitPath = "/usr/lib/systemd/system/gatehouse-agent.service"
-	confPath = "/etc/gatehouse/agent.conf"
-	docPath  = "/usr/share/doc/gatehouse-agent/agent.md"
+	// The renewal timer and the service it starts.
+	renewUnitPath  = "/usr/lib/systemd/system/gatehouse-agent-renew.service"
+	renewTimerPath = "/usr/lib/systemd/system/gatehouse-agent-renew.timer"
+	confPath       = "/etc/gatehouse/agent.conf"
+	docPath        = "/usr/share/doc/gatehouse-agent/agent.md"
 )
 
 // arch is how one Debian architecture is built with Go.
@@ -135,7 +138,8 @@ func cmpOr(a, b string) string {
 // packageInfo describes the package. nfpm reads contents from files, so
 // the embedded unit, config and scripts are written into work first.
 func packageInfo(work, src, bin, debArch, version, maintainer string) (*nfpm.Info, error) {
-	staged := map[string][]byte{"gatehouse-agent.service": deploy.AgentUnit, "agent.conf": deploy.AgentConf}
+	staged := map[string][]byte{"gatehouse-agent.service": deploy.AgentUnit, "agent.conf": deploy.AgentConf,
+		"gatehouse-agent-renew.service": deploy.RenewUnit, "gatehouse-agent-renew.timer": deploy.RenewTimer}
 	for _, s := range []string{"postinst", "prerm", "postrm"} {
 		data, err := scripts.ReadFile("scripts/" + s)
 		if err != nil {
@@ -154,6 +158,8 @@ func packageInfo(work, src, bin, debArch, version, maintainer string) (*nfpm.Inf
 	contents := files.Contents{
 		{Source: bin, Destination: binPath, FileInfo: mode(0o755)},
 		{Source: filepath.Join(work, "gatehouse-agent.service"), Destination: unitPath, FileInfo: mode(0o644)},
+		{Source: filepath.Join(work, "gatehouse-agent-renew.service"), Destination: renewUnitPath, FileInfo: mode(0o644)},
+		{Source: filepath.Join(work, "gatehouse-agent-renew.timer"), Destination: renewTimerPath, FileInfo: mode(0o644)},
 		{Source: filepath.Join(work, "agent.conf"), Destination: confPath, Type: files.TypeConfig, FileInfo: mode(0o644)},
 		{Destination: "/var/lib/gatehouse", Type: files.TypeDir, FileInfo: mode(0o700)},
 	}
@@ -164,7 +170,8 @@ func packageInfo(work, src, bin, debArch, version, maintainer string) (*nfpm.Inf
 		Name: pkgName, Arch: debArch, Platform: "linux", Version: version, VersionSchema: "none",
 		Section: "admin", Priority: "optional", Maintainer: maintainer,
 		Description: "gatehouse gateway agent\nEnrolls this gateway with a gatehouse server using its Mender device key,\n" +
-			"waits for an operator's approval and installs the credentials it receives\n(IoT Edge configuration, certificate), then restarts Mender and IoT Edge.",
+			"waits for an operator's approval and installs the credentials it receives\n(IoT Edge configuration, certificate), then restarts Mender and IoT Edge.\n" +
+			"A daily timer renews the certificate before it expires.",
 		MTime: time.Unix(0, 0).UTC(), // reproducible: same inputs, same .deb
 		Overridables: nfpm.Overridables{
 			Contents:   contents,

@@ -57,6 +57,8 @@ func checkContents(t *testing.T, list string) {
 	for _, want := range []string{
 		"-rwxr-xr-x root/root", "./usr/bin/gatehouse-agent",
 		"./usr/lib/systemd/system/gatehouse-agent.service",
+		"./usr/lib/systemd/system/gatehouse-agent-renew.service",
+		"./usr/lib/systemd/system/gatehouse-agent-renew.timer",
 		"./etc/gatehouse/agent.conf",
 		"drwx------ root/root         0 1970-01-01 00:00 ./var/lib/gatehouse/",
 		"./usr/share/doc/gatehouse-agent/agent.md",

@@ -111,6 +111,8 @@ export const removeAllowlist = (mac) => request('DELETE', `/api/v1/allowlist/${e
 export const planBulk = (req) => request('POST', '/api/v1/bulk', { ...req, dry_run: true });
 export const startBulk = (req) => request('POST', '/api/v1/bulk', req);
 export const bulk = (id) => request('GET', `/api/v1/bulk/${enc(id)}`);
+export const certificates = (id) => request('GET', `/api/v1/devices/${enc(id)}/certificates`);
+export const expiringCerts = (within) => request('GET', `/api/v1/certificates?expiring_within=${enc(within)}`);
 
 // Tokens and users (admin only) ------------------------------------------
 

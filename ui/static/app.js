@@ -12,6 +12,7 @@ import { usersView } from './users.js';
 import { tokensView } from './tokens.js';
 import { auditView } from './audit.js';
 import { allowlistView } from './allowlist.js';
+import { certsView } from './certs.js';
 
 const $ = (id) => document.getElementById(id);
 const main = $('main');
@@ -37,6 +38,7 @@ const pages = {
   users: { view: usersView, title: 'Users', role: 'admin' },
   tokens: { view: tokensView, title: 'Tokens', role: 'admin' },
   audit: { view: auditView, title: 'Audit log', role: 'admin' },
+  certs: { view: certsView, title: 'Certificates' },
 };
 
 const roleRank = { viewer: 1, operator: 2, admin: 3 };

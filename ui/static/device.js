@@ -5,8 +5,9 @@ import { h, replace, setText, timeEl } from './dom.js';
 import { code, fullTime, shortTime, stepWord } from './format.js';
 import { stateBadge, setState, copyButton, selectText, banner, coalesce } from './widgets.js';
 import { rekeyPanel } from './rekey.js';
-import { canEdit, editPanel } from './edit.js';
+import { editPanel } from './edit.js';
 import { decommissionPanel } from './decommission.js';
+import { certsPanel } from './certs.js';
 
 export function deviceView(main, ctx, id) {
   let gone = false;
@@ -22,12 +23,13 @@ export function deviceView(main, ctx, id) {
   const retryBox = h('div', { class: 'retry', hidden: true },
     h('div', {}, h('strong', { class: 'retry-title' }), h('p', { class: 'retry-reason' })),
     h('div', { class: 'retry-actions' }, retryBtn, retryMsg));
-  const editBox = h('div', {});
+  const edit = editPanel({ onSaved: () => load(), toast: (m) => ctx.toast(m) });
   const details = h('div', { class: 'cards' });
   const rekeys = h('div', { class: 'rekeys' });
   const steps = h('div', { class: 'table-wrap' });
   const timeline = h('div', {});
   const decom = decommissionPanel(ctx, id, { reload: () => load() });
+  const certs = certsPanel(id);
 
   main.append(h('section', { class: 'view view-device' },
     h('a', { class: 'back', href: '#/devices' }, '← All devices'),
@@ -36,11 +38,12 @@ export function deviceView(main, ctx, id) {
     notice,
     rekeys,
     retryBox,
-    editBox,
+    edit.el,
     details,
     h('section', { class: 'panel', 'aria-labelledby': 'steps-title' },
       h('h2', { id: 'steps-title' }, 'Provisioning steps'), steps),
     decom.el,
+    certs.el,
     h('section', { class: 'panel', 'aria-labelledby': 'timeline-title' },
       h('h2', { id: 'timeline-title' }, 'Timeline'), timeline)));
 
@@ -62,7 +65,7 @@ export function deviceView(main, ctx, id) {
 
   const load = coalesce(async () => {
     try {
-      const [d, ev] = await Promise.all([api.device(id), api.events(id)]);
+      const [d, ev] = await Promise.all([api.device(id), api.events(id), certs.load()]);
       if (gone) return;
       errors.clear();
       keepFocus(() => show(d, ev.events || []));
@@ -82,7 +85,7 @@ export function deviceView(main, ctx, id) {
     showNotice(d);
     showRetry(d);
     rekeyPanel(rekeys, d, ctx, load);
-    showEdit(d);
+    edit.update(d, ctx.session);
     replace(details, identityCard(d), statusCard(d));
     replace(steps, stepsTable(d));
     decom.update(d);
@@ -123,14 +126,6 @@ export function deviceView(main, ctx, id) {
       }
     });
     return btn;
-  }
-
-  // showEdit keeps an open form as it is, so a live update does not wipe
-  // what the operator is typing.
-  function showEdit(d) {
-    if (editBox.querySelector('form:not([hidden])')) return;
-    if (canEdit(d, ctx.session)) replace(editBox, editPanel(d, { onSaved: load, toast: ctx.toast }));
-    else replace(editBox);
   }
 
   function showRetry(d) {

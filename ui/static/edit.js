@@ -12,9 +12,12 @@ export function canEdit(d, session) {
   return editable.has(d.state) && session.role !== 'viewer';
 }
 
-// editPanel is the Edit button and its form for gateway d; onSaved gets the
-// gateway as the server answered it.
-export function editPanel(d, { onSaved, toast }) {
+// editPanel is the Edit button and its form; update(d) gives it the gateway
+// as last loaded, without touching an open form, so live updates neither
+// replace the button under the operator's pointer nor wipe what they type.
+// onSaved gets the gateway as the server answered it.
+export function editPanel({ onSaved, toast }) {
+  let d = null;
   const button = h('button', {
     type: 'button', class: 'btn', id: 'edit-device', 'aria-expanded': 'false', 'aria-controls': 'device-edit',
   }, 'Edit name or labels');
@@ -69,7 +72,15 @@ export function editPanel(d, { onSaved, toast }) {
     field.focus();
   }
   labels.addEventListener('input', () => labels.removeAttribute('aria-invalid'));
-  return h('div', { class: 'device-edit' }, button, el);
+  const box = h('div', { class: 'device-edit', hidden: true }, button, el);
+  return {
+    el: box,
+    update(next, session) {
+      d = next;
+      box.hidden = !canEdit(d, session);
+      if (box.hidden && !el.hidden) f.close(false);
+    },
+  };
 }
 
 // changeOf is the PATCH body for what the form holds, or why it is wrong.

@@ -17,6 +17,8 @@ RCONFLICTS:${PN} = "gatehouse-agent"
 RREPLACES:${PN} = "gatehouse-agent"
 
 GATEHOUSE_UNIT_SRC = "${S}/usr/lib/systemd/system/gatehouse-agent.service"
+GATEHOUSE_RENEW_SERVICE_SRC = "${S}/usr/lib/systemd/system/gatehouse-agent-renew.service"
+GATEHOUSE_RENEW_TIMER_SRC = "${S}/usr/lib/systemd/system/gatehouse-agent-renew.timer"
 GATEHOUSE_CONF_SRC = "${S}/etc/gatehouse/agent.conf"
 
 do_configure[noexec] = "1"

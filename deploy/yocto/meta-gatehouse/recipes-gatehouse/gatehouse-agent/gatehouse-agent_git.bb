@@ -32,6 +32,8 @@ GO_LINKSHARED = ""
 GO_EXTRA_LDFLAGS = "-X main.version=${PV}"
 
 GATEHOUSE_UNIT_SRC = "${S}/src/${GO_IMPORT}/deploy/systemd/gatehouse-agent.service"
+GATEHOUSE_RENEW_SERVICE_SRC = "${S}/src/${GO_IMPORT}/deploy/systemd/gatehouse-agent-renew.service"
+GATEHOUSE_RENEW_TIMER_SRC = "${S}/src/${GO_IMPORT}/deploy/systemd/gatehouse-agent-renew.timer"
 GATEHOUSE_CONF_SRC = "${S}/src/${GO_IMPORT}/deploy/agent.conf"
 
 # go.bbclass installs the whole source tree for -dev packages; the agent
