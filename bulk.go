@@ -45,3 +45,18 @@ type BulkItem struct {
 	// DeviceState is the gateway's state now, for following provisioning.
 	DeviceState State `json:"device_state,omitempty"`
 }
+
+// BulkProblem is what is wrong with one item of a bulk request; Item counts
+// from 1 in the order the request gave them.
+type BulkProblem struct {
+	Item  int    `json:"item"`
+	Error string `json:"error"`
+}
+
+// BulkPlan is what a bulk request would do: each gateway with the name it
+// would get, and what is wrong with the request, if anything.
+type BulkPlan struct {
+	Action   string        `json:"action"`
+	Items    []BulkItem    `json:"items"`
+	Problems []BulkProblem `json:"problems"`
+}

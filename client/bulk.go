@@ -27,18 +27,11 @@ type BulkRequest struct {
 	DryRun  bool              `json:"dry_run,omitempty"`
 }
 
-// BulkProblem is what is wrong with one item (counted from 1).
-type BulkProblem struct {
-	Item  int    `json:"item"`
-	Error string `json:"error"`
-}
-
-// BulkPlan is what a bulk request would do.
-type BulkPlan struct {
-	Action   string               `json:"action"`
-	Items    []gatehouse.BulkItem `json:"items"`
-	Problems []BulkProblem        `json:"problems"`
-}
+// BulkPlan and BulkProblem are the wire types, shared with the client.
+type (
+	BulkPlan    = gatehouse.BulkPlan
+	BulkProblem = gatehouse.BulkProblem
+)
 
 // PlanBulk asks what req would do, starting nothing.
 func (c *Client) PlanBulk(ctx context.Context, req BulkRequest) (*BulkPlan, error) {

@@ -57,20 +57,11 @@ type BulkTarget struct {
 	Labels map[string]string
 }
 
-// BulkProblem is what is wrong with one item of a request; Item counts
-// from 1 in the order the request gave them.
-type BulkProblem struct {
-	Item  int    `json:"item"`
-	Error string `json:"error"`
-}
-
-// BulkPlan is what a bulk request would do: each gateway with the name it
-// would get, and what is wrong with the request, if anything.
-type BulkPlan struct {
-	Action   string               `json:"action"`
-	Items    []gatehouse.BulkItem `json:"items"`
-	Problems []BulkProblem        `json:"problems"`
-}
+// BulkPlan and BulkProblem are the wire types, shared with the client.
+type (
+	BulkPlan    = gatehouse.BulkPlan
+	BulkProblem = gatehouse.BulkProblem
+)
 
 // PlanBulk checks a bulk request without changing anything: the dry run
 // an operator previews names with.
