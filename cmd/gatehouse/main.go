@@ -29,6 +29,7 @@ Usage:
   gatehouse certs expiring|list ...   certificates about to expire, and each gateway's renewals
   gatehouse tokens list|create|revoke ...   API tokens (see 'gatehouse tokens'; --db PATH to bootstrap)
   gatehouse users list|create|set|delete ...  people who log in to the page (see 'gatehouse users')
+  gatehouse backup FILE [--db PATH]   a consistent copy of the database while the server runs
   gatehouse version
 
 Run 'gatehouse COMMAND --help' for the flags of a command.
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runAllowlist(ctx, args[1:], stdout, stderr, getenv)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr, getenv)
+	case "backup":
+		return runBackup(ctx, args[1:], stdout, stderr, getenv)
 	case "certs":
 		return runCerts(ctx, args[1:], stdout, stderr, getenv)
 	case "config":
