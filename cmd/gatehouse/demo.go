@@ -36,7 +36,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	n := fs.Int("gateways", 3, "how many simulated gateways enroll")
 	listen := fs.String("listen", "127.0.0.1:8080", "listen address")
 	dbPath := fs.String("db", "", "database file to keep (default: a temporary one, deleted on exit)")
-	level := logLevelFlag(fs, getenv)
+	logs := addLogFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -44,7 +44,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		fmt.Fprintln(stderr, "gatehouse: --gateways must be 0-10000")
 		return 2
 	}
-	log, err := newLogger(stderr, *level)
+	log, err := logs.logger(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2

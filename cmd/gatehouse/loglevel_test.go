@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,5 +47,47 @@ func TestBadLogLevelRefused(t *testing.T) {
 		if stdout.Len() != 0 {
 			t.Errorf("%s: printed %q", name, stdout.String())
 		}
+	}
+}
+
+// --log-format json writes one JSON object per line, with the request id
+// and route of every request, which log collectors index; a bad format is
+// refused before anything starts.
+func TestJSONLogs(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := newLoggerAs(&buf, "info", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := appConfig{Listen: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "g.db"), Logger: log}
+	a, err := startApp(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(a.server.URL() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var sawRequest bool
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not a JSON line: %q (%v)", line, err)
+		}
+		if rec["msg"] == "http request" && rec["route"] == "GET /healthz" {
+			sawRequest = rec["request_id"] != "" && rec["request_id"] != nil
+		}
+	}
+	if !sawRequest {
+		t.Errorf("no JSON line for the request with its request id:\n%s", buf.String())
+	}
+	var stderr bytes.Buffer
+	code := run(t.Context(), []string{"serve", "--db", filepath.Join(t.TempDir(), "h.db"), "--log-format", "xml"}, io.Discard, &stderr, func(string) string { return "" })
+	if code != 2 || !strings.Contains(stderr.String(), `--log-format must be text or json, not "xml"`) {
+		t.Errorf("bad format: exit %d, stderr %q", code, stderr.String())
 	}
 }

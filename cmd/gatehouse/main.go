@@ -20,7 +20,7 @@ const usage = `gatehouse provisions edge gateways: enroll, approve, provision, d
 
 Usage:
   gatehouse serve [--listen ADDR] [--db PATH] [--config FILE] [--tls-cert FILE --tls-key FILE] [--simulate-backends]
-                 [--log-level debug|info|warn|error]
+                 [--log-level debug|info|warn|error] [--log-format text|json]
   gatehouse config check [--config FILE] [--online]
   gatehouse demo [--gateways N] [--listen ADDR] [--log-level LEVEL]
   gatehouse audit export|verify ...   (the hash-chained audit log; see 'gatehouse audit')

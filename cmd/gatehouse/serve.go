@@ -112,7 +112,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	simulated := fs.Bool("simulate-backends", false, "provision into simulated Mender, DPS, IoT Hub and Vault servers on loopback (for trials)")
 	certFile := fs.String("tls-cert", getenv("GATEHOUSE_TLS_CERT"), "serve HTTPS with this PEM certificate (chain) `FILE`; reloaded on SIGHUP (env GATEHOUSE_TLS_CERT)")
 	keyFile := fs.String("tls-key", getenv("GATEHOUSE_TLS_KEY"), "PEM private key `FILE` for --tls-cert (env GATEHOUSE_TLS_KEY)")
-	level := logLevelFlag(fs, getenv)
+	logs := addLogFlags(fs, getenv)
 	limits, envErr := floodFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -121,7 +121,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
-	log, err := newLogger(stderr, *level)
+	log, err := logs.logger(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
@@ -222,15 +222,30 @@ func describeSSO(c *sso.Config) string {
 	return c.Issuer
 }
 
-// logLevelFlag is --log-level, shared by serve and demo.
-func logLevelFlag(fs *flag.FlagSet, getenv func(string) string) *string {
-	return fs.String("log-level", envOr(getenv, "GATEHOUSE_LOG_LEVEL", "info"),
-		"log `LEVEL`: debug, info, warn or error (env GATEHOUSE_LOG_LEVEL); debug adds every backend call and the job runner's work")
+// logFlags are --log-level and --log-format, shared by serve and demo.
+type logFlags struct{ level, format *string }
+
+func addLogFlags(fs *flag.FlagSet, getenv func(string) string) logFlags {
+	return logFlags{
+		level: fs.String("log-level", envOr(getenv, "GATEHOUSE_LOG_LEVEL", "info"),
+			"log `LEVEL`: debug, info, warn or error (env GATEHOUSE_LOG_LEVEL); debug adds every backend call and the job runner's work"),
+		format: fs.String("log-format", envOr(getenv, "GATEHOUSE_LOG_FORMAT", "text"),
+			"log `FORMAT`: text, or json for one JSON object per line, as log collectors read them (env GATEHOUSE_LOG_FORMAT)"),
+	}
 }
 
-// newLogger logs text lines to w from level on. Secrets never reach a log
-// line at any level; a test scans a debug run for them.
+func (f logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	return newLoggerAs(w, *f.level, *f.format)
+}
+
+// newLogger logs text lines to w from level on.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	return newLoggerAs(w, level, "text")
+}
+
+// newLoggerAs logs to w from level on, as text or JSON lines. Secrets never
+// reach a log line at any level; a test scans a debug run for them.
+func newLoggerAs(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	switch strings.ToLower(strings.TrimSpace(level)) {
 	case "debug":
@@ -244,5 +259,12 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch strings.ToLower(strings.TrimSpace(format)) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
 }
