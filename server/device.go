@@ -1,7 +1,11 @@
 package server
 
 import (
+	"context"
 	"net/http"
+	"time"
+
+	"gatehouse"
 
 	"gatehouse/protocol"
 )
@@ -23,11 +27,40 @@ func (s *Server) handleWait(w http.ResponseWriter, r *http.Request, sig *protoco
 	if err := decodeJSON(body, &req); err != nil {
 		return err
 	}
-	st, err := s.svc.Wait(r.Context(), sig, req.State, remoteAddr(r), s.LongPoll)
+	ctx, stop := s.untilClosing(r.Context())
+	defer stop()
+	st, err := s.svc.Wait(ctx, sig, req.State, remoteAddr(r), s.LongPoll)
+	if err != nil && s.isClosing() {
+		// A held poll would keep shutdown waiting for its whole timeout;
+		// the agent retries, and finds another replica or this one back.
+		return gatehouse.Errorf(gatehouse.EUNAVAILABLE, "the server is shutting down; ask again").WithRetryAfter(time.Second)
+	}
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, st)
+}
+
+// untilClosing is ctx, also cancelled when the server starts to close.
+func (s *Server) untilClosing(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+func (s *Server) isClosing() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *Server) handleAck(w http.ResponseWriter, r *http.Request, sig *protocol.Signed, body []byte) error {

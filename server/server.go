@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -55,7 +56,8 @@ type Server struct {
 	verifier   *protocol.Verifier
 	ln         net.Listener
 	srv        *http.Server
-	closing    chan struct{} // closed by Close, to end event streams
+	closing    chan struct{} // closed by Close, to end event streams and long polls
+	closeOnce  sync.Once
 	authWarn   *authLimiter
 	devLimit   *sourceLimiter // built by Handler from DeviceRate and DeviceBurst
 	loginLimit *sourceLimiter // built by Handler from LoginRate and LoginBurst
@@ -143,6 +145,7 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.srv == nil {
 		return nil
 	}
-	close(s.closing)
+	// Closing twice (a signal, then a deferred close) is harmless.
+	s.closeOnce.Do(func() { close(s.closing) })
 	return s.srv.Shutdown(ctx)
 }

@@ -34,6 +34,7 @@ import (
 )
 
 type testBundle struct {
+	srv   *server.Server
 	url   string
 	svc   *provision.Service
 	admin string
@@ -113,7 +114,7 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 		srv.Close(ctx)
 		svc.Stop(ctx)
 	})
-	tb := &testBundle{url: srv.URL(), svc: svc}
+	tb := &testBundle{srv: srv, url: srv.URL(), svc: svc}
 	tb.admin, _, _ = svc.CreateToken(ctx, provision.TokenSpec{Name: "admin", Role: gatehouse.RoleAdmin})
 	tb.view, _, _ = svc.CreateToken(ctx, provision.TokenSpec{Name: "viewer", Role: gatehouse.RoleViewer})
 	return tb

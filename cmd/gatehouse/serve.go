@@ -93,14 +93,24 @@ func startSSO(ctx context.Context, svc *provision.Service, c sso.Config, log *sl
 	return s, nil
 }
 
-// Close stops HTTP first so no new work arrives, then lets running steps
-// finish for a while, then closes the database.
+// Close stops HTTP first so no new work arrives (held long polls are
+// answered at once), then lets running steps finish for a while, then
+// closes the database. Every failure reaches the caller, and so the exit
+// code.
 func (a *app) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	a.server.Close(ctx)
-	a.svc.Stop(ctx)
-	return a.db.Close()
+	var errs []error
+	if err := a.server.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop serving: %w", err))
+	}
+	if err := a.svc.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop the job runner: %w", err))
+	}
+	if err := a.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close the database: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
