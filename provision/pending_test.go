@@ -201,6 +201,10 @@ func TestExpirePendingRemovesOnlyStalePending(t *testing.T) {
 	t.Parallel()
 	c := setupClocked(t, provision.Config{PendingExpiry: 7 * 24 * time.Hour}, nil)
 	ctx := context.Background()
+	// The hourly expiry also runs once at start; on a loaded machine that
+	// run can come late, after the clock below has moved, and take the
+	// stale gateway first. Let it finish before the clock moves.
+	waitJobDone(t, c.db, "expire_pending")
 	stale, returned, approved, dismissed, fresh := newGateway(t), newGateway(t), newGateway(t), newGateway(t), newGateway(t)
 	staleID := c.enroll(t, stale).DeviceID
 	c.enroll(t, returned)
@@ -281,5 +285,19 @@ func TestExpirePendingJobRunsOnStart(t *testing.T) {
 	// logs what it removed, and the next run the rest.
 	if !eventually(waitTimeout, func() bool { return c.logs.removed() == n }) {
 		t.Fatalf("the log says %d were removed, want %d", c.logs.removed(), n)
+	}
+}
+
+// waitJobDone waits until a job of kind has completed at least once.
+func waitJobDone(t *testing.T, db *store.DB, kind string) {
+	t.Helper()
+	done := eventually(waitTimeout, func() bool {
+		var n int
+		err := db.SQL().QueryRowContext(context.Background(),
+			`SELECT count(*) FROM river_job WHERE kind = ? AND state = 'completed'`, kind).Scan(&n)
+		return err == nil && n > 0
+	})
+	if !done {
+		t.Fatalf("no %s job completed within %v", kind, waitTimeout)
 	}
 }
