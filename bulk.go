@@ -60,3 +60,27 @@ type BulkPlan struct {
 	Items    []BulkItem    `json:"items"`
 	Problems []BulkProblem `json:"problems"`
 }
+
+// BulkRequest asks for many pending gateways to be approved or dismissed.
+// Either Items name each gateway (by id or MAC) with its name, or IDs with
+// a Pattern give the names: "site-a-{n:03}" names the first site-a-001
+// when Start is 1 (the default). DryRun asks what it would do and starts
+// nothing.
+type BulkRequest struct {
+	Action  string       `json:"action"`
+	Items   []BulkTarget `json:"items,omitempty"`
+	IDs     []string     `json:"ids,omitempty"`
+	Pattern string       `json:"pattern,omitempty"`
+	Start   *int         `json:"start,omitempty"`
+	// Labels go on every gateway a pattern names.
+	Labels map[string]string `json:"labels,omitempty"`
+	DryRun bool              `json:"dry_run,omitempty"`
+}
+
+// BulkTarget is one gateway of a BulkRequest: by ID or by MAC.
+type BulkTarget struct {
+	ID     string            `json:"id,omitempty"`
+	MAC    string            `json:"mac,omitempty"`
+	Name   string            `json:"name,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+}

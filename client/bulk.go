@@ -7,28 +7,10 @@ import (
 	"gatehouse"
 )
 
-// BulkItem is one gateway of a bulk request: by ID or by MAC.
-type BulkItem struct {
-	ID     string            `json:"id,omitempty"`
-	MAC    string            `json:"mac,omitempty"`
-	Name   string            `json:"name,omitempty"`
-	Labels map[string]string `json:"labels,omitempty"`
-}
-
-// BulkRequest approves or dismisses many pending gateways: Items each with
-// its name, or IDs named by Pattern ("site-a-{n:03}") from Start.
-type BulkRequest struct {
-	Action  string            `json:"action"`
-	Items   []BulkItem        `json:"items,omitempty"`
-	IDs     []string          `json:"ids,omitempty"`
-	Pattern string            `json:"pattern,omitempty"`
-	Start   *int              `json:"start,omitempty"`
-	Labels  map[string]string `json:"labels,omitempty"`
-	DryRun  bool              `json:"dry_run,omitempty"`
-}
-
-// BulkPlan and BulkProblem are the wire types, shared with the client.
+// The bulk wire types, as the server reads and answers them.
 type (
+	BulkRequest = gatehouse.BulkRequest
+	BulkTarget  = gatehouse.BulkTarget
 	BulkPlan    = gatehouse.BulkPlan
 	BulkProblem = gatehouse.BulkProblem
 )

@@ -35,30 +35,11 @@ const bulkBatch = 32
 // maxBulkProblems is how many refused items an error message names.
 const maxBulkProblems = 10
 
-// BulkRequest asks for many pending gateways to be approved or dismissed.
-// Either Items name each gateway (by id or MAC) with its name, or IDs with
-// a Pattern give the names: "site-a-{n:03}" names the first site-a-001
-// when Start is 1 (the default).
-type BulkRequest struct {
-	Action  string
-	Items   []BulkTarget
-	IDs     []string
-	Pattern string
-	Start   *int
-	// Labels go on every gateway a pattern names.
-	Labels map[string]string
-}
-
-// BulkTarget is one gateway of a BulkRequest.
-type BulkTarget struct {
-	ID     string
-	MAC    string
-	Name   string
-	Labels map[string]string
-}
-
-// BulkPlan and BulkProblem are the wire types, shared with the client.
+// The bulk wire types live in the root package, shared with the server's
+// decoding and the client.
 type (
+	BulkRequest = gatehouse.BulkRequest
+	BulkTarget  = gatehouse.BulkTarget
 	BulkPlan    = gatehouse.BulkPlan
 	BulkProblem = gatehouse.BulkProblem
 )

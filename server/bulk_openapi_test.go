@@ -23,8 +23,8 @@ func TestOpenAPIBulkSchemas(t *testing.T) {
 		schema string
 		value  any
 	}{
-		{"BulkRequest", bulkRequest{Action: "approve", IDs: []string{"x57caa5lsobd"}, Pattern: "site-a-{n:03}", Start: &start, DryRun: true}},
-		{"BulkRequest", bulkRequest{Action: "approve", Items: []bulkItemRequest{{MAC: "02:00:00:00:00:01", Name: "gw-1", Labels: map[string]string{"group": "a"}}}}},
+		{"BulkRequest", gatehouse.BulkRequest{Action: "approve", IDs: []string{"x57caa5lsobd"}, Pattern: "site-a-{n:03}", Start: &start, DryRun: true}},
+		{"BulkRequest", gatehouse.BulkRequest{Action: "approve", Items: []gatehouse.BulkTarget{{MAC: "02:00:00:00:00:01", Name: "gw-1", Labels: map[string]string{"group": "a"}}}}},
 		{"BulkOperation", gatehouse.BulkOperation{ID: "b", Action: "approve", Actor: "user:alice", Total: 1, Failed: 1,
 			CreatedAt: now, FinishedAt: &now, Items: []gatehouse.BulkItem{item}}},
 		{"BulkPlan", provision.BulkPlan{Action: "approve", Items: []gatehouse.BulkItem{item}, Problems: []provision.BulkProblem{{Item: 1, Error: "bad"}}}},

@@ -48,9 +48,9 @@ func devicesApproveCSV(ctx context.Context, args []string, dio deviceIO) int {
 	if err != nil {
 		return cmd.exit(err)
 	}
-	req := client.BulkRequest{Action: gatehouse.BulkApprove, Items: make([]client.BulkItem, len(rows))}
+	req := client.BulkRequest{Action: gatehouse.BulkApprove, Items: make([]client.BulkTarget, len(rows))}
 	for i, r := range rows {
-		req.Items[i] = client.BulkItem{ID: r.ID, MAC: r.MAC, Name: r.Name, Labels: r.Labels}
+		req.Items[i] = client.BulkTarget{ID: r.ID, MAC: r.MAC, Name: r.Name, Labels: r.Labels}
 	}
 	plan, err := c.PlanBulk(ctx, req)
 	if err != nil {
