@@ -33,13 +33,7 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 		admit := func() error { return s.admitPending(ctx, tx) }
 		id, created, err = enrollTx(ctx, tx, sig, req, mac, addr, s.code(sig.Fingerprint), admit)
 		if created && err == nil {
-			err = s.claimAllowlisted(ctx, tx, id, mac, sig.Fingerprint)
-		}
-		if created && err == nil {
-			if err = noteForgotten(ctx, tx, id, sig.Fingerprint, mac); err == nil {
-				s.pending.added()
-				rekeyOf, err = rekeyTargetOf(ctx, tx, id)
-			}
+			rekeyOf, err = s.enrolledNew(ctx, tx, id, mac, sig.Fingerprint)
 		}
 		return err
 	})
@@ -52,6 +46,21 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 		publishIf(s.notify, rekeyOf) // the gateway's page shows its new candidate
 	}
 	return s.status(ctx, sig.Fingerprint)
+}
+
+// enrolledNew does what a new device's first enrollment starts, in its
+// transaction: an allowlisted MAC's approval, a note of an earlier
+// forgotten device, and the count of the pending queue. It returns the
+// gateway the device is a re-key candidate of, if any.
+func (s *Service) enrolledNew(ctx context.Context, tx *store.Tx, id, mac, fp string) (string, error) {
+	if err := s.claimAllowlisted(ctx, tx, id, mac, fp); err != nil {
+		return "", err
+	}
+	if err := noteForgotten(ctx, tx, id, fp, mac); err != nil {
+		return "", err
+	}
+	s.pending.added()
+	return rekeyTargetOf(ctx, tx, id)
 }
 
 // enrollTx stores the device's code with it, so duplicates among pending
