@@ -168,7 +168,7 @@ func (s *Service) stepInput(ctx context.Context, id string, name gatehouse.StepN
 		if err != nil {
 			return err
 		}
-		in = &gatehouse.StepInput{Device: d, Key: k, Recorded: stepOutput(d, name), Record: s.record(id, name)}
+		in = s.inputFor(d, k, name)
 		return nil
 	})
 	return in, err

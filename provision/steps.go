@@ -56,6 +56,11 @@ func (s *Service) record(id string, name gatehouse.StepName) func(context.Contex
 	}
 }
 
+// inputFor is what a backend's step knows of device d with its key k.
+func (s *Service) inputFor(d *gatehouse.Device, k *gatehouse.DeviceKey, name gatehouse.StepName) *gatehouse.StepInput {
+	return &gatehouse.StepInput{Device: d, Key: k, Recorded: stepOutput(d, name), Record: s.record(d.ID, name)}
+}
+
 // beginStep marks the step running, unless it is already done or the device
 // no longer wants provisioning (dismissed or decommissioned meanwhile).
 func (s *Service) beginStep(ctx context.Context, id string, name gatehouse.StepName) (*gatehouse.StepInput, bool, error) {
@@ -72,7 +77,7 @@ func (s *Service) beginStep(ctx context.Context, id string, name gatehouse.StepN
 		if err != nil {
 			return err
 		}
-		in = &gatehouse.StepInput{Device: d, Key: k, Recorded: stepOutput(d, name), Record: s.record(id, name)}
+		in = s.inputFor(d, k, name)
 		if err := tx.StartStep(ctx, id, name); err != nil {
 			return err
 		}
