@@ -38,7 +38,7 @@ func (s *Service) claimAllowlisted(ctx context.Context, tx *store.Tx, id, mac, f
 	if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "allowlisted", Actor: "allowlist", Detail: detail}); err != nil {
 		return err
 	}
-	if _, err := s.jobs.InsertTx(ctx, tx.SQL(), allowlistArgs{DeviceID: id}, nil); err != nil {
+	if _, err := tx.Enqueue(ctx, allowlistArgs{DeviceID: id}, nil); err != nil {
 		return fmt.Errorf("provision: enqueue allowlist approval: %w", err)
 	}
 	return nil

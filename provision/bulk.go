@@ -93,7 +93,7 @@ func (s *Service) startBulk(ctx context.Context, actor string, req BulkRequest) 
 		if err := tx.CreateBulk(ctx, op, gatehouse.OriginOf(ctx)); err != nil {
 			return err
 		}
-		if _, err := s.jobs.InsertTx(ctx, tx.SQL(), bulkArgs{OperationID: op.ID}, nil); err != nil {
+		if _, err := tx.Enqueue(ctx, bulkArgs{OperationID: op.ID}, nil); err != nil {
 			return fmt.Errorf("provision: enqueue bulk operation: %w", err)
 		}
 		detail := map[string]any{"action": op.Action, "items": op.Total}

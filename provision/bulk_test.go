@@ -13,7 +13,6 @@ import (
 	"gatehouse/azure"
 	"gatehouse/provision"
 	"gatehouse/simulate"
-	"gatehouse/store"
 )
 
 // bulkFleet is a service over simulated backends whose DPS is reached over
@@ -474,9 +473,9 @@ func TestBulkRefusesBadRequestsWhole(t *testing.T) {
 		}
 	}
 	var bulks int
-	tb.db.InTx(ctx, func(tx *store.Tx) error {
-		return tx.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM bulk_operations`).Scan(&bulks)
-	})
+	if err := tb.db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM bulk_operations`).Scan(&bulks); err != nil {
+		t.Fatal(err)
+	}
 	if bulks != 0 {
 		t.Errorf("%d bulk operations stored after refusals, want none", bulks)
 	}

@@ -141,7 +141,7 @@ func (s *Service) enqueueRemovals(ctx context.Context, tx *store.Tx, id string, 
 	for _, b := range backends {
 		params = append(params, river.InsertManyParams{Args: removalArgs{DeviceID: id, Backend: b}})
 	}
-	res, err := s.jobs.InsertManyTx(ctx, tx.SQL(), params)
+	res, err := tx.EnqueueMany(ctx, params)
 	if err != nil {
 		return fmt.Errorf("provision: enqueue removals: %w", err)
 	}
@@ -266,7 +266,7 @@ func (s *Service) beginRemoval(ctx context.Context, id string, b gatehouse.Decom
 // removalWait says what a removal must wait for, or "".
 func (s *Service) removalWait(ctx context.Context, tx *store.Tx, d *gatehouse.Device, b gatehouse.Decommissioner) (string, error) {
 	if st := findStep(d, stepOf(b)); st != nil && st.JobID != 0 {
-		job, err := s.jobs.JobGetTx(ctx, tx.SQL(), st.JobID)
+		job, err := tx.Job(ctx, st.JobID)
 		if err != nil && !errors.Is(err, river.ErrNotFound) {
 			return "", fmt.Errorf("provision: read job of step %s: %w", st.Name, err)
 		}

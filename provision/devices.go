@@ -279,7 +279,7 @@ func (s *Service) enqueueSteps(ctx context.Context, tx *store.Tx, id string, ste
 	for _, st := range steps {
 		params = append(params, river.InsertManyParams{Args: stepArgs{DeviceID: id, Step: st}})
 	}
-	res, err := s.jobs.InsertManyTx(ctx, tx.SQL(), params)
+	res, err := tx.EnqueueMany(ctx, params)
 	if err != nil {
 		return fmt.Errorf("provision: enqueue steps: %w", err)
 	}

@@ -55,7 +55,7 @@ func (s *Service) startFollowUp(ctx context.Context, tx *store.Tx, id string) er
 }
 
 func (s *Service) enqueueFollow(ctx context.Context, tx *store.Tx, id string) error {
-	res, err := s.jobs.InsertTx(ctx, tx.SQL(), followArgs{DeviceID: id, Since: tx.Now()}, nil)
+	res, err := tx.Enqueue(ctx, followArgs{DeviceID: id, Since: tx.Now()}, nil)
 	if err != nil {
 		return fmt.Errorf("provision: enqueue follow-up: %w", err)
 	}

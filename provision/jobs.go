@@ -2,17 +2,16 @@ package provision
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
 
 	"gatehouse"
+	"gatehouse/store"
 )
 
 // stepArgs is the durable job for one backend step of one device.
@@ -50,7 +49,7 @@ const (
 // with a 5-minute cap this keeps retrying for weeks, visibly.
 const maxAttempts = 10000
 
-func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql.Tx], error) {
+func newJobClient(db *store.DB, s *Service) (*store.Jobs, error) {
 	workers := river.NewWorkers()
 	err := errors.Join(
 		river.AddWorkerSafely(workers, &stepWorker{svc: s}),
@@ -70,7 +69,7 @@ func newJobClient(db interface{ SQL() *sql.DB }, s *Service) (*river.Client[*sql
 		return nil, fmt.Errorf("provision: register workers: %w", err)
 	}
 	c := s.cfg
-	client, err := river.NewClient(riversqlite.New(db.SQL()), &river.Config{
+	client, err := db.NewJobs(&river.Config{
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: c.Workers},
 			queueFollow:        {MaxWorkers: max(c.Workers/2, 1)},

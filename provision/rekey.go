@@ -207,7 +207,7 @@ func (s *Service) stopStepJobs(ctx context.Context, tx *store.Tx, gw *gatehouse.
 		if st.JobID == 0 {
 			continue
 		}
-		job, err := s.jobs.JobGetTx(ctx, tx.SQL(), st.JobID)
+		job, err := tx.Job(ctx, st.JobID)
 		if err != nil {
 			if isJobNotFound(err) {
 				continue
@@ -221,7 +221,7 @@ func (s *Service) stopStepJobs(ctx context.Context, tx *store.Tx, gw *gatehouse.
 			// superseded by the re-key's job.
 			continue
 		}
-		if _, err := s.jobs.JobCancelTx(ctx, tx.SQL(), st.JobID); err != nil && !isJobNotFound(err) {
+		if _, err := tx.CancelJob(ctx, st.JobID); err != nil && !isJobNotFound(err) {
 			return fmt.Errorf("provision: cancel job of step %s: %w", st.Name, err)
 		}
 	}
@@ -288,7 +288,7 @@ func (w *rekeyStepWorker) Work(ctx context.Context, job *river.Job[rekeyStepArgs
 
 func (s *Service) enqueueRekeySteps(ctx context.Context, tx *store.Tx, id string, steps []gatehouse.StepName, from string) error {
 	for _, st := range steps {
-		res, err := s.jobs.InsertTx(ctx, tx.SQL(), rekeyStepArgs{DeviceID: id, Step: st, From: from}, nil)
+		res, err := tx.Enqueue(ctx, rekeyStepArgs{DeviceID: id, Step: st, From: from}, nil)
 		if err != nil {
 			return fmt.Errorf("provision: enqueue re-key step: %w", err)
 		}
@@ -345,7 +345,7 @@ func (s *Service) keepStepCertificate(ctx context.Context, tx *store.Tx, id stri
 	if keep == "" {
 		return nil
 	}
-	_, err := s.jobs.InsertTx(ctx, tx.SQL(), revokeReplacedArgs{DeviceID: id, Keep: keep}, nil)
+	_, err := tx.Enqueue(ctx, revokeReplacedArgs{DeviceID: id, Keep: keep}, nil)
 	if err != nil {
 		return fmt.Errorf("provision: enqueue revocation of replaced certificates: %w", err)
 	}

@@ -38,7 +38,7 @@ func (w *renewRevokeWorker) Work(ctx context.Context, job *river.Job[renewRevoke
 // revokeLater enqueues the revocation in the caller's transaction, so it
 // is committed with the change that calls for it.
 func (s *Service) revokeLater(ctx context.Context, tx *store.Tx, id, serial string) error {
-	if _, err := s.jobs.InsertTx(ctx, tx.SQL(), renewRevokeArgs{DeviceID: id, Serial: serial}, nil); err != nil {
+	if _, err := tx.Enqueue(ctx, renewRevokeArgs{DeviceID: id, Serial: serial}, nil); err != nil {
 		return fmt.Errorf("provision: enqueue revocation of %s: %w", serial, err)
 	}
 	return nil

@@ -80,7 +80,7 @@ func failedJobs(d *gatehouse.Device) []int64 {
 func (s *Service) retryJob(ctx context.Context, id int64) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		job, err := s.jobs.JobRetry(ctx, id)
+		job, err := s.jobs.Retry(ctx, id)
 		if err != nil {
 			return fmt.Errorf("provision: retry job %d: %w", id, err)
 		}

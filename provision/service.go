@@ -5,14 +5,12 @@ package provision
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
-	"github.com/riverqueue/river"
 
 	"gatehouse"
 	"gatehouse/store"
@@ -92,7 +90,7 @@ type Service struct {
 	cfg    Config
 	log    *slog.Logger
 	notify Notifier
-	jobs   *river.Client[*sql.Tx]
+	jobs   *store.Jobs
 	secret []byte // keys verification codes; never logged
 	// refusals rate-limits audit entries of refused credentials.
 	refusals refusalLimiter

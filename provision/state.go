@@ -41,7 +41,7 @@ func (s *Service) setState(ctx context.Context, tx *store.Tx, d *gatehouse.Devic
 	}
 	e := webhook.Event{ID: newEventID(), Type: "device.state_changed", At: tx.Now(), DeviceID: d.ID, Name: name,
 		State: string(c.to), PreviousState: string(d.State), Reason: c.reason, Actor: c.actor}
-	if _, err := s.jobs.InsertTx(ctx, tx.SQL(), webhookArgs{Event: e}, nil); err != nil {
+	if _, err := tx.Enqueue(ctx, webhookArgs{Event: e}, nil); err != nil {
 		return fmt.Errorf("provision: enqueue webhook: %w", err)
 	}
 	return nil

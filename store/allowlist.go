@@ -41,7 +41,7 @@ func (tx *Tx) AddAllowlistEntry(ctx context.Context, e *gatehouse.AllowlistEntry
 		return err
 	}
 	e.ImportedAt = tx.now
-	_, err = tx.tx.ExecContext(ctx, `INSERT INTO allowlist (mac, name, labels, imported_by, imported_at) VALUES (?, ?, ?, ?, ?)`,
+	_, err = tx.q.ExecContext(ctx, `INSERT INTO allowlist (mac, name, labels, imported_by, imported_at) VALUES (?, ?, ?, ?, ?)`,
 		e.MAC, e.Name, string(b), e.ImportedBy, micros(tx.now))
 	return translate(err, "allowlist entry")
 }
@@ -62,7 +62,7 @@ func (tx *Tx) AllowlistByDevice(ctx context.Context, deviceID string) (*gatehous
 }
 
 func (tx *Tx) oneAllowlist(ctx context.Context, col, v, what string) (*gatehouse.AllowlistEntry, error) {
-	e, err := scanAllowlist(tx.tx.QueryRowContext(ctx, `SELECT `+allowlistColumns+` FROM allowlist WHERE `+col+` = ?`, v))
+	e, err := scanAllowlist(tx.q.QueryRowContext(ctx, `SELECT `+allowlistColumns+` FROM allowlist WHERE `+col+` = ?`, v))
 	if err != nil {
 		return nil, translate(err, what)
 	}
@@ -73,13 +73,10 @@ func (tx *Tx) oneAllowlist(ctx context.Context, col, v, what string) (*gatehouse
 // A limit of 0 or less returns them all.
 func (tx *Tx) Allowlist(ctx context.Context, offset, limit int) ([]gatehouse.AllowlistEntry, int, error) {
 	var total int
-	if err := tx.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM allowlist`).Scan(&total); err != nil {
+	if err := tx.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM allowlist`).Scan(&total); err != nil {
 		return nil, 0, translate(err, "allowlist")
 	}
-	if limit <= 0 {
-		limit = -1
-	}
-	rows, err := tx.tx.QueryContext(ctx, `SELECT `+allowlistColumns+` FROM allowlist ORDER BY mac LIMIT ? OFFSET ?`, limit, offset)
+	rows, err := tx.q.QueryContext(ctx, `SELECT `+allowlistColumns+` FROM allowlist ORDER BY mac LIMIT ? OFFSET ?`, noLimit(limit), offset)
 	if err != nil {
 		return nil, 0, translate(err, "allowlist")
 	}
@@ -97,7 +94,7 @@ func (tx *Tx) Allowlist(ctx context.Context, offset, limit int) ([]gatehouse.All
 
 // DeleteAllowlistEntry removes the entry of a MAC; ENOTFOUND if none.
 func (tx *Tx) DeleteAllowlistEntry(ctx context.Context, mac string) error {
-	res, err := tx.tx.ExecContext(ctx, `DELETE FROM allowlist WHERE mac = ?`, mac)
+	res, err := tx.q.ExecContext(ctx, `DELETE FROM allowlist WHERE mac = ?`, mac)
 	if err != nil {
 		return translate(err, "allowlist entry")
 	}
@@ -111,7 +108,7 @@ func (tx *Tx) DeleteAllowlistEntry(ctx context.Context, mac string) error {
 // key. It reports false, changing nothing, when the MAC is not listed or
 // its entry is pinned already: only the first key ever claims an entry.
 func (tx *Tx) ClaimAllowlistEntry(ctx context.Context, mac, deviceID, fingerprint string) (bool, error) {
-	res, err := tx.tx.ExecContext(ctx, `UPDATE allowlist SET device_id = ?, fingerprint = ?, used_at = ?
+	res, err := tx.q.ExecContext(ctx, `UPDATE allowlist SET device_id = ?, fingerprint = ?, used_at = ?
 		WHERE mac = ? AND device_id IS NULL`, deviceID, fingerprint, micros(tx.now), mac)
 	if err != nil {
 		return false, translate(err, "allowlist entry")
@@ -124,9 +121,9 @@ func (tx *Tx) ClaimAllowlistEntry(ctx context.Context, mac, deviceID, fingerprin
 // with a MAC, by any of its keys; "" if there is none.
 func (tx *Tx) DeviceWithMAC(ctx context.Context, mac, except string) (string, error) {
 	var id string
-	err := tx.tx.QueryRowContext(ctx, `SELECT id FROM (
+	err := tx.q.QueryRowContext(ctx, `SELECT id FROM (
 		SELECT id FROM devices WHERE mac = ? AND id <> ?
-		UNION SELECT device_id FROM device_keys WHERE mac = ? AND device_id <> ?) LIMIT 1`,
+		UNION SELECT device_id FROM device_keys WHERE mac = ? AND device_id <> ?) AS enrolled LIMIT 1`,
 		mac, except, mac, except).Scan(&id)
 	if err == sql.ErrNoRows {
 		return "", nil

@@ -26,7 +26,7 @@ func (tx *Tx) AppendAudit(ctx context.Context, e *audit.Entry) error {
 		return err
 	}
 	head := audit.Head{}
-	err := tx.tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&head.Seq, &head.Hash)
+	err := tx.q.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&head.Seq, &head.Hash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return translate(err, "audit log head")
 	}
@@ -38,7 +38,7 @@ func (tx *Tx) AppendAudit(ctx context.Context, e *audit.Entry) error {
 		e.Detail = "{}"
 	}
 	e.Hash = audit.ComputeHash(*e)
-	_, err = tx.tx.ExecContext(ctx, `INSERT INTO audit_log
+	_, err = tx.q.ExecContext(ctx, `INSERT INTO audit_log
 		(seq, at, actor, source, request_id, action, target, result, detail, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Seq, micros(e.At), e.Actor, e.Source, e.RequestID, e.Action, e.Target, e.Result, e.Detail, e.PrevHash, e.Hash)
@@ -74,7 +74,7 @@ func (tx *Tx) AuditAfter(ctx context.Context, after int64, limit int) ([]audit.E
 }
 
 func (tx *Tx) auditQuery(ctx context.Context, q string, args ...any) ([]audit.Entry, error) {
-	rows, err := tx.tx.QueryContext(ctx, q, args...)
+	rows, err := tx.q.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, translate(err, "audit log")
 	}

@@ -29,11 +29,7 @@ func verifyDB(t *testing.T, db *store.DB, expect audit.Head) (audit.Head, error)
 	return audit.Verify(db.AuditEntries(t.Context()), expect)
 }
 
-func TestAuditAppendChains(t *testing.T) {
-	t.Parallel()
-	db := openSQLite(t, filepath.Join(t.TempDir(), "gatehouse.db"))
-	clk := &clock{now: t0}
-	db.Now = clk.Now
+func testAuditAppendChains(t *testing.T, db *store.DB, clk *clock) {
 	var first audit.Entry
 	inTx(t, db, func(tx *store.Tx) error {
 		first = audit.Entry{Actor: "token:alice", Action: "device.approve", Target: "dev-1", Result: "ok"}
@@ -70,11 +66,9 @@ func TestAuditAppendChains(t *testing.T) {
 	}
 }
 
-// TestAuditRolledBack: an entry appended in a transaction that fails
+// testAuditRolledBack: an entry appended in a transaction that fails
 // disappears with it, and the chain goes on from the last committed one.
-func TestAuditRolledBack(t *testing.T) {
-	t.Parallel()
-	db := openSQLite(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+func testAuditRolledBack(t *testing.T, db *store.DB, _ *clock) {
 	appendN(t, db, 1)
 	boom := errors.New("the change failed")
 	err := db.InTx(t.Context(), func(tx *store.Tx) error {
@@ -104,9 +98,7 @@ func TestAuditIsAppendOnly(t *testing.T) {
 	}
 }
 
-func TestAuditRefusesInvalidUTF8(t *testing.T) {
-	t.Parallel()
-	db := openSQLite(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+func testAuditRefusesInvalidUTF8(t *testing.T, db *store.DB, _ *clock) {
 	err := db.InTx(t.Context(), func(tx *store.Tx) error {
 		return tx.AppendAudit(t.Context(), &audit.Entry{Actor: "a", Action: "device.approve", Target: "\xff", Result: "ok"})
 	})
@@ -115,10 +107,8 @@ func TestAuditRefusesInvalidUTF8(t *testing.T) {
 	}
 }
 
-// TestAuditEntriesPages reads a log longer than one page, oldest first.
-func TestAuditEntriesPages(t *testing.T) {
-	t.Parallel()
-	db := openSQLite(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+// testAuditEntriesPages reads a log longer than one page, oldest first.
+func testAuditEntriesPages(t *testing.T, db *store.DB, _ *clock) {
 	const n = 2345
 	inTx(t, db, func(tx *store.Tx) error {
 		for i := range n {

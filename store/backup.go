@@ -24,7 +24,7 @@ func (d *DB) Backup(ctx context.Context, path string) error {
 	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".partial")
 	os.Remove(tmp)
-	if _, err := d.db.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
+	if _, err := d.q.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("store: backup: %w", err)
 	}

@@ -13,18 +13,12 @@ import (
 // operation's origin is kept so its work is audited as its starter's.
 func (tx *Tx) CreateBulk(ctx context.Context, op *gatehouse.BulkOperation, origin gatehouse.Origin) error {
 	op.CreatedAt, op.Total = tx.now, len(op.Items)
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO bulk_operations
+	_, err := tx.q.ExecContext(ctx, `INSERT INTO bulk_operations
 		(id, action, actor, source, request_id, total, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		op.ID, op.Action, op.Actor, origin.Source, origin.RequestID, op.Total, micros(tx.now))
 	if err != nil {
 		return translate(err, "bulk operation")
 	}
-	stmt, err := tx.tx.PrepareContext(ctx, `INSERT INTO bulk_items
-		(operation_id, seq, device_id, name, labels, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return translate(err, "bulk items")
-	}
-	defer stmt.Close()
 	for i := range op.Items {
 		it := &op.Items[i]
 		it.Seq, it.State = i+1, gatehouse.BulkWaiting
@@ -36,7 +30,9 @@ func (tx *Tx) CreateBulk(ctx context.Context, op *gatehouse.BulkOperation, origi
 			}
 			labels = string(b)
 		}
-		if _, err := stmt.ExecContext(ctx, op.ID, it.Seq, it.DeviceID, it.Name, labels, it.State, micros(tx.now)); err != nil {
+		if _, err := tx.q.ExecContext(ctx, `INSERT INTO bulk_items
+			(operation_id, seq, device_id, name, labels, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			op.ID, it.Seq, it.DeviceID, it.Name, labels, it.State, micros(tx.now)); err != nil {
 			return translate(err, "bulk item")
 		}
 	}
@@ -49,7 +45,7 @@ func (tx *Tx) Bulk(ctx context.Context, id string, items bool) (*gatehouse.BulkO
 	var op gatehouse.BulkOperation
 	var created int64
 	var finished sql.NullInt64
-	err := tx.tx.QueryRowContext(ctx, `SELECT id, action, actor, total, created_at, finished_at,
+	err := tx.q.QueryRowContext(ctx, `SELECT id, action, actor, total, created_at, finished_at,
 		(SELECT COUNT(*) FROM bulk_items WHERE operation_id = o.id AND state = 'done'),
 		(SELECT COUNT(*) FROM bulk_items WHERE operation_id = o.id AND state = 'failed')
 		FROM bulk_operations o WHERE id = ?`, id).
@@ -69,7 +65,7 @@ func (tx *Tx) Bulk(ctx context.Context, id string, items bool) (*gatehouse.BulkO
 // BulkOrigin is who started a bulk operation, and from where.
 func (tx *Tx) BulkOrigin(ctx context.Context, id string) (gatehouse.Origin, error) {
 	var o gatehouse.Origin
-	err := tx.tx.QueryRowContext(ctx, `SELECT actor, source, request_id FROM bulk_operations WHERE id = ?`, id).
+	err := tx.q.QueryRowContext(ctx, `SELECT actor, source, request_id FROM bulk_operations WHERE id = ?`, id).
 		Scan(&o.Actor, &o.Source, &o.RequestID)
 	return o, translate(err, "bulk operation "+id)
 }
@@ -80,7 +76,7 @@ func (tx *Tx) WaitingBulkItems(ctx context.Context, id string, limit int) ([]gat
 }
 
 func (tx *Tx) bulkItems(ctx context.Context, where string, args ...any) ([]gatehouse.BulkItem, error) {
-	rows, err := tx.tx.QueryContext(ctx, `SELECT i.seq, i.device_id, COALESCE(d.mac, ''), i.name, i.labels, i.state,
+	rows, err := tx.q.QueryContext(ctx, `SELECT i.seq, i.device_id, COALESCE(d.mac, ''), i.name, i.labels, i.state,
 		i.result, COALESCE(d.state, '') FROM bulk_items i LEFT JOIN devices d ON d.id = i.device_id `+where, args...)
 	if err != nil {
 		return nil, translate(err, "bulk items")
@@ -107,7 +103,7 @@ func (tx *Tx) bulkItems(ctx context.Context, where string, args ...any) ([]gateh
 // so a result is never overwritten by a repeated attempt; it reports
 // whether this call recorded it.
 func (tx *Tx) FinishBulkItem(ctx context.Context, id string, seq int, state, result string) (bool, error) {
-	res, err := tx.tx.ExecContext(ctx, `UPDATE bulk_items SET state = ?, result = ?, updated_at = ?
+	res, err := tx.q.ExecContext(ctx, `UPDATE bulk_items SET state = ?, result = ?, updated_at = ?
 		WHERE operation_id = ? AND seq = ? AND state = 'waiting'`, state, result, micros(tx.now), id, seq)
 	if err != nil {
 		return false, translate(err, "bulk item")
@@ -119,14 +115,14 @@ func (tx *Tx) FinishBulkItem(ctx context.Context, id string, seq int, state, res
 // FinishBulk marks the operation finished once no item waits; it keeps the
 // first time.
 func (tx *Tx) FinishBulk(ctx context.Context, id string) error {
-	_, err := tx.tx.ExecContext(ctx, `UPDATE bulk_operations SET finished_at = ? WHERE id = ? AND finished_at IS NULL
+	_, err := tx.q.ExecContext(ctx, `UPDATE bulk_operations SET finished_at = ? WHERE id = ? AND finished_at IS NULL
 		AND NOT EXISTS (SELECT 1 FROM bulk_items WHERE operation_id = ? AND state = 'waiting')`, micros(tx.now), id, id)
 	return translate(err, "bulk operation")
 }
 
 // DevicesByMAC lists the devices claiming a MAC, pending ones first.
 func (tx *Tx) DevicesByMAC(ctx context.Context, mac string) ([]*gatehouse.Device, error) {
-	rows, err := tx.tx.QueryContext(ctx, `SELECT `+deviceColumns+deviceFrom+` WHERE d.mac = ?
+	rows, err := tx.q.QueryContext(ctx, `SELECT `+deviceColumns+deviceFrom+` WHERE d.mac = ?
 		ORDER BY d.state = 'pending' DESC, d.first_seen DESC`, mac)
 	if err != nil {
 		return nil, translate(err, "devices")

@@ -13,7 +13,7 @@ const certColumns = `serial, device_id, fingerprint, origin, not_before, not_aft
 // AddCertificate keeps a certificate issued for a device. Adding one whose
 // serial is kept already changes nothing, so a repeated step is harmless.
 func (tx *Tx) AddCertificate(ctx context.Context, c gatehouse.DeviceCert) error {
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO certificates (`+certColumns+`)
+	_, err := tx.q.ExecContext(ctx, `INSERT INTO certificates (`+certColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (serial) DO NOTHING`,
 		c.Serial, c.DeviceID, c.Fingerprint, c.Origin, micros(c.NotBefore), micros(c.NotAfter), micros(tx.now))
 	return translate(err, "certificate")
@@ -28,7 +28,7 @@ func (tx *Tx) Certificates(ctx context.Context, deviceID string) ([]gatehouse.De
 // MarkCertRevoked records that the PKI revoked a certificate; marking it
 // again keeps the first time.
 func (tx *Tx) MarkCertRevoked(ctx context.Context, serial string) error {
-	_, err := tx.tx.ExecContext(ctx, `UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL`,
+	_, err := tx.q.ExecContext(ctx, `UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL`,
 		micros(tx.now), serial)
 	return translate(err, "certificate")
 }
@@ -41,7 +41,7 @@ func (tx *Tx) CertsExpiring(ctx context.Context, before time.Time, limit int) ([
 }
 
 func (tx *Tx) queryCerts(ctx context.Context, q string, args ...any) ([]gatehouse.DeviceCert, error) {
-	rows, err := tx.tx.QueryContext(ctx, q, args...)
+	rows, err := tx.q.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, translate(err, "certificates")
 	}

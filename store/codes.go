@@ -11,7 +11,7 @@ type Uncoded struct{ ID, Fingerprint string }
 // UncodedDevices returns up to limit devices with no stored verification
 // code: those enrolled before codes were stored, or seeded.
 func (tx *Tx) UncodedDevices(ctx context.Context, limit int) ([]Uncoded, error) {
-	rows, err := tx.tx.QueryContext(ctx, `SELECT id, fingerprint FROM devices WHERE verification_code = '' LIMIT ?`, limit)
+	rows, err := tx.q.QueryContext(ctx, `SELECT id, fingerprint FROM devices WHERE verification_code = '' LIMIT ?`, limit)
 	if err != nil {
 		return nil, translate(err, "devices")
 	}
@@ -29,7 +29,7 @@ func (tx *Tx) UncodedDevices(ctx context.Context, limit int) ([]Uncoded, error) 
 
 // SetVerificationCode stores a device's verification code.
 func (tx *Tx) SetVerificationCode(ctx context.Context, id, code string) error {
-	_, err := tx.tx.ExecContext(ctx, `UPDATE devices SET verification_code = ? WHERE id = ?`, code, id)
+	_, err := tx.q.ExecContext(ctx, `UPDATE devices SET verification_code = ? WHERE id = ?`, code, id)
 	return translate(err, "device")
 }
 
@@ -56,7 +56,7 @@ func (tx *Tx) PendingPeers(ctx context.Context, field PeerField, values []string
 	for _, v := range values {
 		args = append(args, v)
 	}
-	rows, err := tx.tx.QueryContext(ctx, `SELECT id, v FROM (
+	rows, err := tx.q.QueryContext(ctx, `SELECT id, v FROM (
 		SELECT id, `+col+` AS v, ROW_NUMBER() OVER (PARTITION BY `+col+` ORDER BY first_seen DESC, id) AS n
 		FROM devices WHERE state = 'pending' AND `+col+` IN (`+marks+`) AND `+col+` <> ''
 	) WHERE n <= ? ORDER BY v, n`, append(args, perValue)...)

@@ -12,14 +12,14 @@ import (
 // CreateDecommission records who decommissioned a device, and its removal
 // steps, one pending per backend.
 func (tx *Tx) CreateDecommission(ctx context.Context, deviceID, actor string, from gatehouse.State, backends []string) error {
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO decommissions (device_id, actor, at, from_state) VALUES (?, ?, ?, ?)`,
+	_, err := tx.q.ExecContext(ctx, `INSERT INTO decommissions (device_id, actor, at, from_state) VALUES (?, ?, ?, ?)`,
 		deviceID, actor, micros(tx.now), from)
 	if err != nil {
 		return translate(err, "decommission")
 	}
-	for _, b := range backends {
-		_, err := tx.tx.ExecContext(ctx, `INSERT INTO removal_steps (device_id, backend, state) VALUES (?, ?, ?)`,
-			deviceID, b, gatehouse.StepPending)
+	for i, b := range backends {
+		_, err := tx.q.ExecContext(ctx, `INSERT INTO removal_steps (device_id, backend, state, position) VALUES (?, ?, ?, ?)`,
+			deviceID, b, gatehouse.StepPending, i+1)
 		if err != nil {
 			return translate(err, "removal step")
 		}
@@ -32,14 +32,14 @@ func (tx *Tx) CreateDecommission(ctx context.Context, deviceID, actor string, fr
 func (tx *Tx) Decommission(ctx context.Context, deviceID string) (*gatehouse.Decommission, error) {
 	d := &gatehouse.Decommission{DeviceID: deviceID, Backends: []gatehouse.BackendRemoval{}}
 	var at int64
-	err := tx.tx.QueryRowContext(ctx, `SELECT actor, at FROM decommissions WHERE device_id = ?`, deviceID).Scan(&d.By, &at)
+	err := tx.q.QueryRowContext(ctx, `SELECT actor, at FROM decommissions WHERE device_id = ?`, deviceID).Scan(&d.By, &at)
 	if err != nil {
 		return nil, translate(err, "decommission")
 	}
 	t := fromMicros(at)
 	d.At = &t
-	rows, err := tx.tx.QueryContext(ctx, `SELECT backend, state, attempts, last_error, note, removals, job_id, started_at, finished_at
-		FROM removal_steps WHERE device_id = ? ORDER BY rowid`, deviceID)
+	rows, err := tx.q.QueryContext(ctx, `SELECT backend, state, attempts, last_error, note, removals, job_id, started_at, finished_at
+		FROM removal_steps WHERE device_id = ? ORDER BY position, backend`, deviceID)
 	if err != nil {
 		return nil, translate(err, "removal steps")
 	}
@@ -56,7 +56,7 @@ func (tx *Tx) Decommission(ctx context.Context, deviceID string) (*gatehouse.Dec
 
 // RemovalStep returns one backend's removal step and the job working it.
 func (tx *Tx) RemovalStep(ctx context.Context, deviceID, backend string) (gatehouse.BackendRemoval, int64, error) {
-	row := tx.tx.QueryRowContext(ctx, `SELECT backend, state, attempts, last_error, note, removals, job_id, started_at, finished_at
+	row := tx.q.QueryRowContext(ctx, `SELECT backend, state, attempts, last_error, note, removals, job_id, started_at, finished_at
 		FROM removal_steps WHERE device_id = ? AND backend = ?`, deviceID, backend)
 	return scanRemoval(row)
 }
@@ -115,7 +115,7 @@ func (tx *Tx) FinishRemoval(ctx context.Context, deviceID, backend string, remov
 }
 
 func (tx *Tx) execRemoval(ctx context.Context, q string, args ...any) error {
-	res, err := tx.tx.ExecContext(ctx, q, args...)
+	res, err := tx.q.ExecContext(ctx, q, args...)
 	if err != nil {
 		return translate(err, "removal step")
 	}
@@ -130,7 +130,7 @@ func (tx *Tx) execRemoval(ctx context.Context, q string, args ...any) error {
 // place. The timeline stays: device_events has no key to the device, and
 // the forgotten record is what lets it still be read.
 func (tx *Tx) ForgetDevice(ctx context.Context, f gatehouse.Forgotten) error {
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO forgotten_devices (device_id, name, mac, fingerprint, state, forgotten_by, forgotten_at)
+	_, err := tx.q.ExecContext(ctx, `INSERT INTO forgotten_devices (device_id, name, mac, fingerprint, state, forgotten_by, forgotten_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, f.DeviceID, f.Name, f.MAC, f.Fingerprint, f.State, f.By, micros(f.At))
 	if err != nil {
 		return translate(err, "forgotten device")
@@ -145,7 +145,7 @@ func (tx *Tx) ForgetDevice(ctx context.Context, f gatehouse.Forgotten) error {
 		`DELETE FROM renewals WHERE device_id = ?`,
 		`DELETE FROM devices WHERE id = ?`,
 	} {
-		if _, err := tx.tx.ExecContext(ctx, q, f.DeviceID); err != nil {
+		if _, err := tx.q.ExecContext(ctx, q, f.DeviceID); err != nil {
 			return translate(err, "devices")
 		}
 	}
@@ -156,18 +156,18 @@ const forgottenColumns = `device_id, name, mac, fingerprint, state, forgotten_by
 
 // ForgottenDevice returns the record of a forgotten device, or ENOTFOUND.
 func (tx *Tx) ForgottenDevice(ctx context.Context, id string) (*gatehouse.Forgotten, error) {
-	return scanForgotten(tx.tx.QueryRowContext(ctx, `SELECT `+forgottenColumns+` FROM forgotten_devices WHERE device_id = ?`, id))
+	return scanForgotten(tx.q.QueryRowContext(ctx, `SELECT `+forgottenColumns+` FROM forgotten_devices WHERE device_id = ?`, id))
 }
 
 // LastForgotten returns the device last forgotten with this key, or failing
 // that with this MAC, or ENOTFOUND.
 func (tx *Tx) LastForgotten(ctx context.Context, fingerprint, mac string) (*gatehouse.Forgotten, error) {
-	f, err := scanForgotten(tx.tx.QueryRowContext(ctx, `SELECT `+forgottenColumns+` FROM forgotten_devices
+	f, err := scanForgotten(tx.q.QueryRowContext(ctx, `SELECT `+forgottenColumns+` FROM forgotten_devices
 		WHERE fingerprint = ? ORDER BY forgotten_at DESC LIMIT 1`, fingerprint))
 	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
 		return f, err
 	}
-	return scanForgotten(tx.tx.QueryRowContext(ctx, `SELECT `+forgottenColumns+` FROM forgotten_devices
+	return scanForgotten(tx.q.QueryRowContext(ctx, `SELECT `+forgottenColumns+` FROM forgotten_devices
 		WHERE mac = ? ORDER BY forgotten_at DESC LIMIT 1`, mac))
 }
 

@@ -43,14 +43,14 @@ func scanDevice(s rowScanner) (*gatehouse.Device, error) {
 // and its verification code if set.
 func (tx *Tx) CreateDevice(ctx context.Context, d *gatehouse.Device, k gatehouse.DeviceKey) error {
 	d.FirstSeen, d.LastSeen, d.UpdatedAt = tx.now, tx.now, tx.now
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO devices
+	_, err := tx.q.ExecContext(ctx, `INSERT INTO devices
 		(id, state, mac, fingerprint, verification_code, source_addr, first_seen, last_seen, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.State, d.MAC, d.Fingerprint, d.VerificationCode, d.SourceAddr, micros(tx.now), micros(tx.now), micros(tx.now))
 	if err != nil {
 		return translate(err, "device")
 	}
-	_, err = tx.tx.ExecContext(ctx, `INSERT INTO device_keys
+	_, err = tx.q.ExecContext(ctx, `INSERT INTO device_keys
 		(fingerprint, device_id, key_type, public_key, seal_key, csr, mac, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.Fingerprint, d.ID, k.KeyType, k.PublicKey, k.SealKey, k.CSR, d.MAC, micros(tx.now))
 	return translate(err, "device key")
@@ -74,7 +74,7 @@ func (tx *Tx) FindKey(ctx context.Context, fingerprint string) (*gatehouse.Devic
 // UpdateKeyRequest replaces what the agent last asked for with this key: the
 // HPKE key its bundle is sealed to and its CSR.
 func (tx *Tx) UpdateKeyRequest(ctx context.Context, fingerprint string, sealKey []byte, csr string) error {
-	_, err := tx.tx.ExecContext(ctx, `UPDATE device_keys SET seal_key = ?, csr = ? WHERE fingerprint = ?`,
+	_, err := tx.q.ExecContext(ctx, `UPDATE device_keys SET seal_key = ?, csr = ? WHERE fingerprint = ?`,
 		sealKey, csr, fingerprint)
 	return translate(err, "device key")
 }
@@ -83,7 +83,7 @@ func (tx *Tx) UpdateKeyRequest(ctx context.Context, fingerprint string, sealKey 
 // already recorded as seen less than every ago: long polls would otherwise
 // write on every round.
 func (tx *Tx) TouchDevice(ctx context.Context, id, addr string, every time.Duration) error {
-	_, err := tx.tx.ExecContext(ctx, `UPDATE devices SET last_seen = ?, source_addr = ?
+	_, err := tx.q.ExecContext(ctx, `UPDATE devices SET last_seen = ?, source_addr = ?
 		WHERE id = ? AND (last_seen <= ? OR source_addr <> ?)`,
 		micros(tx.now), addr, id, micros(tx.now.Add(-every)), addr)
 	return translate(err, "device")
@@ -91,7 +91,7 @@ func (tx *Tx) TouchDevice(ctx context.Context, id, addr string, every time.Durat
 
 // Device returns one device with its provisioning steps; ENOTFOUND if unknown.
 func (tx *Tx) Device(ctx context.Context, id string) (*gatehouse.Device, error) {
-	d, err := scanDevice(tx.tx.QueryRowContext(ctx, `SELECT `+deviceColumns+deviceFrom+` WHERE d.id = ?`, id))
+	d, err := scanDevice(tx.q.QueryRowContext(ctx, `SELECT `+deviceColumns+deviceFrom+` WHERE d.id = ?`, id))
 	if err != nil {
 		return nil, translate(err, "device "+id)
 	}
@@ -115,15 +115,11 @@ type DeviceFilter struct {
 func (tx *Tx) Devices(ctx context.Context, f DeviceFilter) ([]*gatehouse.Device, int, error) {
 	where, args := deviceWhere(f)
 	var total int
-	if err := tx.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices d`+where, args...).Scan(&total); err != nil {
+	if err := tx.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices d`+where, args...).Scan(&total); err != nil {
 		return nil, 0, translate(err, "devices")
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = -1 // SQLite: no limit; LIMIT 0 would return nothing
-	}
-	rows, err := tx.tx.QueryContext(ctx, `SELECT `+deviceColumns+deviceFrom+where+
-		` ORDER BY d.first_seen DESC, d.id LIMIT ? OFFSET ?`, append(args, limit, f.Offset)...)
+	rows, err := tx.q.QueryContext(ctx, `SELECT `+deviceColumns+deviceFrom+where+
+		` ORDER BY d.first_seen DESC, d.id LIMIT ? OFFSET ?`, append(args, noLimit(f.Limit), f.Offset)...)
 	if err != nil {
 		return nil, 0, translate(err, "devices")
 	}
@@ -153,7 +149,7 @@ func deviceWhere(f DeviceFilter) (string, []any) {
 	}
 	if f.Search != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(f.Search)) + "%"
-		conds = append(conds, `(d.name LIKE ? ESCAPE '\' OR d.mac LIKE ? ESCAPE '\' OR d.fingerprint LIKE ? ESCAPE '\')`)
+		conds = append(conds, `(lower(d.name) LIKE ? ESCAPE '\' OR lower(d.mac) LIKE ? ESCAPE '\' OR lower(d.fingerprint) LIKE ? ESCAPE '\')`)
 		args = append(args, like, like, like)
 	}
 	if len(conds) == 0 {
@@ -202,7 +198,7 @@ func (tx *Tx) UpdateDevice(ctx context.Context, id string, u DeviceUpdate) error
 		}
 		add("labels", string(b))
 	}
-	res, err := tx.tx.ExecContext(ctx, `UPDATE devices SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, id)...)
+	res, err := tx.q.ExecContext(ctx, `UPDATE devices SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, id)...)
 	if err != nil {
 		return translate(err, "device")
 	}
@@ -214,7 +210,7 @@ func (tx *Tx) UpdateDevice(ctx context.Context, id string, u DeviceUpdate) error
 
 // DeviceByName returns the device holding a name; ENOTFOUND if none does.
 func (tx *Tx) DeviceByName(ctx context.Context, name string) (*gatehouse.Device, error) {
-	d, err := scanDevice(tx.tx.QueryRowContext(ctx, `SELECT `+deviceColumns+deviceFrom+` WHERE d.name = ?`, name))
+	d, err := scanDevice(tx.q.QueryRowContext(ctx, `SELECT `+deviceColumns+deviceFrom+` WHERE d.name = ?`, name))
 	if err != nil {
 		return nil, translate(err, "device named "+name)
 	}
@@ -224,6 +220,6 @@ func (tx *Tx) DeviceByName(ctx context.Context, name string) (*gatehouse.Device,
 // Acked reports whether the device confirmed receipt of its bundle.
 func (tx *Tx) Acked(ctx context.Context, id string) (bool, error) {
 	var at sql.NullInt64
-	err := tx.tx.QueryRowContext(ctx, `SELECT acked_at FROM devices WHERE id = ?`, id).Scan(&at)
+	err := tx.q.QueryRowContext(ctx, `SELECT acked_at FROM devices WHERE id = ?`, id).Scan(&at)
 	return at.Valid, translate(err, "device "+id)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -15,6 +16,9 @@ import (
 // ErrUnique reports a unique constraint violation; callers turn it into a
 // conflict that names what was taken.
 var ErrUnique = errors.New("store: unique constraint violated")
+
+// pgUniqueViolation is PostgreSQL's SQLSTATE unique_violation.
+const pgUniqueViolation = "23505"
 
 // translate maps driver errors onto store and application errors. Unknown
 // errors pass through wrapped, never swallowed.
@@ -31,6 +35,10 @@ func translate(err error, what string) error {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			return fmt.Errorf("%w: %s", ErrUnique, constraintColumn(se.Error()))
 		}
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == pgUniqueViolation {
+		return fmt.Errorf("%w: %s", ErrUnique, pe.ConstraintName)
 	}
 	return fmt.Errorf("store: %s: %w", what, err)
 }

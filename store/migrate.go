@@ -9,12 +9,14 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/riverqueue/river/riverdriver/riversqlite"
-	"github.com/riverqueue/river/rivermigrate"
 )
 
-//go:embed migrations/sqlite/*.sql
-var sqliteMigrations embed.FS
+// Each dialect has its own numbered files. PostgreSQL's start at 0015, the
+// schema SQLite had reached when PostgreSQL support came, so a number means
+// the same schema in both from then on.
+//
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
+var migrationFiles embed.FS
 
 type migration struct {
 	version int
@@ -45,15 +47,21 @@ func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
 	return out, nil
 }
 
-// migrate applies our migrations one transaction each, then River's. It
-// refuses a database written by a newer gatehouse rather than guess.
-func (d *DB) migrate(ctx context.Context) error {
-	ms, err := loadMigrations(sqliteMigrations, "migrations/sqlite")
+// Migrate applies our migrations one transaction each, then River's. It
+// refuses a database written by a newer gatehouse rather than guess. Two
+// processes migrating at once take turns.
+func (d *DB) Migrate(ctx context.Context) error {
+	ms, err := loadMigrations(migrationFiles, d.eng.migrations())
 	if err != nil {
 		return err
 	}
-	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+	unlock, err := d.eng.lockSchema(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := d.q.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("store: create schema_migrations: %w", err)
 	}
 	current, err := d.SchemaVersion(ctx)
@@ -78,13 +86,13 @@ func (d *DB) migrate(ctx context.Context) error {
 			return err
 		}
 	}
-	return d.migrateRiver(ctx)
+	return d.eng.migrateQueue(ctx)
 }
 
 // SchemaVersion is the highest migration applied to the database.
 func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	err := d.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	err := d.q.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
 	if err != nil {
 		return 0, fmt.Errorf("store: read schema version: %w", err)
 	}
@@ -92,7 +100,7 @@ func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 func (d *DB) appliedVersions(ctx context.Context) (map[int]bool, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	rows, err := d.q.QueryContext(ctx, `SELECT version FROM schema_migrations`)
 	if err != nil {
 		return nil, fmt.Errorf("store: read applied migrations: %w", err)
 	}
@@ -110,22 +118,21 @@ func (d *DB) appliedVersions(ctx context.Context) (map[int]bool, error) {
 
 func (d *DB) apply(ctx context.Context, m migration) error {
 	return d.InTx(ctx, func(tx *Tx) error {
-		if _, err := tx.tx.ExecContext(ctx, m.sql); err != nil {
+		if _, err := tx.q.ExecContext(ctx, m.sql); err != nil {
 			return fmt.Errorf("store: migration %s: %w", m.name, err)
 		}
-		_, err := tx.tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		_, err := tx.q.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 			m.version, m.name, micros(tx.now))
 		return err
 	})
 }
 
-func (d *DB) migrateRiver(ctx context.Context) error {
-	m, err := rivermigrate.New(riversqlite.New(d.db), nil)
+// LatestSchemaVersion is the highest migration this gatehouse knows for the
+// database's dialect: the schema it needs.
+func (d *DB) LatestSchemaVersion() (int, error) {
+	ms, err := loadMigrations(migrationFiles, d.eng.migrations())
 	if err != nil {
-		return fmt.Errorf("store: job queue migrator: %w", err)
+		return 0, err
 	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("store: job queue migrations: %w", err)
-	}
-	return nil
+	return ms[len(ms)-1].version, nil
 }

@@ -10,14 +10,14 @@ import (
 // index, not the table: about a millisecond per 15,000 pending devices.
 func (tx *Tx) CountPending(ctx context.Context) (int, error) {
 	var n int
-	err := tx.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE state = 'pending'`).Scan(&n)
+	err := tx.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE state = 'pending'`).Scan(&n)
 	return n, translate(err, "devices")
 }
 
 // PendingSeenBefore returns the ids of up to limit pending devices last seen
 // before t, the longest silent first (the index's order: no sort).
 func (tx *Tx) PendingSeenBefore(ctx context.Context, t time.Time, limit int) ([]string, error) {
-	rows, err := tx.tx.QueryContext(ctx, `SELECT id FROM devices WHERE state = 'pending' AND last_seen < ?
+	rows, err := tx.q.QueryContext(ctx, `SELECT id FROM devices WHERE state = 'pending' AND last_seen < ?
 		ORDER BY last_seen LIMIT ?`, micros(t), limit)
 	if err != nil {
 		return nil, translate(err, "devices")
@@ -54,7 +54,7 @@ func (tx *Tx) DeleteDevices(ctx context.Context, ids []string) error {
 		`DELETE FROM device_events WHERE device_id IN ` + in,
 		`DELETE FROM devices WHERE id IN ` + in,
 	} {
-		if _, err := tx.tx.ExecContext(ctx, q, args...); err != nil {
+		if _, err := tx.q.ExecContext(ctx, q, args...); err != nil {
 			return translate(err, "devices")
 		}
 	}

@@ -15,7 +15,7 @@ import (
 func (tx *Tx) findKey(ctx context.Context, fingerprint string) (*gatehouse.DeviceKey, *time.Time, error) {
 	var k gatehouse.DeviceKey
 	var replaced sql.NullInt64
-	err := tx.tx.QueryRowContext(ctx, `SELECT fingerprint, device_id, key_type, public_key, seal_key, csr, replaced_at
+	err := tx.q.QueryRowContext(ctx, `SELECT fingerprint, device_id, key_type, public_key, seal_key, csr, replaced_at
 		FROM device_keys WHERE fingerprint = ?`, fingerprint).
 		Scan(&k.Fingerprint, &k.DeviceID, &k.KeyType, &k.PublicKey, &k.SealKey, &k.CSR, &replaced)
 	if err != nil {
@@ -52,7 +52,7 @@ func (tx *Tx) RekeyTarget(ctx context.Context, mac string) (string, error) {
 		args = append(args, s)
 	}
 	var id string
-	err := tx.tx.QueryRowContext(ctx, `SELECT id FROM devices WHERE mac = ? AND state IN (?`+
+	err := tx.q.QueryRowContext(ctx, `SELECT id FROM devices WHERE mac = ? AND state IN (?`+
 		strings.Repeat(", ?", len(rekeyTargetStates)-1)+`) ORDER BY approved_at DESC, id LIMIT 1`, args...).Scan(&id)
 	return id, translate(err, "gateway with mac "+mac)
 }
@@ -60,7 +60,7 @@ func (tx *Tx) RekeyTarget(ctx context.Context, mac string) (string, error) {
 // SetRekeyOf marks a pending device as a candidate to replace the key of
 // the gateway target.
 func (tx *Tx) SetRekeyOf(ctx context.Context, id, target string) error {
-	_, err := tx.tx.ExecContext(ctx, `UPDATE devices SET rekey_of = ? WHERE id = ?`, target, id)
+	_, err := tx.q.ExecContext(ctx, `UPDATE devices SET rekey_of = ? WHERE id = ?`, target, id)
 	return translate(err, "device")
 }
 
@@ -70,7 +70,7 @@ func (tx *Tx) SetRekeyOf(ctx context.Context, id, target string) error {
 func (tx *Tx) RekeyTargets(ctx context.Context, ids []string) (map[string]gatehouse.RekeyTarget, error) {
 	out := map[string]gatehouse.RekeyTarget{}
 	err := tx.eachIn(ctx, `SELECT c.id, t.id, COALESCE(t.name, ''), t.state FROM devices c
-		JOIN devices t ON t.id = c.rekey_of WHERE c.id IN `, ids, func(rows *sql.Rows) error {
+		JOIN devices t ON t.id = c.rekey_of WHERE c.id IN `, ids, func(rows rowScanner) error {
 		var c string
 		var t gatehouse.RekeyTarget
 		if err := rows.Scan(&c, &t.ID, &t.Name, &t.State); err != nil {
@@ -89,7 +89,7 @@ func (tx *Tx) RekeyTargets(ctx context.Context, ids []string) (map[string]gateho
 func (tx *Tx) RekeyCandidates(ctx context.Context, ids []string) (map[string][]string, error) {
 	out := map[string][]string{}
 	err := tx.eachIn(ctx, `SELECT rekey_of, id FROM devices WHERE state = 'pending' AND rekey_of IN `, ids,
-		func(rows *sql.Rows) error {
+		func(rows rowScanner) error {
 			var t, c string
 			if err := rows.Scan(&t, &c); err != nil {
 				return err
@@ -102,7 +102,7 @@ func (tx *Tx) RekeyCandidates(ctx context.Context, ids []string) (map[string][]s
 
 // eachIn runs q with "(?, ...)" for ids appended (then tail) and visits
 // every row.
-func (tx *Tx) eachIn(ctx context.Context, q string, ids []string, visit func(*sql.Rows) error, tail ...string) error {
+func (tx *Tx) eachIn(ctx context.Context, q string, ids []string, visit func(rowScanner) error, tail ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -111,7 +111,7 @@ func (tx *Tx) eachIn(ctx context.Context, q string, ids []string, visit func(*sq
 		args[i] = id
 	}
 	in := "(?" + strings.Repeat(", ?", len(ids)-1) + ")"
-	rows, err := tx.tx.QueryContext(ctx, q+in+strings.Join(tail, ""), args...)
+	rows, err := tx.q.QueryContext(ctx, q+in+strings.Join(tail, ""), args...)
 	if err != nil {
 		return translate(err, "devices")
 	}
@@ -144,7 +144,7 @@ func (tx *Tx) AdoptKey(ctx context.Context, gatewayID string, cand *gatehouse.De
 		{`UPDATE devices SET rekey_of = NULL WHERE rekey_of = ? AND id = ?`, []any{gatewayID, cand.ID}},
 		{`DELETE FROM devices WHERE id = ?`, []any{cand.ID}},
 	} {
-		if _, err := tx.tx.ExecContext(ctx, q.sql, q.args...); err != nil {
+		if _, err := tx.q.ExecContext(ctx, q.sql, q.args...); err != nil {
 			return translate(err, "re-key")
 		}
 	}

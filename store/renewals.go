@@ -29,7 +29,7 @@ func (tx *Tx) Renewal(ctx context.Context, deviceID string) (*Renewal, error) {
 	var r Renewal
 	var started, claimed int64
 	var serial, cert, chain sql.NullString
-	err := tx.tx.QueryRowContext(ctx, `SELECT `+renewalColumns+` FROM renewals WHERE device_id = ?`, deviceID).
+	err := tx.q.QueryRowContext(ctx, `SELECT `+renewalColumns+` FROM renewals WHERE device_id = ?`, deviceID).
 		Scan(&r.DeviceID, &r.Fingerprint, &r.SealKey, &r.Replaces, &started, &claimed, &serial, &cert, &chain, &r.SealedKey)
 	if err != nil {
 		return nil, translate(err, "renewal")
@@ -41,7 +41,7 @@ func (tx *Tx) Renewal(ctx context.Context, deviceID string) (*Renewal, error) {
 
 // PutRenewal stores a device's renewal, replacing the one it had.
 func (tx *Tx) PutRenewal(ctx context.Context, r Renewal) error {
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO renewals (`+renewalColumns+`)
+	_, err := tx.q.ExecContext(ctx, `INSERT INTO renewals (`+renewalColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (device_id) DO UPDATE SET fingerprint = excluded.fingerprint, seal_key = excluded.seal_key,
 			replaces = excluded.replaces, started_at = excluded.started_at, claimed_until = excluded.claimed_until,
@@ -54,6 +54,6 @@ func (tx *Tx) PutRenewal(ctx context.Context, r Renewal) error {
 
 // DeleteRenewal forgets a device's renewal; none is not an error.
 func (tx *Tx) DeleteRenewal(ctx context.Context, deviceID string) error {
-	_, err := tx.tx.ExecContext(ctx, `DELETE FROM renewals WHERE device_id = ?`, deviceID)
+	_, err := tx.q.ExecContext(ctx, `DELETE FROM renewals WHERE device_id = ?`, deviceID)
 	return translate(err, "renewal")
 }

@@ -12,12 +12,12 @@ import (
 func (d *DB) ServerSecret(ctx context.Context, name string, fresh []byte) ([]byte, error) {
 	var v []byte
 	err := d.InTx(ctx, func(tx *Tx) error {
-		_, err := tx.tx.ExecContext(ctx, `INSERT INTO server_secrets (name, value, created_at) VALUES (?, ?, ?)
+		_, err := tx.q.ExecContext(ctx, `INSERT INTO server_secrets (name, value, created_at) VALUES (?, ?, ?)
 			ON CONFLICT (name) DO NOTHING`, name, fresh, micros(tx.now))
 		if err != nil {
 			return translate(err, "server secret")
 		}
-		return translate(tx.tx.QueryRowContext(ctx, `SELECT value FROM server_secrets WHERE name = ?`, name).Scan(&v),
+		return translate(tx.q.QueryRowContext(ctx, `SELECT value FROM server_secrets WHERE name = ?`, name).Scan(&v),
 			"server secret")
 	})
 	if err != nil {

@@ -52,10 +52,8 @@ func TestSeedPendingLikeCreateDevice(t *testing.T) {
 	}
 }
 
-// TestSeedPendingAllOrNothing: a taken fingerprint fails the whole seed.
-func TestSeedPendingAllOrNothing(t *testing.T) {
-	t.Parallel()
-	db := openSQLite(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+// testSeedPendingAllOrNothing: a taken fingerprint fails the whole seed.
+func testSeedPendingAllOrNothing(t *testing.T, db *store.DB, _ *clock) {
 	a, b := newDevice("dev01"), newDevice("dev02")
 	b.Fingerprint = a.Fingerprint
 	wantUnique(t, db.SeedPending(t.Context(), seedsFor(a, b)))
@@ -64,10 +62,8 @@ func TestSeedPendingAllOrNothing(t *testing.T) {
 	}
 }
 
-// TestSeedPendingMany seeds more than one statement's worth, and a part.
-func TestSeedPendingMany(t *testing.T) {
-	t.Parallel()
-	db := openSQLite(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+// testSeedPendingMany seeds more than one statement's worth, and a part.
+func testSeedPendingMany(t *testing.T, db *store.DB, _ *clock) {
 	var ds []*gatehouse.Device
 	for i := range 250 {
 		ds = append(ds, newDevice(fmt.Sprintf("dev%04d", i)))

@@ -26,7 +26,7 @@ func (tx *Tx) CreateSession(ctx context.Context, hash string, p gatehouse.Princi
 	default:
 		return gatehouse.Errorf(gatehouse.EINTERNAL, "session for unknown principal kind %q", p.Kind)
 	}
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO sessions (hash, user_id, token_id, created_at, expires_at)
+	_, err := tx.q.ExecContext(ctx, `INSERT INTO sessions (hash, user_id, token_id, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?)`, hash, nullString(user), nullString(token), micros(tx.now), micros(expires))
 	return translate(err, "session")
 }
@@ -38,7 +38,7 @@ func (tx *Tx) SessionByHash(ctx context.Context, hash string) (*Session, error) 
 	var expires int64
 	var kind string
 	now := micros(tx.now)
-	err := tx.tx.QueryRowContext(ctx, `SELECT
+	err := tx.q.QueryRowContext(ctx, `SELECT
 			CASE WHEN s.user_id IS NOT NULL THEN 'user' ELSE 'token' END,
 			COALESCE(u.id, t.id), COALESCE(u.name, t.name), COALESCE(u.role, t.role), s.expires_at
 		FROM sessions s
@@ -55,13 +55,13 @@ func (tx *Tx) SessionByHash(ctx context.Context, hash string) (*Session, error) 
 
 // DeleteSession ends a session; ending one that does not exist is no error.
 func (tx *Tx) DeleteSession(ctx context.Context, hash string) error {
-	_, err := tx.tx.ExecContext(ctx, `DELETE FROM sessions WHERE hash = ?`, hash)
+	_, err := tx.q.ExecContext(ctx, `DELETE FROM sessions WHERE hash = ?`, hash)
 	return translate(err, "session")
 }
 
 // DeleteExpiredSessions removes sessions past their expiry.
 func (tx *Tx) DeleteExpiredSessions(ctx context.Context) (int64, error) {
-	res, err := tx.tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, micros(tx.now))
+	res, err := tx.q.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, micros(tx.now))
 	if err != nil {
 		return 0, translate(err, "sessions")
 	}

@@ -13,7 +13,7 @@ import (
 // CreateSteps adds pending provisioning steps for a device.
 func (tx *Tx) CreateSteps(ctx context.Context, deviceID string, names []gatehouse.StepName) error {
 	for _, n := range names {
-		_, err := tx.tx.ExecContext(ctx, `INSERT INTO provisioning_steps (device_id, step, state) VALUES (?, ?, ?)`,
+		_, err := tx.q.ExecContext(ctx, `INSERT INTO provisioning_steps (device_id, step, state) VALUES (?, ?, ?)`,
 			deviceID, n, gatehouse.StepPending)
 		if err != nil {
 			return translate(err, "provisioning step")
@@ -24,7 +24,7 @@ func (tx *Tx) CreateSteps(ctx context.Context, deviceID string, names []gatehous
 
 // Steps lists a device's provisioning steps in a stable order.
 func (tx *Tx) Steps(ctx context.Context, deviceID string) ([]gatehouse.Step, error) {
-	rows, err := tx.tx.QueryContext(ctx, `SELECT step, state, attempts, last_error, started_at, finished_at, output, sealed, job_id
+	rows, err := tx.q.QueryContext(ctx, `SELECT step, state, attempts, last_error, started_at, finished_at, output, sealed, job_id
 		FROM provisioning_steps WHERE device_id = ? ORDER BY step`, deviceID)
 	if err != nil {
 		return nil, translate(err, "provisioning steps")
@@ -52,7 +52,7 @@ func (tx *Tx) StepsOf(ctx context.Context, ids []string) (map[string][]gatehouse
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := tx.tx.QueryContext(ctx, `SELECT device_id, step, state, attempts, last_error, started_at, finished_at, output, sealed, job_id
+	rows, err := tx.q.QueryContext(ctx, `SELECT device_id, step, state, attempts, last_error, started_at, finished_at, output, sealed, job_id
 		FROM provisioning_steps WHERE device_id IN (?`+strings.Repeat(", ?", len(ids)-1)+`) ORDER BY device_id, step`, args...)
 	if err != nil {
 		return nil, translate(err, "provisioning steps")
@@ -133,12 +133,12 @@ func (tx *Tx) SetStepJob(ctx context.Context, deviceID string, name gatehouse.St
 
 // ClearSealed deletes every sealed secret of a device once it has them.
 func (tx *Tx) ClearSealed(ctx context.Context, deviceID string) error {
-	_, err := tx.tx.ExecContext(ctx, `UPDATE provisioning_steps SET sealed = '{}' WHERE device_id = ?`, deviceID)
+	_, err := tx.q.ExecContext(ctx, `UPDATE provisioning_steps SET sealed = '{}' WHERE device_id = ?`, deviceID)
 	return translate(err, "provisioning steps")
 }
 
 func (tx *Tx) execStep(ctx context.Context, q string, args ...any) error {
-	res, err := tx.tx.ExecContext(ctx, q, args...)
+	res, err := tx.q.ExecContext(ctx, q, args...)
 	if err != nil {
 		return translate(err, "provisioning step")
 	}
@@ -152,7 +152,7 @@ func (tx *Tx) execStep(ctx context.Context, q string, args ...any) error {
 // its key.
 func (tx *Tx) MergeStepOutput(ctx context.Context, deviceID string, name gatehouse.StepName, kv map[string]string) error {
 	var raw string
-	err := tx.tx.QueryRowContext(ctx, `SELECT output FROM provisioning_steps WHERE device_id = ? AND step = ?`, deviceID, name).Scan(&raw)
+	err := tx.q.QueryRowContext(ctx, `SELECT output FROM provisioning_steps WHERE device_id = ? AND step = ?`, deviceID, name).Scan(&raw)
 	if err != nil {
 		return translate(err, "provisioning step")
 	}

@@ -1,117 +1,149 @@
 // Package store keeps gatehouse's state in SQL: SQLite (pure Go, WAL) by
-// default. Stores are dumb: rules live in the provision package, which
-// composes the methods of Tx inside one transaction.
+// default, or PostgreSQL (pgx) for several replicas on one database. Stores
+// are dumb: rules live in the provision package, which composes the methods
+// of Tx inside one transaction.
 package store
 
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"math"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/riverqueue/river"
 )
 
 // DB is an open gatehouse database.
 type DB struct {
-	db  *sql.DB
+	eng engine
+	q   querier
 	dsn string
+	// jobs is the job queue once NewJobs made it; transactions enqueue in it.
+	jobs queue
 	// Now is the clock for timestamps; tests may replace it.
 	Now func() time.Time
 }
 
+// engine is what differs between SQLite and PostgreSQL: connecting,
+// transactions, migrations and the job queue's driver. Everything else,
+// every query included, is shared.
+type engine interface {
+	pool() querier
+	begin(ctx context.Context) (txHandle, error)
+	ping(ctx context.Context) error
+	close() error
+	// migrations names the embedded directory of the dialect's schema.
+	migrations() string
+	// lockSchema keeps two processes from migrating at once.
+	lockSchema(ctx context.Context) (unlock func(), err error)
+	migrateQueue(ctx context.Context) error
+	newQueue(cfg *river.Config) (queue, error)
+	// sqlDB is the database/sql pool, nil where there is none.
+	sqlDB() *sql.DB
+}
+
+// txHandle is one open transaction of an engine.
+type txHandle interface {
+	querier() querier
+	// raw is the driver's transaction (*sql.Tx or pgx.Tx), for the job queue.
+	raw() any
+	commit(ctx context.Context) error
+	rollback(ctx context.Context) error
+}
+
+// IsPostgres reports whether dsn names a PostgreSQL database rather than a
+// SQLite file.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
 // Open opens (creating if needed) the database named by dsn and brings its
-// schema up to date. A path is a SQLite file; postgres:// URLs are refused
-// until PostgreSQL support lands.
+// schema up to date. A postgres:// or postgresql:// URL is a PostgreSQL
+// database; anything else is the path of a SQLite file.
 func Open(ctx context.Context, dsn string) (*DB, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return nil, errors.New("store: PostgreSQL is not supported yet; use a SQLite file path")
-	}
-	sdb, err := openSQLite(dsn)
+	d, err := Connect(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{db: sdb, dsn: dsn, Now: time.Now}
-	if err := d.migrate(ctx); err != nil {
-		sdb.Close()
+	if err := d.Migrate(ctx); err != nil {
+		d.Close()
 		return nil, err
 	}
 	return d, nil
 }
 
-func openSQLite(path string) (*sql.DB, error) {
-	if path == "" {
-		return nil, errors.New("store: database path is empty")
+// Connect opens the database named by dsn without touching its schema, for
+// a process that leaves migrations to "gatehouse migrate" (a rolling deploy).
+func Connect(ctx context.Context, dsn string) (*DB, error) {
+	var eng engine
+	var err error
+	if IsPostgres(dsn) {
+		eng, err = openPostgres(ctx, dsn)
+	} else {
+		eng, err = openSQLite(dsn)
 	}
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("store: create database directory: %w", err)
-		}
-	}
-	// One connection: SQLite allows one writer at a time, and River's SQLite
-	// driver needs it to avoid SQLITE_BUSY. WAL keeps readers of the file
-	// (backups, sqlite3 shells) from blocking us.
-	q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", sqliteURI(path)+q)
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, err
 	}
-	db.SetMaxOpenConns(1)
-	db.SetConnMaxIdleTime(0)
-	db.SetConnMaxLifetime(0)
-	return db, nil
-}
-
-// sqliteURI turns a file path into a SQLite "file:" URI. In a URI '?' starts
-// the query, '#' the fragment and '%' an escape, so those must be escaped for
-// the path to name the file literally; Clean keeps a leading "//" from being
-// read as an authority.
-func sqliteURI(path string) string {
-	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.Clean(path))
+	return &DB{eng: eng, q: eng.pool(), dsn: dsn, Now: time.Now}, nil
 }
 
 // Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error { return d.eng.close() }
 
-// SQL returns the underlying pool, for the job queue's driver.
-func (d *DB) SQL() *sql.DB { return d.db }
+// SQL returns the SQLite database/sql pool, for tests and tools that speak
+// SQL directly; nil on PostgreSQL.
+func (d *DB) SQL() *sql.DB { return d.eng.sqlDB() }
+
+// Postgres reports whether the database is PostgreSQL.
+func (d *DB) Postgres() bool { return IsPostgres(d.dsn) }
 
 // Ping checks the database answers.
-func (d *DB) Ping(ctx context.Context) error { return d.db.PingContext(ctx) }
+func (d *DB) Ping(ctx context.Context) error { return d.eng.ping(ctx) }
 
 // Tx is one database transaction. Its clock is fixed when it begins so every
 // row written in it carries the same time.
 type Tx struct {
-	tx  *sql.Tx
-	now time.Time
+	q    querier
+	h    txHandle
+	jobs queue
+	now  time.Time
 }
-
-// SQL returns the underlying transaction, so the job queue can enqueue in it.
-func (tx *Tx) SQL() *sql.Tx { return tx.tx }
 
 // Now is the transaction's time.
 func (tx *Tx) Now() time.Time { return tx.now }
 
-// InTx runs fn in a transaction, committing if fn returns nil.
+// InTx runs fn in a transaction, committing if fn returns nil. Transactions
+// are serialized, on SQLite by its single writer and on PostgreSQL by a
+// transaction-scoped advisory lock every replica takes, so the rules the
+// provision package composes from reads and writes hold as on one process.
 func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
-	stx, err := d.db.BeginTx(ctx, nil)
+	h, err := d.eng.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	defer stx.Rollback()
+	defer h.rollback(context.WithoutCancel(ctx))
 	// The clock is cut to the precision rows keep, so tx.Now() and the times
 	// set on values written in the transaction equal what is read back.
-	if err := fn(&Tx{tx: stx, now: d.Now().UTC().Truncate(time.Microsecond)}); err != nil {
+	tx := &Tx{q: h.querier(), h: h, jobs: d.jobs, now: d.Now().UTC().Truncate(time.Microsecond)}
+	if err := fn(tx); err != nil {
 		return err
 	}
-	if err := stx.Commit(); err != nil {
+	if err := h.commit(ctx); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	return nil
+}
+
+// noLimit reads a limit of zero or less as none, in a form both dialects
+// take (SQLite's -1 is an error on PostgreSQL; LIMIT 0 returns nothing).
+func noLimit(limit int) int64 {
+	if limit <= 0 {
+		return math.MaxInt64
+	}
+	return int64(limit)
 }
 
 // micros stores times as Unix microseconds: portable across SQL dialects and

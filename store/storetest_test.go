@@ -9,9 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"gatehouse"
 	"gatehouse/store"
@@ -94,7 +98,19 @@ func runConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"InTx/RollbackOnError", testInTxRollback},
 		{"InTx/Concurrent", testInTxConcurrent},
 		{"InTx/Clock", testInTxClock},
-		{"InTx/SQL", testTxSQL},
+		{"Jobs/EnqueueInTx", testJobsInTx},
+		{"Users/CRUD", testUsers},
+		{"Sessions/Lifecycle", testSessions},
+		{"Tokens/LiveNameUnique", testTokenLiveName},
+		{"ServerSecret/FirstWins", testServerSecret},
+		{"Renewals/PutReplaces", testRenewals},
+		{"Decommission/ReceiptOrder", testDecommissionOrder},
+		{"Audit/AppendChains", testAuditAppendChains},
+		{"Audit/RolledBack", testAuditRolledBack},
+		{"Audit/RefusesInvalidUTF8", testAuditRefusesInvalidUTF8},
+		{"Audit/EntriesPages", testAuditEntriesPages},
+		{"SeedPending/AllOrNothing", testSeedPendingAllOrNothing},
+		{"SeedPending/Many", testSeedPendingMany},
 		{"DB/PingAndSchemaVersion", testDBPing},
 		{"DB/Close", testDBClose},
 		{"UseNonce/OK", testUseNonce},
@@ -1268,30 +1284,63 @@ func testInTxClock(t *testing.T, db *store.DB, _ *clock) {
 	})
 }
 
-func testTxSQL(t *testing.T, db *store.DB, _ *clock) {
-	mustCreate(t, db, newDevice("dev-01"))
+// testJobsInTx: a job enqueued in a transaction exists once it commits and
+// not at all if it rolls back, on the dialect's own River driver.
+func testJobsInTx(t *testing.T, db *store.DB, _ *clock) {
+	ctx := t.Context()
+	if err := db.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.Enqueue(ctx, noopArgs{}, nil)
+		return err
+	}); err == nil || !strings.Contains(err.Error(), "no job queue") {
+		t.Fatalf("Enqueue before NewJobs: %v, want a no-queue error", err)
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, river.WorkFunc(func(context.Context, *river.Job[noopArgs]) error { return nil }))
+	if _, err := db.NewJobs(&river.Config{Workers: workers}); err != nil {
+		t.Fatalf("NewJobs: %v", err)
+	}
+	var kept int64
 	inTx(t, db, func(tx *store.Tx) error {
-		if tx.SQL() == nil {
-			t.Fatal("tx.SQL() = nil")
-		}
-		// The raw transaction is the same transaction: it sees the rows.
-		var n int
-		if err := tx.SQL().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM devices`).Scan(&n); err != nil {
+		res, err := tx.Enqueue(ctx, noopArgs{}, nil)
+		if err != nil {
 			return err
 		}
-		if n != 1 {
-			t.Errorf("COUNT(*) via tx.SQL() = %d, want 1", n)
+		kept = res.Job.ID
+		return nil
+	})
+	var dropped int64
+	errRollback := errors.New("roll back")
+	if err := db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.EnqueueMany(ctx, []river.InsertManyParams{{Args: noopArgs{}}})
+		if err != nil {
+			return err
+		}
+		dropped = res[0].Job.ID
+		return errRollback
+	}); !errors.Is(err, errRollback) {
+		t.Fatalf("InTx: %v", err)
+	}
+	inTx(t, db, func(tx *store.Tx) error {
+		if job, err := tx.Job(ctx, kept); err != nil || job.Kind != "noop" {
+			t.Errorf("committed job %d: %v, %v", kept, job, err)
+		}
+		if _, err := tx.Job(ctx, dropped); !errors.Is(err, river.ErrNotFound) {
+			t.Errorf("rolled-back job %d: err = %v, want river.ErrNotFound", dropped, err)
+		}
+		if job, err := tx.CancelJob(ctx, kept); err != nil || job.State != rivertype.JobStateCancelled {
+			t.Errorf("CancelJob(%d) = %v, %v; want cancelled", kept, job, err)
 		}
 		return nil
 	})
 }
 
+type noopArgs struct{}
+
+func (noopArgs) Kind() string { return "noop" }
+
 func testDBPing(t *testing.T, db *store.DB, _ *clock) {
 	if err := db.Ping(t.Context()); err != nil {
 		t.Errorf("Ping: %v", err)
-	}
-	if db.SQL() == nil {
-		t.Error("db.SQL() = nil")
 	}
 	v, err := db.SchemaVersion(t.Context())
 	if err != nil {

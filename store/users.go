@@ -19,7 +19,7 @@ type UserRecord struct {
 // CreateUser stores a new user; ErrUnique if the name (or subject) is taken.
 func (tx *Tx) CreateUser(ctx context.Context, u *UserRecord) error {
 	u.CreatedAt = tx.now
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO users (id, name, role, source, password_hash, subject, created_at)
+	_, err := tx.q.ExecContext(ctx, `INSERT INTO users (id, name, role, source, password_hash, subject, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Name, u.Role, u.Source, u.PasswordHash, nullString(u.Subject), micros(tx.now))
 	return translate(err, "user")
@@ -36,7 +36,7 @@ func (tx *Tx) UserBySubject(ctx context.Context, subject string) (*UserRecord, e
 }
 
 func (tx *Tx) userWhere(ctx context.Context, where string, arg any) (*UserRecord, error) {
-	row := tx.tx.QueryRowContext(ctx, `SELECT `+userColumns+`, password_hash, COALESCE(subject, '') FROM users WHERE `+where, arg)
+	row := tx.q.QueryRowContext(ctx, `SELECT `+userColumns+`, password_hash, COALESCE(subject, '') FROM users WHERE `+where, arg)
 	var u UserRecord
 	if err := scanUser(row, &u.User, &u.PasswordHash, &u.Subject); err != nil {
 		return nil, translate(err, "user")
@@ -46,7 +46,7 @@ func (tx *Tx) userWhere(ctx context.Context, where string, arg any) (*UserRecord
 
 // Users lists every user by name.
 func (tx *Tx) Users(ctx context.Context) ([]*gatehouse.User, error) {
-	rows, err := tx.tx.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
+	rows, err := tx.q.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
 	if err != nil {
 		return nil, translate(err, "users")
 	}
@@ -65,13 +65,15 @@ func (tx *Tx) Users(ctx context.Context) ([]*gatehouse.User, error) {
 // UpdateUser writes a user's role, password hash and disabled flag. A
 // disabled user's sessions end at once.
 func (tx *Tx) UpdateUser(ctx context.Context, u *UserRecord) error {
-	var disabled sql.NullInt64
+	disable := 0
 	if u.Disabled {
-		disabled = sql.NullInt64{Int64: micros(tx.now), Valid: true}
+		disable = 1
 	}
-	_, err := tx.tx.ExecContext(ctx, `UPDATE users SET role = ?, password_hash = ?,
-		disabled_at = CASE WHEN ? IS NULL THEN NULL ELSE COALESCE(disabled_at, ?) END WHERE id = ?`,
-		u.Role, u.PasswordHash, disabled, disabled, u.ID)
+	// "? = 1" rather than "? IS NULL": PostgreSQL must be able to tell
+	// each parameter's type from the statement alone.
+	_, err := tx.q.ExecContext(ctx, `UPDATE users SET role = ?, password_hash = ?,
+		disabled_at = CASE WHEN ? = 1 THEN COALESCE(disabled_at, ?) ELSE NULL END WHERE id = ?`,
+		u.Role, u.PasswordHash, disable, micros(tx.now), u.ID)
 	if err != nil || !u.Disabled {
 		return translate(err, "user")
 	}
@@ -80,19 +82,19 @@ func (tx *Tx) UpdateUser(ctx context.Context, u *UserRecord) error {
 
 // DeleteUserSessions logs a user out everywhere.
 func (tx *Tx) DeleteUserSessions(ctx context.Context, userID string) error {
-	_, err := tx.tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
+	_, err := tx.q.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
 	return translate(err, "sessions")
 }
 
 // DeleteUser removes a user; their sessions go with them.
 func (tx *Tx) DeleteUser(ctx context.Context, id string) error {
-	_, err := tx.tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+	_, err := tx.q.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
 	return translate(err, "user")
 }
 
 // TouchUserLogin records a successful login now.
 func (tx *Tx) TouchUserLogin(ctx context.Context, id string) error {
-	_, err := tx.tx.ExecContext(ctx, `UPDATE users SET last_login = ? WHERE id = ?`, micros(tx.now), id)
+	_, err := tx.q.ExecContext(ctx, `UPDATE users SET last_login = ? WHERE id = ?`, micros(tx.now), id)
 	return translate(err, "user")
 }
 
@@ -100,7 +102,7 @@ func (tx *Tx) TouchUserLogin(ctx context.Context, id string) error {
 // way in as admin is not removed by mistake.
 func (tx *Tx) LiveAdmins(ctx context.Context) (int, error) {
 	var n int
-	err := tx.tx.QueryRowContext(ctx, `SELECT
+	err := tx.q.QueryRowContext(ctx, `SELECT
 		(SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL) +
 		(SELECT count(*) FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?))`,
 		micros(tx.now)).Scan(&n)

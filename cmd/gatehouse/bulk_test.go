@@ -86,9 +86,7 @@ func writeCSV(t *testing.T, lines ...string) string {
 func (b *bulkServer) bulks(t *testing.T) int {
 	t.Helper()
 	var n int
-	err := b.db.InTx(context.Background(), func(tx *store.Tx) error {
-		return tx.SQL().QueryRowContext(context.Background(), `SELECT COUNT(*) FROM bulk_operations`).Scan(&n)
-	})
+	err := b.db.SQL().QueryRowContext(context.Background(), `SELECT COUNT(*) FROM bulk_operations`).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}

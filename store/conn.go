@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// querier is what the store's methods need from a pool or a transaction.
+// Queries are written once, with '?' placeholders and SQL both SQLite and
+// PostgreSQL accept; each dialect's adapter below runs them.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) rowScanner
+}
+
+type result interface{ RowsAffected() (int64, error) }
+
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
+}
+
+// sqlConn is a *sql.DB or a *sql.Tx.
+type sqlConn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type sqlQuerier struct{ c sqlConn }
+
+func (q sqlQuerier) ExecContext(ctx context.Context, query string, args ...any) (result, error) {
+	return q.c.ExecContext(ctx, query, args...)
+}
+
+func (q sqlQuerier) QueryContext(ctx context.Context, query string, args ...any) (rows, error) {
+	r, err := q.c.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (q sqlQuerier) QueryRowContext(ctx context.Context, query string, args ...any) rowScanner {
+	return q.c.QueryRowContext(ctx, query, args...)
+}
+
+// pgConn is a *pgxpool.Pool or a pgx.Tx.
+type pgConn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+type pgQuerier struct{ c pgConn }
+
+func (q pgQuerier) ExecContext(ctx context.Context, query string, args ...any) (result, error) {
+	tag, err := q.c.Exec(ctx, rebind(query), args...)
+	return affected(tag.RowsAffected()), err
+}
+
+func (q pgQuerier) QueryContext(ctx context.Context, query string, args ...any) (rows, error) {
+	r, err := q.c.Query(ctx, rebind(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgRows{r}, nil
+}
+
+func (q pgQuerier) QueryRowContext(ctx context.Context, query string, args ...any) rowScanner {
+	return pgRow{q.c.QueryRow(ctx, rebind(query), args...)}
+}
+
+type affected int64
+
+func (n affected) RowsAffected() (int64, error) { return int64(n), nil }
+
+type pgRows struct{ pgx.Rows }
+
+func (r pgRows) Close() error { r.Rows.Close(); return nil }
+
+// pgRow reports a missing row as database/sql does, so translate and the
+// callers that test for sql.ErrNoRows need not know the dialect.
+type pgRow struct{ r pgx.Row }
+
+func (r pgRow) Scan(dest ...any) error {
+	err := r.r.Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sql.ErrNoRows
+	}
+	return err
+}
+
+// rebound caches rebind's answers: the store's queries are a fixed set of
+// constants (plus a few built from filters), and pgx keeps one prepared
+// statement per distinct text anyway.
+var rebound sync.Map
+
+// rebind turns '?' placeholders into PostgreSQL's $1, $2, ... leaving any
+// '?' inside a quoted literal or identifier, or a "--" comment, alone.
+func rebind(q string) string {
+	if v, ok := rebound.Load(q); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 8)
+	n, quote := 0, byte(0)
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case quote == '-':
+			if c == '\n' {
+				quote = 0
+			}
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '-' && i+1 < len(q) && q[i+1] == '-':
+			quote = '-'
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	out := b.String()
+	rebound.Store(q, out)
+	return out
+}

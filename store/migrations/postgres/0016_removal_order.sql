@@ -1,0 +1,3 @@
+-- The order a decommission listed its backends in, so its receipt reads in
+-- that order on every dialect (SQLite's rowid has no PostgreSQL twin).
+ALTER TABLE removal_steps ADD COLUMN position BIGINT NOT NULL DEFAULT 0;
