@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"time"
 
-
 	"gatehouse"
 	"gatehouse/store"
 	"gatehouse/webhook"

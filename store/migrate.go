@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
 )
 
 // Each dialect has its own numbered files. PostgreSQL's start at 0015, the
