@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -58,15 +57,19 @@ func upsertExternal(ctx context.Context, tx *store.Tx, id ExternalIdentity) (*ga
 		return nil, err
 	}
 	u = &store.UserRecord{User: gatehouse.User{ID: newID(), Name: externalName(id), Role: id.Role, Source: gatehouse.SourceOIDC}, Subject: subject}
-	err = tx.CreateUser(ctx, u)
-	if errors.Is(err, store.ErrUnique) {
+	// Asked first rather than learnt from a failed insert: on PostgreSQL a
+	// failed statement ends the transaction.
+	_, err = tx.UserByName(ctx, u.Name)
+	switch {
+	case err == nil:
 		// The name belongs to another user already (a local one, or someone
 		// else at the provider): keep both, told apart by a suffix from the
 		// subject rather than merged.
 		u.Name = u.Name + "#" + shortHash(subject)
-		err = tx.CreateUser(ctx, u)
+	case gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND:
+		return nil, err
 	}
-	return &u.User, err
+	return &u.User, tx.CreateUser(ctx, u)
 }
 
 func externalName(id ExternalIdentity) string {

@@ -2,7 +2,6 @@ package provision
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -48,7 +47,7 @@ func (s *Service) startFollowUp(ctx context.Context, tx *store.Tx, id string) er
 	if !s.followEnabled() {
 		return nil
 	}
-	if err := tx.CreateSteps(ctx, id, []gatehouse.StepName{gatehouse.StepHub}); err != nil && !errors.Is(err, store.ErrUnique) {
+	if err := tx.EnsureStep(ctx, id, gatehouse.StepHub); err != nil {
 		return err
 	}
 	return s.enqueueFollow(ctx, tx, id)

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,9 +96,17 @@ func (tb *testBundle) backends() apis {
 	return apis{Mender: tb.mender, DPS: tb.dps, PKI: tb.pki, IoTHub: tb.hub}
 }
 
+// openDB opens the test's database at path: a SQLite file, or under
+// TestPostgres a PostgreSQL schema of its own for each path, so a test
+// that reopens a path (a restart) or opens it twice (two processes) meets
+// the same database on either dialect.
 func openDB(t *testing.T, path string) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), path)
+	dsn := path
+	if onPostgres(t) {
+		dsn = postgresFor(t, path)
+	}
+	db, err := store.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,17 +181,30 @@ func (tb *testBundle) waitFor(t *testing.T, g *gateway, want gatehouse.State) *p
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	seen := ""
+	seen, id := "", ""
 	for {
 		st, err := tb.svc.Wait(ctx, g.sig, seen, "192.0.2.7", 2*time.Second)
 		if err != nil {
-			t.Fatalf("waiting for %s (last %q): %v", want, seen, err)
+			t.Fatalf("waiting for %s (last %q): %v; steps: %s", want, seen, err, tb.stepsOf(id))
 		}
 		if st.State == string(want) {
 			return st
 		}
-		seen = st.State
+		seen, id = st.State, st.DeviceID
 	}
+}
+
+// stepsOf describes a device's steps, for a test that gave up waiting.
+func (tb *testBundle) stepsOf(id string) string {
+	d, err := tb.svc.Device(context.Background(), id)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, s := range d.Steps {
+		fmt.Fprintf(&b, "%s %s (%d attempts) %s; ", s.Name, s.State, s.Attempts, s.LastError)
+	}
+	return b.String()
 }
 
 func wantCode(t *testing.T, err error, code string) {

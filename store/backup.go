@@ -16,6 +16,9 @@ import (
 // is always a whole, sound backup. An existing path is refused, not
 // overwritten.
 func (d *DB) Backup(ctx context.Context, path string) error {
+	if d.Postgres() {
+		return errors.New("store: gatehouse backs up SQLite only; back up a PostgreSQL database with pg_dump (docs/deploy.md)")
+	}
 	if path == "" {
 		return errors.New("store: backup path is empty")
 	}

@@ -59,7 +59,7 @@ func (tx *Tx) PendingPeers(ctx context.Context, field PeerField, values []string
 	rows, err := tx.q.QueryContext(ctx, `SELECT id, v FROM (
 		SELECT id, `+col+` AS v, ROW_NUMBER() OVER (PARTITION BY `+col+` ORDER BY first_seen DESC, id) AS n
 		FROM devices WHERE state = 'pending' AND `+col+` IN (`+marks+`) AND `+col+` <> ''
-	) WHERE n <= ? ORDER BY v, n`, append(args, perValue)...)
+	) AS ranked WHERE n <= ? ORDER BY v, n`, append(args, perValue)...)
 	if err != nil {
 		return nil, translate(err, "devices")
 	}

@@ -98,6 +98,19 @@ func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
 	return v, nil
 }
 
+// SchemaVersionIfAny is SchemaVersion, or 0 for a database never migrated.
+func (d *DB) SchemaVersionIfAny(ctx context.Context) (int, error) {
+	q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
+	if d.Postgres() {
+		q = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_migrations'`
+	}
+	var n int
+	if err := d.q.QueryRowContext(ctx, q).Scan(&n); err != nil || n == 0 {
+		return 0, err
+	}
+	return d.SchemaVersion(ctx)
+}
+
 func (d *DB) appliedVersions(ctx context.Context) (map[int]bool, error) {
 	rows, err := d.q.QueryContext(ctx, `SELECT version FROM schema_migrations`)
 	if err != nil {

@@ -22,6 +22,15 @@ func (tx *Tx) CreateSteps(ctx context.Context, deviceID string, names []gatehous
 	return nil
 }
 
+// EnsureStep creates a pending step unless the device has it already. It
+// never fails on the step being there: on PostgreSQL a failed statement
+// would end the caller's transaction.
+func (tx *Tx) EnsureStep(ctx context.Context, deviceID string, name gatehouse.StepName) error {
+	_, err := tx.q.ExecContext(ctx, `INSERT INTO provisioning_steps (device_id, step, state) VALUES (?, ?, ?)
+		ON CONFLICT (device_id, step) DO NOTHING`, deviceID, name, gatehouse.StepPending)
+	return translate(err, "provisioning step")
+}
+
 // Steps lists a device's provisioning steps in a stable order.
 func (tx *Tx) Steps(ctx context.Context, deviceID string) ([]gatehouse.Step, error) {
 	rows, err := tx.q.QueryContext(ctx, `SELECT step, state, attempts, last_error, started_at, finished_at, output, sealed, job_id

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"net/url"
 	"strings"
 	"time"
 
@@ -57,6 +58,19 @@ type txHandle interface {
 // SQLite file.
 func IsPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Describe names the database for logs and messages: a PostgreSQL URL
+// without its password, or the SQLite path.
+func Describe(dsn string) string {
+	if !IsPostgres(dsn) {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "a PostgreSQL database (malformed URL)"
+	}
+	return u.Redacted()
 }
 
 // Open opens (creating if needed) the database named by dsn and brings its

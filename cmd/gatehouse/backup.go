@@ -38,6 +38,10 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return 2
 	}
 	out := pos[0]
+	if store.IsPostgres(*dbPath) {
+		fmt.Fprintln(stderr, "gatehouse: backup copies a SQLite database; back up PostgreSQL with pg_dump (see docs/deploy.md)")
+		return 2
+	}
 	if _, err := os.Stat(*dbPath); err != nil {
 		fmt.Fprintf(stderr, "gatehouse: no database at %s (set --db): %v\n", *dbPath, err)
 		return 1

@@ -19,7 +19,7 @@ var version = "dev"
 const usage = `gatehouse provisions edge gateways: enroll, approve, provision, deliver credentials.
 
 Usage:
-  gatehouse serve [--listen ADDR] [--db PATH] [--config FILE] [--tls-cert FILE --tls-key FILE] [--simulate-backends]
+  gatehouse serve [--listen ADDR] [--db PATH|postgres://...] [--config FILE] [--tls-cert FILE --tls-key FILE] [--simulate-backends]
                  [--log-level debug|info|warn|error] [--log-format text|json]
   gatehouse config check [--config FILE] [--online]
   gatehouse demo [--gateways N] [--listen ADDR] [--log-level LEVEL]
@@ -29,7 +29,8 @@ Usage:
   gatehouse certs expiring|list ...   certificates about to expire, and each gateway's renewals
   gatehouse tokens list|create|revoke ...   API tokens (see 'gatehouse tokens'; --db PATH to bootstrap)
   gatehouse users list|create|set|delete ...  people who log in to the page (see 'gatehouse users')
-  gatehouse backup FILE [--db PATH]   a consistent copy of the database while the server runs
+  gatehouse backup FILE [--db PATH]   a consistent copy of the SQLite database while the server runs
+  gatehouse migrate [--db DSN]   bring the database's schema up to date and exit (rolling deploys)
   gatehouse version
 
 Run 'gatehouse COMMAND --help' for the flags of a command.
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runAudit(ctx, args[1:], stdout, stderr, getenv)
 	case "backup":
 		return runBackup(ctx, args[1:], stdout, stderr, getenv)
+	case "migrate":
+		return runMigrate(ctx, args[1:], stdout, stderr, getenv)
 	case "certs":
 		return runCerts(ctx, args[1:], stdout, stderr, getenv)
 	case "config":

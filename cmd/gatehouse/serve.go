@@ -26,6 +26,9 @@ type appConfig struct {
 	Listen   string
 	TLS      *server.Certificate // nil serves plain HTTP
 	DB       string
+	// NoMigrate leaves the schema to "gatehouse migrate" and refuses a
+	// database whose schema is not the one this build needs.
+	NoMigrate bool
 	Backends []gatehouse.Backend
 	Logger   *slog.Logger
 	// Jobs tunes the provisioning runner; Backends and Logger above win.
@@ -46,7 +49,7 @@ type app struct {
 }
 
 func startApp(ctx context.Context, cfg appConfig) (*app, error) {
-	db, err := store.Open(ctx, cfg.DB)
+	db, err := openDB(ctx, cfg.DB, !cfg.NoMigrate)
 	if err != nil {
 		return nil, err
 	}
@@ -113,11 +116,33 @@ func (a *app) Close() error {
 	return errors.Join(errs...)
 }
 
+// openDB opens the database, migrating it or else checking it needs none.
+func openDB(ctx context.Context, dsn string, migrate bool) (*store.DB, error) {
+	if migrate {
+		return store.Open(ctx, dsn)
+	}
+	db, err := store.Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	have, err := db.SchemaVersionIfAny(ctx)
+	want, lerr := db.LatestSchemaVersion()
+	if err = errors.Join(err, lerr); err == nil && have != want {
+		err = fmt.Errorf("the database schema is at version %d and this gatehouse needs %d: run 'gatehouse migrate' first (or drop --migrate=false)", have, want)
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", envOr(getenv, "GATEHOUSE_LISTEN", ":8080"), "listen address (env GATEHOUSE_LISTEN)")
-	dbPath := fs.String("db", envOr(getenv, "GATEHOUSE_DB", "gatehouse.db"), "database: SQLite file path (env GATEHOUSE_DB)")
+	dbPath := fs.String("db", envOr(getenv, "GATEHOUSE_DB", "gatehouse.db"), "database: a SQLite file path, or a postgres:// URL for several replicas (env GATEHOUSE_DB)")
+	migrate := fs.Bool("migrate", true, "bring the database schema up to date at start; with false, refuse to start until 'gatehouse migrate' has")
 	cfgFile := fs.String("config", getenv("GATEHOUSE_CONFIG"), "file of KEY=VALUE backend settings (env GATEHOUSE_CONFIG); see README")
 	simulated := fs.Bool("simulate-backends", false, "provision into simulated Mender, DPS, IoT Hub and Vault servers on loopback (for trials)")
 	certFile := fs.String("tls-cert", getenv("GATEHOUSE_TLS_CERT"), "serve HTTPS with this PEM certificate (chain) `FILE`; reloaded on SIGHUP (env GATEHOUSE_TLS_CERT)")
@@ -150,14 +175,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if cert != nil {
 		reloadOnHangup(ctx, cert, log)
 	}
-	cfg.Listen, cfg.DB, cfg.Logger, cfg.TLS = *listen, *dbPath, log, cert
+	cfg.Listen, cfg.DB, cfg.Logger, cfg.TLS, cfg.NoMigrate = *listen, *dbPath, log, cert, !*migrate
 	limits.apply(&cfg)
 	a, err := startApp(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 1
 	}
-	log.Info("gatehouse serving", "url", a.server.URL(), "db", *dbPath, "backends", describe(cfg.Backends), "sso", describeSSO(cfg.OIDC))
+	log.Info("gatehouse serving", "url", a.server.URL(), "db", store.Describe(*dbPath), "backends", describe(cfg.Backends), "sso", describeSSO(cfg.OIDC))
 	<-ctx.Done()
 	log.Info("shutting down")
 	if err := a.Close(); err != nil {

@@ -1,0 +1,64 @@
+package provision_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"gatehouse/internal/pgtest"
+)
+
+// TestPostgres runs the provisioning flows on PostgreSQL: each is an
+// ordinary test of this package, run here as a subtest, whose openDB then
+// gives it PostgreSQL schemas instead of SQLite files. The list covers every
+// kind of durable work (steps, follow-ups, removals, re-keys, bulk items,
+// renewals, allowlist approvals, webhooks, periodic jobs) and the restarts.
+func TestPostgres(t *testing.T) {
+	pgtest.URL(t) // skips, with the reason, where no server is configured
+	t.Parallel()
+	for name, fn := range map[string]func(*testing.T){
+		"Enroll":                   TestEnroll,
+		"ApproveProvisionsOnce":    TestApproveProvisionsEveryBackendOnce,
+		"Dismiss":                  TestDismiss,
+		"RestoreUndoesDismiss":     TestRestoreUndoesDismiss,
+		"FailingStepRetried":       TestFailingStepIsShownAndRetried,
+		"RetryRunsFailedStepNow":   TestRetryRunsFailedStepNow,
+		"LostResponses":            TestLostResponsesLeaveOneObjectPerBackend,
+		"CrashBetweenSteps":        TestCrashBetweenStepsConverges,
+		"FollowUpAppliesManifest":  TestFollowUpAppliesManifest,
+		"FollowUpResumes":          TestFollowUpResumesAfterRestart,
+		"BulkResumes":              TestBulkResumesAfterRestart,
+		"BulkDismiss":              TestBulkDismiss,
+		"Decommission":             TestDecommissionRemovesExactlyThatGateway,
+		"ForgetThenEnrollAgain":    TestForgetThenEnrollAgain,
+		"Rekey":                    TestRekeyKeepsNameAndIdentities,
+		"Renew":                    TestRenewBeforeExpiryRevokesOldSerialAfterAck,
+		"AllowlistFirstContact":    TestAllowlistApprovesOnFirstContact,
+		"Webhooks":                 TestWebhooksSignedAndRetried,
+		"Nonces":                   TestUseNonceReplayAndPrune,
+		"PendingCap":               TestPendingCapRefusesNewKeysOnly,
+		"ExpirePendingOnStart":     TestExpirePendingJobRunsOnStart,
+		"CodesKeyedPerDatabase":    TestVerificationCodeKeyedPerDatabase,
+		"AuditDecisions":           TestAuditDecisions,
+		"TokenRevokedEndsSessions": TestTokenRevokedEndsItsSessions,
+		"PasswordLogin":            TestPasswordLogin,
+		"ExternalLogin":            TestExternalLogin,
+		"RelabelReappliesManifest": TestRelabelReappliesManifest,
+		"RenameInMender":           TestRenameInMender,
+	} {
+		t.Run(name, fn)
+	}
+}
+
+func onPostgres(t *testing.T) bool { return strings.HasPrefix(t.Name(), "TestPostgres/") }
+
+// schemas maps a test's database path to its PostgreSQL schema's URL.
+var schemas sync.Map
+
+func postgresFor(t *testing.T, path string) string {
+	if u, ok := schemas.Load(path); ok {
+		return u.(string)
+	}
+	u, _ := schemas.LoadOrStore(path, pgtest.URL(t))
+	return u.(string)
+}
