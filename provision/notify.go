@@ -2,8 +2,9 @@ package provision
 
 import "sync"
 
-// Notifier wakes long polls when a device changes. This one works inside one
-// process; several replicas need one that listens to the database instead.
+// Notifier wakes long polls when a device changes. LocalNotifier works
+// inside one process; replicas on PostgreSQL use replicaNotifier, which also
+// tells the others through the database.
 type Notifier interface {
 	// Subscribe returns a channel that receives after each Publish for id,
 	// and a function that ends the subscription.
@@ -106,6 +107,30 @@ func (n *LocalNotifier) Publish(id string) {
 	}
 	for w := range n.watchers {
 		w.add(id)
+	}
+}
+
+// wakeAll wakes every subscriber and tells every watcher that anything may
+// have changed.
+func (n *LocalNotifier) wakeAll() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, subs := range n.subs {
+		for ch := range subs {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+	for w := range n.watchers {
+		w.mu.Lock()
+		w.all = true
+		w.mu.Unlock()
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 

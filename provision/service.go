@@ -21,7 +21,8 @@ type Config struct {
 	// Backends are the services devices are provisioned into, in the order
 	// their steps are shown; see gatehouse.Backend.
 	Backends []gatehouse.Backend
-	// Notifier wakes long polls; default a LocalNotifier.
+	// Notifier wakes long polls; default a LocalNotifier, or on PostgreSQL
+	// one that also hears of changes made by other replicas.
 	Notifier Notifier
 	// Logger receives operational logs; default discards.
 	Logger *slog.Logger
@@ -95,11 +96,21 @@ type Service struct {
 	refusals refusalLimiter
 
 	pending *pendingGauge // the pending queue's size, for its cap
+
+	replica     *replicaNotifier // nil on SQLite
+	stopListen  context.CancelFunc
+	listenEnded chan struct{}
 }
 
 // New builds a Service. Call Start to begin working provisioning jobs.
 func New(db *store.DB, cfg Config) (*Service, error) {
+	shared := cfg.Notifier == nil && db.Postgres()
 	cfg = cfg.withDefaults()
+	var replica *replicaNotifier
+	if shared {
+		replica = newReplicaNotifier(db, cfg.Logger)
+		cfg.Notifier = replica
+	}
 	if cfg.RescueAfter <= cfg.JobTimeout {
 		return nil, errors.New("provision: RescueAfter must exceed JobTimeout")
 	}
@@ -110,7 +121,7 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{db: db, cfg: cfg, log: cfg.Logger, notify: cfg.Notifier, secret: secret,
+	s := &Service{db: db, cfg: cfg, log: cfg.Logger, notify: cfg.Notifier, secret: secret, replica: replica,
 		pending: &pendingGauge{cap: cfg.PendingCap, log: cfg.Logger, now: time.Now}}
 	jobs, err := newJobClient(db, s)
 	if err != nil {
@@ -129,12 +140,30 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.jobs.Start(ctx); err != nil {
 		return fmt.Errorf("provision: start job runner: %w", err)
 	}
+	if s.replica != nil {
+		lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s.stopListen, s.listenEnded = cancel, make(chan struct{})
+		go func() {
+			defer close(s.listenEnded)
+			s.replica.run(lctx)
+		}()
+	}
 	return nil
 }
 
 // Stop lets running steps finish (until ctx is done) and stops the runner.
 func (s *Service) Stop(ctx context.Context) error {
+	defer s.stopListening()
 	return s.jobs.Stop(ctx)
+}
+
+// stopListening ends the replica listener, once the runner is stopped (a
+// step finishing meanwhile still tells the others).
+func (s *Service) stopListening() {
+	if s.stopListen != nil {
+		s.stopListen()
+		<-s.listenEnded
+	}
 }
 
 // Ready reports whether the database answers.
@@ -146,5 +175,6 @@ func (s *Service) Notifier() Notifier { return s.notify }
 // StopAndCancel stops the runner and cancels steps in flight, for shutdowns
 // that cannot wait.
 func (s *Service) StopAndCancel(ctx context.Context) error {
+	defer s.stopListening()
 	return s.jobs.StopAndCancel(ctx)
 }

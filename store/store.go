@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -25,6 +26,9 @@ type DB struct {
 	jobs queue
 	// Now is the clock for timestamps; tests may replace it.
 	Now func() time.Time
+
+	listenMu      sync.Mutex
+	lastListenErr error
 }
 
 // engine is what differs between SQLite and PostgreSQL: connecting,

@@ -57,7 +57,6 @@ func TestMigrate(t *testing.T) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-
 func TestDescribeHidesThePassword(t *testing.T) {
 	got := store.Describe("postgres://gatehouse:s3cret@db.internal:5432/gh?sslmode=require")
 	if strings.Contains(got, "s3cret") || !strings.Contains(got, "db.internal") {

@@ -23,14 +23,14 @@ import (
 
 // appConfig is what serve and demo share.
 type appConfig struct {
-	Listen   string
-	TLS      *server.Certificate // nil serves plain HTTP
-	DB       string
+	Listen string
+	TLS    *server.Certificate // nil serves plain HTTP
+	DB     string
 	// NoMigrate leaves the schema to "gatehouse migrate" and refuses a
 	// database whose schema is not the one this build needs.
 	NoMigrate bool
-	Backends []gatehouse.Backend
-	Logger   *slog.Logger
+	Backends  []gatehouse.Backend
+	Logger    *slog.Logger
 	// Jobs tunes the provisioning runner; Backends and Logger above win.
 	Jobs provision.Config
 	// OIDC turns on single sign-on; nil leaves it off.
