@@ -2,7 +2,13 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"gatehouse/internal/pgtest"
 	"gatehouse/store"
@@ -25,4 +31,95 @@ func openPostgres(t *testing.T, dsn string) *store.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// TestPostgresListenReconnects: a listener whose connection is cut
+// connects again by itself, says so, and hears what is sent afterwards.
+func TestPostgresListenReconnects(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.URL(t)
+	db := openPostgres(t, dsn)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	connected, got := make(chan struct{}, 4), make(chan string, 16)
+	ended := make(chan error, 1)
+	channel := "test_" + strings.ReplaceAll(t.Name(), "/", "_")
+	go func() {
+		ended <- db.Listen(ctx, channel, func() { connected <- struct{}{} }, func(p string) { got <- p })
+	}()
+	within := func(what string, ch <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no %s within 30 s", what)
+		}
+	}
+	hear := func(want string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			if err := db.Broadcast(ctx, channel, want); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case p := <-got:
+				if p == want {
+					return
+				}
+			case <-time.After(200 * time.Millisecond):
+			case <-deadline:
+				t.Fatalf("%q never heard", want)
+			}
+		}
+	}
+	within("first connection", connected)
+	hear("before")
+	// Cut every gatehouse listener of this database; others reconnect too.
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, store.ListenerApplication); err != nil {
+		t.Fatal(err)
+	}
+	within("reconnection", connected)
+	if db.ListenError() == nil {
+		t.Error("ListenError() = nil after the connection was cut")
+	}
+	hear("after")
+	cancel()
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Errorf("Listen returned %v, want context.Canceled", err)
+	}
+}
+
+func TestSQLiteHasNothingToListenTo(t *testing.T) {
+	t.Parallel()
+	db := openSQLite(t, filepath.Join(t.TempDir(), "g.db"))
+	if err := db.Listen(t.Context(), "x", func() {}, func(string) {}); !errors.Is(err, store.ErrSingleProcess) {
+		t.Errorf("Listen on SQLite = %v, want ErrSingleProcess", err)
+	}
+	if err := db.Broadcast(t.Context(), "x", "y"); err != nil {
+		t.Errorf("Broadcast on SQLite = %v, want a no-op", err)
+	}
+}
+
+// TestPostgresAuditIsAppendOnly: the trigger refuses changes to the log.
+func TestPostgresAuditIsAppendOnly(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.URL(t)
+	db := openPostgres(t, dsn)
+	appendN(t, db, 2)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, q := range []string{`UPDATE audit_log SET result = 'ok, honestly' WHERE seq = 1`, `DELETE FROM audit_log WHERE seq = 2`} {
+		if _, err := conn.Exec(t.Context(), q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: %v, want refused as append-only", q, err)
+		}
+	}
 }

@@ -39,6 +39,9 @@ type appConfig struct {
 	// zero keeps the server's defaults.
 	DeviceRate  rate.Limit
 	DeviceBurst int
+	// LongPoll is how long a device's wait is held; zero keeps the server's
+	// default.
+	LongPoll time.Duration
 }
 
 // app is a running server: database, job runner and HTTP.
@@ -70,6 +73,9 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 	}
 	if cfg.DeviceRate != 0 {
 		a.server.DeviceRate, a.server.DeviceBurst = cfg.DeviceRate, cfg.DeviceBurst
+	}
+	if cfg.LongPoll != 0 {
+		a.server.LongPoll = cfg.LongPoll
 	}
 	if err := svc.Start(ctx); err != nil {
 		db.Close()

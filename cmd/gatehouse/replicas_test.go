@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"gatehouse"
+	"gatehouse/agent"
+	"gatehouse/internal/pgtest"
+	"gatehouse/provision"
+	"gatehouse/sandbox"
+)
+
+// replica starts one gatehouse server on the shared database, with the
+// simulators' backends passed through wrap.
+func replica(t *testing.T, dsn string, sims *sandbox.Simulators, wrap func([]gatehouse.Backend) []gatehouse.Backend) *app {
+	t.Helper()
+	cfg, err := appFromConfig(sims.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wrap != nil {
+		cfg.Backends = wrap(cfg.Backends)
+	}
+	cfg.Listen, cfg.DB = "127.0.0.1:0", dsn
+	// Held far longer than the test waits: an agent gets its bundle only
+	// if its long poll is woken.
+	cfg.LongPoll = 10 * time.Minute
+	cfg.Jobs.JobTimeout, cfg.Jobs.RescueAfter = 2*time.Second, 3*time.Second
+	cfg.Jobs.RetryBase, cfg.Jobs.RetryMax = 50*time.Millisecond, 500*time.Millisecond
+	a, err := startApp(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestReplicas runs two servers on one PostgreSQL database and proves they
+// behave as one service: an agent's long poll held on A finishes when an
+// operator approves on B; B's live view hears of A's changes; a nonce used
+// on one is refused on the other; every job runs once (one attempt per
+// step, one object per gateway in each backend).
+func TestReplicas(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.URL(t)
+	sims, err := sandbox.Start(100 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sims.Close()
+	a, b := replica(t, dsn, sims, nil), replica(t, dsn, sims, nil)
+	defer a.Close()
+	defer b.Close()
+	ctx := context.Background()
+	token, _, err := a.svc.CreateToken(ctx, provision.TokenSpec{Name: "replicas", Role: gatehouse.RoleOperator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch, stopWatch := b.svc.Notifier().WatchAll()
+	defer stopWatch()
+
+	const n = 4
+	dir := t.TempDir()
+	done := make(chan error, n)
+	agentCtx, stopAgents := context.WithCancel(ctx)
+	defer stopAgents()
+	for i := range n {
+		keyPath, out := filepath.Join(dir, fmt.Sprint("key-", i)), filepath.Join(dir, fmt.Sprint("out-", i))
+		writeEd25519Key(t, keyPath)
+		// Half the agents long-poll A, half B; every approval goes to the
+		// other replica.
+		url := []string{a.server.URL(), b.server.URL()}[i%2]
+		go func() {
+			_, err := agent.Run(agentCtx, agent.Config{Server: url, InsecureHTTP: true, KeyPath: keyPath, OutDir: out,
+				MAC: fmt.Sprintf("02:00:00:00:01:%02x", i), RestartCommands: []string{}, Logger: quiet})
+			done <- err
+		}()
+	}
+	ids := waitForN(t, a.svc, n)
+	// B's live view learns of enrollments that A took.
+	wantWatched(t, watch, ids)
+	for _, id := range ids {
+		d, err := a.svc.Device(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var i int
+		fmt.Sscanf(d.MAC[len(d.MAC)-2:], "%x", &i)
+		other := []*app{b, a}[i%2]
+		approve(t, other.server.URL(), token, id, fmt.Sprintf("gw-replica-%d", i))
+	}
+	for range n {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("agent: %v", err)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("an agent did not get its bundle within %v of its approval on the other replica", waitTimeout)
+		}
+	}
+	for _, id := range ids {
+		d, err := b.svc.Device(ctx, id)
+		if err != nil || d.State != gatehouse.StateProvisioned {
+			t.Fatalf("device %s: %+v %v", id, d, err)
+		}
+		for _, s := range d.Steps {
+			if s.Name != gatehouse.StepHub && s.Attempts != 1 {
+				t.Errorf("%s step %s ran %d times, want once", d.Name, s.Name, s.Attempts)
+			}
+		}
+	}
+	if sims.Mender.State.Len() != n || sims.DPS.State.Len() != n || sims.Vault.State.Len() != n {
+		t.Errorf("backend objects: mender %d, dps %d, vault %d; want %d each",
+			sims.Mender.State.Len(), sims.DPS.State.Len(), sims.Vault.State.Len(), n)
+	}
+
+	exp := time.Now().Add(time.Minute)
+	if err := a.svc.UseNonce(ctx, "fp-replicas", "nonce-1", exp); err != nil {
+		t.Fatalf("first use on A: %v", err)
+	}
+	if err := b.svc.UseNonce(ctx, "fp-replicas", "nonce-1", exp); err == nil {
+		t.Error("a nonce used on A was accepted again on B")
+	}
+}
+
+// wantWatched waits until a watcher has been told of every id.
+func wantWatched(t *testing.T, w *provision.Watcher, ids []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	deadline := time.After(waitTimeout)
+	for {
+		ch, all := w.Take()
+		for _, id := range ch {
+			seen[id] = true
+		}
+		if all || !slices.ContainsFunc(ids, func(id string) bool { return !seen[id] }) {
+			return
+		}
+		select {
+		case <-w.Wake():
+		case <-deadline:
+			t.Fatalf("the other replica's live view heard of %d of %d changes within %v", len(seen), len(ids), waitTimeout)
+		}
+	}
+}
