@@ -35,14 +35,17 @@ type options struct {
 // caller sends authenticated requests to one DPS instance or hub.
 type caller struct {
 	rest       *rest.Client
+	quota      *rest.Quota
 	signer     *signer
 	apiVersion string
 }
 
 func newCaller(cs ConnectionString, o options) *caller {
 	s := newSigner(cs)
+	quota := rest.NewQuota(o.service+" "+o.baseURL, o.rateLimit, cmp.Or(o.rateWindow, time.Minute))
 	return &caller{
 		signer:     s,
+		quota:      quota,
 		apiVersion: o.apiVersion,
 		rest: &rest.Client{
 			Service:         o.service,
@@ -52,7 +55,7 @@ func newCaller(cs ConnectionString, o options) *caller {
 			UserAgent:       o.userAgent,
 			RequestIDHeader: "x-ms-client-request-id",
 			Auth:            s.auth,
-			Limiter:         rest.PerWindow(o.rateLimit, cmp.Or(o.rateWindow, time.Minute)),
+			Limiter:         quota,
 			Retries:         o.retries,
 			Logger:          o.logger,
 		},

@@ -80,6 +80,9 @@ type DPS struct {
 	c       *caller
 }
 
+// Quotas is the DPS instance's call budget, for sharing among replicas.
+func (d *DPS) Quotas() []*rest.Quota { return []*rest.Quota{d.c.quota} }
+
 // NewDPS returns a client for cfg.
 func NewDPS(cfg DPSConfig) (*DPS, error) {
 	if err := cfg.Validate(); err != nil {

@@ -92,6 +92,16 @@ type IoTHub struct {
 }
 
 // NewIoTHub returns a client for cfg.
+// Quotas are the hubs' call budgets, one per hub, for sharing among
+// replicas.
+func (h *IoTHub) Quotas() []*rest.Quota {
+	var out []*rest.Quota
+	for _, c := range h.hubs {
+		out = append(out, c.quota)
+	}
+	return out
+}
+
 func NewIoTHub(cfg HubConfig) (*IoTHub, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

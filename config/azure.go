@@ -83,6 +83,7 @@ func buildDPS(c *Config, apis *builtAPIs) (gatehouse.Backend, error) {
 		return nil, err
 	}
 	apis.dps = d
+	apis.keep(d)
 	return azure.NewDPSBackend(d), nil
 }
 
@@ -96,6 +97,7 @@ func buildHub(c *Config, apis *builtAPIs) (gatehouse.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	apis.keep(h)
 	var m azure.Manifests
 	if c.Manifests != nil {
 		m = c.Manifests

@@ -14,6 +14,7 @@ import (
 	"gatehouse/azure"
 	"gatehouse/manifest"
 	"gatehouse/mender"
+	"gatehouse/rest"
 	"gatehouse/sso"
 	"gatehouse/vault"
 	"gatehouse/webhook"
@@ -121,6 +122,9 @@ func (c *Config) logger(own *slog.Logger) *slog.Logger {
 // Clients are the built backends, in registration order.
 type Clients struct {
 	Backends []gatehouse.Backend
+	// Quotas are the clients' call budgets, which replicas share through
+	// their database.
+	Quotas []*rest.Quota
 }
 
 // Build makes the backend of every configured service.
@@ -136,6 +140,7 @@ func (c *Config) Build() (*Clients, error) {
 			out.Backends = append(out.Backends, b)
 		}
 	}
+	out.Quotas = apis.quotas
 	return out, nil
 }
 

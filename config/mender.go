@@ -28,7 +28,7 @@ func (c *Config) loadMender(e *Env) error {
 	return nil
 }
 
-func buildMender(c *Config, _ *builtAPIs) (gatehouse.Backend, error) {
+func buildMender(c *Config, apis *builtAPIs) (gatehouse.Backend, error) {
 	if c.Mender == nil {
 		return nil, nil
 	}
@@ -38,5 +38,6 @@ func buildMender(c *Config, _ *builtAPIs) (gatehouse.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	apis.keep(m)
 	return mender.NewBackend(m), nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"gatehouse"
+	"gatehouse/rest"
 )
 
 // registration is one backend gatehouse knows: how its settings load and
@@ -25,5 +26,12 @@ var registry = []registration{
 // builtAPIs are clients one backend's build leaves for another: the IoT
 // Hub follow-up learns each gateway's hub from DPS.
 type builtAPIs struct {
-	dps gatehouse.DPS
+	dps    gatehouse.DPS
+	quotas []*rest.Quota
 }
+
+// budgeted is a client with call budgets.
+type budgeted interface{ Quotas() []*rest.Quota }
+
+// keep notes the quotas of a built client.
+func (a *builtAPIs) keep(c budgeted) { a.quotas = append(a.quotas, c.Quotas()...) }

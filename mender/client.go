@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"gatehouse"
 	"gatehouse/rest"
@@ -24,6 +25,16 @@ type Client struct {
 	token   string   // personal access token, or ""
 	secrets []string // what redact hides, besides the current JWT
 	session *session // login JWTs when there is no token
+	quota   *rest.Quota
+}
+
+// Quotas is the server's call budget, if one is configured, for sharing
+// among replicas.
+func (c *Client) Quotas() []*rest.Quota {
+	if c.quota == nil {
+		return nil
+	}
+	return []*rest.Quota{c.quota}
 }
 
 // New returns a client for cfg, which must Validate.
@@ -40,10 +51,11 @@ func New(cfg Config) (*Client, error) {
 		RequestIDHeader: "X-MEN-RequestID",
 		Logger:          cfg.Logger,
 	}
-	if cfg.RateLimit > 0 {
-		rc.Limiter = rest.PerMinute(cfg.RateLimit)
-	}
 	c := &Client{rest: rc, token: cfg.Token, secrets: credentials(cfg)}
+	if cfg.RateLimit > 0 {
+		c.quota = rest.NewQuota("mender "+rc.BaseURL, cfg.RateLimit, time.Minute)
+		rc.Limiter = c.quota
+	}
 	if cfg.Token == "" {
 		c.session = newSession(loginFunc(rc, cfg.User, cfg.Password))
 	}

@@ -17,8 +17,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Client sends requests to one service.
@@ -38,8 +36,9 @@ type Client struct {
 	// Auth adds credentials to a request; it runs before every attempt so
 	// tokens can be refreshed between retries.
 	Auth func(ctx context.Context, req *http.Request) error
-	// Limiter paces calls; nil means no client-side limit.
-	Limiter *rate.Limiter
+	// Limiter paces calls (a *rate.Limiter, a *Quota); nil means no
+	// client-side limit.
+	Limiter Limiter
 	// Retries is how many times a retryable failure is retried; default 4.
 	// Negative disables retries.
 	Retries int

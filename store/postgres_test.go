@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,6 +121,44 @@ func TestPostgresAuditIsAppendOnly(t *testing.T) {
 	for _, q := range []string{`UPDATE audit_log SET result = 'ok, honestly' WHERE seq = 1`, `DELETE FROM audit_log WHERE seq = 2`} {
 		if _, err := conn.Exec(t.Context(), q); err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Errorf("%s: %v, want refused as append-only", q, err)
+		}
+	}
+}
+
+// TestPostgresSharedQuota: two processes' handles on one bucket of 10 get
+// 10 calls between them, not 10 each, and the next waits for the refill.
+func TestPostgresSharedQuota(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.URL(t)
+	replicas := []*store.DB{openPostgres(t, dsn), openPostgres(t, dsn)}
+	const burst = 10
+	got := make(chan bool, 4*burst)
+	var wg sync.WaitGroup
+	for i := range 4 * burst {
+		q := replicas[i%2].Quota("dps test", burst, 0.0001) // one token per 3 hours
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			got <- q.Wait(ctx) == nil
+		})
+	}
+	wg.Wait()
+	close(got)
+	n := 0
+	for ok := range got {
+		if ok {
+			n++
+		}
+	}
+	if n != burst {
+		t.Errorf("%d calls went through two replicas' handles on a bucket of %d", n, burst)
+	}
+	// A fast refill: the bucket is empty, so the next call waits about a
+	// refill's time rather than failing.
+	fast := replicas[0].Quota("dps fast", 1, 20)
+	for range 2 {
+		if err := fast.Wait(t.Context()); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -12,16 +12,20 @@ import (
 	"gatehouse/agent"
 	"gatehouse/internal/pgtest"
 	"gatehouse/provision"
+	"gatehouse/rest"
 	"gatehouse/sandbox"
 )
 
 // replica starts one gatehouse server on the shared database, with the
 // simulators' backends passed through wrap.
-func replica(t *testing.T, dsn string, sims *sandbox.Simulators, wrap func([]gatehouse.Backend) []gatehouse.Backend) *app {
+func replica(t *testing.T, dsn string, sims *sandbox.Simulators, wrap func([]gatehouse.Backend) []gatehouse.Backend, quotas *[][]*rest.Quota) *app {
 	t.Helper()
 	cfg, err := appFromConfig(sims.Config())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if quotas != nil {
+		*quotas = append(*quotas, cfg.Quotas)
 	}
 	if wrap != nil {
 		cfg.Backends = wrap(cfg.Backends)
@@ -52,9 +56,25 @@ func TestReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sims.Close()
-	a, b := replica(t, dsn, sims, nil), replica(t, dsn, sims, nil)
+	var quotas [][]*rest.Quota
+	a, b := replica(t, dsn, sims, nil, &quotas), replica(t, dsn, sims, nil, &quotas)
 	defer a.Close()
 	defer b.Close()
+	// Each replica's DPS, hub and Mender budgets are drawn from the
+	// database, under the same names, so the two share them.
+	for i, qs := range quotas {
+		var names []string
+		for _, q := range qs {
+			if !q.Shared() {
+				t.Errorf("replica %d paces %s by itself", i, q.Name)
+			}
+			names = append(names, q.Name)
+		}
+		slices.Sort(names)
+		if len(names) < 2 || !slices.Equal(names, names0(quotas)) {
+			t.Errorf("replica %d quotas %v, want the same two or more as replica 0", i, names)
+		}
+	}
 	ctx := context.Background()
 	token, _, err := a.svc.CreateToken(ctx, provision.TokenSpec{Name: "replicas", Role: gatehouse.RoleOperator})
 	if err != nil {
@@ -128,6 +148,15 @@ func TestReplicas(t *testing.T) {
 	}
 }
 
+func names0(quotas [][]*rest.Quota) []string {
+	var out []string
+	for _, q := range quotas[0] {
+		out = append(out, q.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // wantWatched waits until a watcher has been told of every id.
 func wantWatched(t *testing.T, w *provision.Watcher, ids []string) {
 	t.Helper()
@@ -185,7 +214,7 @@ func TestReplicaKilledMidStep(t *testing.T) {
 			}
 		}
 		return bs
-	})
+	}, nil)
 	ctx := context.Background()
 	dir := t.TempDir()
 	keyPath := filepath.Join(dir, "key")
@@ -223,7 +252,7 @@ func TestReplicaKilledMidStep(t *testing.T) {
 		a.svc.StopAndCancel(stop)
 	}()
 
-	b := replica(t, dsn, sims, nil)
+	b := replica(t, dsn, sims, nil, nil)
 	defer b.Close()
 	select {
 	case err := <-runAgent(ctx, b.server.URL()):

@@ -15,6 +15,7 @@ import (
 	"gatehouse"
 	"gatehouse/config"
 	"gatehouse/provision"
+	"gatehouse/rest"
 	"gatehouse/sandbox"
 	"gatehouse/server"
 	"gatehouse/sso"
@@ -42,6 +43,9 @@ type appConfig struct {
 	// LongPoll is how long a device's wait is held; zero keeps the server's
 	// default.
 	LongPoll time.Duration
+	// Quotas are the backend clients' call budgets: on PostgreSQL every
+	// replica draws from the same one.
+	Quotas []*rest.Quota
 }
 
 // app is a running server: database, job runner and HTTP.
@@ -55,6 +59,11 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 	db, err := openDB(ctx, cfg.DB, !cfg.NoMigrate)
 	if err != nil {
 		return nil, err
+	}
+	if db.Postgres() {
+		for _, q := range cfg.Quotas {
+			q.Share(db.Quota(q.Name, q.Burst(), q.Rate()))
+		}
 	}
 	jobs := cfg.Jobs
 	jobs.Backends, jobs.Logger = cfg.Backends, cfg.Logger
@@ -239,7 +248,7 @@ func appFromConfig(cfg *config.Config) (appConfig, error) {
 	if err != nil {
 		return appConfig{}, err
 	}
-	return appConfig{Backends: cl.Backends, Jobs: provision.Config{Webhook: cfg.Webhook, FollowDeadline: cfg.FollowDeadline},
+	return appConfig{Backends: cl.Backends, Quotas: cl.Quotas, Jobs: provision.Config{Webhook: cfg.Webhook, FollowDeadline: cfg.FollowDeadline},
 		OIDC: cfg.OIDC}, nil
 }
 
