@@ -59,7 +59,7 @@ func (s *Service) ListDevices(ctx context.Context, f ListFilter) (*DeviceList, e
 		return nil, gatehouse.Errorf(gatehouse.EINVALID, "seen must be active or silent, not %q", f.Seen)
 	}
 	var out DeviceList
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.db.View(ctx, func(tx *store.Tx) error {
 		var err error
 		if out.Devices, out.Total, err = tx.Devices(ctx, sf); err != nil {
 			return err
@@ -118,7 +118,7 @@ func (s *Service) attachSteps(ctx context.Context, tx *store.Tx, ds []*gatehouse
 // Device returns one device with its steps, flagged like a listed one.
 func (s *Service) Device(ctx context.Context, id string) (*gatehouse.Device, error) {
 	var d *gatehouse.Device
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.db.View(ctx, func(tx *store.Tx) error {
 		var err error
 		if d, err = tx.Device(ctx, id); err != nil {
 			return forgottenError(ctx, tx, id, err)
@@ -138,7 +138,7 @@ func (s *Service) Device(ctx context.Context, id string) (*gatehouse.Device, err
 // Events returns a device's timeline.
 func (s *Service) Events(ctx context.Context, id string) ([]gatehouse.Event, error) {
 	var out []gatehouse.Event
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.db.View(ctx, func(tx *store.Tx) error {
 		if err := knownDevice(ctx, tx, id); err != nil {
 			return err
 		}

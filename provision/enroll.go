@@ -189,15 +189,18 @@ const seenEvery = 30 * time.Second
 // seen finds the device of a key and notes that it is alive.
 func (s *Service) seen(ctx context.Context, fp, addr string) (string, error) {
 	var id string
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.db.View(ctx, func(tx *store.Tx) error {
 		k, err := tx.FindKey(ctx, fp)
 		if err != nil {
 			return unknownKey(err)
 		}
 		id = k.DeviceID
-		return tx.TouchDevice(ctx, id, addr, seenEvery)
+		return nil
 	})
-	return id, err
+	if err != nil {
+		return "", err
+	}
+	return id, s.db.TouchDevice(ctx, id, addr, seenEvery)
 }
 
 func unknownKey(err error) error {
@@ -211,7 +214,7 @@ func unknownKey(err error) error {
 // provisioning is complete and the bundle not yet acknowledged.
 func (s *Service) status(ctx context.Context, fp string) (*protocol.Status, error) {
 	var st *protocol.Status
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.db.View(ctx, func(tx *store.Tx) error {
 		k, err := tx.FindKey(ctx, fp)
 		if err != nil {
 			return unknownKey(err)

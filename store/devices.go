@@ -89,6 +89,17 @@ func (tx *Tx) TouchDevice(ctx context.Context, id, addr string, every time.Durat
 	return translate(err, "device")
 }
 
+// TouchDevice is Tx.TouchDevice as one statement of its own: it changes one
+// row on its own terms, so it needs neither a transaction nor the writers'
+// lock, and waiting gateways' re-polls do not queue behind operators.
+func (d *DB) TouchDevice(ctx context.Context, id, addr string, every time.Duration) error {
+	now := d.Now().UTC()
+	_, err := d.q.ExecContext(ctx, `UPDATE devices SET last_seen = ?, source_addr = ?
+		WHERE id = ? AND (last_seen <= ? OR source_addr <> ?)`,
+		micros(now), addr, id, micros(now.Add(-every)), addr)
+	return translate(err, "device")
+}
+
 // Device returns one device with its provisioning steps; ENOTFOUND if unknown.
 func (tx *Tx) Device(ctx context.Context, id string) (*gatehouse.Device, error) {
 	d, err := scanDevice(tx.q.QueryRowContext(ctx, `SELECT `+deviceColumns+deviceFrom+` WHERE d.id = ?`, id))

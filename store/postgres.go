@@ -62,6 +62,14 @@ func (e *postgresEngine) begin(ctx context.Context) (txHandle, error) {
 	return postgresTx{tx}, nil
 }
 
+func (e *postgresEngine) beginRead(ctx context.Context) (txHandle, error) {
+	tx, err := e.pool_.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	return postgresTx{tx}, nil
+}
+
 // lockSchema holds a session advisory lock on one pooled connection until
 // unlock, so replicas starting together migrate one after the other.
 func (e *postgresEngine) lockSchema(ctx context.Context) (func(), error) {

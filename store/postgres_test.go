@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"gatehouse/audit"
 	"gatehouse/internal/pgtest"
 	"gatehouse/store"
 )
@@ -160,5 +161,18 @@ func TestPostgresSharedQuota(t *testing.T) {
 		if err := fast.Wait(t.Context()); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestPostgresViewRefusesWrites: View is read-only, so code that writes in
+// it by mistake fails on PostgreSQL rather than racing the writers' lock.
+func TestPostgresViewRefusesWrites(t *testing.T) {
+	t.Parallel()
+	db := openPostgres(t, pgtest.URL(t))
+	err := db.View(t.Context(), func(tx *store.Tx) error {
+		return tx.AppendAudit(t.Context(), &audit.Entry{Actor: "a", Action: "device.approve", Result: "ok"})
+	})
+	if err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("a write in View: %v, want refused as read-only", err)
 	}
 }

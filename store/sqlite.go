@@ -68,6 +68,9 @@ func (e *sqliteEngine) begin(ctx context.Context) (txHandle, error) {
 	return sqliteTx{tx}, nil
 }
 
+// beginRead is begin: the one connection serializes readers anyway.
+func (e *sqliteEngine) beginRead(ctx context.Context) (txHandle, error) { return e.begin(ctx) }
+
 func (e *sqliteEngine) migrateQueue(ctx context.Context) error {
 	m, err := rivermigrate.New(riversqlite.New(e.db), nil)
 	if err != nil {

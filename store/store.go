@@ -37,6 +37,9 @@ type DB struct {
 type engine interface {
 	pool() querier
 	begin(ctx context.Context) (txHandle, error)
+	// beginRead opens a read-only transaction on one snapshot, which need
+	// not wait for the writers' lock.
+	beginRead(ctx context.Context) (txHandle, error)
 	ping(ctx context.Context) error
 	close() error
 	// migrations names the embedded directory of the dialect's schema.
@@ -138,7 +141,18 @@ func (tx *Tx) Now() time.Time { return tx.now }
 // transaction-scoped advisory lock every replica takes, so the rules the
 // provision package composes from reads and writes hold as on one process.
 func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
-	h, err := d.eng.begin(ctx)
+	return d.run(ctx, d.eng.begin, fn)
+}
+
+// View runs fn in a read-only transaction that sees one snapshot. On
+// PostgreSQL it does not wait for writers, so the reads every long poll and
+// page make scale with replicas; fn must not write (PostgreSQL refuses it).
+func (d *DB) View(ctx context.Context, fn func(*Tx) error) error {
+	return d.run(ctx, d.eng.beginRead, fn)
+}
+
+func (d *DB) run(ctx context.Context, begin func(context.Context) (txHandle, error), fn func(*Tx) error) error {
+	h, err := begin(ctx)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}

@@ -99,6 +99,7 @@ func runConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"InTx/Concurrent", testInTxConcurrent},
 		{"InTx/Clock", testInTxClock},
 		{"Jobs/EnqueueInTx", testJobsInTx},
+		{"View/ReadsCommitted", testView},
 		{"Users/CRUD", testUsers},
 		{"Sessions/Lifecycle", testSessions},
 		{"Tokens/LiveNameUnique", testTokenLiveName},
@@ -1286,6 +1287,29 @@ func testInTxClock(t *testing.T, db *store.DB, _ *clock) {
 
 // testJobsInTx: a job enqueued in a transaction exists once it commits and
 // not at all if it rolls back, on the dialect's own River driver.
+// testView: a read-only transaction sees what was committed before it,
+// and returns fn's error.
+func testView(t *testing.T, db *store.DB, _ *clock) {
+	mustCreate(t, db, newDevice("dev-01"))
+	boom := errors.New("boom")
+	err := db.View(t.Context(), func(tx *store.Tx) error {
+		d, err := tx.Device(t.Context(), "dev-01")
+		if err != nil || d.ID != "dev-01" {
+			t.Errorf("Device in View = %+v, %v", d, err)
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Errorf("View = %v, want fn's error", err)
+	}
+	if err := db.TouchDevice(t.Context(), "dev-01", "192.0.2.9", 0); err != nil {
+		t.Fatal(err)
+	}
+	if d := mustDevice(t, db, "dev-01"); d.SourceAddr != "192.0.2.9" {
+		t.Errorf("after DB.TouchDevice, source = %q", d.SourceAddr)
+	}
+}
+
 func testJobsInTx(t *testing.T, db *store.DB, _ *clock) {
 	ctx := t.Context()
 	if err := db.InTx(ctx, func(tx *store.Tx) error {
