@@ -61,6 +61,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		s.auditRefusal(r, info, sw.status(), route)
+		s.Metrics.ObserveHTTP(route, sw.status(), time.Since(start))
 		if s.Logger == nil {
 			return
 		}
@@ -195,4 +196,43 @@ func (l *authLimiter) prune(now time.Time) {
 			delete(l.sources, src)
 		}
 	}
+}
+
+// RequestIDLogs wraps h so a line logged with a request's context (the
+// *Context methods of slog.Logger) carries that request's request_id, as
+// the access log line does: a handler's or the service's line can then be
+// matched to its request. Wrapping twice adds it once.
+func RequestIDLogs(h slog.Handler) slog.Handler {
+	if _, ok := h.(requestIDHandler); ok {
+		return h
+	}
+	return requestIDHandler{h}
+}
+
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := gatehouse.OriginOf(ctx).RequestID; id != "" && !hasAttr(r, "request_id") {
+		r = r.Clone()
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
+// hasAttr says whether r already names key, as the access log line does.
+func hasAttr(r slog.Record, key string) bool {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		found = a.Key == key
+		return !found
+	})
+	return found
 }

@@ -14,6 +14,7 @@ import (
 
 	"gatehouse"
 	"gatehouse/config"
+	"gatehouse/metrics"
 	"gatehouse/provision"
 	"gatehouse/sandbox"
 	"gatehouse/server"
@@ -50,15 +51,20 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Logger != nil {
+		// Lines logged while handling a request carry its request_id.
+		cfg.Logger = slog.New(server.RequestIDLogs(cfg.Logger.Handler()))
+	}
+	m := metrics.New(db, cfg.Logger)
 	jobs := cfg.Jobs
-	jobs.Backends, jobs.Logger = cfg.Backends, cfg.Logger
+	jobs.Backends, jobs.Logger, jobs.Metrics = cfg.Backends, cfg.Logger, m
 	svc, err := provision.New(db, jobs)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	a := &app{db: db, svc: svc, server: server.New(svc)}
-	a.server.Addr, a.server.Logger, a.server.TLS = cfg.Listen, cfg.Logger, cfg.TLS
+	a.server.Addr, a.server.Logger, a.server.TLS, a.server.Metrics = cfg.Listen, cfg.Logger, cfg.TLS, m
 	if cfg.OIDC != nil {
 		if a.server.SSO, err = startSSO(ctx, svc, *cfg.OIDC, cfg.Logger); err != nil {
 			db.Close()
