@@ -76,7 +76,7 @@ func (s *Server) routes() []route {
 // Handler returns every route of the server; the whole surface is here.
 func (s *Server) Handler() http.Handler {
 	if s.Logger != nil {
-		s.Logger = slog.New(RequestIDLogs(s.Logger.Handler()))
+		s.Logger = slog.New(gatehouse.OriginLogs(s.Logger.Handler()))
 	}
 	s.devLimit = newSourceLimiter(s.DeviceRate, s.DeviceBurst, time.Now, s.warn)
 	s.devSlots = make(chan struct{}, deviceSlots)

@@ -53,7 +53,7 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 	}
 	if cfg.Logger != nil {
 		// Lines logged while handling a request carry its request_id.
-		cfg.Logger = slog.New(server.RequestIDLogs(cfg.Logger.Handler()))
+		cfg.Logger = slog.New(gatehouse.OriginLogs(cfg.Logger.Handler()))
 	}
 	m := metrics.New(db, cfg.Logger)
 	jobs := cfg.Jobs
