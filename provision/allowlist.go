@@ -133,7 +133,7 @@ func (s *Service) addListed(ctx context.Context, res *ImportResult, rows []roste
 	sortRowErrors(out.Errors)
 	*res = out
 	if err == nil {
-		s.log.Info("allowlist imported", "entries", len(out.Imported), "skipped", len(out.Errors), "by", actor)
+		s.log.InfoContext(ctx, "allowlist imported", "entries", len(out.Imported), "skipped", len(out.Errors), "by", actor)
 	}
 	return err
 }
@@ -280,7 +280,7 @@ func (s *Service) askListedName(ctx context.Context, b gatehouse.Backend, name s
 	where, err := b.NameTaken(cctx, name)
 	switch {
 	case err != nil:
-		s.log.Warn("allowlist name check failed", "backend", b.Name(), "name", name, "err", err)
+		s.log.WarnContext(ctx, "allowlist name check failed", "backend", b.Name(), "name", name, "err", err)
 		return fmt.Sprintf("could not be checked in %s (%v); try again", b.Name(), err)
 	case len(where) > 0:
 		return "is already taken in " + strings.Join(where, ", ")

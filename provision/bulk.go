@@ -71,7 +71,7 @@ func (s *Service) StartBulk(ctx context.Context, actor string, req BulkRequest) 
 	if err := s.recordRefusal(ctx, ActionBulkStart, "", detail, err); err != nil {
 		return nil, err
 	}
-	s.log.Info("bulk operation started", "bulk", op.ID, "action", op.Action, "items", op.Total, "by", actor)
+	s.log.InfoContext(ctx, "bulk operation started", "bulk", op.ID, "action", op.Action, "items", op.Total, "by", actor)
 	return op, nil
 }
 
@@ -464,7 +464,7 @@ func (s *Service) bulkDecide(ctx context.Context, op *gatehouse.BulkOperation, i
 		if d.State != gatehouse.StatePending && d.Name == it.Name {
 			return gatehouse.BulkDone, "approved as " + it.Name, nil
 		}
-		if _, err := s.Approve(ctx, actor, it.DeviceID, Approval{Name: it.Name, Labels: it.Labels}); err != nil {
+		if _, err := s.Approve(withApprovalSource(ctx, ApprovedInBulk), actor, it.DeviceID, Approval{Name: it.Name, Labels: it.Labels}); err != nil {
 			return failedOr(err)
 		}
 		return gatehouse.BulkDone, "approved as " + it.Name, nil

@@ -87,7 +87,7 @@ func (s *Service) Decommission(ctx context.Context, actor, id string, dryRun boo
 		return nil, err
 	}
 	s.pending.forget()
-	s.log.Info("device decommissioned", "device", id, "by", actor)
+	s.log.InfoContext(ctx, "device decommissioned", "device", id, "by", actor)
 	s.notify.Publish(id)
 	d, err := s.Device(ctx, id)
 	if err != nil {
@@ -442,7 +442,7 @@ func (s *Service) Forget(ctx context.Context, actor, id string) (*gatehouse.Forg
 		return nil, err
 	}
 	s.pending.forget()
-	s.log.Info("device forgotten", "device", id, "by", actor)
+	s.log.InfoContext(ctx, "device forgotten", "device", id, "by", actor)
 	s.notify.Publish(id)
 	return f, nil
 }

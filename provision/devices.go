@@ -168,7 +168,8 @@ func (s *Service) Approve(ctx context.Context, actor, id string, a Approval) (*g
 		return nil, err
 	}
 	s.pending.forget()
-	s.log.Info("device approved", "device", id, "name", a.Name, "by", actor)
+	s.metrics().Approved(approvalSource(ctx))
+	s.log.InfoContext(ctx, "device approved", "device", id, "name", a.Name, "by", actor)
 	s.notify.Publish(id)
 	return s.Device(ctx, id)
 }
@@ -353,7 +354,7 @@ func (s *Service) move(ctx context.Context, actor, id string, m move) (*gatehous
 		return nil, err
 	}
 	s.pending.forget()
-	s.log.Info(m.done, "device", id, "by", actor)
+	s.log.InfoContext(ctx, m.done, "device", id, "by", actor)
 	s.notify.Publish(id)
 	return s.Device(ctx, id)
 }

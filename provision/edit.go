@@ -59,7 +59,7 @@ func (s *Service) update(ctx context.Context, actor, id string, e Edit) error {
 		return gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in gatehouse", *e.Name)
 	}
 	if err == nil {
-		s.log.Info("device updated", "device", id, "by", actor)
+		s.log.InfoContext(ctx, "device updated", "device", id, "by", actor)
 	}
 	return err
 }

@@ -41,7 +41,7 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 		return nil, err
 	}
 	if created {
-		s.log.Info("device enrolled", "device", id, "mac", mac, "fingerprint", sig.Fingerprint, "addr", addr)
+		s.log.InfoContext(ctx, "device enrolled", "device", id, "mac", mac, "fingerprint", sig.Fingerprint, "addr", addr)
 		s.notify.Publish(id)
 		publishIf(s.notify, rekeyOf) // the gateway's page shows its new candidate
 	}

@@ -37,7 +37,7 @@ func (s *Service) checkNameFreeIn(ctx context.Context, name string, backends []g
 	for _, c := range askBackends(ctx, backends, name) {
 		switch {
 		case c.err != nil:
-			s.log.Warn("name check failed", "backend", c.backend, "name", name, "err", c.err)
+			s.log.WarnContext(ctx, "name check failed", "backend", c.backend, "name", name, "err", c.err)
 			failed = append(failed, fmt.Sprintf("%s (%v)", c.backend, c.err))
 		case len(c.where) > 0:
 			taken = append(taken, c.where...)

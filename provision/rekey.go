@@ -114,7 +114,8 @@ func (s *Service) approveRekey(ctx context.Context, actor, id string, a Approval
 		return nil, true, err
 	}
 	s.pending.forget()
-	s.log.Info("re-key approved", "device", target, "candidate", id, "by", actor)
+	s.metrics().Approved(ApprovedRekey)
+	s.log.InfoContext(ctx, "re-key approved", "device", target, "candidate", id, "by", actor)
 	s.notify.Publish(id)
 	s.notify.Publish(target)
 	d, err = s.Device(ctx, target)

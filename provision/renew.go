@@ -77,7 +77,7 @@ func (s *Service) Renew(ctx context.Context, sig *protocol.Signed, req protocol.
 	})
 	if err != nil {
 		if c := gatehouse.ErrorCode(err); c == gatehouse.EFORBIDDEN || c == gatehouse.EGONE {
-			s.log.Warn("certificate renewal refused", "fingerprint", sig.Fingerprint, "reason", gatehouse.ErrorMessage(err))
+			s.log.WarnContext(ctx, "certificate renewal refused", "fingerprint", sig.Fingerprint, "reason", gatehouse.ErrorMessage(err))
 		}
 		return nil, err
 	}

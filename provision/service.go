@@ -54,6 +54,8 @@ type Config struct {
 	// PendingExpiry is how long a pending gateway may stay unheard from
 	// before it is removed; default DefaultPendingExpiry.
 	PendingExpiry time.Duration
+	// Metrics, if set, is told of approvals and step attempts.
+	Metrics Metrics
 }
 
 func (c Config) withDefaults() Config {
@@ -166,8 +168,8 @@ func (s *Service) stopListening() {
 	}
 }
 
-// Ready reports whether the database answers.
-func (s *Service) Ready(ctx context.Context) error { return s.db.Ping(ctx) }
+// Ready reports whether the database answers and its schema is current.
+func (s *Service) Ready(ctx context.Context) error { return s.db.Ready(ctx) }
 
 // Notifier returns the notifier long polls wait on.
 func (s *Service) Notifier() Notifier { return s.notify }

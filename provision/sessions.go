@@ -85,7 +85,7 @@ func (s *Service) startSession(ctx context.Context, p gatehouse.Principal, how s
 	if err != nil {
 		return "", nil, err
 	}
-	s.log.Info("operator logged in", "actor", p.Actor())
+	s.log.InfoContext(ctx, "operator logged in", "actor", p.Actor())
 	return secret, &Session{Principal: p, CSRF: csrfFor(secret)}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"time"
 
 	"gatehouse"
 	"gatehouse/protocol"
@@ -20,9 +21,13 @@ func (s *Service) runStep(ctx context.Context, id string, name gatehouse.StepNam
 	}
 	p := s.provisioner(name)
 	if p == nil {
-		return s.failStep(ctx, id, name, fmt.Errorf("%s: backend is not configured on this server", name))
+		err := fmt.Errorf("%s: backend is not configured on this server", name)
+		s.metrics().StepRan(name, 0, err)
+		return s.failStep(ctx, id, name, err)
 	}
+	start := time.Now()
 	res, err := s.provision(ctx, p, in)
+	s.metrics().StepRan(name, time.Since(start), err)
 	if err != nil {
 		return s.failStep(ctx, id, name, err)
 	}

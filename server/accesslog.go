@@ -61,6 +61,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		s.auditRefusal(r, info, sw.status(), route)
+		s.Metrics.ObserveHTTP(route, sw.status(), time.Since(start))
 		if s.Logger == nil {
 			return
 		}

@@ -29,6 +29,7 @@ func (s *Server) handleWait(w http.ResponseWriter, r *http.Request, sig *protoco
 	}
 	ctx, stop := s.untilClosing(r.Context())
 	defer stop()
+	defer s.Metrics.LongPoll()()
 	st, err := s.svc.Wait(ctx, sig, req.State, remoteAddr(r), s.LongPoll)
 	if err != nil && s.isClosing() {
 		// A held poll would keep shutdown waiting for its whole timeout;

@@ -51,7 +51,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return // the client went away; nobody to answer
 	}
 	if code == gatehouse.EINTERNAL {
-		s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if info, ok := r.Context().Value(infoKey).(*reqInfo); ok && (code == gatehouse.EUNAUTHORIZED || code == gatehouse.EFORBIDDEN) {
 		info.refusal = err

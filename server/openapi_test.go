@@ -286,6 +286,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"AckRequest", protocol.AckRequest{Name: "gw-01"}},
 		{"Status", sampleStatus(device)},
 		{"HealthStatus", map[string]string{"status": "ok"}},
+		{"NotReady", sampleNotReady()},
 		{"AuditPage", sampleAuditPage()},
 		{"Device", sampleDecommissioned()},
 		{"Decommission", sampleDecommissioned().Decommission},
@@ -391,4 +392,10 @@ func TestOpenAPIServed(t *testing.T) {
 	if !json.Valid(rec.Body.Bytes()) || rec.Body.Len() != len(openapiDoc) {
 		t.Errorf("served %d bytes, want the %d-byte document", rec.Body.Len(), len(openapiDoc))
 	}
+}
+
+func sampleNotReady() notReady {
+	body := notReady{Status: "not ready", Reason: notReadySchema}
+	body.Error.Code, body.Error.Message = gatehouse.EUNAVAILABLE, "behind"
+	return body
 }

@@ -39,6 +39,7 @@ var routeNeeds = map[string]struct {
 }{
 	"GET /healthz":           {anyone, "/healthz", ""},
 	"GET /readyz":            {anyone, "/readyz", ""},
+	"GET /metrics":           {anyone, "/metrics", ""},
 	"GET /api/openapi.json":  {anyone, "/api/openapi.json", ""},
 	"GET /api/v1/auth":       {anyone, "/api/v1/auth", ""},
 	"POST /api/v1/session":   {anyone, "/api/v1/session", `{}`},

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -32,6 +33,7 @@ func (s *Server) routes() []route {
 	return []route{
 		{"GET /healthz", public, s.handleHealth},
 		{"GET /readyz", public, s.handleReady},
+		{"GET /metrics", public, s.handleMetrics},
 		{"GET /api/openapi.json", public, s.handleOpenAPI},
 
 		{"GET /api/v1/auth", public, s.handleLoginOptions},
@@ -73,6 +75,9 @@ func (s *Server) routes() []route {
 
 // Handler returns every route of the server; the whole surface is here.
 func (s *Server) Handler() http.Handler {
+	if s.Logger != nil {
+		s.Logger = slog.New(gatehouse.OriginLogs(s.Logger.Handler()))
+	}
 	s.devLimit = newSourceLimiter(s.DeviceRate, s.DeviceBurst, time.Now, s.warn)
 	s.devSlots = make(chan struct{}, deviceSlots)
 	s.loginLimit = newSourceLimiter(s.LoginRate, s.LoginBurst, time.Now, s.warn)

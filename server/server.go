@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"gatehouse/metrics"
 	"gatehouse/protocol"
 	"gatehouse/provision"
 )
@@ -51,6 +52,9 @@ type Server struct {
 	// default one every 6 s after a burst of 10. rate.Inf turns it off.
 	LoginRate  rate.Limit
 	LoginBurst int
+	// Metrics, when set, is served at /metrics and told of every request
+	// and held long poll; without it /metrics answers 404.
+	Metrics *metrics.Metrics
 
 	svc        *provision.Service
 	verifier   *protocol.Verifier

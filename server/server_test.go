@@ -25,6 +25,7 @@ import (
 	"gatehouse"
 	"gatehouse/azure"
 	"gatehouse/mender"
+	"gatehouse/metrics"
 	"gatehouse/protocol"
 	"gatehouse/provision"
 	"gatehouse/server"
@@ -35,6 +36,7 @@ import (
 
 type testBundle struct {
 	srv   *server.Server
+	db    *store.DB
 	url   string
 	svc   *provision.Service
 	admin string
@@ -80,7 +82,10 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 	t.Cleanup(func() { db.Close() })
 	pki, _ := simulate.NewPKI()
 	pki.SetRole(simulate.RecommendedVaultRole())
+	m := metrics.New(db, nil)
 	svc, err := provision.New(db, provision.Config{
+		Metrics: m,
+		Logger:  o.logger,
 		Backends: []gatehouse.Backend{mender.NewBackend(simulate.NewMender()), azure.NewDPSBackend(simulate.NewDPS("")),
 			vault.NewBackend(pki, false, "gateway")},
 		PollInterval: o.pollInterval,
@@ -95,7 +100,7 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 	}
 	srv := server.New(svc)
 	srv.Addr, srv.LongPoll = "127.0.0.1:0", o.longPoll
-	srv.TLS, srv.Logger, srv.StreamRecheck = o.tls, o.logger, o.recheck
+	srv.TLS, srv.Logger, srv.StreamRecheck, srv.Metrics = o.tls, o.logger, o.recheck, m
 	if o.deviceRate != 0 {
 		srv.DeviceRate, srv.DeviceBurst = o.deviceRate, o.deviceBurst
 	}
@@ -114,7 +119,7 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 		srv.Close(ctx)
 		svc.Stop(ctx)
 	})
-	tb := &testBundle{srv: srv, url: srv.URL(), svc: svc}
+	tb := &testBundle{srv: srv, db: db, url: srv.URL(), svc: svc}
 	tb.admin, _, _ = svc.CreateToken(ctx, provision.TokenSpec{Name: "admin", Role: gatehouse.RoleAdmin})
 	tb.view, _, _ = svc.CreateToken(ctx, provision.TokenSpec{Name: "viewer", Role: gatehouse.RoleViewer})
 	return tb

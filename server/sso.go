@@ -76,12 +76,12 @@ func (s *Server) handleSSOCallback(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) ssoFailed(w http.ResponseWriter, r *http.Request, err error) error {
 	if aerr := s.svc.AuditRefusedSignOn(context.WithoutCancel(r.Context()), r.Pattern, err); aerr != nil {
-		s.Logger.Error("audit: could not record a refused sign-on", "err", aerr)
+		s.Logger.ErrorContext(r.Context(), "audit: could not record a refused sign-on", "err", aerr)
 	}
 	if gatehouse.ErrorCode(err) == gatehouse.EINTERNAL {
-		s.Logger.Error("single sign-on failed", "err", err)
+		s.Logger.ErrorContext(r.Context(), "single sign-on failed", "err", err)
 	} else {
-		s.Logger.Warn("single sign-on refused", "reason", gatehouse.ErrorMessage(err))
+		s.Logger.WarnContext(r.Context(), "single sign-on refused", "reason", gatehouse.ErrorMessage(err))
 	}
 	http.Redirect(w, r, "/#/login?error="+url.QueryEscape(gatehouse.ErrorMessage(err)), http.StatusSeeOther)
 	return nil

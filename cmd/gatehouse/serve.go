@@ -14,6 +14,7 @@ import (
 
 	"gatehouse"
 	"gatehouse/config"
+	"gatehouse/metrics"
 	"gatehouse/provision"
 	"gatehouse/rest"
 	"gatehouse/sandbox"
@@ -65,15 +66,20 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 			q.Share(db.Quota(q.Name, q.Burst(), q.Rate()))
 		}
 	}
+	if cfg.Logger != nil {
+		// Lines logged while handling a request carry its request_id.
+		cfg.Logger = slog.New(gatehouse.OriginLogs(cfg.Logger.Handler()))
+	}
+	m := metrics.New(db, cfg.Logger)
 	jobs := cfg.Jobs
-	jobs.Backends, jobs.Logger = cfg.Backends, cfg.Logger
+	jobs.Backends, jobs.Logger, jobs.Metrics = cfg.Backends, cfg.Logger, m
 	svc, err := provision.New(db, jobs)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	a := &app{db: db, svc: svc, server: server.New(svc)}
-	a.server.Addr, a.server.Logger, a.server.TLS = cfg.Listen, cfg.Logger, cfg.TLS
+	a.server.Addr, a.server.Logger, a.server.TLS, a.server.Metrics = cfg.Listen, cfg.Logger, cfg.TLS, m
 	if cfg.OIDC != nil {
 		if a.server.SSO, err = startSSO(ctx, svc, *cfg.OIDC, cfg.Logger); err != nil {
 			db.Close()
@@ -142,8 +148,12 @@ func openDB(ctx context.Context, dsn string, migrate bool) (*store.DB, error) {
 	}
 	have, err := db.SchemaVersionIfAny(ctx)
 	want, lerr := db.LatestSchemaVersion()
-	if err = errors.Join(err, lerr); err == nil && have != want {
+	switch err = errors.Join(err, lerr); {
+	case err != nil:
+	case have < want:
 		err = fmt.Errorf("the database schema is at version %d and this gatehouse needs %d: run 'gatehouse migrate' first (or drop --migrate=false)", have, want)
+	case have > want:
+		err = fmt.Errorf("the database schema is at version %d, written by a newer gatehouse than this one (%d): run the newer version", have, want)
 	}
 	if err != nil {
 		db.Close()
