@@ -84,13 +84,17 @@ func (s *Service) editable(ctx context.Context, id string, e Edit) (*gatehouse.D
 	if err != nil {
 		return nil, err
 	}
+	return d, editableState(d)
+}
+
+func editableState(d *gatehouse.Device) error {
 	switch d.State {
 	case gatehouse.StatePending, gatehouse.StateDismissed:
-		return nil, gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is %s; a gateway gets its name and labels when it is approved", id, d.State)
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is %s; a gateway gets its name and labels when it is approved", d.ID, d.State)
 	case gatehouse.StateDecommissioned:
-		return nil, gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is decommissioned; it can no longer be changed", id)
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s is decommissioned; it can no longer be changed", d.ID)
 	}
-	return d, nil
+	return nil
 }
 
 // renameInBackends refuses the rename before changing anything when a
@@ -194,8 +198,14 @@ func (s *Service) applyEdit(ctx context.Context, tx *store.Tx, actor, id string,
 	if err != nil {
 		return err
 	}
-	if d.State != before.State || d.Name != before.Name {
-		return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s changed while it was being edited (now %s, %q); look again and retry", id, d.State, d.Name)
+	// Provisioning moving on meanwhile (approved, provisioning,
+	// provisioned) is no conflict: the edit applies to whatever state the
+	// gateway is in now. A rename or a decommission meanwhile is.
+	if d.Name != before.Name {
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "device %s was renamed to %q while it was being edited; look again and retry", id, d.Name)
+	}
+	if err := editableState(d); err != nil {
+		return err
 	}
 	if e.Name != nil {
 		if err := allowlistNameFree(ctx, tx, d, *e.Name); err != nil {
