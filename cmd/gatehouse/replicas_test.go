@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,8 +84,10 @@ func TestReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	watch, stopWatch := b.svc.Notifier().WatchAll()
-	defer stopWatch()
+	// The web page's live view, on B: its event stream over HTTP.
+	streamCtx, stopStream := context.WithCancel(ctx)
+	defer stopStream()
+	events := stream(t, streamCtx, b.server.URL(), token)
 
 	const n = 4
 	dir := t.TempDir()
@@ -102,7 +108,7 @@ func TestReplicas(t *testing.T) {
 	}
 	ids := waitForN(t, a.svc, n)
 	// B's live view learns of enrollments that A took.
-	wantWatched(t, watch, ids)
+	wantStreamed(t, events, ids)
 	for _, id := range ids {
 		d, err := a.svc.Device(ctx, id)
 		if err != nil {
@@ -157,115 +163,52 @@ func names0(quotas [][]*rest.Quota) []string {
 	return out
 }
 
-// wantWatched waits until a watcher has been told of every id.
-func wantWatched(t *testing.T, w *provision.Watcher, ids []string) {
+// stream opens the live view's event stream and sends each event's data.
+func stream(t *testing.T, ctx context.Context, url, token string) <-chan streamEvent {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/api/v1/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream: %v %v", resp, err)
+	}
+	out := make(chan streamEvent, 64)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var e streamEvent
+				if json.Unmarshal([]byte(data), &e) == nil {
+					out <- e
+				}
+			}
+		}
+	}()
+	return out
+}
+
+type streamEvent struct {
+	IDs []string `json:"ids"`
+	All bool     `json:"all"`
+}
+
+// wantStreamed waits until the stream has named every id.
+func wantStreamed(t *testing.T, events <-chan streamEvent, ids []string) {
 	t.Helper()
 	seen := map[string]bool{}
 	deadline := time.After(waitTimeout)
-	for {
-		ch, all := w.Take()
-		for _, id := range ch {
-			seen[id] = true
-		}
-		if all || !slices.ContainsFunc(ids, func(id string) bool { return !seen[id] }) {
-			return
-		}
+	for slices.ContainsFunc(ids, func(id string) bool { return !seen[id] }) {
 		select {
-		case <-w.Wake():
-		case <-deadline:
-			t.Fatalf("the other replica's live view heard of %d of %d changes within %v", len(seen), len(ids), waitTimeout)
-		}
-	}
-}
-
-// stuck is a provisioner whose step never finishes: the replica running it
-// is killed before it could.
-type stuck struct {
-	gatehouse.Provisioner
-	entered chan struct{}
-}
-
-func (s *stuck) Provision(ctx context.Context, _ *gatehouse.StepInput) (*gatehouse.StepResult, error) {
-	select {
-	case s.entered <- struct{}{}:
-	default:
-	}
-	<-ctx.Done()
-	return nil, ctx.Err()
-}
-
-// TestReplicaKilledMidStep: replica A dies while its Vault step runs (its
-// database connections gone, its HTTP server closed, nothing recorded); B,
-// started afterwards, takes the step up once River on B finds it stuck, and
-// the gateway gets its bundle from B with one object per backend.
-func TestReplicaKilledMidStep(t *testing.T) {
-	t.Parallel()
-	dsn := pgtest.URL(t)
-	sims, err := sandbox.Start(100 * time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sims.Close()
-	entered := make(chan struct{}, 1)
-	a := replica(t, dsn, sims, func(bs []gatehouse.Backend) []gatehouse.Backend {
-		for i, b := range bs {
-			if p, ok := b.(gatehouse.Provisioner); ok && p.Step() == gatehouse.StepVault {
-				bs[i] = &stuck{Provisioner: p, entered: entered}
+		case e := <-events:
+			if e.All {
+				return
 			}
+			for _, id := range e.IDs {
+				seen[id] = true
+			}
+		case <-deadline:
+			t.Fatalf("the other replica's live view named %d of %d changed gateways within %v", len(seen), len(ids), waitTimeout)
 		}
-		return bs
-	}, nil)
-	ctx := context.Background()
-	dir := t.TempDir()
-	keyPath := filepath.Join(dir, "key")
-	writeEd25519Key(t, keyPath)
-	runAgent := func(ctx context.Context, url string) chan error {
-		done := make(chan error, 1)
-		go func() {
-			_, err := agent.Run(ctx, agent.Config{Server: url, InsecureHTTP: true, KeyPath: keyPath, OutDir: filepath.Join(dir, "out"),
-				MAC: "02:00:00:00:02:01", RestartCommands: []string{}, Logger: quiet})
-			done <- err
-		}()
-		return done
-	}
-	onA, stopOnA := context.WithCancel(ctx)
-	runAgent(onA, a.server.URL())
-	id := waitForN(t, a.svc, 1)[0]
-	if _, err := a.svc.Approve(ctx, "token:ops", id, provision.Approval{Name: "gw-survivor"}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-entered:
-	case <-time.After(waitTimeout):
-		t.Fatal("A never started the Vault step")
-	}
-	// Kill A: its HTTP server goes and its pool stops giving out
-	// connections, so it records nothing more and stops renewing its
-	// leadership. Closing waits for connections in use, so it is not
-	// waited for.
-	stopOnA()
-	a.server.Close(ctx)
-	go a.db.Close()
-	defer func() {
-		stop, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		a.svc.StopAndCancel(stop)
-	}()
-
-	b := replica(t, dsn, sims, nil, nil)
-	defer b.Close()
-	select {
-	case err := <-runAgent(ctx, b.server.URL()):
-		if err != nil {
-			t.Fatalf("agent on B: %v", err)
-		}
-	case <-time.After(2 * waitTimeout):
-		d, _ := b.svc.Device(ctx, id)
-		t.Fatalf("the gateway did not get its bundle from B: %+v", d)
-	}
-	checkFiles(t, filepath.Join(dir, "out"), "gw-survivor")
-	if sims.Mender.State.Len() != 1 || sims.DPS.State.Len() != 1 || sims.Vault.State.Len() != 1 {
-		t.Errorf("backend objects: mender %d, dps %d, vault %d; want one each",
-			sims.Mender.State.Len(), sims.DPS.State.Len(), sims.Vault.State.Len())
 	}
 }
