@@ -15,20 +15,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"gatehouse"
 	"gatehouse/agent"
 	"gatehouse/azure"
 	"gatehouse/mender"
 	"gatehouse/provision"
-	"gatehouse/server"
 	"gatehouse/simulate"
-	"gatehouse/store"
 	"gatehouse/vault"
 )
 
@@ -91,63 +86,9 @@ type fleet struct {
 	svc        *provision.Service
 }
 
+// runFleet runs gateways agents against one server on SQLite.
 func runFleet(b *testing.B, gateways int, backends []gatehouse.Backend) fleetRun {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	f, stop := startServer(b, ctx, backends)
-	defer stop()
-	dir := b.TempDir()
-	done := make([]chan time.Time, gateways)
-	var wg sync.WaitGroup
-	for i := range gateways {
-		done[i] = make(chan time.Time, 1)
-		cfg := agentConfig(b, f.url, dir, i)
-		wg.Go(func() {
-			if _, err := agent.Run(ctx, cfg); err != nil {
-				b.Errorf("agent %d: %v", i, err)
-			}
-			done[i] <- time.Now()
-		})
-	}
-	ids := waitPending(b, ctx, f.svc, gateways)
-	approved := make(map[string]time.Time, gateways)
-	for i, id := range ids {
-		approve(b, f, id, fmt.Sprintf("gw-%03d", i))
-		approved[id] = time.Now()
-	}
-	wg.Wait()
-	return measure(b, ctx, f.svc, dir, approved, done)
-}
-
-func startServer(b *testing.B, ctx context.Context, backends []gatehouse.Backend) (*fleet, func()) {
-	db, err := store.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	svc, err := provision.New(db, provision.Config{Backends: backends})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := server.New(svc)
-	srv.Addr = "127.0.0.1:0"
-	srv.DeviceRate = rate.Inf // every agent speaks from the one loopback address
-	if err := svc.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Open(); err != nil {
-		b.Fatal(err)
-	}
-	token, _, err := svc.CreateToken(ctx, provision.TokenSpec{Name: "bench", Role: gatehouse.RoleOperator})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return &fleet{url: srv.URL(), token: token, svc: svc}, func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Close(c)
-		svc.Stop(c)
-		db.Close()
-	}
+	return crossApprove(b, startReplicas(b, filepath.Join(b.TempDir(), "bench.db"), 1, backends), gateways)
 }
 
 func agentConfig(b *testing.B, url, dir string, i int) agent.Config {
