@@ -241,3 +241,20 @@ func writeCredentials(t *testing.T, spec corev1.PodSpec, c corev1.Container, roo
 		}
 	}
 }
+
+// TestManifestVolume mounts manifest templates the way docs/deploy.md says,
+// in both containers.
+func TestManifestVolume(t *testing.T) {
+	vals := valuesFile(t, "values-postgres-ha.yaml")
+	vals["extraVolumes"] = []any{map[string]any{"name": "manifests", "configMap": map[string]any{"name": "gatehouse-manifests"}}}
+	vals["extraVolumeMounts"] = []any{map[string]any{"name": "manifests", "mountPath": "/etc/gatehouse/manifests", "readOnly": true}}
+	spec := mustRender(t, vals).deployment.Spec.Template.Spec
+	if v, ok := volume(spec, "manifests"); !ok || v.ConfigMap == nil || v.ConfigMap.Name != "gatehouse-manifests" {
+		t.Errorf("manifests volume %+v", v)
+	}
+	for _, c := range []string{"migrate", "gatehouse"} {
+		if m, ok := mountAt(container(t, spec, c), "/etc/gatehouse/manifests"); !ok || m.Name != "manifests" {
+			t.Errorf("%s: manifests not mounted", c)
+		}
+	}
+}

@@ -116,6 +116,9 @@ GATEHOUSE_MENDER_TOKEN GATEHOUSE_MENDER_PASSWORD GATEHOUSE_DPS_CONNECTION_STRING
   mountPath: /etc/gatehouse/credentials
   readOnly: true
 {{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{- define "gatehouse.probeScheme" -}}
