@@ -24,7 +24,8 @@ USER 65532:65532
 WORKDIR /var/lib/gatehouse
 ENV GATEHOUSE_DB=/var/lib/gatehouse/gatehouse.db \
     GATEHOUSE_LISTEN=:8080 \
-    HOME=/var/lib/gatehouse
+    HOME=/var/lib/gatehouse \
+    PATH=/usr/local/bin
 VOLUME ["/var/lib/gatehouse"]
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/gatehouse"]
@@ -49,7 +50,8 @@ USER 65532:65532
 WORKDIR /var/lib/gatehouse
 ENV GATEHOUSE_DB=/var/lib/gatehouse/gatehouse.db \
     GATEHOUSE_LISTEN=:8080 \
-    HOME=/var/lib/gatehouse
+    HOME=/var/lib/gatehouse \
+    PATH=/usr/local/bin
 VOLUME ["/var/lib/gatehouse"]
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/gatehouse"]

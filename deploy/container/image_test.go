@@ -181,7 +181,9 @@ func checkDataVolume(t *testing.T, e engine, image, how string) {
 		t.Skipf("cannot hand the volume to uid 65532: %v", err)
 	}
 	rt := strings.Fields(strings.TrimPrefix(how, "podman run "))
-	out, err := podmanRun(t, e, rt, []string{"-v", data + ":/var/lib/gatehouse"}, image,
+	// A bare command name, as `kubectl exec` and `docker exec` give it, is
+	// found on the image's PATH.
+	out, err := podmanRun(t, e, rt, []string{"-v", data + ":/var/lib/gatehouse", "--entrypoint", "gatehouse"}, image,
 		"tokens", "create", "--db", "/var/lib/gatehouse/gatehouse.db", "--name", "ci", "--role", "admin")
 	if err != nil {
 		t.Fatal(err)
