@@ -122,6 +122,11 @@ func checkMigration(t *testing.T, spec corev1.PodSpec) {
 	if i := slices.Index(s.Args, "--db"); s.Args[0] != "serve" || i < 0 || s.Args[i+1] != "$(GATEHOUSE_DB)" {
 		t.Errorf("server args %q: want serve --db $(GATEHOUSE_DB)", s.Args)
 	}
+	// The server leaves the schema to the init container, so replicas of
+	// a rolling update never migrate under each other.
+	if !slices.Contains(s.Args, "--migrate=false") {
+		t.Errorf("server args %q lack --migrate=false", s.Args)
+	}
 }
 
 // checkCredentials: every credential is a file from its Secret key, and
