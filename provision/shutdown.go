@@ -30,11 +30,11 @@ func (s *Service) Shutdown(ctx context.Context, grace time.Duration) error {
 		// The caller gives up waiting before the grace is over; cancel
 		// anyway, so the steps stop calling out.
 		s.hardStop(ctx)
-		return fmt.Errorf("provision: stop the job runner: %w", err)
+		return fmt.Errorf("provision: shutdown cut short before the grace ended, running steps cancelled without waiting: %w", err)
 	}
 	s.log.Warn("steps still running after the shutdown grace; cancelling them, they run again on the next start", "grace", grace)
 	if err := s.jobs.StopAndCancel(ctx); err != nil {
-		return fmt.Errorf("provision: stop the job runner after cancelling running steps: %w", err)
+		return fmt.Errorf("provision: steps cancelled after the grace did not return in time; they run again once rescued on a later start: %w", err)
 	}
 	return nil
 }

@@ -140,12 +140,18 @@ func (s *Server) URL() string {
 	return scheme + net.JoinHostPort(host, fmt.Sprint(addr.Port))
 }
 
-// Close stops accepting and waits for requests in flight until ctx is done.
+// Close stops accepting and waits for requests in flight until ctx is done;
+// then it closes the connections still open rather than leave them to a
+// process about to close its database.
 func (s *Server) Close(ctx context.Context) error {
 	if s.srv == nil {
 		return nil
 	}
 	// Closing twice (a signal, then a deferred close) is harmless.
 	s.closeOnce.Do(func() { close(s.closing) })
-	return s.srv.Shutdown(ctx)
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	return err
 }
