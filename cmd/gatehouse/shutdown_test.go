@@ -50,6 +50,28 @@ func TestServeShutsDownCleanly(t *testing.T) {
 	}
 }
 
+// TestShutdownGraceRefused: a negative or malformed grace is a usage error,
+// found before anything starts.
+func TestShutdownGraceRefused(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		env  string
+	}{{args: []string{"--shutdown-grace", "-1s"}}, {env: "soon"}} {
+		var stderr bytes.Buffer
+		getenv := func(k string) string {
+			if k == "GATEHOUSE_SHUTDOWN_GRACE" {
+				return c.env
+			}
+			return ""
+		}
+		args := append([]string{"--listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "g.db")}, c.args...)
+		if code := runServe(context.Background(), args, &bytes.Buffer{}, &stderr, getenv); code != 2 || !strings.Contains(strings.ToLower(stderr.String()), "grace") {
+			t.Errorf("serve %v with GATEHOUSE_SHUTDOWN_GRACE=%q: exit %d, %s; want 2 naming the grace", c.args, c.env, code, stderr.String())
+		}
+	}
+}
+
 // TestServeShutdownFailureExitCode: a step that ignores its cancellation
 // keeps the job runner from stopping within grace plus the cancel wait;
 // serve says so once in its log and exits 1, so systemd and scripts see
