@@ -111,9 +111,11 @@ func TestServeShutdownFailureExitCode(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatalf("serve did not exit: %s", logs.String())
 	}
+	// Only serve's own line is counted: River's completer, still running
+	// with the stuck step, may log that it found the database closed.
 	out := logs.String()
-	if n := strings.Count(out, "level=ERROR"); n != 1 || !strings.Contains(out, "stop the job runner") {
-		t.Fatalf("want one error line naming the job runner, got %d: %s", n, out)
+	if n := strings.Count(out, `msg="shutdown failed"`); n != 1 || !strings.Contains(out, "stop the job runner") {
+		t.Fatalf("want the failure logged once, naming the job runner; got %d times: %s", n, out)
 	}
 }
 
