@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -136,7 +135,7 @@ func checkins(b *testing.B, set *replicaSet) float64 {
 	ks := make([]ed25519.PrivateKey, keys)
 	for i := range ks {
 		_, ks[i], _ = ed25519.GenerateKey(rand.Reader)
-		if code := signedPost(b, c, set.fleets[i%len(set.fleets)].url+protocol.PathEnroll, ks[i], enrollBody(i)); code != http.StatusOK && code != http.StatusAccepted {
+		if code := signedPost(b, c, set.fleets[i%len(set.fleets)].url+protocol.PathEnroll, enrollBody(i), ks[i]); code != http.StatusOK && code != http.StatusAccepted {
 			b.Fatalf("enroll: %d", code)
 		}
 	}
@@ -151,7 +150,7 @@ func checkins(b *testing.B, set *replicaSet) float64 {
 				if i >= requests {
 					return
 				}
-				if code := signedPost(b, c, set.fleets[i%len(set.fleets)].url+protocol.PathWait, ks[i%keys], wait); code != http.StatusOK {
+				if code := signedPost(b, c, set.fleets[i%len(set.fleets)].url+protocol.PathWait, wait, ks[i%keys]); code != http.StatusOK {
 					b.Errorf("wait: %d", code)
 					return
 				}
@@ -167,19 +166,6 @@ func enrollBody(i int) []byte {
 	rand.Read(seal)
 	body, _ := json.Marshal(protocol.EnrollRequest{MAC: net.HardwareAddr{0x02, 0, 0, 9, byte(i >> 8), byte(i)}.String(), SealKey: seal})
 	return body
-}
-
-func signedPost(b *testing.B, c *http.Client, url string, key ed25519.PrivateKey, body []byte) int {
-	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-	if err := protocol.SignRequest(req, body, key, time.Now()); err != nil {
-		b.Fatal(err)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 // crossApprove runs n agents, agent i long-polling replica i, approves

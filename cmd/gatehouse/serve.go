@@ -47,13 +47,32 @@ type appConfig struct {
 	// Quotas are the backend clients' call budgets: on PostgreSQL every
 	// replica draws from the same one.
 	Quotas []*rest.Quota
+	// ShutdownGrace is how long running steps may take to finish once a
+	// shutdown has stopped the HTTP side; those still running are then
+	// cancelled and run again on the next start. Zero: defaultShutdownGrace;
+	// negative: cancel them at once.
+	ShutdownGrace time.Duration
+	// shutdownCancelWait is how long cancelled steps get to return and be
+	// put back in the queue; zero: defaultShutdownCancelWait.
+	shutdownCancelWait time.Duration
 }
+
+const (
+	defaultShutdownGrace      = 10 * time.Second
+	defaultShutdownCancelWait = 5 * time.Second
+	// httpShutdownTimeout bounds the wait for requests in flight at
+	// shutdown. Held long polls are answered at once; an API call gets this
+	// long, then its connection is closed.
+	httpShutdownTimeout = 5 * time.Second
+)
 
 // app is a running server: database, job runner and HTTP.
 type app struct {
 	db     *store.DB
 	svc    *provision.Service
 	server *server.Server
+	// grace and cancelWait shape the job runner's stop; see appConfig.
+	grace, cancelWait time.Duration
 }
 
 func startApp(ctx context.Context, cfg appConfig) (*app, error) {
@@ -78,7 +97,13 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 		db.Close()
 		return nil, err
 	}
-	a := &app{db: db, svc: svc, server: server.New(svc)}
+	a := &app{db: db, svc: svc, server: server.New(svc), grace: max(cfg.ShutdownGrace, 0), cancelWait: cfg.shutdownCancelWait}
+	if cfg.ShutdownGrace == 0 {
+		a.grace = defaultShutdownGrace
+	}
+	if a.cancelWait <= 0 {
+		a.cancelWait = defaultShutdownCancelWait
+	}
 	a.server.Addr, a.server.Logger, a.server.TLS, a.server.Metrics = cfg.Listen, cfg.Logger, cfg.TLS, m
 	if cfg.OIDC != nil {
 		if a.server.SSO, err = startSSO(ctx, svc, *cfg.OIDC, cfg.Logger); err != nil {
@@ -92,7 +117,9 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 	if cfg.LongPoll != 0 {
 		a.server.LongPoll = cfg.LongPoll
 	}
-	if err := svc.Start(ctx); err != nil {
+	// Not ctx itself: River cancels running steps the moment its start
+	// context ends, and serve's ends at SIGTERM; Close stops it with a grace.
+	if err := svc.Start(context.WithoutCancel(ctx)); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -117,18 +144,21 @@ func startSSO(ctx context.Context, svc *provision.Service, c sso.Config, log *sl
 	return s, nil
 }
 
-// Close stops HTTP first so no new work arrives (held long polls are
-// answered at once), then lets running steps finish for a while, then
-// closes the database. Every failure reaches the caller, and so the exit
-// code.
+// Close stops HTTP first, so no new work arrives and held long polls are
+// answered at once (the agents ask again), then gives running steps their
+// grace before cancelling the rest back to the queue, then closes the
+// database. Each part has its own deadline, so one stuck part cannot eat
+// another's time. Every failure reaches the caller, and so the exit code.
 func (a *app) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	var errs []error
-	if err := a.server.Close(ctx); err != nil {
+	httpCtx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+	defer cancel()
+	if err := a.server.Close(httpCtx); err != nil {
 		errs = append(errs, fmt.Errorf("stop serving: %w", err))
 	}
-	if err := a.svc.Stop(ctx); err != nil {
+	jobsCtx, cancel := context.WithTimeout(context.Background(), a.grace+a.cancelWait)
+	defer cancel()
+	if err := a.svc.Shutdown(jobsCtx, a.grace); err != nil {
 		errs = append(errs, fmt.Errorf("stop the job runner: %w", err))
 	}
 	if err := a.db.Close(); err != nil {
@@ -162,6 +192,27 @@ func openDB(ctx context.Context, dsn string, migrate bool) (*store.DB, error) {
 	return db, nil
 }
 
+// serveUntil runs an app on cfg until ctx ends, then shuts it down, and
+// returns serve's exit code: 1 if it did not start or did not stop cleanly.
+// started is told of the running app.
+func serveUntil(ctx context.Context, cfg appConfig, stderr io.Writer, started func(*app)) int {
+	a, err := startApp(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 1
+	}
+	started(a)
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down", "grace", a.grace)
+	start := time.Now()
+	if err := a.Close(); err != nil {
+		cfg.Logger.Error("shutdown failed", "err", err, "took", time.Since(start).Round(time.Millisecond))
+		return 1
+	}
+	cfg.Logger.Info("shut down", "took", time.Since(start).Round(time.Millisecond))
+	return 0
+}
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -174,10 +225,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	keyFile := fs.String("tls-key", getenv("GATEHOUSE_TLS_KEY"), "PEM private key `FILE` for --tls-cert (env GATEHOUSE_TLS_KEY)")
 	logs := addLogFlags(fs, getenv)
 	limits, envErr := floodFlags(fs, getenv)
+	grace, graceErr := graceFlag(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := errors.Join(envErr, limits.check()); err != nil {
+	if err := errors.Join(envErr, graceErr, limits.check(), checkGrace(*grace)); err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
@@ -202,19 +254,29 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	cfg.Listen, cfg.DB, cfg.Logger, cfg.TLS, cfg.NoMigrate = *listen, *dbPath, log, cert, !*migrate
 	limits.apply(&cfg)
-	a, err := startApp(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "gatehouse:", err)
-		return 1
+	cfg.ShutdownGrace = *grace
+	if *grace == 0 {
+		cfg.ShutdownGrace = -1 // 0 on the command line: cancel running steps at once
 	}
-	log.Info("gatehouse serving", "url", a.server.URL(), "db", store.Describe(*dbPath), "backends", describe(cfg.Backends), "sso", describeSSO(cfg.OIDC))
-	<-ctx.Done()
-	log.Info("shutting down")
-	if err := a.Close(); err != nil {
-		log.Error("shutdown", "err", err)
-		return 1
+	return serveUntil(ctx, cfg, stderr, func(a *app) {
+		log.Info("gatehouse serving", "url", a.server.URL(), "db", store.Describe(*dbPath), "backends", describe(cfg.Backends), "sso", describeSSO(cfg.OIDC))
+	})
+}
+
+// graceFlag defines --shutdown-grace, defaulting to its environment variable.
+func graceFlag(fs *flag.FlagSet, getenv func(string) string) (*time.Duration, error) {
+	d := defaultShutdownGrace
+	err := envDuration(getenv, "GATEHOUSE_SHUTDOWN_GRACE", &d)
+	fs.DurationVar(&d, "shutdown-grace", d, "on SIGTERM, how long running provisioning steps may take to finish before they are "+
+		"cancelled and left queued for the next start; 0 cancels them at once (env GATEHOUSE_SHUTDOWN_GRACE)")
+	return &d, err
+}
+
+func checkGrace(d time.Duration) error {
+	if d < 0 {
+		return errors.New("--shutdown-grace must not be negative")
 	}
-	return 0
+	return nil
 }
 
 // serveSetup builds the backend clients and job settings from the
