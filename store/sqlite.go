@@ -17,7 +17,10 @@ import (
 )
 
 // sqliteEngine is a SQLite file on one connection.
-type sqliteEngine struct{ db *sql.DB }
+type sqliteEngine struct {
+	db    *sql.DB
+	stmts *stmtCache
+}
 
 func openSQLite(path string) (*sqliteEngine, error) {
 	if path == "" {
@@ -39,7 +42,7 @@ func openSQLite(path string) (*sqliteEngine, error) {
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	return &sqliteEngine{db: db}, nil
+	return &sqliteEngine{db: db, stmts: newStmtCache(db)}, nil
 }
 
 // sqliteURI turns a file path into a SQLite "file:" URI. In a URI '?' starts
@@ -50,9 +53,9 @@ func sqliteURI(path string) string {
 	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.Clean(path))
 }
 
-func (e *sqliteEngine) pool() querier                  { return sqlQuerier{e.db} }
+func (e *sqliteEngine) pool() querier                  { return sqlQuerier{c: e.db, stmts: e.stmts} }
 func (e *sqliteEngine) ping(ctx context.Context) error { return e.db.PingContext(ctx) }
-func (e *sqliteEngine) close() error                   { return e.db.Close() }
+func (e *sqliteEngine) close() error                   { e.stmts.close(); return e.db.Close() }
 func (e *sqliteEngine) migrations() string             { return "migrations/sqlite" }
 func (e *sqliteEngine) sqlDB() *sql.DB                 { return e.db }
 
@@ -65,7 +68,7 @@ func (e *sqliteEngine) begin(ctx context.Context) (txHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sqliteTx{tx}, nil
+	return sqliteTx{tx, e.stmts}, nil
 }
 
 // beginRead is begin: the one connection serializes readers anyway.
@@ -90,9 +93,23 @@ func (e *sqliteEngine) newQueue(cfg *river.Config) (queue, error) {
 	return riverQueue[*sql.Tx]{c}, nil
 }
 
-type sqliteTx struct{ tx *sql.Tx }
+type sqliteTx struct {
+	tx    *sql.Tx
+	stmts *stmtCache
+}
 
-func (t sqliteTx) querier() querier               { return sqlQuerier{t.tx} }
-func (t sqliteTx) raw() any                       { return t.tx }
-func (t sqliteTx) commit(context.Context) error   { return t.tx.Commit() }
-func (t sqliteTx) rollback(context.Context) error { return t.tx.Rollback() }
+func (t sqliteTx) querier() querier { return sqlQuerier{c: t.tx, tx: t.tx, stmts: t.stmts} }
+func (t sqliteTx) raw() any         { return t.tx }
+func (t sqliteTx) commit(ctx context.Context) error {
+	err := t.tx.Commit()
+	t.stmts.prepareWanted(ctx)
+	return err
+}
+
+func (t sqliteTx) rollback(ctx context.Context) error {
+	err := t.tx.Rollback()
+	if !errors.Is(err, sql.ErrTxDone) {
+		t.stmts.prepareWanted(ctx)
+	}
+	return err
+}
