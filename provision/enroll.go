@@ -183,8 +183,6 @@ func ackTx(ctx context.Context, tx *store.Tx, id string) error {
 	return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "bundle_delivered", Actor: "device"})
 }
 
-// seenEvery bounds how often waiting devices update their last-seen time.
-const seenEvery = 30 * time.Second
 
 // seen finds the device of a key and notes that it is alive.
 func (s *Service) seen(ctx context.Context, fp, addr string) (string, error) {
@@ -200,7 +198,7 @@ func (s *Service) seen(ctx context.Context, fp, addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return id, s.db.TouchDevice(ctx, id, addr, seenEvery)
+	return id, s.db.TouchDevice(ctx, id, addr, s.cfg.SeenEvery)
 }
 
 func unknownKey(err error) error {

@@ -26,7 +26,8 @@ type Config struct {
 	Notifier Notifier
 	// Logger receives operational logs; default discards.
 	Logger *slog.Logger
-	// Workers is how many provisioning steps run at once; default 20.
+	// Workers is how many provisioning steps run at once; default
+	// DefaultWorkers.
 	Workers int
 	// RetryBase and RetryMax shape the backoff of failed steps: RetryBase
 	// doubling per attempt, capped at RetryMax, with jitter. Defaults 1 s, 5 min.
@@ -44,9 +45,13 @@ type Config struct {
 	FollowPollMin, FollowPollMax time.Duration
 	// Webhook, if set, receives every state change as a signed event.
 	Webhook *webhook.Sender
-	// PollInterval is how often idle workers look for new jobs; default 20 ms.
-	// SQLite has no notifications, so this bounds approval-to-work latency.
+	// PollInterval is how often idle workers look for new jobs; default
+	// DefaultPollInterval. SQLite has no notifications, so this bounds
+	// approval-to-work latency.
 	PollInterval time.Duration
+	// SeenEvery bounds how often a waiting gateway's last-seen time is
+	// written: re-polls in between write nothing. Default DefaultSeenEvery.
+	SeenEvery time.Duration
 	// PendingCap is how many gateways may wait for approval at once; past
 	// it new keys are refused (503) until an operator approves or dismisses
 	// some, while known gateways keep working. Default DefaultPendingCap.
@@ -58,6 +63,13 @@ type Config struct {
 	Metrics Metrics
 }
 
+// Defaults of the Config settings serve exposes as flags.
+const (
+	DefaultWorkers      = 20
+	DefaultPollInterval = 20 * time.Millisecond
+	DefaultSeenEvery    = 30 * time.Second
+)
+
 func (c Config) withDefaults() Config {
 	if c.Notifier == nil {
 		c.Notifier = NewLocalNotifier()
@@ -65,12 +77,13 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	setDefault(&c.Workers, 20)
+	setDefault(&c.Workers, DefaultWorkers)
 	setDefault(&c.RetryBase, time.Second)
 	setDefault(&c.RetryMax, 5*time.Minute)
 	setDefault(&c.JobTimeout, 2*time.Minute)
 	setDefault(&c.RescueAfter, 5*time.Minute)
-	setDefault(&c.PollInterval, 20*time.Millisecond)
+	setDefault(&c.PollInterval, DefaultPollInterval)
+	setDefault(&c.SeenEvery, DefaultSeenEvery)
 	setDefault(&c.FollowDeadline, 24*time.Hour)
 	setDefault(&c.FollowPollMin, 2*time.Second)
 	setDefault(&c.FollowPollMax, 5*time.Minute)

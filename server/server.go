@@ -24,6 +24,10 @@ import (
 // small, and a bound keeps a flood from costing memory.
 const MaxBodyBytes = 64 << 10
 
+// DefaultLongPoll is how long a device's wait is held unless LongPoll says
+// otherwise: well under the idle timeouts of common proxies (60 s).
+const DefaultLongPoll = 30 * time.Second
+
 // Server serves gatehouse over HTTP.
 type Server struct {
 	// Addr is the listen address; ":0" picks a free port (see URL).
@@ -72,7 +76,7 @@ type Server struct {
 func New(svc *provision.Service) *Server {
 	return &Server{
 		Addr:     ":8080",
-		LongPoll: 30 * time.Second,
+		LongPoll: DefaultLongPoll,
 		svc:      svc,
 		// Nonces live in the database, so replays are refused across
 		// restarts and replicas, not only within this process.

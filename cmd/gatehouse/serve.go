@@ -225,11 +225,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	keyFile := fs.String("tls-key", getenv("GATEHOUSE_TLS_KEY"), "PEM private key `FILE` for --tls-cert (env GATEHOUSE_TLS_KEY)")
 	logs := addLogFlags(fs, getenv)
 	limits, envErr := floodFlags(fs, getenv)
+	tune, tuneErr := tuningFlags(fs, getenv)
 	grace, graceErr := graceFlag(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := errors.Join(envErr, graceErr, limits.check(), checkGrace(*grace)); err != nil {
+	if err := errors.Join(envErr, graceErr, tuneErr, limits.check(), tune.check(), checkGrace(*grace)); err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
@@ -254,6 +255,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	cfg.Listen, cfg.DB, cfg.Logger, cfg.TLS, cfg.NoMigrate = *listen, *dbPath, log, cert, !*migrate
 	limits.apply(&cfg)
+	tune.apply(&cfg)
 	cfg.ShutdownGrace = *grace
 	if *grace == 0 {
 		cfg.ShutdownGrace = -1 // 0 on the command line: cancel running steps at once
