@@ -183,7 +183,6 @@ func ackTx(ctx context.Context, tx *store.Tx, id string) error {
 	return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "bundle_delivered", Actor: "device"})
 }
 
-
 // seen finds the device of a key and notes that it is alive.
 func (s *Service) seen(ctx context.Context, fp, addr string) (string, error) {
 	var id string
