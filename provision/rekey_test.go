@@ -96,7 +96,9 @@ func TestRekeyKeepsNameAndIdentities(t *testing.T) {
 	if d.ID != id || d.Name != name || d.Fingerprint != fresh.sig.Fingerprint {
 		t.Fatalf("approved re-key = %+v; want gateway %s named %s with the new key", d, id, name)
 	}
-	st := tb.waitFor(t, fresh, gatehouse.StateProvisioned)
+	// With follow-ups on, the gateway may be configured again before a
+	// poll sees it provisioned; both hold the new bundle.
+	st := tb.waitFor(t, fresh, gatehouse.StateProvisioned, gatehouse.StateConfigured)
 	checkRekeyBundle(t, tb, fresh, st.Bundle, name, oldDPS.PrimaryKey, oldSerial)
 
 	// Mender: the same device, the new key its only auth set, accepted.

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -176,8 +177,10 @@ func (tb *testBundle) enroll(t *testing.T, g *gateway) *protocol.Status {
 	return st
 }
 
-// waitFor long-polls like the agent until the device reaches want.
-func (tb *testBundle) waitFor(t *testing.T, g *gateway, want gatehouse.State) *protocol.Status {
+// waitFor long-polls like the agent until the device reaches want, or one
+// of also: a state it may pass through on the way to a later one (a
+// configured gateway was provisioned) where a test only needs either.
+func (tb *testBundle) waitFor(t *testing.T, g *gateway, want gatehouse.State, also ...gatehouse.State) *protocol.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -187,7 +190,7 @@ func (tb *testBundle) waitFor(t *testing.T, g *gateway, want gatehouse.State) *p
 		if err != nil {
 			t.Fatalf("waiting for %s (last %q): %v; steps: %s", want, seen, err, tb.stepsOf(id))
 		}
-		if st.State == string(want) {
+		if st.State == string(want) || slices.Contains(also, gatehouse.State(st.State)) {
 			return st
 		}
 		seen, id = st.State, st.DeviceID
