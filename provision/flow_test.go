@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gatehouse"
 	"gatehouse/protocol"
@@ -227,6 +228,10 @@ func TestFailingStepIsShownAndRetried(t *testing.T) {
 	flaky.fails.Store(3)
 	cfg := fastConfig(tb.backends())
 	cfg.Backends.DPS = gatedDPS{DPS: tb.dps, gate: flaky}
+	// Retries at least half a second apart, so the failed device is still
+	// failed when the test reads it (fastConfig's 10 ms retry could move it
+	// on first on a loaded machine).
+	cfg.RetryBase, cfg.RetryMax = time.Second, time.Second
 	tb.svc = startService(t, openDB(t, filepath.Join(t.TempDir(), "flaky.db")), cfg)
 	g := newGateway(t)
 	id := tb.enroll(t, g).DeviceID
