@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"gatehouse"
-	"gatehouse/protocol"
 	"gatehouse/provision"
 	"gatehouse/sandbox"
 )
@@ -120,25 +117,9 @@ func TestDevicesDecommissionAndForget(t *testing.T) {
 func configuredGateway(t *testing.T, a *app, sims *sandbox.Simulators, name string) string {
 	t.Helper()
 	ctx := context.Background()
-	_, k, _ := ed25519.GenerateKey(rand.Reader)
-	spki, err := protocol.MarshalPublicKey(k.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := protocol.DeriveSealKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := &protocol.Signed{PublicKey: spki, Fingerprint: protocol.Fingerprint(spki), KeyType: protocol.KeyEd25519}
-	st, err := a.svc.Enroll(ctx, sig, protocol.EnrollRequest{MAC: "02:00:00:00:0d:01", SealKey: sk.PublicKey().Bytes()}, "192.0.2.9")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.svc.Approve(ctx, "op", st.DeviceID, provision.Approval{Name: name}); err != nil {
-		t.Fatal(err)
-	}
+	id := approveOne(t, a.svc, name)
 	state := func(want gatehouse.State) bool {
-		d, err := a.svc.Device(ctx, st.DeviceID)
+		d, err := a.svc.Device(ctx, id)
 		return err == nil && d.State == want
 	}
 	if !eventually(waitTimeout, func() bool { return state(gatehouse.StateProvisioned) }) {
@@ -154,7 +135,7 @@ func configuredGateway(t *testing.T, a *app, sims *sandbox.Simulators, name stri
 	if !eventually(waitTimeout, func() bool { return state(gatehouse.StateConfigured) }) {
 		t.Fatal("not configured")
 	}
-	return st.DeviceID
+	return id
 }
 
 func TestDevicesDecommissionRequests(t *testing.T) {

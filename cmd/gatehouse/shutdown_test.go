@@ -119,8 +119,9 @@ func TestServeShutdownFailureExitCode(t *testing.T) {
 	}
 }
 
-// approveOne enrolls a gateway with a fresh key and approves it.
-func approveOne(t *testing.T, svc *provision.Service, name string) {
+// approveOne enrolls a gateway with a fresh key, approves it and returns
+// its id.
+func approveOne(t *testing.T, svc *provision.Service, name string) string {
 	t.Helper()
 	ctx := context.Background()
 	_, k, _ := ed25519.GenerateKey(rand.Reader)
@@ -140,6 +141,7 @@ func approveOne(t *testing.T, svc *provision.Service, name string) {
 	if _, err := svc.Approve(ctx, "op", st.DeviceID, provision.Approval{Name: name}); err != nil {
 		t.Fatal(err)
 	}
+	return st.DeviceID
 }
 
 // stubbornDPS holds enrollment creation until release, deaf to its
