@@ -83,18 +83,18 @@ func (tx *Tx) UpdateKeyRequest(ctx context.Context, fingerprint string, sealKey 
 // already recorded as seen less than every ago: long polls would otherwise
 // write on every round.
 func (tx *Tx) TouchDevice(ctx context.Context, id, addr string, every time.Duration) error {
-	_, err := tx.q.ExecContext(ctx, `UPDATE devices SET last_seen = ?, source_addr = ?
-		WHERE id = ? AND (last_seen <= ? OR source_addr <> ?)`,
-		micros(tx.now), addr, id, micros(tx.now.Add(-every)), addr)
-	return translate(err, "device")
+	return touchDevice(ctx, tx.q, tx.now, id, addr, every)
 }
 
 // TouchDevice is Tx.TouchDevice as one statement of its own: it changes one
 // row on its own terms, so it needs neither a transaction nor the writers'
 // lock, and waiting gateways' re-polls do not queue behind operators.
 func (d *DB) TouchDevice(ctx context.Context, id, addr string, every time.Duration) error {
-	now := d.Now().UTC()
-	_, err := d.q.ExecContext(ctx, `UPDATE devices SET last_seen = ?, source_addr = ?
+	return touchDevice(ctx, d.q, d.Now().UTC(), id, addr, every)
+}
+
+func touchDevice(ctx context.Context, q querier, now time.Time, id, addr string, every time.Duration) error {
+	_, err := q.ExecContext(ctx, `UPDATE devices SET last_seen = ?, source_addr = ?
 		WHERE id = ? AND (last_seen <= ? OR source_addr <> ?)`,
 		micros(now), addr, id, micros(now.Add(-every)), addr)
 	return translate(err, "device")
