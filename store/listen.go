@@ -71,7 +71,7 @@ func (d *DB) ListenError() error {
 }
 
 func (e *postgresEngine) listenOnce(ctx context.Context, channel string, onConnect func(), onMessage func(string)) error {
-	cfg := e.pool_.Config().ConnConfig.Copy()
+	cfg := e.db.Config().ConnConfig.Copy()
 	cfg.RuntimeParams["application_name"] = ListenerApplication
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {

@@ -23,7 +23,7 @@ const (
 
 // postgresEngine is a pgx pool on a PostgreSQL database shared by every
 // replica.
-type postgresEngine struct{ pool_ *pgxpool.Pool }
+type postgresEngine struct{ db *pgxpool.Pool }
 
 func openPostgres(ctx context.Context, dsn string) (*postgresEngine, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
@@ -41,17 +41,17 @@ func openPostgres(ctx context.Context, dsn string) (*postgresEngine, error) {
 		pool.Close()
 		return nil, fmt.Errorf("store: connect to PostgreSQL at %s: %w", cfg.ConnConfig.Host, err)
 	}
-	return &postgresEngine{pool_: pool}, nil
+	return &postgresEngine{db: pool}, nil
 }
 
-func (e *postgresEngine) pool() querier                  { return pgQuerier{e.pool_} }
-func (e *postgresEngine) ping(ctx context.Context) error { return e.pool_.Ping(ctx) }
-func (e *postgresEngine) close() error                   { e.pool_.Close(); return nil }
+func (e *postgresEngine) pool() querier                  { return pgQuerier{e.db} }
+func (e *postgresEngine) ping(ctx context.Context) error { return e.db.Ping(ctx) }
+func (e *postgresEngine) close() error                   { e.db.Close(); return nil }
 func (e *postgresEngine) migrations() string             { return "migrations/postgres" }
 func (e *postgresEngine) sqlDB() *sql.DB                 { return nil }
 
 func (e *postgresEngine) begin(ctx context.Context) (txHandle, error) {
-	tx, err := e.pool_.Begin(ctx)
+	tx, err := e.db.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func (e *postgresEngine) begin(ctx context.Context) (txHandle, error) {
 }
 
 func (e *postgresEngine) beginRead(ctx context.Context) (txHandle, error) {
-	tx, err := e.pool_.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := e.db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func (e *postgresEngine) beginRead(ctx context.Context) (txHandle, error) {
 // lockSchema holds a session advisory lock on one pooled connection until
 // unlock, so replicas starting together migrate one after the other.
 func (e *postgresEngine) lockSchema(ctx context.Context) (func(), error) {
-	conn, err := e.pool_.Acquire(ctx)
+	conn, err := e.db.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: schema lock: %w", err)
 	}
@@ -88,7 +88,7 @@ func (e *postgresEngine) lockSchema(ctx context.Context) (func(), error) {
 }
 
 func (e *postgresEngine) migrateQueue(ctx context.Context) error {
-	m, err := rivermigrate.New(riverpgxv5.New(e.pool_), nil)
+	m, err := rivermigrate.New(riverpgxv5.New(e.db), nil)
 	if err != nil {
 		return fmt.Errorf("store: job queue migrator: %w", err)
 	}
@@ -99,7 +99,7 @@ func (e *postgresEngine) migrateQueue(ctx context.Context) error {
 }
 
 func (e *postgresEngine) newQueue(cfg *river.Config) (queue, error) {
-	c, err := river.NewClient(riverpgxv5.New(e.pool_), cfg)
+	c, err := river.NewClient(riverpgxv5.New(e.db), cfg)
 	if err != nil {
 		return nil, err
 	}
