@@ -48,14 +48,12 @@ func TestMigrate(t *testing.T) {
 			have, _ := db.SchemaVersion(context.Background())
 			want, _ := db.LatestSchemaVersion()
 			db.Close()
-			if have != want || !strings.Contains(out, "version "+itoa(want)) {
+			if have != want || !strings.Contains(out, "version "+strconv.Itoa(want)) {
 				t.Errorf("schema version %d, latest %d, output %q", have, want, out)
 			}
 		})
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestDescribeHidesThePassword(t *testing.T) {
 	got := store.Describe("postgres://gatehouse:s3cret@db.internal:5432/gh?sslmode=require")
