@@ -115,7 +115,7 @@ func (s *Service) approveListed(ctx context.Context, id string) error {
 		return err
 	}
 	s.pending.forget()
-	s.metrics().Approved(ApprovedByAllowlist)
+	s.cfg.Metrics.Approved(ApprovedByAllowlist)
 	s.log.Info("device approved from the allowlist", "device", id, "name", e.Name, "by", actor)
 	s.notify.Publish(id)
 	return nil

@@ -168,7 +168,7 @@ func (s *Service) Approve(ctx context.Context, actor, id string, a Approval) (*g
 		return nil, err
 	}
 	s.pending.forget()
-	s.metrics().Approved(approvalSource(ctx))
+	s.cfg.Metrics.Approved(approvalSource(ctx))
 	s.log.InfoContext(ctx, "device approved", "device", id, "name", a.Name, "by", actor)
 	s.notify.Publish(id)
 	return s.Device(ctx, id)

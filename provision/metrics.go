@@ -32,14 +32,6 @@ type noMetrics struct{}
 func (noMetrics) Approved(string)                                  {}
 func (noMetrics) StepRan(gatehouse.StepName, time.Duration, error) {}
 
-// metrics is Config.Metrics, or one that records nothing.
-func (s *Service) metrics() Metrics {
-	if s.cfg.Metrics == nil {
-		return noMetrics{}
-	}
-	return s.cfg.Metrics
-}
-
 type approvalSourceKey struct{}
 
 // withApprovalSource marks approvals made under ctx as made by source, for

@@ -56,8 +56,22 @@ func (w *Watcher) add(id string) {
 		w.all = true
 	}
 	w.mu.Unlock()
+	nudge(w.wake)
+}
+
+// addAll tells the watcher that anything may have changed.
+func (w *Watcher) addAll() {
+	w.mu.Lock()
+	w.all = true
+	w.mu.Unlock()
+	nudge(w.wake)
+}
+
+// nudge signals ch without waiting: its buffer of one already holds a
+// signal not yet received, which says the same.
+func nudge(ch chan struct{}) {
 	select {
-	case w.wake <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -100,10 +114,7 @@ func (n *LocalNotifier) Publish(id string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for ch := range n.subs[id] {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+		nudge(ch)
 	}
 	for w := range n.watchers {
 		w.add(id)
@@ -117,20 +128,11 @@ func (n *LocalNotifier) wakeAll() {
 	defer n.mu.Unlock()
 	for _, subs := range n.subs {
 		for ch := range subs {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
+			nudge(ch)
 		}
 	}
 	for w := range n.watchers {
-		w.mu.Lock()
-		w.all = true
-		w.mu.Unlock()
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
+		w.addAll()
 	}
 }
 

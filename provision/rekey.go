@@ -114,7 +114,7 @@ func (s *Service) approveRekey(ctx context.Context, actor, id string, a Approval
 		return nil, true, err
 	}
 	s.pending.forget()
-	s.metrics().Approved(ApprovedRekey)
+	s.cfg.Metrics.Approved(ApprovedRekey)
 	s.log.InfoContext(ctx, "re-key approved", "device", target, "candidate", id, "by", actor)
 	s.notify.Publish(id)
 	s.notify.Publish(target)

@@ -59,7 +59,8 @@ type Config struct {
 	// PendingExpiry is how long a pending gateway may stay unheard from
 	// before it is removed; default DefaultPendingExpiry.
 	PendingExpiry time.Duration
-	// Metrics, if set, is told of approvals and step attempts.
+	// Metrics, if set, is told of approvals and step attempts; default
+	// records nothing.
 	Metrics Metrics
 }
 
@@ -76,6 +77,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
 	}
 	setDefault(&c.Workers, DefaultWorkers)
 	setDefault(&c.RetryBase, time.Second)

@@ -22,12 +22,12 @@ func (s *Service) runStep(ctx context.Context, id string, name gatehouse.StepNam
 	p := s.provisioner(name)
 	if p == nil {
 		err := fmt.Errorf("%s: backend is not configured on this server", name)
-		s.metrics().StepRan(name, 0, err)
+		s.cfg.Metrics.StepRan(name, 0, err)
 		return s.failStep(ctx, id, name, err)
 	}
 	start := time.Now()
 	res, err := s.provision(ctx, p, in)
-	s.metrics().StepRan(name, time.Since(start), err)
+	s.cfg.Metrics.StepRan(name, time.Since(start), err)
 	if err != nil {
 		return s.failStep(ctx, id, name, err)
 	}
