@@ -67,18 +67,31 @@ func (d *DB) CountJobs(ctx context.Context) ([]JobCount, error) {
 // knows: they are running, or another replica has not run them yet.
 var ErrSchemaBehind = errors.New("store: database schema is behind this gatehouse")
 
-// Ready says whether the database answers and holds every migration this
-// binary knows (ErrSchemaBehind if not). Every migration is checked, not
-// only the highest, since migrate may apply a lower number after a higher
-// one. A newer schema passes: during a rolling upgrade the replicas still
-// on the old binary go on serving what its migrations built.
+// Ready says whether the database answers and its schema is current
+// (SchemaCurrent).
 func (d *DB) Ready(ctx context.Context) error {
 	if err := d.Ping(ctx); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
 	}
+	return d.SchemaCurrent(ctx)
+}
+
+// SchemaCurrent says whether the database holds every migration this
+// binary knows (ErrSchemaBehind if not). Every migration is checked, not
+// only the highest, since migrate may apply a lower number after a higher
+// one. A newer schema passes: during a rolling upgrade the replicas still
+// on the old binary go on serving what its migrations built.
+func (d *DB) SchemaCurrent(ctx context.Context) error {
 	ms, err := loadMigrations(migrationFiles, d.eng.migrations())
 	if err != nil {
 		return err
+	}
+	latest := ms[len(ms)-1].version
+	if v, err := d.SchemaVersionIfAny(ctx); err != nil || v == 0 {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: no migrations applied, this gatehouse needs %d", ErrSchemaBehind, latest)
 	}
 	applied, err := d.appliedVersions(ctx)
 	if err != nil {
@@ -91,7 +104,7 @@ func (d *DB) Ready(ctx context.Context) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: migrations %s of %d not applied", ErrSchemaBehind, strings.Join(missing, ", "), ms[len(ms)-1].version)
+		return fmt.Errorf("%w: migrations %s of %d not applied", ErrSchemaBehind, strings.Join(missing, ", "), latest)
 	}
 	return nil
 }

@@ -180,10 +180,12 @@ func openDB(ctx context.Context, dsn string, migrate bool) (*store.DB, error) {
 	want, lerr := db.LatestSchemaVersion()
 	switch err = errors.Join(err, lerr); {
 	case err != nil:
-	case have < want:
-		err = fmt.Errorf("the database schema is at version %d and this gatehouse needs %d: run 'gatehouse migrate' first (or drop --migrate=false)", have, want)
 	case have > want:
 		err = fmt.Errorf("the database schema is at version %d, written by a newer gatehouse than this one (%d): run the newer version", have, want)
+	default:
+		if err = db.SchemaCurrent(ctx); errors.Is(err, store.ErrSchemaBehind) {
+			err = fmt.Errorf("%w: run 'gatehouse migrate' first (or drop --migrate=false)", err)
+		}
 	}
 	if err != nil {
 		db.Close()
