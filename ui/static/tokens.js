@@ -3,7 +3,7 @@
 import * as api from './api.js';
 import { h, replace, setText, keyedRows, timeEl, relTimeEl } from './dom.js';
 import { day } from './format.js';
-import { banner, copyButton, roleSelect, statusBadge, setStatus, confirmBox, formField, formToggle } from './widgets.js';
+import { banner, coalesce, copyButton, roleSelect, statusBadge, setStatus, confirmBox, formField, formToggle } from './widgets.js';
 
 const dayMs = 24 * 60 * 60 * 1000;
 
@@ -49,7 +49,7 @@ export function tokensView(main, ctx) {
 
   newBtn.addEventListener('click', () => (create.el.hidden ? create.open() : create.close()));
 
-  const load = async () => {
+  const load = coalesce(async () => {
     try {
       const l = await api.listTokens();
       if (gone) return;
@@ -63,7 +63,7 @@ export function tokensView(main, ctx) {
     } catch (err) {
       if (!gone && err.status !== 401) errors.show(`Could not load the tokens: ${err.message}`);
     }
-  };
+  }, () => gone);
 
   function createRow(t) {
     const r = { id: t.id };

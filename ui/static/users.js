@@ -4,7 +4,7 @@
 // disable or enable, delete.
 import * as api from './api.js';
 import { h, replace, setText, keyedRows, timeEl } from './dom.js';
-import { banner, roleSelect, statusBadge, setStatus, confirmBox, formField, formToggle } from './widgets.js';
+import { banner, coalesce, roleSelect, statusBadge, setStatus, confirmBox, formField, formToggle } from './widgets.js';
 
 // The server's password rule: 12 characters at least (as typed), 256 bytes
 // at most.
@@ -42,7 +42,7 @@ export function usersView(main, ctx) {
 
   newBtn.addEventListener('click', () => (create.el.hidden ? create.open() : create.close()));
 
-  const load = async () => {
+  const load = coalesce(async () => {
     try {
       const l = await api.listUsers();
       if (gone) return;
@@ -55,7 +55,7 @@ export function usersView(main, ctx) {
     } catch (err) {
       if (!gone && err.status !== 401) errors.show(`Could not load the users: ${err.message}`);
     }
-  };
+  }, () => gone);
 
   // Rows get ids of their own: user names may hold spaces, which would
   // break aria-describedby lists.

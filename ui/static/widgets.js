@@ -166,26 +166,33 @@ export function banner() {
 
 // coalesce wraps a view's fetch so calls made while one is in flight
 // collapse into one more run after it: a burst of live events costs two
-// requests, not one each. fetchOnce may return true to ask for another run
-// (its page moved); gone() stops the reruns once the view is left.
+// requests, not one each, and an answer can never be drawn over a newer one
+// (a list asked for before a deletion, answered after it, would bring the
+// deleted row back). Every call's promise settles once a fetch that started
+// after the call has finished, so "await load()" sees the change it follows.
+// fetchOnce may return true to ask for another run (its page moved); gone()
+// stops the reruns once the view is left.
 export function coalesce(fetchOnce, gone) {
-  let running = false;
-  let again = false;
-  return async function run() {
-    if (running) {
-      again = true;
-      return;
+  let current = null;
+  let queued = null;
+  return function run() {
+    if (current) {
+      queued ??= current.catch(() => {}).then(() => {
+        queued = null;
+        return gone() ? undefined : run();
+      });
+      return queued;
     }
-    running = true;
-    try {
-      if (await fetchOnce()) again = true;
-    } finally {
-      running = false;
-      if (again && !gone()) {
-        again = false;
-        run();
+    current = (async () => {
+      let more = false;
+      try {
+        more = await fetchOnce();
+      } finally {
+        current = null;
       }
-    }
+      if (more && !gone()) await run();
+    })();
+    return current;
   };
 }
 

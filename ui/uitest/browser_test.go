@@ -213,11 +213,18 @@ func (b *browser) wait(what, cond string) {
 func (b *browser) pageText() string {
 	ctx, cancel := b.step(5 * time.Second)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	// Where the focus is belongs in the report too: several waits are on it.
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const a = document.activeElement;
+		const focus = a ? a.tagName + (a.id ? "#" + a.id : "") + (a.dataset && a.dataset.action ? "[" + a.dataset.action + "]" : "") +
+			" " + JSON.stringify((a.textContent || "").trim().slice(0, 40)) + (a.isConnected ? "" : " (detached)") : "none";
+		return (document.body ? document.body.innerText : "") + "\nfocus: " + focus;
+	})()`))
 	if err != nil {
 		return fmt.Sprintf("(unavailable: %v)", err)
 	}
-	return strings.Join(strings.Fields(s), " ")
+	text, focus, _ := strings.Cut(s, "\nfocus: ")
+	return strings.Join(strings.Fields(text), " ") + "\nfocus: " + focus
 }
 
 // shot saves a screenshot of the viewport into $GATEHOUSE_SCREENSHOTS.
