@@ -241,9 +241,19 @@ func (s *session) awaitBundle(ctx context.Context, st *protocol.Status) (*protoc
 }
 
 // pace guards against a server (or proxy) that answers a long poll at once
-// with nothing new: without it the agent would spin.
+// with nothing new: without it the agent would spin. A server that did not
+// hold the wait says when to ask again (poll_after), capped like a
+// Retry-After so a bogus value cannot park the gateway for long.
 func (s *session) pace(ctx context.Context, prev, next *protocol.Status, took time.Duration) error {
-	if next.State != prev.State || next.Bundle != nil || took >= s.cfg.BackoffMin {
+	if next.State != prev.State || next.Bundle != nil {
+		return nil
+	}
+	if next.PollAfter > 0 {
+		d := min(time.Duration(next.PollAfter)*time.Second, maxRetryAfter)
+		s.log.Debug("the server paces its waiting gateways; asking again later", "in", d)
+		return sleep(ctx, d)
+	}
+	if took >= s.cfg.BackoffMin {
 		return nil
 	}
 	return sleep(ctx, s.cfg.BackoffMin)

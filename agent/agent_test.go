@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -340,6 +341,30 @@ func TestRunRetriesTransientErrors(t *testing.T) {
 		t.Error("retries not logged")
 	}
 	checkProvisioned(t, f, cfg, r.res)
+}
+
+// A server that does not hold a wait says when to ask again; the agent
+// waits that long rather than asking at once (or after its short pace).
+func TestRunHonoursPollAfter(t *testing.T) {
+	f := newFakeServer(t)
+	f.pollAfter = 1
+	keyPath, _ := writeKey(t, "ed25519")
+	cfg, _ := testConfig(t, f, keyPath)
+	ch := runAsync(t.Context(), cfg)
+	f.waitForCalls(t, protocol.PathWait, 3)
+	f.mu.Lock()
+	waits := slices.Clone(f.waits)
+	f.mu.Unlock()
+	for i := 1; i < len(waits); i++ {
+		if gap := waits[i].Sub(waits[i-1]); gap < time.Second {
+			t.Errorf("wait %d came %v after the one before, though the server asked for 1 s", i+1, gap)
+		}
+	}
+	b, secrets := testBundle()
+	f.provision(b, secrets)
+	if r := await(t, ch); r.err != nil {
+		t.Fatalf("Run: %v", r.err)
+	}
 }
 
 func TestRunRetriesNetworkErrors(t *testing.T) {

@@ -46,6 +46,8 @@ type fakeServer struct {
 	faults      []int // status codes to answer the next requests with
 	retryAfter  string
 	forgetOnce  bool // answer the next wait with 404, as after a server restore
+	pollAfter   int  // when set, waits are not held but answered with this poll_after
+	waits       []time.Time
 	calls       map[string]int
 	errors      int // requests answered with an error status
 }
@@ -231,7 +233,14 @@ func (f *fakeServer) handleWait(w http.ResponseWriter, r *http.Request) {
 	if !ok || !f.known(w, signed) {
 		return
 	}
-	timeout := time.NewTimer(f.hold)
+	f.mu.Lock()
+	f.waits = append(f.waits, time.Now())
+	hold := f.hold
+	if f.pollAfter > 0 {
+		hold = 0
+	}
+	f.mu.Unlock()
+	timeout := time.NewTimer(hold)
 	defer timeout.Stop()
 	for {
 		f.mu.Lock()
@@ -291,7 +300,7 @@ func (f *fakeServer) writeStatus(w http.ResponseWriter) {
 	f.mu.Lock()
 	st := protocol.Status{
 		DeviceID: "dev-1", State: f.state, Name: f.name, Reason: f.reason,
-		Fingerprint: f.fingerprint, VerificationCode: f.code,
+		Fingerprint: f.fingerprint, VerificationCode: f.code, PollAfter: f.pollAfter,
 	}
 	var err error
 	if f.state == string(gatehouse.StateProvisioned) && f.bundle != nil {

@@ -27,6 +27,11 @@ type Status struct {
 	Name             string  `json:"name,omitempty"`
 	Reason           string  `json:"reason,omitempty"`
 	Bundle           *Bundle `json:"bundle,omitempty"`
+	// PollAfter, in seconds, asks the device to wait that long before its
+	// next wait instead of asking again at once: the server holds a bounded
+	// number of waits open, for the gateways that began waiting most
+	// recently, and paces the others.
+	PollAfter int `json:"poll_after,omitempty"`
 }
 
 // Sealed bundle field names.

@@ -115,7 +115,9 @@ func checkCSR(csr string) error {
 }
 
 // Wait answers as soon as the device's state differs from the one it last
-// saw, or when timeout passes, whichever is first.
+// saw, or when timeout passes, whichever is first. A wait the process does
+// not hold (see holds) is answered at once with PollAfter set, and so is a
+// held one whose place a newer waiter takes.
 func (s *Service) Wait(ctx context.Context, sig *protocol.Signed, seen, addr string, timeout time.Duration) (*protocol.Status, error) {
 	id, err := s.seen(ctx, sig.Fingerprint, addr)
 	if err != nil {
@@ -124,22 +126,42 @@ func (s *Service) Wait(ctx context.Context, sig *protocol.Signed, seen, addr str
 	// Subscribe before reading, so a change in between still wakes us.
 	wake, cancel := s.notify.Subscribe(id)
 	defer cancel()
+	st, err := s.status(ctx, sig.Fingerprint)
+	if err != nil || st.State != seen || st.Bundle != nil {
+		return st, err
+	}
+	hd := s.holds.acquire(id, st.State)
+	if hd == nil {
+		return s.askLater(st), nil
+	}
+	defer s.holds.release(hd)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
-		st, err := s.status(ctx, sig.Fingerprint)
-		if err != nil || st.State != seen || st.Bundle != nil {
-			return st, err
-		}
 		select {
 		case <-wake:
+		case <-hd.evicted:
+			return s.askLater(st), nil
 		case <-timer.C:
 			return st, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+		if st, err = s.status(ctx, sig.Fingerprint); err != nil || st.State != seen || st.Bundle != nil {
+			return st, err
+		}
 	}
 }
+
+// askLater tells a gateway whose wait is not held when to ask again.
+func (s *Service) askLater(st *protocol.Status) *protocol.Status {
+	st.PollAfter = int(s.holds.pollAfter().Round(time.Second) / time.Second)
+	return st
+}
+
+// HeldPolls is how many device waits are held open now, and how many
+// gateways this process knows to be waiting in all.
+func (s *Service) HeldPolls() (held, waiting int) { return s.holds.counts() }
 
 // Ack records that the device wrote its bundle and deletes the sealed
 // secrets, so they exist nowhere but on the device.

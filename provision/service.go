@@ -52,6 +52,15 @@ type Config struct {
 	// SeenEvery bounds how often a waiting gateway's last-seen time is
 	// written: re-polls in between write nothing. Default DefaultSeenEvery.
 	SeenEvery time.Duration
+	// MaxHeldPolls is how many device waits this process holds open at
+	// once; past it the gateways that have waited longest in their state
+	// are answered with a time to ask again (see holds). Default
+	// DefaultMaxHeldPolls; keep it well under the process's file limit.
+	MaxHeldPolls int
+	// RepollRate is the re-polls a second the gateways turned away make in
+	// all: their time to ask again grows with their number. Default
+	// DefaultRepollRate.
+	RepollRate float64
 	// PendingCap is how many gateways may wait for approval at once; past
 	// it new keys are refused (503) until an operator approves or dismisses
 	// some, while known gateways keep working. Default DefaultPendingCap.
@@ -69,6 +78,8 @@ const (
 	DefaultWorkers      = 20
 	DefaultPollInterval = 20 * time.Millisecond
 	DefaultSeenEvery    = 30 * time.Second
+	DefaultMaxHeldPolls = 10000
+	DefaultRepollRate   = 500
 )
 
 func (c Config) withDefaults() Config {
@@ -91,6 +102,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.FollowDeadline, 24*time.Hour)
 	setDefault(&c.FollowPollMin, 2*time.Second)
 	setDefault(&c.FollowPollMax, 5*time.Minute)
+	setDefault(&c.MaxHeldPolls, DefaultMaxHeldPolls)
+	setDefault(&c.RepollRate, DefaultRepollRate)
 	setDefault(&c.PendingCap, DefaultPendingCap)
 	setDefault(&c.PendingExpiry, DefaultPendingExpiry)
 	return c
@@ -115,6 +128,7 @@ type Service struct {
 	refusals refusalLimiter
 
 	pending *pendingGauge // the pending queue's size, for its cap
+	holds   *holds        // the device waits held open
 
 	replica     *replicaNotifier // nil on SQLite
 	stopListen  context.CancelFunc
@@ -136,12 +150,16 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.PendingCap < 0 || cfg.PendingExpiry < 0 {
 		return nil, errors.New("provision: PendingCap and PendingExpiry must not be negative")
 	}
+	if cfg.MaxHeldPolls < 0 || cfg.RepollRate < 0 {
+		return nil, errors.New("provision: MaxHeldPolls and RepollRate must not be negative")
+	}
 	secret, err := loadCodeSecret(db)
 	if err != nil {
 		return nil, err
 	}
 	s := &Service{db: db, cfg: cfg, log: cfg.Logger, notify: cfg.Notifier, secret: secret, replica: replica,
-		pending: &pendingGauge{cap: cfg.PendingCap, log: cfg.Logger, now: time.Now}}
+		pending: &pendingGauge{cap: cfg.PendingCap, log: cfg.Logger, now: time.Now},
+		holds:   newHolds(cfg.MaxHeldPolls, cfg.RepollRate, time.Now)}
 	jobs, err := newJobClient(db, s)
 	if err != nil {
 		return nil, err

@@ -39,6 +39,11 @@ func (s *Server) handleWait(w http.ResponseWriter, r *http.Request, sig *protoco
 	if err != nil {
 		return err
 	}
+	if st.PollAfter > 0 {
+		// A gateway told to come back later should not keep an idle
+		// connection (and a file descriptor here) open in between.
+		w.Header().Set("Connection", "close")
+	}
 	return writeJSON(w, http.StatusOK, st)
 }
 

@@ -10,28 +10,38 @@ import (
 )
 
 // tuning are serve's performance settings: how long a device's wait is
-// held, how many steps run at once, how often idle workers look for jobs,
-// and how often a waiting gateway's last-seen time is written.
+// held and how many are held at most, the re-poll pace of the others, how
+// many steps run at once, how often idle workers look for jobs, and how
+// often a waiting gateway's last-seen time is written.
 type tuning struct {
-	longPoll  time.Duration
-	workers   int
-	jobPoll   time.Duration
-	seenEvery time.Duration
+	longPoll   time.Duration
+	maxHeld    int
+	repollRate float64
+	workers    int
+	jobPoll    time.Duration
+	seenEvery  time.Duration
 }
 
 // tuningFlags defines the tuning flags on fs, each defaulting to its
 // environment variable, else to the built-in default.
 func tuningFlags(fs *flag.FlagSet, getenv func(string) string) (*tuning, error) {
-	t := &tuning{longPoll: server.DefaultLongPoll, workers: provision.DefaultWorkers,
-		jobPoll: provision.DefaultPollInterval, seenEvery: provision.DefaultSeenEvery}
+	t := &tuning{longPoll: server.DefaultLongPoll, maxHeld: provision.DefaultMaxHeldPolls, repollRate: provision.DefaultRepollRate,
+		workers: provision.DefaultWorkers, jobPoll: provision.DefaultPollInterval, seenEvery: provision.DefaultSeenEvery}
 	err := errors.Join(
 		envDuration(getenv, "GATEHOUSE_LONG_POLL", &t.longPoll),
+		envInt(getenv, "GATEHOUSE_MAX_HELD_POLLS", &t.maxHeld),
+		envFloat(getenv, "GATEHOUSE_REPOLL_RATE", &t.repollRate),
 		envInt(getenv, "GATEHOUSE_WORKERS", &t.workers),
 		envDuration(getenv, "GATEHOUSE_JOB_POLL", &t.jobPoll),
 		envDuration(getenv, "GATEHOUSE_SEEN_EVERY", &t.seenEvery),
 	)
 	fs.DurationVar(&t.longPoll, "long-poll", t.longPoll, "how long a waiting gateway's request is held before it is answered "+
 		"unchanged and the agent asks again (env GATEHOUSE_LONG_POLL)")
+	fs.IntVar(&t.maxHeld, "max-held-polls", t.maxHeld, "waiting gateways whose request is held open at once, those that began "+
+		"waiting most recently; the others are told when to ask again. Each held request takes a file descriptor: keep this "+
+		"well under the process's limit (env GATEHOUSE_MAX_HELD_POLLS)")
+	fs.Float64Var(&t.repollRate, "repoll-rate", t.repollRate, "requests a second that the waiting gateways not held may make in "+
+		"all; their time to ask again grows with their number, from 10 s to 10 min (env GATEHOUSE_REPOLL_RATE)")
 	fs.IntVar(&t.workers, "workers", t.workers, "provisioning steps that may run at once; follow-ups and webhooks get half and a "+
 		"quarter as many (env GATEHOUSE_WORKERS)")
 	fs.DurationVar(&t.jobPoll, "job-poll", t.jobPoll, "how often idle workers look for new jobs; bounds approval-to-work latency "+
@@ -46,6 +56,10 @@ func (t *tuning) check() error {
 	switch {
 	case t.longPoll < time.Second || t.longPoll > 10*time.Minute:
 		return errors.New("--long-poll must be between 1s and 10m")
+	case t.maxHeld < 1:
+		return errors.New("--max-held-polls must be at least 1")
+	case t.repollRate <= 0:
+		return errors.New("--repoll-rate must be above 0")
 	case t.workers < 1:
 		return errors.New("--workers must be at least 1")
 	case t.jobPoll < time.Millisecond:
@@ -59,4 +73,5 @@ func (t *tuning) check() error {
 func (t *tuning) apply(cfg *appConfig) {
 	cfg.LongPoll = t.longPoll
 	cfg.Jobs.Workers, cfg.Jobs.PollInterval, cfg.Jobs.SeenEvery = t.workers, t.jobPoll, t.seenEvery
+	cfg.Jobs.MaxHeldPolls, cfg.Jobs.RepollRate = t.maxHeld, t.repollRate
 }
