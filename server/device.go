@@ -47,27 +47,18 @@ func (s *Server) handleWait(w http.ResponseWriter, r *http.Request, sig *protoco
 	return writeJSON(w, http.StatusOK, st)
 }
 
-// untilClosing is ctx, also cancelled when the server starts to close.
+// untilClosing is ctx, also cancelled when the server starts to close. It
+// starts no goroutine: thousands of polls may be held at once.
 func (s *Server) untilClosing(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		select {
-		case <-s.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
-}
-
-func (s *Server) isClosing() bool {
-	select {
-	case <-s.closing:
-		return true
-	default:
-		return false
+	stop := context.AfterFunc(s.closing, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
 	}
 }
+
+func (s *Server) isClosing() bool { return s.closing.Err() != nil }
 
 func (s *Server) handleAck(w http.ResponseWriter, r *http.Request, sig *protocol.Signed, body []byte) error {
 	var req protocol.AckRequest

@@ -60,28 +60,32 @@ type Server struct {
 	// and held long poll; without it /metrics answers 404.
 	Metrics *metrics.Metrics
 
-	svc        *provision.Service
-	verifier   *protocol.Verifier
-	ln         net.Listener
-	srv        *http.Server
-	closing    chan struct{} // closed by Close, to end event streams and long polls
-	closeOnce  sync.Once
-	authWarn   *authLimiter
-	devLimit   *sourceLimiter // built by Handler from DeviceRate and DeviceBurst
-	loginLimit *sourceLimiter // built by Handler from LoginRate and LoginBurst
-	devSlots   chan struct{}  // see deviceSlots
+	svc      *provision.Service
+	verifier *protocol.Verifier
+	ln       net.Listener
+	srv      *http.Server
+	// closing is cancelled by Close, to end event streams and long polls.
+	closing      context.Context
+	startClosing context.CancelFunc
+	closeOnce    sync.Once
+	authWarn     *authLimiter
+	devLimit     *sourceLimiter // built by Handler from DeviceRate and DeviceBurst
+	loginLimit   *sourceLimiter // built by Handler from LoginRate and LoginBurst
+	devSlots     chan struct{}  // see deviceSlots
 }
 
 // New returns a Server over svc. Call Open to listen.
 func New(svc *provision.Service) *Server {
+	closing, startClosing := context.WithCancel(context.Background())
 	return &Server{
-		Addr:     ":8080",
-		LongPoll: DefaultLongPoll,
-		svc:      svc,
+		closing:      closing,
+		startClosing: startClosing,
+		Addr:         ":8080",
+		LongPoll:     DefaultLongPoll,
+		svc:          svc,
 		// Nonces live in the database, so replays are refused across
 		// restarts and replicas, not only within this process.
 		verifier: &protocol.Verifier{Nonces: svc},
-		closing:  make(chan struct{}),
 		authWarn: &authLimiter{now: time.Now, sources: map[string]*authWindow{}},
 
 		DeviceRate:  DefaultDeviceRate,
@@ -156,7 +160,7 @@ func (s *Server) Close(ctx context.Context) error {
 		return nil
 	}
 	// Closing twice (a signal, then a deferred close) is harmless.
-	s.closeOnce.Do(func() { close(s.closing) })
+	s.closeOnce.Do(s.startClosing)
 	err := s.shutdown(ctx)
 	if err != nil {
 		s.srv.Close()

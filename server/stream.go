@@ -42,7 +42,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-r.Context().Done():
 			return nil
-		case <-s.closing:
+		case <-s.closing.Done():
 			return nil
 		case <-ping.C:
 			msg = ": ping\n\n"

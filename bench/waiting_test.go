@@ -1,0 +1,504 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gatehouse/internal/pgtest"
+	"gatehouse/protocol"
+)
+
+// BenchmarkWaitingFleet holds a growing fleet of waiting gateways against a
+// real `gatehouse serve` process (so its memory is its own) and prints, at
+// each size: the server's RSS and RSS per waiting gateway, its goroutines,
+// the waits it holds open, the fleet's re-poll rate and the server's CPU;
+// then the approve→bundle time of fresh gateways enrolled while the fleet
+// waits. The baseline is a bare net/http server in a process of its own,
+// holding the same number of long polls the server holds.
+//
+// Every gateway speaks the device protocol as the agent does: a signed
+// enroll, then signed waits, pausing for poll_after when the server says
+// so. They run in this process, spread over many loopback source
+// addresses. One load process suffices: the server holds at most
+// --max-held-polls requests (10,000) and closes the connection of every
+// request it does not hold, so the load needs about as many descriptors.
+//
+// GATEHOUSE_BENCH_FLEET sets the sizes (default 10000,50000,100000); the
+// PostgreSQL run needs GATEHOUSE_TEST_POSTGRES.
+func BenchmarkWaitingFleet(b *testing.B) {
+	sizes := fleetSizes(b)
+	bin := buildGatehouse(b)
+	for b.Loop() {
+		bare := bareLongPolls(b, protocolHeld(sizes[len(sizes)-1]))
+		fmt.Printf("baseline: a bare net/http server holding %d long polls: RSS %s (%.1f KiB each)\n",
+			bare.held, mib(bare.rss), float64(bare.rss)/1024/float64(bare.held))
+		for _, db := range []struct{ name, dsn string }{
+			{"sqlite", filepath.Join(b.TempDir(), "fleet.db")},
+			{"postgres", pgDSN(b)},
+		} {
+			if db.dsn == "" {
+				fmt.Printf("%s skipped: set %s\n", db.name, pgtest.Env)
+				continue
+			}
+			runWaitingFleet(b, bin, db.name, db.dsn, sizes, bare)
+		}
+	}
+}
+
+func pgDSN(b *testing.B) string {
+	if os.Getenv(pgtest.Env) == "" {
+		return ""
+	}
+	return pgtest.URL(b)
+}
+
+func fleetSizes(b *testing.B) []int {
+	v := os.Getenv("GATEHOUSE_BENCH_FLEET")
+	if v == "" {
+		return []int{10000, 50000, 100000}
+	}
+	var sizes []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("GATEHOUSE_BENCH_FLEET: %q is not a size", f)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes
+}
+
+// protocolHeld is how many of n waiting gateways the server holds by default.
+func protocolHeld(n int) int { return min(n, 10000) }
+
+func runWaitingFleet(b *testing.B, bin, name, dsn string, sizes []int, bare bareRun) {
+	srv := startServe(b, bin, dsn, "--device-rate", "0", "--pending-cap", "1000000", "--log-level", "warn")
+	defer srv.stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	load := newFleetLoad(srv.url)
+	fmt.Printf("\n%s: waiting fleet\n%9s %10s %12s %11s %8s %11s %9s %12s %12s\n", name,
+		"gateways", "RSS", "per gateway", "goroutines", "held", "re-polls/s", "CPU", "bundle p50", "bundle p99")
+	for _, n := range sizes {
+		load.grow(ctx, b, n)
+		// Let the turned-away gateways settle into their pace first.
+		time.Sleep(15 * time.Second)
+		w := srv.window(b, load, 10*time.Second)
+		fresh := freshApprovals(b, srv, load, 20)
+		fmt.Printf("%9d %10s %9.1f KiB %11d %8d %11.0f %8.0f%% %12v %12v\n", n, mib(w.rss),
+			float64(w.rss)/1024/float64(n), w.goroutines, w.held, w.waitsPerSec, w.cpu*100,
+			pct(fresh, 50).Round(time.Millisecond), pct(fresh, 99).Round(time.Millisecond))
+	}
+	fmt.Printf("targets: RSS <= 2 GiB at 100,000 (<= 20 KiB each, baseline bare long poll %.1f KiB); approve→bundle p99 < 1 s\n",
+		float64(bare.rss)/1024/float64(bare.held))
+	if e := load.errors.Load(); e > 0 {
+		fmt.Printf("%d device requests failed (see the first: %v)\n", e, load.firstErr.Load())
+	}
+}
+
+// fleetLoad is the waiting gateways: each enrolls once, then waits for as
+// long as the benchmark runs.
+type fleetLoad struct {
+	url      string
+	client   *http.Client
+	next     atomic.Int64 // gateways started
+	waits    atomic.Int64 // wait requests answered
+	errors   atomic.Int64
+	firstErr atomic.Value
+	wg       sync.WaitGroup
+}
+
+func newFleetLoad(url string) *fleetLoad {
+	var src atomic.Uint32
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	tr := &http.Transport{
+		MaxIdleConnsPerHost: 12000,
+		IdleConnTimeout:     time.Minute,
+		// Many loopback source addresses, so closed connections waiting out
+		// TIME_WAIT never run one address out of ports.
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			n := src.Add(1)
+			dd := *d
+			dd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 1, byte(n/250%4), byte(2+n%250))}
+			return dd.DialContext(ctx, network, addr)
+		},
+	}
+	return &fleetLoad{url: url, client: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}
+}
+
+// grow starts gateways until n are waiting, 64 enrolling at a time.
+func (l *fleetLoad) grow(ctx context.Context, b *testing.B, n int) {
+	sem := make(chan struct{}, 64)
+	for i := int(l.next.Load()); i < n; i++ {
+		sem <- struct{}{}
+		l.next.Add(1)
+		l.wg.Go(func() { l.gateway(ctx, i, sem) })
+	}
+	for range cap(sem) {
+		sem <- struct{}{}
+	}
+	for range cap(sem) {
+		<-sem
+	}
+}
+
+func (l *fleetLoad) gateway(ctx context.Context, i int, enrolled chan struct{}) {
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	mac := net.HardwareAddr{0x02, 0x01, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}
+	seal := make([]byte, 32)
+	rand.Read(seal)
+	body, _ := json.Marshal(protocol.EnrollRequest{MAC: mac.String(), SealKey: seal})
+	st, err := l.post(ctx, protocol.PathEnroll, body, k)
+	<-enrolled
+	if err != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		body, _ := json.Marshal(protocol.WaitRequest{State: st.State})
+		next, err := l.post(ctx, protocol.PathWait, body, k)
+		if err != nil {
+			pause(ctx, 5*time.Second+time.Duration(mrand.Int64N(int64(5*time.Second))))
+			continue
+		}
+		l.waits.Add(1)
+		st = next
+		if st.PollAfter > 0 {
+			pause(ctx, time.Duration(st.PollAfter)*time.Second)
+		}
+	}
+}
+
+func (l *fleetLoad) post(ctx context.Context, path string, body []byte, k ed25519.PrivateKey) (*protocol.Status, error) {
+	st, err := signedStatus(ctx, l.client, l.url+path, body, k)
+	if err != nil && ctx.Err() == nil {
+		if l.errors.Add(1) == 1 {
+			l.firstErr.Store(err)
+		}
+	}
+	return st, err
+}
+
+// signedStatus sends one signed device request and decodes its status.
+func signedStatus(ctx context.Context, c *http.Client, url string, body []byte, k ed25519.PrivateKey) (*protocol.Status, error) {
+	req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+	if err := protocol.SignRequest(req, body, k, time.Now()); err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("%s: %s %s", url, resp.Status, msg)
+	}
+	var st protocol.Status
+	return &st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// freshApprovals enrolls n new gateways one after another while the fleet
+// waits, approves each once its wait is held, and returns approve→bundle.
+func freshApprovals(b *testing.B, srv *serveProc, load *fleetLoad, n int) []time.Duration {
+	var out []time.Duration
+	for range n {
+		i := int(load.next.Add(1))
+		_, k, _ := ed25519.GenerateKey(rand.Reader)
+		seal := make([]byte, 32)
+		rand.Read(seal)
+		mac := net.HardwareAddr{0x02, 0x02, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}
+		body, _ := json.Marshal(protocol.EnrollRequest{MAC: mac.String(), SealKey: seal})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		st, err := signedStatus(ctx, load.client, srv.url+protocol.PathEnroll, body, k)
+		if err != nil {
+			b.Fatalf("fresh enroll: %v", err)
+		}
+		done, sent := make(chan time.Time, 1), make(chan struct{})
+		go func() {
+			defer close(done)
+			wait, _ := json.Marshal(protocol.WaitRequest{State: st.State})
+			for first := true; ctx.Err() == nil; first = false {
+				if first {
+					close(sent)
+				}
+				got, err := signedStatus(ctx, load.client, srv.url+protocol.PathWait, wait, k)
+				if err == nil && got.Bundle != nil {
+					done <- time.Now()
+					return
+				}
+				if err == nil && got.PollAfter > 0 {
+					b.Errorf("a fresh gateway was not held but told to come back in %d s", got.PollAfter)
+					return
+				}
+				if err == nil {
+					wait, _ = json.Marshal(protocol.WaitRequest{State: got.State})
+				}
+			}
+		}()
+		// Approved as its wait goes out: held or not yet arrived, the
+		// bundle must reach it within the target either way.
+		<-sent
+		start := time.Now()
+		approve(b, &fleet{url: srv.url, token: srv.token}, st.DeviceID, fmt.Sprintf("fresh-%d", i))
+		if at, ok := <-done; ok {
+			out = append(out, at.Sub(start))
+		}
+		cancel()
+	}
+	return out
+}
+
+// serveProc is a `gatehouse serve` child process.
+type serveProc struct {
+	cmd        *exec.Cmd
+	url, token string
+}
+
+// buildGatehouse builds the server binary once per benchmark run.
+func buildGatehouse(b *testing.B) string {
+	bin := filepath.Join(b.TempDir(), "gatehouse")
+	cmd := exec.Command("go", "build", "-o", bin, "gatehouse/cmd/gatehouse")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+func startServe(b *testing.B, bin, dsn string, args ...string) *serveProc {
+	tok := exec.Command(bin, "tokens", "create", "--db", dsn, "--name", "bench", "--role", "operator")
+	out, err := tok.Output()
+	if err != nil {
+		b.Fatalf("tokens create: %v", err)
+	}
+	addr := freeAddr(b)
+	cmd := exec.Command(bin, append([]string{"serve", "--db", dsn, "--listen", addr}, args...)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	p := &serveProc{cmd: cmd, url: "http://" + addr, token: strings.TrimSpace(string(out))}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			b.Fatalf("gatehouse serve is not ready after a minute: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freeAddr(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func (p *serveProc) stop() {
+	p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// fleetWindow is what one measuring window saw.
+type fleetWindow struct {
+	rss              int64
+	goroutines, held int
+	waitsPerSec, cpu float64
+}
+
+func (p *serveProc) window(b *testing.B, load *fleetLoad, d time.Duration) fleetWindow {
+	pid := p.cmd.Process.Pid
+	cpu0, waits0, t0 := cpuTicks(b, pid), load.waits.Load(), time.Now()
+	time.Sleep(d)
+	cpu1, waits1, el := cpuTicks(b, pid), load.waits.Load(), time.Since(t0)
+	m := p.metrics(b)
+	return fleetWindow{
+		rss:         rssOf(b, pid),
+		goroutines:  int(m["go_goroutines"]),
+		held:        int(m["gatehouse_long_polls_held"]),
+		waitsPerSec: float64(waits1-waits0) / el.Seconds(),
+		cpu:         float64(cpu1-cpu0) / clockTicks / el.Seconds(),
+	}
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times on Linux.
+const clockTicks = 100
+
+func cpuTicks(b *testing.B, pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name may hold spaces; the fields after its ")" do not.
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return utime + stime
+}
+
+func rssOf(b *testing.B, pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// metrics reads the unlabelled samples of the server's /metrics.
+func (p *serveProc) metrics(b *testing.B) map[string]float64 {
+	resp, err := http.Get(p.url + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		out[name], _ = strconv.ParseFloat(v, 64)
+	}
+	return out
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
+
+// bareRun is the baseline: a bare net/http server process holding long polls.
+type bareRun struct {
+	held int
+	rss  int64
+}
+
+// bareLongPolls runs this test binary's bare server (see TestMain) in a
+// process of its own and holds n long polls on it.
+func bareLongPolls(b *testing.B, n int) bareRun {
+	addr := freeAddr(b)
+	cmd := exec.Command(os.Args[0], "-test.run", "^$", "-test.bench", "^$")
+	cmd.Env = append(os.Environ(), bareServerEnv+"="+addr)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	c := newFleetLoad("http://" + addr).client
+	for {
+		if resp, err := http.Get("http://" + addr + "/ready"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var started sync.WaitGroup
+	for range n {
+		started.Add(1)
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/wait", strings.NewReader(`{"state":"pending"}`))
+			started.Done()
+			if resp, err := c.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	started.Wait()
+	for {
+		resp, err := http.Get("http://" + addr + "/held")
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if held, _ := strconv.Atoi(string(v)); held >= n {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return bareRun{held: n, rss: rssOf(b, cmd.Process.Pid)}
+}
+
+// bareServerEnv, when set, makes this test binary serve bare long polls at
+// its address instead of running tests.
+const bareServerEnv = "GATEHOUSE_BENCH_BARE_SERVER"
+
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(bareServerEnv); addr != "" {
+		serveBare(addr)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// serveBare holds every POST /wait until the process ends, reading its
+// body first as the real server does.
+func serveBare(addr string) {
+	var held atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("GET /held", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, held.Load()) })
+	mux.HandleFunc("POST /wait", func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		held.Add(1)
+		<-r.Context().Done()
+	})
+	srv := &http.Server{Addr: addr, Handler: mux}
+	if err := srv.ListenAndServe(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
