@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -364,6 +365,36 @@ func TestRunHonoursPollAfter(t *testing.T) {
 	f.provision(b, secrets)
 	if r := await(t, ch); r.err != nil {
 		t.Fatalf("Run: %v", r.err)
+	}
+}
+
+// Granted a session, the agent signs its waits with it, and only its
+// waits; a refused session sends it back to its key at once.
+func TestRunWaitsWithASession(t *testing.T) {
+	f := newFakeServer(t)
+	f.sessions = protocol.NewSessions(bytes.Repeat([]byte{9}, protocol.ServerSecretSize))
+	f.verifier.Sessions = f.sessions
+	f.hold = 10 * time.Millisecond
+	keyPath, _ := writeKey(t, "ecdsa")
+	cfg, _ := testConfig(t, f, keyPath)
+	ch := runAsync(t.Context(), cfg)
+	f.waitForCalls(t, protocol.PathWait, 4)
+	f.mu.Lock()
+	f.refuseNext = 1
+	f.mu.Unlock()
+	f.waitForCalls(t, protocol.PathWait, 10)
+	b, secrets := testBundle()
+	f.provision(b, secrets)
+	r := await(t, ch)
+	if r.err != nil {
+		t.Fatalf("Run: %v", r.err)
+	}
+	checkProvisioned(t, f, cfg, r.res)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sessionWait < 5 || f.errors > 1 {
+		t.Errorf("%d waits signed with the session, %d refused requests; want most waits on the session and only the one refusal",
+			f.sessionWait, f.errors)
 	}
 }
 

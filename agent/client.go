@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"gatehouse/protocol"
@@ -60,7 +61,15 @@ type client struct {
 	now       func() time.Time
 	userAgent string
 	log       *slog.Logger
+
+	mu      sync.Mutex
+	session *protocol.SessionGrant // from the last key-signed answer
 }
+
+// sessionMargin is how long before its expiry a session is given up for a
+// key-signed request, so a wait held for its whole long poll never meets an
+// expired session on the way.
+const sessionMargin = 2 * time.Minute
 
 func newClient(server string, key crypto.Signer, cfg *Config) (*client, error) {
 	u, err := url.Parse(server)
@@ -76,11 +85,46 @@ func newClient(server string, key crypto.Signer, cfg *Config) (*client, error) {
 
 // post sends one signed request. Each call signs afresh (new nonce and
 // timestamp), so retries never replay a request the server may have seen.
+// A wait is signed with the session the server granted, while it lasts;
+// a refused session is dropped and the request signed with the key.
 func (c *client) post(ctx context.Context, path string, in, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", path, err)
 	}
+	if g := c.usableSession(path); g != nil {
+		err := c.send(ctx, path, body, out, g)
+		var se *ServerError
+		if !errors.As(err, &se) || se.Status != http.StatusUnauthorized {
+			return err
+		}
+		if c.log != nil {
+			c.log.Debug("server refused the session; signing with the key", "err", err)
+		}
+		c.dropSession(g)
+	}
+	return c.send(ctx, path, body, out, nil)
+}
+
+func (c *client) usableSession(path string) *protocol.SessionGrant {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if path != protocol.PathWait || c.session == nil || c.now().Add(sessionMargin).Unix() >= c.session.Expires {
+		return nil
+	}
+	return c.session
+}
+
+func (c *client) dropSession(g *protocol.SessionGrant) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.session == g {
+		c.session = nil
+	}
+}
+
+// send signs with the session g, or with the key when g is nil.
+func (c *client) send(ctx context.Context, path string, body []byte, out any, g *protocol.SessionGrant) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base.JoinPath(path).String(), bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("build %s request: %w", path, err)
@@ -88,7 +132,12 @@ func (c *client) post(ctx context.Context, path string, in, out any) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
-	if err := protocol.SignRequest(req, body, c.key, c.now()); err != nil {
+	if g != nil {
+		err = protocol.SignSession(req, body, g, c.now())
+	} else {
+		err = protocol.SignRequest(req, body, c.key, c.now())
+	}
+	if err != nil {
 		return fmt.Errorf("sign %s request: %w", path, err)
 	}
 	start := time.Now()
@@ -100,6 +149,11 @@ func (c *client) post(ctx context.Context, path string, in, out any) error {
 	defer resp.Body.Close()
 	err = c.readResponse(resp, path, out)
 	c.logRequest(ctx, path, resp.StatusCode, start)
+	if st, ok := out.(*protocol.Status); ok && err == nil && st.Session != nil {
+		c.mu.Lock()
+		c.session, st.Session = st.Session, nil
+		c.mu.Unlock()
+	}
 	return err
 }
 

@@ -45,8 +45,11 @@ type fakeServer struct {
 	acked       string
 	faults      []int // status codes to answer the next requests with
 	retryAfter  string
-	forgetOnce  bool // answer the next wait with 404, as after a server restore
-	pollAfter   int  // when set, waits are not held but answered with this poll_after
+	forgetOnce  bool               // answer the next wait with 404, as after a server restore
+	pollAfter   int                // when set, waits are not held but answered with this poll_after
+	sessions    *protocol.Sessions // when set, key-signed answers grant sessions
+	sessionWait int                // waits signed with a session
+	refuseNext  int                // session requests to refuse, as after expiry
 	waits       []time.Time
 	calls       map[string]int
 	errors      int // requests answered with an error status
@@ -139,6 +142,33 @@ func (f *fakeServer) callCount(path string) int {
 	return f.calls[path]
 }
 
+// verifyAny checks a key signature or, where the fake grants them, a
+// session's.
+func (f *fakeServer) verifyAny(r *http.Request, body []byte) (*protocol.Signed, error) {
+	if !protocol.HasSession(r) {
+		return f.verifier.Verify(r.Context(), r, body)
+	}
+	if r.URL.Path != protocol.PathWait {
+		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "a session may only wait")
+	}
+	f.mu.Lock()
+	refuse := f.refuseNext > 0
+	if refuse {
+		f.refuseNext--
+	}
+	f.mu.Unlock()
+	if refuse {
+		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "session expired")
+	}
+	signed, err := f.verifier.VerifySession(r.Context(), r, body)
+	if err == nil {
+		f.mu.Lock()
+		f.sessionWait++
+		f.mu.Unlock()
+	}
+	return signed, err
+}
+
 // verify checks the signature and decodes the body strictly; it writes the
 // error response itself and returns false when the request is refused.
 func (f *fakeServer) verify(w http.ResponseWriter, r *http.Request, in any) (*protocol.Signed, bool) {
@@ -147,7 +177,7 @@ func (f *fakeServer) verify(w http.ResponseWriter, r *http.Request, in any) (*pr
 		f.writeError(w, http.StatusBadRequest, "invalid", err.Error())
 		return nil, false
 	}
-	signed, err := f.verifier.Verify(r.Context(), r, body)
+	signed, err := f.verifyAny(r, body)
 	if err != nil {
 		f.t.Logf("fake server: refused %s: %v", r.URL.Path, err)
 		f.writeError(w, http.StatusUnauthorized, gatehouse.ErrorCode(err), gatehouse.ErrorMessage(err))
@@ -224,7 +254,7 @@ func (f *fakeServer) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	if first {
 		close(f.enrolled)
 	}
-	f.writeStatus(w)
+	f.writeStatus(w, signed)
 }
 
 func (f *fakeServer) handleWait(w http.ResponseWriter, r *http.Request) {
@@ -258,7 +288,7 @@ func (f *fakeServer) handleWait(w http.ResponseWriter, r *http.Request) {
 		}
 		break
 	}
-	f.writeStatus(w)
+	f.writeStatus(w, signed)
 }
 
 // known refuses keys that never enrolled, and forgets the device on demand.
@@ -296,14 +326,17 @@ func (f *fakeServer) handleAck(w http.ResponseWriter, r *http.Request) {
 
 // writeStatus answers with the current state, sealing the bundle freshly to
 // the enrolled seal key when it is ready.
-func (f *fakeServer) writeStatus(w http.ResponseWriter) {
+func (f *fakeServer) writeStatus(w http.ResponseWriter, signed *protocol.Signed) {
 	f.mu.Lock()
 	st := protocol.Status{
 		DeviceID: "dev-1", State: f.state, Name: f.name, Reason: f.reason,
 		Fingerprint: f.fingerprint, VerificationCode: f.code, PollAfter: f.pollAfter,
 	}
 	var err error
-	if f.state == string(gatehouse.StateProvisioned) && f.bundle != nil {
+	if f.sessions != nil && !signed.ViaSession {
+		st.Session, err = f.sessions.Grant(signed.Fingerprint, time.Now())
+	}
+	if err == nil && f.state == string(gatehouse.StateProvisioned) && f.bundle != nil {
 		st.Bundle, err = f.sealedBundle()
 	}
 	f.mu.Unlock()

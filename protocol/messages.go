@@ -32,6 +32,9 @@ type Status struct {
 	// number of waits open, for the gateways that began waiting most
 	// recently, and paces the others.
 	PollAfter int `json:"poll_after,omitempty"`
+	// Session, in the answer to a request signed with the device key, lets
+	// the next waits be signed with it instead (see Sessions).
+	Session *SessionGrant `json:"session,omitempty"`
 }
 
 // Sealed bundle field names.

@@ -22,14 +22,19 @@ type NonceStore interface {
 
 // Signed is what a verified request proves about its sender.
 type Signed struct {
-	PublicKey   []byte // SPKI DER
+	PublicKey   []byte // SPKI DER; empty for a session
 	Fingerprint string
 	KeyType     string
+	// ViaSession says the request was signed with a session (see
+	// Sessions) rather than with the key itself.
+	ViaSession bool
 }
 
 // Verifier checks signed device requests.
 type Verifier struct {
 	Nonces NonceStore
+	// Sessions, if set, verifies session-signed requests (VerifySession).
+	Sessions *Sessions
 	Now    func() time.Time // nil means time.Now
 }
 

@@ -11,25 +11,30 @@ import (
 	"gatehouse/store"
 )
 
-// codeSecretName names the server secret verification codes are keyed with.
-const codeSecretName = "verification_code"
+// Names of the server secrets: verification codes are keyed with one,
+// device sessions with the other, so neither use can learn the other's key.
+const (
+	codeSecretName    = "verification_code"
+	sessionSecretName = "device_session"
+)
 
-// loadCodeSecret reads the code secret, making it on the first start. New
-// takes no context, and this runs once against the local database, so a
-// bounded background context stands in.
-func loadCodeSecret(db *store.DB) ([]byte, error) {
+// loadServerSecret reads the named server secret, making it on the first
+// start; every replica on the database then shares it. New takes no
+// context, and this runs once against the local database, so a bounded
+// background context stands in.
+func loadServerSecret(db *store.DB, name string) ([]byte, error) {
 	fresh := make([]byte, protocol.ServerSecretSize)
 	if _, err := rand.Read(fresh); err != nil {
-		return nil, fmt.Errorf("provision: generate code secret: %w", err)
+		return nil, fmt.Errorf("provision: generate %s secret: %w", name, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	secret, err := db.ServerSecret(ctx, codeSecretName, fresh)
+	secret, err := db.ServerSecret(ctx, name, fresh)
 	if err != nil {
 		return nil, fmt.Errorf("provision: %w", err)
 	}
 	if len(secret) != protocol.ServerSecretSize {
-		return nil, fmt.Errorf("provision: stored code secret has %d bytes, want %d", len(secret), protocol.ServerSecretSize)
+		return nil, fmt.Errorf("provision: stored %s secret has %d bytes, want %d", name, len(secret), protocol.ServerSecretSize)
 	}
 	return secret, nil
 }

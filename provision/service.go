@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gatehouse"
+	"gatehouse/protocol"
 	"gatehouse/store"
 	"gatehouse/webhook"
 )
@@ -129,6 +130,9 @@ type Service struct {
 
 	pending *pendingGauge // the pending queue's size, for its cap
 	holds   *holds        // the device waits held open
+	// sessions grants and checks device sessions, under a secret every
+	// replica shares.
+	sessions *protocol.Sessions
 
 	replica     *replicaNotifier // nil on SQLite
 	stopListen  context.CancelFunc
@@ -153,13 +157,18 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if cfg.MaxHeldPolls < 0 || cfg.RepollRate < 0 {
 		return nil, errors.New("provision: MaxHeldPolls and RepollRate must not be negative")
 	}
-	secret, err := loadCodeSecret(db)
+	secret, err := loadServerSecret(db, codeSecretName)
+	if err != nil {
+		return nil, err
+	}
+	sessionSecret, err := loadServerSecret(db, sessionSecretName)
 	if err != nil {
 		return nil, err
 	}
 	s := &Service{db: db, cfg: cfg, log: cfg.Logger, notify: cfg.Notifier, secret: secret, replica: replica,
-		pending: &pendingGauge{cap: cfg.PendingCap, log: cfg.Logger, now: time.Now},
-		holds:   newHolds(cfg.MaxHeldPolls, cfg.RepollRate, time.Now)}
+		pending:  &pendingGauge{cap: cfg.PendingCap, log: cfg.Logger, now: time.Now},
+		holds:    newHolds(cfg.MaxHeldPolls, cfg.RepollRate, time.Now),
+		sessions: protocol.NewSessions(sessionSecret)}
 	jobs, err := newJobClient(db, s)
 	if err != nil {
 		return nil, err
@@ -208,6 +217,9 @@ func (s *Service) Ready(ctx context.Context) error { return s.db.Ready(ctx) }
 
 // Notifier returns the notifier long polls wait on.
 func (s *Service) Notifier() Notifier { return s.notify }
+
+// Sessions mints and opens device sessions (see protocol.Sessions).
+func (s *Service) Sessions() *protocol.Sessions { return s.sessions }
 
 // StopAndCancel stops the runner and cancels steps in flight, for shutdowns
 // that cannot wait.

@@ -19,6 +19,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request, sig *proto
 	if err != nil {
 		return err
 	}
+	s.grantSession(sig, st)
 	return writeJSON(w, http.StatusOK, st)
 }
 
@@ -39,6 +40,7 @@ func (s *Server) handleWait(w http.ResponseWriter, r *http.Request, sig *protoco
 	if err != nil {
 		return err
 	}
+	s.grantSession(sig, st)
 	if st.PollAfter > 0 {
 		// A gateway told to come back later should not keep an idle
 		// connection (and a file descriptor here) open in between.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"gatehouse"
 	"gatehouse/protocol"
@@ -107,7 +108,7 @@ func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Sig
 			return err
 		}
 		defer release()
-		sig, err := s.verifier.Verify(r.Context(), r, body)
+		sig, err := s.verifyDevice(r, body)
 		if err != nil {
 			return err
 		}
@@ -117,6 +118,29 @@ func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Sig
 		r = setActor(r, "device:"+sig.Fingerprint)
 		return h(w, r, sig, body)
 	})
+}
+
+// verifyDevice checks a request signed with the device key, or one signed
+// with a session, which may only wait.
+func (s *Server) verifyDevice(r *http.Request, body []byte) (*protocol.Signed, error) {
+	if !protocol.HasSession(r) {
+		return s.verifier.Verify(r.Context(), r, body)
+	}
+	if r.URL.Path != protocol.PathWait {
+		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "a session may only wait; sign this request with the device key")
+	}
+	return s.verifier.VerifySession(r.Context(), r, body)
+}
+
+// grantSession gives the answer to a key-signed request a fresh session,
+// so the gateway's next waits need no public-key signature.
+func (s *Server) grantSession(sig *protocol.Signed, st *protocol.Status) {
+	if sig.ViaSession || s.verifier.Sessions == nil {
+		return
+	}
+	if g, err := s.verifier.Sessions.Grant(sig.Fingerprint, time.Now()); err == nil {
+		st.Session = g
+	}
 }
 
 func isDevicePath(p string) bool { return strings.HasPrefix(p, "/device/") }

@@ -373,6 +373,7 @@ func sampleStatus(d *gatehouse.Device) *protocol.Status {
 	return &protocol.Status{
 		DeviceID: d.ID, State: string(gatehouse.StateProvisioned), Fingerprint: d.Fingerprint,
 		VerificationCode: d.VerificationCode, Name: d.Name, Reason: "r", PollAfter: 30,
+		Session: &protocol.SessionGrant{Token: "t", Key: []byte{7}, Expires: 1_800_000_000},
 		Bundle: &protocol.Bundle{
 			Name: d.Name, DPSIDScope: "0ne00000000", DPSRegistrationID: d.Name, Certificate: "PEM", CAChain: "PEM",
 			Sealed: map[string][]byte{protocol.FieldDPSPrimaryKey: {1, 2, 3}, protocol.FieldPrivateKey: {4, 5, 6}},

@@ -85,7 +85,7 @@ func New(svc *provision.Service) *Server {
 		svc:          svc,
 		// Nonces live in the database, so replays are refused across
 		// restarts and replicas, not only within this process.
-		verifier: &protocol.Verifier{Nonces: svc},
+		verifier: &protocol.Verifier{Nonces: svc, Sessions: svc.Sessions()},
 		authWarn: &authLimiter{now: time.Now, sources: map[string]*authWindow{}},
 
 		DeviceRate:  DefaultDeviceRate,
