@@ -26,6 +26,8 @@ type DB struct {
 	jobs queue
 	// Now is the clock for timestamps; tests may replace it.
 	Now func() time.Time
+	// nonces gathers concurrent UseNonce calls into one commit.
+	nonces nonceBatcher
 
 	listenMu      sync.Mutex
 	lastListenErr error
@@ -40,6 +42,9 @@ type engine interface {
 	// beginRead opens a read-only transaction on one snapshot, which need
 	// not wait for the writers' lock.
 	beginRead(ctx context.Context) (txHandle, error)
+	// insertNonces runs a batch's insert (nonceInsert) and returns the
+	// fresh nonces it names, once they are committed.
+	insertNonces(ctx context.Context, query string, args []any) (map[nonceKey]bool, error)
 	ping(ctx context.Context) error
 	close() error
 	// migrations names the embedded directory of the dialect's schema.
