@@ -56,11 +56,12 @@ const maxNonceBatch = 256
 const nonceFlushTimeout = 30 * time.Second
 
 // nonceBatcher gathers UseNonce calls while a batch is being written. No
-// goroutine waits for work and nothing waits for a timer: the first call
-// finding nothing in flight starts a flusher, which writes what has queued
-// and stops when the queue is empty. Under load each batch holds the calls
-// that came during the previous one's commit; when idle a call is written
-// at once.
+// goroutine waits for work and nothing waits for a timer: a call finding
+// nothing in flight writes its own nonce at once, in its own goroutine;
+// calls arriving meanwhile queue, and a flusher started when it is done
+// writes them as one batch, and so on until the queue is empty. Under load
+// each batch holds the calls that came during the previous commit; when
+// idle a call costs no hand-off between goroutines.
 type nonceBatcher struct {
 	mu      sync.Mutex
 	queue   []*nonceUse
@@ -69,33 +70,50 @@ type nonceBatcher struct {
 
 func (b *nonceBatcher) add(ctx context.Context, u *nonceUse, flush func(context.Context, []*nonceUse)) {
 	b.mu.Lock()
-	b.queue = append(b.queue, u)
-	start := !b.running
+	if b.running {
+		b.queue = append(b.queue, u)
+		b.mu.Unlock()
+		return
+	}
 	b.running = true
 	b.mu.Unlock()
-	if start {
-		// The flusher outlives the call that started it: it writes
-		// other callers' nonces too.
-		go b.run(context.WithoutCancel(ctx), flush)
+	// The batch is this call's alone, so its context may cancel it.
+	fctx, cancel := context.WithTimeout(ctx, nonceFlushTimeout)
+	flush(fctx, []*nonceUse{u})
+	cancel()
+	// The flusher outlives this call: it writes other callers' nonces.
+	b.next(context.WithoutCancel(ctx), flush, true)
+}
+
+// next starts or continues a flusher for what queued; it reports false,
+// having marked nothing in flight, when the queue is empty.
+func (b *nonceBatcher) next(ctx context.Context, flush func(context.Context, []*nonceUse), spawn bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.queue) == 0 {
+		b.running = false
+		b.queue = nil // let a burst's backing array go
+		return false
 	}
+	if spawn {
+		go b.run(ctx, flush)
+	}
+	return true
 }
 
 func (b *nonceBatcher) run(ctx context.Context, flush func(context.Context, []*nonceUse)) {
 	for {
 		b.mu.Lock()
 		n := min(len(b.queue), maxNonceBatch)
-		if n == 0 {
-			b.running = false
-			b.queue = nil // let a burst's backing array go
-			b.mu.Unlock()
-			return
-		}
 		batch := b.queue[:n:n]
 		b.queue = b.queue[n:]
 		b.mu.Unlock()
 		fctx, cancel := context.WithTimeout(ctx, nonceFlushTimeout)
 		flush(fctx, batch)
 		cancel()
+		if !b.next(ctx, flush, false) {
+			return
+		}
 	}
 }
 

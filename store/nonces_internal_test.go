@@ -10,8 +10,8 @@ import (
 )
 
 // The batcher writes what queued during a flush as one batch: while the
-// first caller's flush is held, five more queue, and the next flush takes
-// all five at once.
+// first caller's own flush is held, five more queue, and the next flush
+// takes all five at once.
 func TestNonceBatcherGroupsWaiting(t *testing.T) {
 	t.Parallel()
 	var b nonceBatcher
@@ -28,7 +28,7 @@ func TestNonceBatcherGroupsWaiting(t *testing.T) {
 		}
 	}
 	uses := []*nonceUse{{nonce: "first", done: make(chan struct{})}}
-	b.add(t.Context(), uses[0], flush)
+	go b.add(t.Context(), uses[0], flush)
 	<-held
 	for range 5 {
 		u := &nonceUse{nonce: "later", done: make(chan struct{})}
