@@ -172,14 +172,22 @@ const postgresInsertNonces = `INSERT INTO nonces (fingerprint, nonce, expires_at
 	WHERE nonces.expires_at <= ?
 	RETURNING fingerprint, nonce`
 
-// insertNonces inserts rows and returns, once they are committed, which
-// were fresh. It takes none of InTx's locks: the primary key is the arbiter.
+// insertNonces inserts rows as one statement in its own (implicit)
+// transaction and returns, once it has committed, which were fresh. It
+// takes none of InTx's locks, the primary key being the arbiter, and on
+// SQLite it adds no BEGIN and COMMIT to the one writer's work.
+//
+// The commit ends the statement: SQLite commits at the statement's last
+// step, which reading its rows to the end takes and which reports a failed
+// commit as an error; PostgreSQL commits before ReadyForQuery, and pgx
+// reports an error sent after the rows when they close. So scanNonceKeys
+// answers only for a committed batch.
 func (d *DB) insertNonces(ctx context.Context, rows []*nonceUse) (map[nonceKey]bool, error) {
 	query, args, err := d.nonceInsert(rows)
 	if err != nil {
 		return nil, err
 	}
-	fresh, err := d.eng.insertNonces(ctx, query, args)
+	fresh, err := scanNonceKeys(d.q.QueryContext(ctx, query, args...))
 	if err != nil {
 		return nil, translate(err, "nonces")
 	}
@@ -207,8 +215,9 @@ func (d *DB) nonceInsert(rows []*nonceUse) (string, []any, error) {
 	return sqliteInsertNonces, []any{string(batch), now}, nil
 }
 
-// scanNonceKeys reads every returned row and closes them: on SQLite the
-// statement has not finished until then.
+// scanNonceKeys reads every returned row and closes them before asking
+// for the error: the statement, and so its commit, has not finished until
+// then.
 func scanNonceKeys(r rows, err error) (map[nonceKey]bool, error) {
 	if err != nil {
 		return nil, err
@@ -222,7 +231,8 @@ func scanNonceKeys(r rows, err error) (map[nonceKey]bool, error) {
 		}
 		fresh[k] = true
 	}
-	return fresh, errors.Join(r.Err(), r.Close())
+	cerr := r.Close()
+	return fresh, errors.Join(r.Err(), cerr)
 }
 
 // DeleteExpiredNonces removes up to limit expired nonces and returns how many
@@ -235,32 +245,4 @@ func (d *DB) DeleteExpiredNonces(ctx context.Context, limit int) (int64, error) 
 		return 0, translate(err, "nonces")
 	}
 	return res.RowsAffected()
-}
-
-// insertNonces runs the insert as one statement of its own on the writer:
-// SQLite commits it as the statement finishes, which is the last step of
-// reading its rows, and that step reports a failed commit as an error. So a
-// batch is fresh only once every row is read without one, and a transaction
-// around it would add two statements on the one writer and nothing else.
-func (e *sqliteEngine) insertNonces(ctx context.Context, query string, args []any) (map[nonceKey]bool, error) {
-	return scanNonceKeys(e.pool().QueryContext(ctx, query, args...))
-}
-
-// insertNonces runs the insert in a plain transaction, without the advisory
-// lock every InTx takes, so device requests' nonces do not queue behind
-// operators; the batch counts only once Commit has returned.
-func (e *postgresEngine) insertNonces(ctx context.Context, query string, args []any) (map[nonceKey]bool, error) {
-	tx, err := e.db.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	fresh, err := scanNonceKeys(pgQuerier{tx}.QueryContext(ctx, query, args...))
-	if err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, err
-	}
-	return fresh, nil
 }

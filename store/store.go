@@ -42,9 +42,6 @@ type engine interface {
 	// beginRead opens a read-only transaction on one snapshot, which need
 	// not wait for the writers' lock.
 	beginRead(ctx context.Context) (txHandle, error)
-	// insertNonces runs a batch's insert (nonceInsert) and returns the
-	// fresh nonces it names, once they are committed.
-	insertNonces(ctx context.Context, query string, args []any) (map[nonceKey]bool, error)
 	ping(ctx context.Context) error
 	close() error
 	// migrations names the embedded directory of the dialect's schema.
