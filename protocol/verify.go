@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"encoding/base64"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gatehouse"
@@ -30,12 +32,15 @@ type Signed struct {
 	ViaSession bool
 }
 
-// Verifier checks signed device requests.
+// Verifier checks signed device requests. The zero value with Nonces set
+// is ready to use.
 type Verifier struct {
 	Nonces NonceStore
 	// Sessions, if set, verifies session-signed requests (VerifySession).
 	Sessions *Sessions
 	Now    func() time.Time // nil means time.Now
+
+	keys keyCache
 }
 
 // signedHeaders are the raw header values of one request.
@@ -53,9 +58,11 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (*S
 	if err != nil {
 		return nil, err
 	}
-	signed, pub, err := parseKeyHeader(h.key)
-	if err != nil {
-		return nil, err
+	signed, pub, cached := v.keys.get(h.key)
+	if !cached {
+		if signed, pub, err = parseKeyHeader(h.key); err != nil {
+			return nil, err
+		}
 	}
 	ts, err := v.checkTimestamp(h.timestamp)
 	if err != nil {
@@ -67,6 +74,9 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (*S
 	msg := StringToSign(r.Method, r.URL.RequestURI(), body, h.timestamp, h.nonce)
 	if err := checkSignature(pub, msg, h.signature); err != nil {
 		return nil, err
+	}
+	if !cached {
+		v.keys.put(h.key, signed, pub)
 	}
 	// Only now, with the signature proven, may the request take cache space.
 	if err := v.useNonce(ctx, signed.Fingerprint, h.nonce, ts); err != nil {
@@ -169,6 +179,49 @@ func (v *Verifier) useNonce(ctx context.Context, fingerprint, nonce string, ts t
 		return fmt.Errorf("protocol: record nonce: %w", err)
 	}
 	return nil
+}
+
+// keyCache remembers parsed key headers: a gateway signs every request
+// with one key, and parsing it (DER, the curve point's checks, the
+// fingerprint's hash) is work done once per key rather than per request.
+// Only keys that have just verified a signature are kept, and the cache is
+// emptied when full, so a flood of fresh keys costs memory for at most
+// maxCachedKeys of them.
+type keyCache struct {
+	mu sync.Mutex
+	m  map[string]cachedKey
+}
+
+type cachedKey struct {
+	signed Signed
+	pub    crypto.PublicKey
+}
+
+const maxCachedKeys = 8192
+
+// get returns a copy of the cached Signed, so a caller changing it changes
+// no other request's.
+func (c *keyCache) get(header string) (*Signed, crypto.PublicKey, bool) {
+	c.mu.Lock()
+	k, ok := c.m[header]
+	c.mu.Unlock()
+	if !ok {
+		return nil, nil, false
+	}
+	signed := k.signed
+	signed.PublicKey = bytes.Clone(k.signed.PublicKey)
+	return &signed, k.pub, true
+}
+
+func (c *keyCache) put(header string, signed *Signed, pub crypto.PublicKey) {
+	k := cachedKey{signed: *signed, pub: pub}
+	k.signed.PublicKey = bytes.Clone(signed.PublicKey)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedKeys {
+		c.m = make(map[string]cachedKey)
+	}
+	c.m[header] = k
 }
 
 func unauthorized(format string, args ...any) *gatehouse.Error {

@@ -318,3 +318,46 @@ func TestSignRequestFreshNonces(t *testing.T) {
 		seen[n] = true
 	}
 }
+
+// A key seen before is parsed once, but every request with it is still
+// checked in full: its signature, its timestamp, its nonce; and each caller
+// gets a Signed of its own.
+func TestVerifyKnownKeyCheckedInFull(t *testing.T) {
+	v := &protocol.Verifier{Nonces: protocol.NewNonceCache()}
+	for _, k := range supportedKeys(t) {
+		t.Run(k.name, func(t *testing.T) {
+			body := []byte(`{"state":"pending"}`)
+			first, err := v.Verify(t.Context(), signedRequest(t, k.key, body, time.Now()), body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := *first
+			want.PublicKey = bytes.Clone(first.PublicKey)
+			first.PublicKey[0] ^= 0xff // a caller's change reaches no other request
+			first.Fingerprint = "changed"
+
+			var r *http.Request
+			for i := range 2 {
+				r = signedRequest(t, k.key, body, time.Now())
+				again, err := v.Verify(t.Context(), r, body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if again.Fingerprint != want.Fingerprint || again.KeyType != want.KeyType || !bytes.Equal(again.PublicKey, want.PublicKey) {
+					t.Errorf("Verify %d with a known key = %+v, want %+v", i+2, again, want)
+				}
+				again.PublicKey[0] ^= 0xff
+			}
+			_, err = v.Verify(t.Context(), r, body)
+			wantCode(t, err, gatehouse.EUNAUTHORIZED, "nonce already used")
+
+			tampered := signedRequest(t, k.key, body, time.Now())
+			_, err = v.Verify(t.Context(), tampered, []byte(`{"state":"approved"}`))
+			wantCode(t, err, gatehouse.EUNAUTHORIZED, "signature does not verify")
+
+			stale := signedRequest(t, k.key, body, time.Now().Add(-2*protocol.MaxSkew))
+			_, err = v.Verify(t.Context(), stale, body)
+			wantCode(t, err, gatehouse.EUNAUTHORIZED, "outside")
+		})
+	}
+}

@@ -205,19 +205,29 @@ func ackTx(ctx context.Context, tx *store.Tx, id string) error {
 	return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "bundle_delivered", Actor: "device"})
 }
 
-// seen finds the device of a key and notes that it is alive.
+// seen finds the device of a key and notes that it is alive. The note is
+// written only when TouchDevice would change something: a waiting gateway's
+// re-polls within SeenEvery then cost a read, which runs beside other
+// readers, not a statement on the writer every device request shares.
 func (s *Service) seen(ctx context.Context, fp, addr string) (string, error) {
 	var id string
+	var fresh bool
 	err := s.db.View(ctx, func(tx *store.Tx) error {
 		k, err := tx.FindKey(ctx, fp)
 		if err != nil {
 			return unknownKey(err)
 		}
-		id = k.DeviceID
+		d, err := tx.Device(ctx, k.DeviceID)
+		if err != nil {
+			return err
+		}
+		id = d.ID
+		// TouchDevice's own condition, negated: seen recently from here.
+		fresh = d.SourceAddr == addr && d.LastSeen.After(tx.Now().Add(-s.cfg.SeenEvery))
 		return nil
 	})
-	if err != nil {
-		return "", err
+	if err != nil || fresh {
+		return id, err
 	}
 	return id, s.db.TouchDevice(ctx, id, addr, s.cfg.SeenEvery)
 }

@@ -1,28 +1,238 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
 	"time"
 )
 
 // UseNonce records that key (a device key fingerprint) used nonce, valid
-// until expires, and reports whether this was the first use. It is one
-// statement outside any transaction, because it runs on every device request
-// and the SQLite pool has a single connection: the primary key decides
-// atomically, across processes, which of two racing requests wins. A row
-// that has expired but not yet been pruned counts as unused and is renewed.
+// until expires, and reports whether this was the first use. It returns
+// only once the nonce is committed, so a replay is refused after a restart
+// and by every process sharing the database; on any error the nonce counts
+// as not fresh.
+//
+// Every device request calls it, so concurrent calls are committed
+// together: one insert of many rows in one transaction (group commit)
+// instead of one write transaction each, which on SQLite's one writing
+// connection queued behind each other. The primary key still decides,
+// atomically and across processes, which of two racing uses wins; two uses
+// of one nonce in the same batch are told apart here, the first being the
+// one that reaches the database. A row that has expired but not yet been
+// pruned counts as unused and is renewed.
 func (d *DB) UseNonce(ctx context.Context, key, nonce string, expires time.Time) (bool, error) {
-	res, err := d.q.ExecContext(ctx, `INSERT INTO nonces (fingerprint, nonce, expires_at) VALUES (?, ?, ?)
-		ON CONFLICT (fingerprint, nonce) DO UPDATE SET expires_at = excluded.expires_at
-		WHERE nonces.expires_at <= ?`, key, nonce, micros(expires), micros(d.Now()))
-	if err != nil {
-		return false, translate(err, "nonce")
+	u := &nonceUse{key: key, nonce: nonce, expires: micros(expires), done: make(chan struct{})}
+	d.nonces.add(ctx, u, d.flushNonces)
+	select {
+	case <-u.done:
+		return u.fresh, u.err
+	case <-ctx.Done():
+		// The nonce may yet be recorded; the request it protects is not
+		// answered, which is the safe way round.
+		return false, fmt.Errorf("store: record nonce: %w", ctx.Err())
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, translate(err, "nonce")
+}
+
+// nonceUse is one UseNonce call waiting for its batch.
+type nonceUse struct {
+	key, nonce string
+	expires    int64
+	fresh      bool
+	err        error
+	done       chan struct{} // closed once fresh and err are set
+}
+
+// maxNonceBatch bounds one insert, so one batch's commit, and so the wait
+// of its first caller, stays short whatever the load.
+const maxNonceBatch = 256
+
+// nonceFlushTimeout ends a batch stuck on an unresponsive database: its
+// callers have given up by then, and the next batch deserves a fresh try.
+const nonceFlushTimeout = 30 * time.Second
+
+// nonceBatcher gathers UseNonce calls while a batch is being written. No
+// goroutine waits for work and nothing waits for a timer: a call finding
+// nothing in flight writes its own nonce at once, in its own goroutine;
+// calls arriving meanwhile queue, and a flusher started when it is done
+// writes them as one batch, and so on until the queue is empty. Under load
+// each batch holds the calls that came during the previous commit; when
+// idle a call costs no hand-off between goroutines.
+type nonceBatcher struct {
+	mu      sync.Mutex
+	queue   []*nonceUse
+	running bool
+}
+
+func (b *nonceBatcher) add(ctx context.Context, u *nonceUse, flush func(context.Context, []*nonceUse)) {
+	b.mu.Lock()
+	if b.running {
+		b.queue = append(b.queue, u)
+		b.mu.Unlock()
+		return
 	}
-	return n == 1, nil
+	b.running = true
+	b.mu.Unlock()
+	// The batch is this call's alone, so its context may cancel it.
+	fctx, cancel := context.WithTimeout(ctx, nonceFlushTimeout)
+	flush(fctx, []*nonceUse{u})
+	cancel()
+	// The flusher outlives this call: it writes other callers' nonces.
+	b.next(context.WithoutCancel(ctx), flush, true)
+}
+
+// next starts or continues a flusher for what queued; it reports false,
+// having marked nothing in flight, when the queue is empty.
+func (b *nonceBatcher) next(ctx context.Context, flush func(context.Context, []*nonceUse), spawn bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.queue) == 0 {
+		b.running = false
+		b.queue = nil // let a burst's backing array go
+		return false
+	}
+	if spawn {
+		go b.run(ctx, flush)
+	}
+	return true
+}
+
+func (b *nonceBatcher) run(ctx context.Context, flush func(context.Context, []*nonceUse)) {
+	for {
+		b.mu.Lock()
+		n := min(len(b.queue), maxNonceBatch)
+		batch := b.queue[:n:n]
+		b.queue = b.queue[n:]
+		b.mu.Unlock()
+		fctx, cancel := context.WithTimeout(ctx, nonceFlushTimeout)
+		flush(fctx, batch)
+		cancel()
+		if !b.next(ctx, flush, false) {
+			return
+		}
+	}
+}
+
+// flushNonces writes one batch and tells each caller its answer.
+func (d *DB) flushNonces(ctx context.Context, batch []*nonceUse) {
+	rows, dups := distinctNonces(batch)
+	fresh, err := d.insertNonces(ctx, rows)
+	for _, u := range rows {
+		u.fresh, u.err = err == nil && fresh[nonceKey{u.key, u.nonce}], err
+		close(u.done)
+	}
+	for _, u := range dups {
+		// A second use in the batch is a replay of the first, whatever
+		// became of it: refusing it is safe either way.
+		close(u.done)
+	}
+}
+
+type nonceKey struct{ key, nonce string }
+
+// distinctNonces splits a batch into the first use of each nonce, sorted by
+// key so concurrent batches on PostgreSQL lock rows in one order and cannot
+// deadlock, and the later uses.
+func distinctNonces(batch []*nonceUse) (rows, dups []*nonceUse) {
+	seen := make(map[nonceKey]bool, len(batch))
+	for _, u := range batch {
+		k := nonceKey{u.key, u.nonce}
+		if seen[k] {
+			dups = append(dups, u)
+			continue
+		}
+		seen[k] = true
+		rows = append(rows, u)
+	}
+	slices.SortFunc(rows, func(a, b *nonceUse) int {
+		return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.nonce, b.nonce))
+	})
+	return rows, dups
+}
+
+// sqliteInsertNonces takes the batch as one JSON array of [key, nonce,
+// expires] triples: one statement text whatever the batch's size, so it is
+// prepared once, and no limit on bound variables. RETURNING names the rows
+// inserted or renewed, that is, the fresh uses; WHERE true is how SQLite
+// tells an upsert's ON CONFLICT from a join's.
+const sqliteInsertNonces = `INSERT INTO nonces (fingerprint, nonce, expires_at)
+	SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
+	ON CONFLICT (fingerprint, nonce) DO UPDATE SET expires_at = excluded.expires_at
+	WHERE nonces.expires_at <= ?
+	RETURNING fingerprint, nonce`
+
+// postgresInsertNonces is the same with the batch as three arrays.
+const postgresInsertNonces = `INSERT INTO nonces (fingerprint, nonce, expires_at)
+	SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[])
+	ON CONFLICT (fingerprint, nonce) DO UPDATE SET expires_at = excluded.expires_at
+	WHERE nonces.expires_at <= ?
+	RETURNING fingerprint, nonce`
+
+// insertNonces inserts rows as one statement in its own (implicit)
+// transaction and returns, once it has committed, which were fresh. It
+// takes none of InTx's locks, the primary key being the arbiter, and on
+// SQLite it adds no BEGIN and COMMIT to the one writer's work.
+//
+// The commit ends the statement: SQLite commits at the statement's last
+// step, which reading its rows to the end takes and which reports a failed
+// commit as an error; PostgreSQL commits before ReadyForQuery, and pgx
+// reports an error sent after the rows when they close. So scanNonceKeys
+// answers only for a committed batch.
+func (d *DB) insertNonces(ctx context.Context, rows []*nonceUse) (map[nonceKey]bool, error) {
+	query, args, err := d.nonceInsert(rows)
+	if err != nil {
+		return nil, err
+	}
+	fresh, err := scanNonceKeys(d.q.QueryContext(ctx, query, args...))
+	if err != nil {
+		return nil, translate(err, "nonces")
+	}
+	return fresh, nil
+}
+
+// nonceInsert is the dialect's statement and arguments for rows.
+func (d *DB) nonceInsert(rows []*nonceUse) (string, []any, error) {
+	now := micros(d.Now())
+	if d.Postgres() {
+		keys, nonces, expires := make([]string, len(rows)), make([]string, len(rows)), make([]int64, len(rows))
+		for i, u := range rows {
+			keys[i], nonces[i], expires[i] = u.key, u.nonce, u.expires
+		}
+		return postgresInsertNonces, []any{keys, nonces, expires, now}, nil
+	}
+	triples := make([][3]any, len(rows))
+	for i, u := range rows {
+		triples[i] = [3]any{u.key, u.nonce, u.expires}
+	}
+	batch, err := json.Marshal(triples)
+	if err != nil {
+		return "", nil, fmt.Errorf("store: record nonces: %w", err)
+	}
+	return sqliteInsertNonces, []any{string(batch), now}, nil
+}
+
+// scanNonceKeys reads every returned row and closes them before asking
+// for the error: the statement, and so its commit, has not finished until
+// then.
+func scanNonceKeys(r rows, err error) (map[nonceKey]bool, error) {
+	if err != nil {
+		return nil, err
+	}
+	fresh := map[nonceKey]bool{}
+	for r.Next() {
+		var k nonceKey
+		if err := r.Scan(&k.key, &k.nonce); err != nil {
+			r.Close()
+			return nil, err
+		}
+		fresh[k] = true
+	}
+	cerr := r.Close()
+	return fresh, errors.Join(r.Err(), cerr)
 }
 
 // DeleteExpiredNonces removes up to limit expired nonces and returns how many

@@ -26,6 +26,8 @@ type DB struct {
 	jobs queue
 	// Now is the clock for timestamps; tests may replace it.
 	Now func() time.Time
+	// nonces gathers concurrent UseNonce calls into one commit.
+	nonces nonceBatcher
 
 	listenMu      sync.Mutex
 	lastListenErr error

@@ -116,6 +116,8 @@ func runConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"DB/Close", testDBClose},
 		{"UseNonce/OK", testUseNonce},
 		{"UseNonce/Concurrent", testUseNonceConcurrent},
+		{"UseNonce/ManyRacing", testUseNonceManyRacing},
+		{"UseNonce/ClosedDatabase", testUseNonceClosed},
 		{"DeleteExpiredNonces/OK", testDeleteExpiredNonces},
 		{"CountPending/OK", testCountPending},
 		{"PendingSeenBefore/OK", testPendingSeenBefore},
