@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -128,16 +130,32 @@ func startReplicas(b *testing.B, dsn string, n int, backends []gatehouse.Backend
 
 // checkins enrolls 200 keys, then sends signed waits for them that answer
 // at once, round robin over the replicas, and returns requests per second.
-func checkins(b *testing.B, set *replicaSet) float64 {
+func checkins(b *testing.B, set *replicaSet) float64 { return checkinsSigned(b, set, false) }
+
+// sessionCheckins is checkins with the waits signed with the session each
+// enrollment's answer granted, as the agent signs its re-polls.
+func sessionCheckins(b *testing.B, set *replicaSet) float64 { return checkinsSigned(b, set, true) }
+
+func checkinsSigned(b *testing.B, set *replicaSet, sessions bool) float64 {
 	defer set.stop()
 	const keys, requests, inFlight = 200, 4000, 32
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: inFlight}}
 	ks := make([]ed25519.PrivateKey, keys)
+	grants := make([]*protocol.SessionGrant, keys)
 	for i := range ks {
 		_, ks[i], _ = ed25519.GenerateKey(rand.Reader)
-		if code := signedPost(b, c, set.fleets[i%len(set.fleets)].url+protocol.PathEnroll, enrollBody(i), ks[i]); code != http.StatusOK && code != http.StatusAccepted {
-			b.Fatalf("enroll: %d", code)
+		url := set.fleets[i%len(set.fleets)].url + protocol.PathEnroll
+		if !sessions {
+			if code := signedPost(b, c, url, enrollBody(i), ks[i]); code != http.StatusOK && code != http.StatusAccepted {
+				b.Fatalf("enroll: %d", code)
+			}
+			continue
 		}
+		st, err := signedStatus(context.Background(), c, url, enrollBody(i), ks[i])
+		if err != nil || st.Session == nil {
+			b.Fatalf("enroll granted no session: %v", err)
+		}
+		grants[i] = st.Session
 	}
 	wait, _ := json.Marshal(protocol.WaitRequest{State: ""})
 	var next atomic.Int64
@@ -150,7 +168,14 @@ func checkins(b *testing.B, set *replicaSet) float64 {
 				if i >= requests {
 					return
 				}
-				if code := signedPost(b, c, set.fleets[i%len(set.fleets)].url+protocol.PathWait, wait, ks[i%keys]); code != http.StatusOK {
+				url := set.fleets[i%len(set.fleets)].url + protocol.PathWait
+				code := 0
+				if sessions {
+					code = sessionPost(b, c, url, wait, grants[i%keys])
+				} else {
+					code = signedPost(b, c, url, wait, ks[i%keys])
+				}
+				if code != http.StatusOK {
 					b.Errorf("wait: %d", code)
 					return
 				}
@@ -159,6 +184,22 @@ func checkins(b *testing.B, set *replicaSet) float64 {
 	}
 	wg.Wait()
 	return requests / time.Since(start).Seconds()
+}
+
+func sessionPost(b *testing.B, c *http.Client, url string, body []byte, g *protocol.SessionGrant) int {
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	if err := protocol.SignSession(req, body, g, time.Now()); err != nil {
+		b.Error(err)
+		return 0
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		b.Error(err)
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func enrollBody(i int) []byte {

@@ -501,4 +501,3 @@ func serveBare(addr string) {
 		os.Exit(1)
 	}
 }
-
