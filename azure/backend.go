@@ -266,8 +266,12 @@ func (b *HubBackend) Check(ctx context.Context) ([]string, error) {
 // manifest once it is assigned.
 func (b *HubBackend) Follow(ctx context.Context, in *gatehouse.StepInput) (*gatehouse.FollowResult, error) {
 	d := in.Device
-	reg, err := b.dps.Registration(ctx, d.Name)
+	// The follow-up's reads yield DPS's quota to approvals: with many
+	// gateways waiting they would otherwise take most of it.
+	reg, err := b.dps.Registration(background(ctx), d.Name)
 	switch {
+	case errors.Is(err, ErrYielded):
+		return &gatehouse.FollowResult{Waiting: "DPS's operations quota is taken by approvals; looking again later"}, nil
 	case errors.Is(err, gatehouse.ErrBackendNotFound):
 		return &gatehouse.FollowResult{Waiting: "the gateway has not registered with DPS yet"}, nil
 	case err != nil:
