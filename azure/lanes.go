@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"gatehouse/rest"
 )
@@ -28,17 +29,33 @@ func isBackground(ctx context.Context) bool {
 }
 
 // lanes share one quota between calls someone waits on and background
-// calls. A background call goes only when no other call is waiting for the
-// quota, and one at a time, so an approval finds at most one background
-// call ahead of it; otherwise it gets ErrYielded at once rather than a
-// token an approval needs. A shared quota (Quota.Share) is paced across
-// replicas as before; the lanes order this process's calls.
+// calls. A background call goes only when the quota has room the others
+// leave: none of them is waiting for it, they used less than busyShare of
+// its rate over the last busySpan, and no other background call is
+// waiting, so an approval finds at most one background call ahead of it.
+// Otherwise it gets ErrYielded at once rather than a token an approval
+// would have taken a moment later. A shared quota (Quota.Share) is paced
+// across replicas as before; the lanes order this process's calls.
 type lanes struct {
 	next rest.Limiter
+	rate float64 // the quota's calls per second
+	now  func() time.Time
 
 	mu      sync.Mutex
-	waiting int  // foreground calls waiting in next
-	bgBusy  bool // a background call is waiting in next
+	waiting int         // foreground calls waiting in next
+	recent  []time.Time // foreground calls let through within busySpan
+	bgBusy  bool        // a background call is waiting in next
+}
+
+// busySpan and busyShare say when calls someone waits on are using the
+// quota: more than busyShare of its rate within the last busySpan.
+const (
+	busySpan  = 2 * time.Second
+	busyShare = 0.8
+)
+
+func newLanes(q *rest.Quota) *lanes {
+	return &lanes{next: q, rate: q.Rate(), now: time.Now}
 }
 
 // Wait implements rest.Limiter.
@@ -49,17 +66,35 @@ func (l *lanes) Wait(ctx context.Context) error {
 	l.mu.Lock()
 	l.waiting++
 	l.mu.Unlock()
-	defer func() {
-		l.mu.Lock()
-		l.waiting--
-		l.mu.Unlock()
-	}()
-	return l.next.Wait(ctx)
+	err := l.next.Wait(ctx)
+	l.mu.Lock()
+	l.waiting--
+	if err == nil {
+		l.recent = append(l.trim(), l.now())
+	}
+	l.mu.Unlock()
+	return err
+}
+
+// trim drops the foreground calls older than busySpan; l.mu is held.
+func (l *lanes) trim() []time.Time {
+	cut := l.now().Add(-busySpan)
+	i := 0
+	for i < len(l.recent) && l.recent[i].Before(cut) {
+		i++
+	}
+	return append(l.recent[:0], l.recent[i:]...)
+}
+
+// busy says whether calls someone waits on are using the quota; l.mu is held.
+func (l *lanes) busy() bool {
+	l.recent = l.trim()
+	return l.waiting > 0 || float64(len(l.recent)) >= busyShare*l.rate*busySpan.Seconds()
 }
 
 func (l *lanes) waitBackground(ctx context.Context) error {
 	l.mu.Lock()
-	if l.waiting > 0 || l.bgBusy {
+	if l.bgBusy || l.busy() {
 		l.mu.Unlock()
 		return ErrYielded
 	}

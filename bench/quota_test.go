@@ -15,11 +15,9 @@ import (
 	"gatehouse"
 	"gatehouse/azure"
 	"gatehouse/manifest"
-	"gatehouse/mender"
 	"gatehouse/provision"
 	"gatehouse/simulate"
 	"gatehouse/store"
-	"gatehouse/vault"
 )
 
 // BenchmarkDPSQuota approves 1,000 gateways in one bulk operation through
@@ -28,15 +26,18 @@ import (
 // reference/external-apis.md §2.6), while the IoT Hub follow-up reads the
 // registration state of every provisioned gateway from the same quota and
 // each gateway registers (device API, not counted) once it holds its
-// bundle. Time is scaled down tenfold (1,000 operations per 6 s) and
-// reported scaled back to a minute.
+// bundle. Time is scaled down twofold (1,000 operations per 30 s) and
+// reported scaled back to a minute: scaled further, this 2-core machine's
+// provisioning (SQLite, River) rather than the quota bounds the drain.
+// Only DPS (and the IoT Hub follow-up) are configured, so the other
+// backends' CPU does not either.
 //
 // The baseline is the same run with the DPS step as it was: a read of the
 // enrollment before its create, 3 operations per approval with the name
 // check. The drain ends when every gateway is provisioned, i.e. every
 // approval's DPS work is done.
 func BenchmarkDPSQuota(b *testing.B) {
-	const n, limit, window = 1000, 1000, 6 * time.Second
+	const n, limit, window = 1000, 1000, 30 * time.Second
 	for b.Loop() {
 		base := runQuota(b, n, limit, window, true)
 		cur := runQuota(b, n, limit, window, false)
@@ -132,7 +133,7 @@ func runQuota(b *testing.B, n, limit int, window time.Duration, legacy bool) quo
 	// quota's window is.
 	pollMin, pollMax := 2*time.Second*window/time.Minute, 5*time.Minute*window/time.Minute
 	svc, err := provision.New(db, provision.Config{
-		Backends:     append(quotaBackends(b), step, azure.NewHubBackend(hub, dps, quotaManifest{})),
+		Backends:     []gatehouse.Backend{step, azure.NewHubBackend(hub, dps, quotaManifest{})},
 		PollInterval: 100 * time.Millisecond, RetryBase: 50 * time.Millisecond, RetryMax: time.Second,
 		FollowPollMin: pollMin, FollowPollMax: pollMax,
 	})
@@ -178,21 +179,6 @@ func runQuota(b *testing.B, n, limit int, window time.Duration, legacy bool) quo
 			st.Throttled, st.MaxPerWindow, limit, srv.State.Len(), n)
 	}
 	return res
-}
-
-func quotaBackends(b *testing.B) []gatehouse.Backend {
-	pki, err := simulate.NewPKI()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pki.SetRole(simulate.RecommendedVaultRole()); err != nil {
-		b.Fatal(err)
-	}
-	m := simulate.NewMender()
-	m.SetInventoryDelay(0)
-	mb := mender.NewBackend(m)
-	mb.TagWait = 20 * time.Millisecond
-	return []gatehouse.Backend{mb, vault.NewBackend(pki, false, "gateway")}
 }
 
 // registrar does what IoT Edge does on each gateway once it holds its
