@@ -9,10 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"gatehouse"
 	"gatehouse/manifest"
-	"gatehouse/protocol"
+	"gatehouse/rest"
 )
 
 // DPSBackend provisions gateways into Azure DPS: one individual enrollment
@@ -62,36 +63,119 @@ func check(ctx context.Context, api any) error {
 	return nil
 }
 
-// Provision creates the enrollment, or adopts the one an earlier attempt
-// created (its answer may have been lost), so the keys never change under
-// the gateway.
+// recSentKey prefixes what each attempt records, before its PUT, of the
+// primary key it sends: a one-way digest (keyDigest), never the key. An
+// enrollment holding one of these keys is this gateway's, made by an
+// attempt whose answer was lost; one holding any other key is not, and is
+// refused rather than adopted. Each attempt records under its own name, so
+// two attempts running at once cannot overwrite each other's record.
+const recSentKey = "dps_sent_key_sha256."
+
+// recForeign records that the step met an enrollment of the gateway's name
+// it did not make, so reruns look before they write.
+const recForeign = "dps_foreign_enrollment"
+
+// Provision creates the gateway's enrollment in one call when no earlier
+// attempt may have made it: approval has just asked DPS whether the name is
+// free, so the step does not ask again. An earlier attempt's record makes
+// it look first, and a conflict makes it look after, adopting the
+// enrollment only if it holds keys this gateway's attempts sent.
 func (b *DPSBackend) Provision(ctx context.Context, in *gatehouse.StepInput) (*gatehouse.StepResult, error) {
 	name := in.Device.Name
-	e, err := b.api.GetEnrollment(ctx, name)
-	if errors.Is(err, gatehouse.ErrBackendNotFound) {
-		e, err = b.create(ctx, name)
+	sent := sentKeys(in.Recorded)
+	if len(sent) > 0 || in.Recorded[recForeign] != "" {
+		e, err := b.api.GetEnrollment(ctx, name)
+		switch {
+		case err == nil:
+			return b.adopt(e, name, sent)
+		case !errors.Is(err, gatehouse.ErrBackendNotFound):
+			return nil, err
+		}
 	}
-	if err != nil {
+	return b.create(ctx, in, sent)
+}
+
+// sentKeys are the digests of the keys earlier attempts sent.
+func sentKeys(recorded map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for k, v := range recorded {
+		if strings.HasPrefix(k, recSentKey) && v != "" {
+			out[v] = true
+		}
+	}
+	return out
+}
+
+// create records the new key's digest, then sends the PUT without
+// If-Match: DPS refuses it with 409 where the enrollment exists
+// (reference/external-apis.md §2.3), and the conflict is resolved by
+// reading what is there.
+func (b *DPSBackend) create(ctx context.Context, in *gatehouse.StepInput, sent map[string]bool) (*gatehouse.StepResult, error) {
+	name := in.Device.Name
+	e := gatehouse.Enrollment{RegistrationID: name, DeviceID: name, IoTEdge: true,
+		PrimaryKey: newSymmetricKey(), SecondaryKey: newSymmetricKey()}
+	digest := keyDigest(e.PrimaryKey)
+	if err := in.Record(ctx, map[string]string{recSentKey + digest: digest}); err != nil {
 		return nil, err
 	}
+	sent[digest] = true
+	stored, err := b.api.CreateEnrollment(ctx, e)
+	switch {
+	case errors.Is(err, gatehouse.ErrBackendExists):
+		existing, err := b.api.GetEnrollment(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return b.adopt(existing, name, sent)
+	case mayHaveActed(err) && ctx.Err() == nil:
+		// The answer may be lost after the PUT took effect: look now
+		// rather than fail the step and look on the rerun.
+		existing, gerr := b.api.GetEnrollment(ctx, name)
+		if gerr != nil {
+			return nil, err
+		}
+		return b.adopt(existing, name, sent)
+	case errors.Is(err, ErrReplacedEnrollment):
+		// A service that replaces instead of refusing, and an enrollment
+		// made since approval checked the name: not this gateway's. Forget
+		// the key, so a rerun refuses the enrollment too.
+		return nil, errors.Join(fmt.Errorf("dps: %w; %s", err, foreignAdvice(name)),
+			in.Record(ctx, map[string]string{recSentKey + digest: "", recForeign: "replaced"}))
+	case err != nil:
+		return nil, err
+	}
+	if stored.RegistrationID != name || stored.PrimaryKey != e.PrimaryKey {
+		return nil, fmt.Errorf("dps: enrollment for %q came back as %q without the keys sent; retrying", name, stored.RegistrationID)
+	}
+	return b.keysResult(stored), nil
+}
+
+// mayHaveActed says whether a failed call may still have taken effect: no
+// answer (a lost response, a timeout) or a server error, rather than a
+// refusal.
+func mayHaveActed(err error) bool {
+	if err == nil || errors.Is(err, ErrReplacedEnrollment) {
+		return false
+	}
+	status := rest.StatusOf(err)
+	return status == 0 || status >= 500
+}
+
+// adopt takes an enrollment that already exists if an attempt for this
+// gateway made it.
+func (b *DPSBackend) adopt(e gatehouse.Enrollment, name string, sent map[string]bool) (*gatehouse.StepResult, error) {
 	if e.RegistrationID != name || e.PrimaryKey == "" {
 		return nil, fmt.Errorf("dps: enrollment for %q came back as %q without its keys; retrying", name, e.RegistrationID)
 	}
-	return &gatehouse.StepResult{
-		Output:  map[string]string{gatehouse.OutDPSIDScope: b.api.IDScope(), gatehouse.OutDPSRegistrationID: e.RegistrationID},
-		Secrets: map[string][]byte{protocol.FieldDPSPrimaryKey: []byte(e.PrimaryKey)},
-	}, nil
+	if !sent[keyDigest(e.PrimaryKey)] {
+		return nil, gatehouse.Errorf(gatehouse.ECONFLICT, "dps: an enrollment named %q already exists and was not made for this gateway (it holds keys gatehouse never sent for it); %s",
+			name, foreignAdvice(name))
+	}
+	return b.keysResult(e), nil
 }
 
-func (b *DPSBackend) create(ctx context.Context, name string) (gatehouse.Enrollment, error) {
-	e := gatehouse.Enrollment{RegistrationID: name, DeviceID: name, IoTEdge: true,
-		PrimaryKey: newSymmetricKey(), SecondaryKey: newSymmetricKey()}
-	created, err := b.api.CreateEnrollment(ctx, e)
-	if errors.Is(err, gatehouse.ErrBackendExists) {
-		// Lost a race with ourselves: take the enrollment that won.
-		return b.api.GetEnrollment(ctx, name)
-	}
-	return created, err
+func foreignAdvice(name string) string {
+	return fmt.Sprintf("gatehouse will not hand it to this gateway. If it is stale, delete enrollment %q in DPS and retry; otherwise decommission this gateway and approve it under another name", name)
 }
 
 // newSymmetricKey is a DPS symmetric key: base64 of 32 random bytes.
@@ -182,8 +266,12 @@ func (b *HubBackend) Check(ctx context.Context) ([]string, error) {
 // manifest once it is assigned.
 func (b *HubBackend) Follow(ctx context.Context, in *gatehouse.StepInput) (*gatehouse.FollowResult, error) {
 	d := in.Device
-	reg, err := b.dps.Registration(ctx, d.Name)
+	// The follow-up's reads yield DPS's quota to approvals: with many
+	// gateways waiting they would otherwise take most of it.
+	reg, err := b.dps.Registration(background(ctx), d.Name)
 	switch {
+	case errors.Is(err, ErrYielded):
+		return &gatehouse.FollowResult{Waiting: "DPS's operations quota is taken by approvals; looking again later"}, nil
 	case errors.Is(err, gatehouse.ErrBackendNotFound):
 		return &gatehouse.FollowResult{Waiting: "the gateway has not registered with DPS yet"}, nil
 	case err != nil:

@@ -55,7 +55,7 @@ func newCaller(cs ConnectionString, o options) *caller {
 			UserAgent:       o.userAgent,
 			RequestIDHeader: "x-ms-client-request-id",
 			Auth:            s.auth,
-			Limiter:         quota,
+			Limiter:         newLanes(quota),
 			Retries:         o.retries,
 			Logger:          o.logger,
 		},

@@ -144,9 +144,18 @@ func (d *DPS) withKeys(ctx context.Context, e gatehouse.Enrollment) (gatehouse.E
 	return e, nil
 }
 
+// ErrReplacedEnrollment reports that a PUT without If-Match replaced an
+// enrollment that existed already, as a service answering create-or-update
+// rather than 409 does. The enrollment now holds the keys sent.
+var ErrReplacedEnrollment = errors.New("the PUT replaced an enrollment that already existed")
+
 // CreateEnrollment creates or replaces an enrollment (PUT). With e.ETag set
 // it only replaces that version (If-Match); a newer one makes a 412 error.
 // A 409 (the service refusing to overwrite) wraps gatehouse.ErrBackendExists.
+// Without e.ETag the PUT is not repeated after a failure that may have
+// acted (a lost answer), and an answer showing an older enrollment was
+// replaced returns what is stored now with an error wrapping
+// ErrReplacedEnrollment.
 func (d *DPS) CreateEnrollment(ctx context.Context, e gatehouse.Enrollment) (gatehouse.Enrollment, error) {
 	if err := checkID("dps", "registration id", e.RegistrationID); err != nil {
 		return gatehouse.Enrollment{}, err
@@ -155,6 +164,11 @@ func (d *DPS) CreateEnrollment(ctx context.Context, e gatehouse.Enrollment) (gat
 		Secrets: []string{e.PrimaryKey, e.SecondaryKey}}
 	if e.ETag != "" {
 		req.Header = map[string]string{"If-Match": e.ETag}
+	} else {
+		// Sent again after its answer was lost, a PUT that replaces would
+		// look like one replacing someone else's enrollment; the caller
+		// reads instead (DPSBackend.create).
+		req.Unsafe = true
 	}
 	resp, err := d.c.do(ctx, req)
 	if err != nil {
@@ -168,6 +182,9 @@ func (d *DPS) CreateEnrollment(ctx context.Context, e gatehouse.Enrollment) (gat
 	if stored.PrimaryKey == "" && stored.SecondaryKey == "" {
 		// An answer without keys still stored the ones we sent.
 		stored.PrimaryKey, stored.SecondaryKey = e.PrimaryKey, e.SecondaryKey
+	}
+	if replaced, why := ej.replaced(); replaced && e.ETag == "" {
+		return stored, fmt.Errorf("enrollment %q: %w (%s)", e.RegistrationID, ErrReplacedEnrollment, why)
 	}
 	return stored, nil
 }

@@ -1,6 +1,10 @@
 package azure
 
-import "gatehouse"
+import (
+	"time"
+
+	"gatehouse"
+)
 
 // Wire shapes of the DPS service API (service.json, 2021-10-01), limited to
 // the fields gatehouse reads or writes.
@@ -13,6 +17,10 @@ type enrollmentJSON struct {
 	ProvisioningStatus string            `json:"provisioningStatus,omitempty"`
 	ETag               string            `json:"etag,omitempty"`
 	RegistrationState  *registrationJSON `json:"registrationState,omitempty"`
+	// Read-only; a PUT's answer tells with them whether it replaced an
+	// enrollment made earlier.
+	Created string `json:"createdDateTimeUtc,omitempty"`
+	Updated string `json:"lastUpdatedDateTimeUtc,omitempty"`
 }
 
 type attestationJSON struct {
@@ -72,4 +80,24 @@ func (r registrationJSON) domain() gatehouse.Registration {
 		DeviceID:       r.DeviceID,
 		ErrorMessage:   r.ErrorMessage,
 	}
+}
+
+// replacedTolerance is how far apart a fresh enrollment's creation and
+// update times may be without counting as a replacement. DPS stamps both at
+// creation; whether to the same instant is unconfirmed, so a little slack.
+const replacedTolerance = time.Second
+
+// replaced says whether a PUT's answer is of an enrollment that existed
+// before the PUT: a device has registered with it, or it was created well
+// before this update.
+func (e enrollmentJSON) replaced() (bool, string) {
+	if e.RegistrationState != nil && e.RegistrationState.Status != "" {
+		return true, "a device has registered with it"
+	}
+	created, err1 := time.Parse(time.RFC3339Nano, e.Created)
+	updated, err2 := time.Parse(time.RFC3339Nano, e.Updated)
+	if err1 != nil || err2 != nil || updated.Sub(created) <= replacedTolerance {
+		return false, ""
+	}
+	return true, "it was created at " + e.Created
 }

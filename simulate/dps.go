@@ -193,6 +193,18 @@ func (d *DPS) Meta(registrationID string) (etag string, created time.Time, ok bo
 	return r.e.ETag, r.created, true
 }
 
+// Backdate moves an enrollment's creation time back by d, as if it had
+// been made that long ago; it reports whether the enrollment exists.
+func (d *DPS) Backdate(registrationID string, by time.Duration) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, ok := d.enrollments[registrationID]
+	if ok {
+		r.created = r.created.Add(-by)
+	}
+	return ok
+}
+
 // Len returns the number of enrollments.
 func (d *DPS) Len() int {
 	d.mu.Lock()
