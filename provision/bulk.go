@@ -454,7 +454,7 @@ func (s *Service) runBulkItem(ctx context.Context, op *gatehouse.BulkOperation, 
 // was made already (a run cut off between the decision and its record)
 // counts as done and is not made again.
 func (s *Service) bulkDecide(ctx context.Context, op *gatehouse.BulkOperation, it gatehouse.BulkItem) (string, string, error) {
-	d, err := s.Device(ctx, it.DeviceID)
+	d, err := s.bulkDevice(ctx, it.DeviceID)
 	if err != nil {
 		return failedOr(err)
 	}
@@ -464,7 +464,7 @@ func (s *Service) bulkDecide(ctx context.Context, op *gatehouse.BulkOperation, i
 		if d.State != gatehouse.StatePending && d.Name == it.Name {
 			return gatehouse.BulkDone, "approved as " + it.Name, nil
 		}
-		if _, err := s.Approve(withApprovalSource(ctx, ApprovedInBulk), actor, it.DeviceID, Approval{Name: it.Name, Labels: it.Labels}); err != nil {
+		if _, err := s.decideApproval(withApprovalSource(ctx, ApprovedInBulk), actor, it.DeviceID, Approval{Name: it.Name, Labels: it.Labels}); err != nil {
 			return failedOr(err)
 		}
 		return gatehouse.BulkDone, "approved as " + it.Name, nil
@@ -477,6 +477,19 @@ func (s *Service) bulkDecide(ctx context.Context, op *gatehouse.BulkOperation, i
 		}
 		return gatehouse.BulkDone, "dismissed", nil
 	}
+}
+
+// bulkDevice reads the device as stored: the decision needs its state and
+// name only, not the flags Service.Device works out against every other
+// pending gateway, whose cost grows with the queue.
+func (s *Service) bulkDevice(ctx context.Context, id string) (*gatehouse.Device, error) {
+	var d *gatehouse.Device
+	err := s.db.View(ctx, func(tx *store.Tx) error {
+		var err error
+		d, err = tx.Device(ctx, id)
+		return err
+	})
+	return d, err
 }
 
 // failedOr makes a refusal the item's result and passes on what may pass.
