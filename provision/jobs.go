@@ -83,12 +83,17 @@ func newJobClient(db *store.DB, s *Service) (*store.Jobs, error) {
 	}
 	c := s.cfg
 	cooldown := min(fetchCooldown, c.PollInterval)
+	queues := map[string]river.QueueConfig{
+		river.QueueDefault: {MaxWorkers: c.Workers, FetchCooldown: cooldown},
+		queueFollow:        {MaxWorkers: followWorkers(c.Workers), FetchCooldown: cooldown},
+	}
+	// Deliveries are enqueued only while a receiver is configured, and
+	// cannot be made without one: an idle queue would only cost its polls.
+	if c.Webhook != nil {
+		queues[queueWebhooks] = river.QueueConfig{MaxWorkers: max(c.Workers/4, 1), FetchCooldown: cooldown}
+	}
 	client, err := db.NewJobs(&river.Config{
-		Queues: map[string]river.QueueConfig{
-			river.QueueDefault: {MaxWorkers: c.Workers, FetchCooldown: cooldown},
-			queueFollow:        {MaxWorkers: followWorkers(c.Workers), FetchCooldown: cooldown},
-			queueWebhooks:      {MaxWorkers: max(c.Workers/4, 1), FetchCooldown: cooldown},
-		},
+		Queues:  queues,
 		Workers: workers,
 		// The client's cooldown is also how long River holds back an insert
 		// notification after one for the same queue. A held-back job is
