@@ -51,13 +51,6 @@ const (
 // fetch after it).
 const fetchCooldown = 10 * time.Millisecond
 
-// followWorkers is how many follow-ups run at once. Each is one DPS read
-// under DPS's operations quota, which it shares with approvals: more
-// workers only queue on the client's limiter and on the database, and a
-// bulk approval's thousand new follow-ups then slow the approvals behind
-// them (measured: the 1,000-gateway bulk took 49 s with 10, 36 s with 2).
-func followWorkers(workers int) int { return max(workers/10, 2) }
-
 // maxAttempts is high because an approved device must never be dropped:
 // with a 5-minute cap this keeps retrying for weeks, visibly.
 const maxAttempts = 10000
@@ -85,7 +78,7 @@ func newJobClient(db *store.DB, s *Service) (*store.Jobs, error) {
 	cooldown := min(fetchCooldown, c.PollInterval)
 	queues := map[string]river.QueueConfig{
 		river.QueueDefault: {MaxWorkers: c.Workers, FetchCooldown: cooldown},
-		queueFollow:        {MaxWorkers: followWorkers(c.Workers), FetchCooldown: cooldown},
+		queueFollow:        {MaxWorkers: max(c.Workers/2, 1), FetchCooldown: cooldown},
 	}
 	// Deliveries are enqueued only while a receiver is configured, and
 	// cannot be made without one: an idle queue would only cost its polls.
