@@ -399,13 +399,15 @@ func (s *Service) runBulk(ctx context.Context, id string) error {
 
 // runBulkItems works items bulkConcurrency at a time, starting none past
 // the deadline (approvals wait on backend quotas, so a batch can take a
-// while). A failure that may pass (a backend that cannot answer, a
-// shutdown) leaves its item waiting for a later run; the others carry on.
+// while), and records the outcomes together. A failure that may pass (a
+// backend that cannot answer, a shutdown) leaves its item waiting for a
+// later run; the others carry on.
 func (s *Service) runBulkItems(ctx context.Context, op *gatehouse.BulkOperation, items []gatehouse.BulkItem, deadline time.Time) error {
 	sem := make(chan struct{}, bulkConcurrency)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var transient error
+	var decided []bulkOutcome
 	for _, it := range items {
 		sem <- struct{}{}
 		if ctx.Err() != nil || time.Now().After(deadline) {
@@ -414,18 +416,48 @@ func (s *Service) runBulkItems(ctx context.Context, op *gatehouse.BulkOperation,
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := s.runBulkItem(ctx, op, it); err != nil {
-				mu.Lock()
+			out, err := s.runBulkItem(ctx, op, it)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
 				transient = cmpErr(transient, err)
-				mu.Unlock()
+				return
 			}
+			decided = append(decided, out)
 		})
 	}
 	wg.Wait()
+	if err := s.recordBulkItems(context.WithoutCancel(ctx), op.ID, decided); err != nil {
+		return err
+	}
 	if ctx.Err() != nil {
 		return river.JobSnooze(0) // stopped: the next start resumes here
 	}
 	return transient
+}
+
+// bulkOutcome is one item's decision, to be recorded.
+type bulkOutcome struct {
+	seq           int
+	state, result string
+}
+
+// recordBulkItems records a batch's outcomes in one transaction. Each
+// decision was committed on its own before; should this record be lost,
+// the next run finds the decision made and counts the item done without
+// making it again (bulkDecide).
+func (s *Service) recordBulkItems(ctx context.Context, id string, outs []bulkOutcome) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		for _, o := range outs {
+			if _, err := tx.FinishBulkItem(ctx, id, o.seq, o.state, o.result); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func cmpErr(a, b error) error {
@@ -436,25 +468,22 @@ func cmpErr(a, b error) error {
 }
 
 // runBulkItem approves or dismisses one item's gateway through the same
-// path an operator's single decision takes, and records the outcome. It
-// returns only failures that may pass.
-func (s *Service) runBulkItem(ctx context.Context, op *gatehouse.BulkOperation, it gatehouse.BulkItem) error {
+// path an operator's single decision takes, and returns the outcome to
+// record. It returns only failures that may pass.
+func (s *Service) runBulkItem(ctx context.Context, op *gatehouse.BulkOperation, it gatehouse.BulkItem) (bulkOutcome, error) {
 	state, result, err := s.bulkDecide(ctx, op, it)
 	if err != nil {
 		s.log.Warn("bulk item will be retried", "bulk", op.ID, "item", it.Seq, "device", it.DeviceID, "err", err)
-		return err
+		return bulkOutcome{}, err
 	}
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.FinishBulkItem(ctx, op.ID, it.Seq, state, result)
-		return err
-	})
+	return bulkOutcome{seq: it.Seq, state: state, result: result}, nil
 }
 
 // bulkDecide returns the item's state and result. An item whose decision
 // was made already (a run cut off between the decision and its record)
 // counts as done and is not made again.
 func (s *Service) bulkDecide(ctx context.Context, op *gatehouse.BulkOperation, it gatehouse.BulkItem) (string, string, error) {
-	d, err := s.Device(ctx, it.DeviceID)
+	d, err := s.bulkDevice(ctx, it.DeviceID)
 	if err != nil {
 		return failedOr(err)
 	}
@@ -464,7 +493,7 @@ func (s *Service) bulkDecide(ctx context.Context, op *gatehouse.BulkOperation, i
 		if d.State != gatehouse.StatePending && d.Name == it.Name {
 			return gatehouse.BulkDone, "approved as " + it.Name, nil
 		}
-		if _, err := s.Approve(withApprovalSource(ctx, ApprovedInBulk), actor, it.DeviceID, Approval{Name: it.Name, Labels: it.Labels}); err != nil {
+		if _, err := s.decideApproval(withApprovalSource(ctx, ApprovedInBulk), actor, it.DeviceID, Approval{Name: it.Name, Labels: it.Labels}); err != nil {
 			return failedOr(err)
 		}
 		return gatehouse.BulkDone, "approved as " + it.Name, nil
@@ -477,6 +506,19 @@ func (s *Service) bulkDecide(ctx context.Context, op *gatehouse.BulkOperation, i
 		}
 		return gatehouse.BulkDone, "dismissed", nil
 	}
+}
+
+// bulkDevice reads the device as stored: the decision needs its state and
+// name only, not the flags Service.Device works out against every other
+// pending gateway, whose cost grows with the queue.
+func (s *Service) bulkDevice(ctx context.Context, id string) (*gatehouse.Device, error) {
+	var d *gatehouse.Device
+	err := s.db.View(ctx, func(tx *store.Tx) error {
+		var err error
+		d, err = tx.Device(ctx, id)
+		return err
+	})
+	return d, err
 }
 
 // failedOr makes a refusal the item's result and passes on what may pass.

@@ -159,6 +159,17 @@ type Approval struct {
 // transaction: either both happen or neither does. The audit entry is
 // written in that transaction too; a refusal gets one of its own.
 func (s *Service) Approve(ctx context.Context, actor, id string, a Approval) (*gatehouse.Device, error) {
+	d, err := s.decideApproval(ctx, actor, id, a)
+	if err != nil || d != nil {
+		return d, err
+	}
+	return s.Device(ctx, id)
+}
+
+// decideApproval is Approve without reading the device back, for callers
+// that do not show it (a bulk operation); it returns the device only when
+// a re-key approval answered with it.
+func (s *Service) decideApproval(ctx context.Context, actor, id string, a Approval) (*gatehouse.Device, error) {
 	if d, rekey, err := s.approveRekey(ctx, actor, id, a); rekey || err != nil {
 		return d, err
 	}
@@ -171,7 +182,7 @@ func (s *Service) Approve(ctx context.Context, actor, id string, a Approval) (*g
 	s.cfg.Metrics.Approved(approvalSource(ctx))
 	s.log.InfoContext(ctx, "device approved", "device", id, "name", a.Name, "by", actor)
 	s.notify.Publish(id)
-	return s.Device(ctx, id)
+	return nil, nil
 }
 
 func (s *Service) approve(ctx context.Context, actor, id string, a Approval) error {

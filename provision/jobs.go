@@ -45,6 +45,12 @@ const (
 	queueWebhooks = "webhooks"
 )
 
+// fetchCooldown is the least time between two fetches of one queue: a
+// burst of enqueued jobs is taken in a few fetches, not one each, and a
+// quiet queue's first job is fetched at once (the cooldown only delays the
+// fetch after it).
+const fetchCooldown = 10 * time.Millisecond
+
 // maxAttempts is high because an approved device must never be dropped:
 // with a 5-minute cap this keeps retrying for weeks, visibly.
 const maxAttempts = 10000
@@ -69,14 +75,25 @@ func newJobClient(db *store.DB, s *Service) (*store.Jobs, error) {
 		return nil, fmt.Errorf("provision: register workers: %w", err)
 	}
 	c := s.cfg
+	cooldown := min(fetchCooldown, c.PollInterval)
+	queues := map[string]river.QueueConfig{
+		river.QueueDefault: {MaxWorkers: c.Workers, FetchCooldown: cooldown},
+		queueFollow:        {MaxWorkers: max(c.Workers/2, 1), FetchCooldown: cooldown},
+	}
+	// Deliveries are enqueued only while a receiver is configured, and
+	// cannot be made without one: an idle queue would only cost its polls.
+	if c.Webhook != nil {
+		queues[queueWebhooks] = river.QueueConfig{MaxWorkers: max(c.Workers/4, 1), FetchCooldown: cooldown}
+	}
 	client, err := db.NewJobs(&river.Config{
-		Queues: map[string]river.QueueConfig{
-			river.QueueDefault: {MaxWorkers: c.Workers},
-			queueFollow:        {MaxWorkers: max(c.Workers/2, 1)},
-			queueWebhooks:      {MaxWorkers: max(c.Workers/4, 1)},
-		},
-		Workers:              workers,
-		FetchCooldown:        c.PollInterval / 5,
+		Queues:  queues,
+		Workers: workers,
+		// The client's cooldown is also how long River holds back an insert
+		// notification after one for the same queue. A held-back job is
+		// found only by the next poll when the fetch the earlier one caused
+		// ran before it committed, so notifications go out unthrottled and
+		// the queues' own cooldowns above batch the fetches instead.
+		FetchCooldown:        river.FetchCooldownMin,
 		FetchPollInterval:    c.PollInterval,
 		JobTimeout:           c.JobTimeout,
 		RescueStuckJobsAfter: c.RescueAfter,

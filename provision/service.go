@@ -47,8 +47,9 @@ type Config struct {
 	// Webhook, if set, receives every state change as a signed event.
 	Webhook *webhook.Sender
 	// PollInterval is how often idle workers look for new jobs; default
-	// DefaultPollInterval. SQLite has no notifications, so this bounds
-	// approval-to-work latency.
+	// DefaultPollInterval. New jobs are announced when their transaction
+	// commits (LISTEN/NOTIFY on PostgreSQL, River's notification table on
+	// SQLite), so polling only backs that up.
 	PollInterval time.Duration
 	// SeenEvery bounds how often a waiting gateway's last-seen time is
 	// written: re-polls in between write nothing. Default DefaultSeenEvery.
@@ -77,7 +78,7 @@ type Config struct {
 // Defaults of the Config settings serve exposes as flags.
 const (
 	DefaultWorkers      = 20
-	DefaultPollInterval = 20 * time.Millisecond
+	DefaultPollInterval = time.Second
 	DefaultSeenEvery    = 30 * time.Second
 	DefaultMaxHeldPolls = 10000
 	DefaultRepollRate   = 500

@@ -2,9 +2,13 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
 )
 
@@ -20,9 +24,21 @@ type queue interface {
 	insertManyTx(ctx context.Context, tx any, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 	jobGetTx(ctx context.Context, tx any, id int64) (*rivertype.JobRow, error)
 	jobCancelTx(ctx context.Context, tx any, id int64) (*rivertype.JobRow, error)
+	committed()
 }
 
-type riverQueue[TTx any] struct{ *river.Client[TTx] }
+// riverQueue is a River client; wake, if set, is told when a transaction
+// that enqueued jobs has committed.
+type riverQueue[TTx any] struct {
+	*river.Client[TTx]
+	wake func()
+}
+
+func (q riverQueue[TTx]) committed() {
+	if q.wake != nil {
+		q.wake()
+	}
+}
 
 func (q riverQueue[TTx]) insertTx(ctx context.Context, tx any, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
 	return q.InsertTx(ctx, tx.(TTx), args, opts)
@@ -77,6 +93,7 @@ func (tx *Tx) Enqueue(ctx context.Context, args river.JobArgs, opts *river.Inser
 	if tx.jobs == nil {
 		return nil, errNoQueue
 	}
+	tx.enqueued = true
 	return tx.jobs.insertTx(ctx, tx.h.raw(), args, opts)
 }
 
@@ -85,6 +102,7 @@ func (tx *Tx) EnqueueMany(ctx context.Context, params []river.InsertManyParams) 
 	if tx.jobs == nil {
 		return nil, errNoQueue
 	}
+	tx.enqueued = true
 	return tx.jobs.insertManyTx(ctx, tx.h.raw(), params)
 }
 
@@ -102,4 +120,88 @@ func (tx *Tx) CancelJob(ctx context.Context, id int64) (*rivertype.JobRow, error
 		return nil, errNoQueue
 	}
 	return tx.jobs.jobCancelTx(ctx, tx.h.raw(), id)
+}
+
+// River announces new jobs through its notification table on SQLite, and
+// its listener reads that table every 50 ms: most of an idle server's work.
+// Every job this process enqueues is committed by DB.run, so the listener
+// here reads the table as River's does only for hotFor after such a
+// commit, and otherwise once every listenPoll, for what River announces by
+// itself (retries coming due, periodic jobs, cancellations), which its
+// producers' own polls back up.
+const (
+	listenPoll = time.Second
+	hotFor     = time.Second
+)
+
+// peekFor is how long a quiet listener's read may take: River's listener
+// waits 50 ms after an empty read, so a call cut at 40 ms reads once.
+const peekFor = 40 * time.Millisecond
+
+// sqliteDriver is River's SQLite driver with that listener.
+type sqliteDriver struct {
+	*riversqlite.Driver
+	wake chan struct{}
+}
+
+func newSQLiteDriver(db *sql.DB) *sqliteDriver {
+	return &sqliteDriver{Driver: riversqlite.New(db), wake: make(chan struct{}, 1)}
+}
+
+// jobsCommitted wakes the listener; a wake already pending covers this one.
+func (d *sqliteDriver) jobsCommitted() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// GetListener implements riverdriver.Driver.
+func (d *sqliteDriver) GetListener(p *riverdriver.GetListenenerParams) riverdriver.Listener {
+	return &wakeListener{Listener: d.Driver.GetListener(p), wake: d.wake}
+}
+
+// wakeListener is called by one goroutine, River's notifier, at a time.
+type wakeListener struct {
+	riverdriver.Listener
+	wake  <-chan struct{}
+	until time.Time // reading as River does until then
+}
+
+// WaitForNotification returns the next notification, read by River's
+// listener while hot and once per listenPoll while quiet. River's notifier
+// cancels ctx to listen, unlisten or ping meanwhile, and gets ctx's error.
+func (l *wakeListener) WaitForNotification(ctx context.Context) (*riverdriver.Notification, error) {
+	for {
+		if time.Now().After(l.until) {
+			if err := l.quiet(ctx); err != nil {
+				return nil, err
+			}
+		}
+		read, cancel := context.WithDeadline(ctx, l.until)
+		n, err := l.Listener.WaitForNotification(read)
+		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if n != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return n, err
+		}
+	}
+}
+
+// quiet waits for a commit of this process's, which makes the listener
+// hot, or for listenPoll to pass, which allows it one read.
+func (l *wakeListener) quiet(ctx context.Context) error {
+	tick := time.NewTimer(listenPoll)
+	defer tick.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.wake:
+		l.until = time.Now().Add(hotFor)
+	case <-tick.C:
+		l.until = time.Now().Add(peekFor)
+	}
+	return nil
 }

@@ -103,7 +103,7 @@ func (e *postgresEngine) newQueue(cfg *river.Config) (queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	return riverQueue[pgx.Tx]{c}, nil
+	return riverQueue[pgx.Tx]{Client: c}, nil
 }
 
 type postgresTx struct{ tx pgx.Tx }

@@ -130,11 +130,12 @@ func (e *sqliteEngine) migrateQueue(ctx context.Context) error {
 }
 
 func (e *sqliteEngine) newQueue(cfg *river.Config) (queue, error) {
-	c, err := river.NewClient(riversqlite.New(e.db), cfg)
+	d := newSQLiteDriver(e.db)
+	c, err := river.NewClient(d, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return riverQueue[*sql.Tx]{c}, nil
+	return riverQueue[*sql.Tx]{Client: c, wake: d.jobsCommitted}, nil
 }
 
 type sqliteTx struct {

@@ -129,10 +129,11 @@ func (d *DB) Ping(ctx context.Context) error { return d.eng.ping(ctx) }
 // Tx is one database transaction. Its clock is fixed when it begins so every
 // row written in it carries the same time.
 type Tx struct {
-	q    querier
-	h    txHandle
-	jobs queue
-	now  time.Time
+	q        querier
+	h        txHandle
+	jobs     queue
+	now      time.Time
+	enqueued bool // a job was enqueued: tell the queue once committed
 }
 
 // Now is the transaction's time.
@@ -167,6 +168,9 @@ func (d *DB) run(ctx context.Context, begin func(context.Context) (txHandle, err
 	}
 	if err := h.commit(ctx); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
+	}
+	if tx.enqueued {
+		tx.jobs.committed()
 	}
 	return nil
 }

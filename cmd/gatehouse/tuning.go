@@ -44,8 +44,8 @@ func tuningFlags(fs *flag.FlagSet, getenv func(string) string) (*tuning, error) 
 		"all; their time to ask again grows with their number, from 10 s to 10 min (env GATEHOUSE_REPOLL_RATE)")
 	fs.IntVar(&t.workers, "workers", t.workers, "provisioning steps that may run at once; follow-ups and webhooks get half and a "+
 		"quarter as many (env GATEHOUSE_WORKERS)")
-	fs.DurationVar(&t.jobPoll, "job-poll", t.jobPoll, "how often idle workers look for new jobs; bounds approval-to-work latency "+
-		"on SQLite, which cannot notify them (env GATEHOUSE_JOB_POLL)")
+	fs.DurationVar(&t.jobPoll, "job-poll", t.jobPoll, "how often idle workers look for new jobs, as a backup to the "+
+		"announcement each job gets when it is committed (env GATEHOUSE_JOB_POLL)")
 	fs.DurationVar(&t.seenEvery, "seen-every", t.seenEvery, "how often a waiting gateway's last-seen time is written; "+
 		"re-polls in between write nothing (env GATEHOUSE_SEEN_EVERY)")
 	return t, err
