@@ -38,7 +38,7 @@ type Verifier struct {
 	Nonces NonceStore
 	// Sessions, if set, verifies session-signed requests (VerifySession).
 	Sessions *Sessions
-	Now    func() time.Time // nil means time.Now
+	Now      func() time.Time // nil means time.Now
 
 	keys keyCache
 }
