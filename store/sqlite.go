@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/riverqueue/river"
@@ -17,21 +16,11 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// sqliteEngine is a SQLite file on one writing connection and a few
-// read-only ones.
+// sqliteEngine is a SQLite file on one connection.
 type sqliteEngine struct {
 	db    *sql.DB
 	stmts *stmtCache
-	// readers serve View. In WAL mode a reader sees the last commit and
-	// never waits for the writer, so the reads every device request makes
-	// run beside the writes instead of queueing for the one connection.
-	readers *sql.DB
-	rstmts  *stmtCache
 }
-
-// sqliteReaders is how many read-only connections View may use at once:
-// enough to keep every core busy reading while one waits on the disk.
-var sqliteReaders = max(4, 2*runtime.GOMAXPROCS(0))
 
 func openSQLite(path string) (*sqliteEngine, error) {
 	if path == "" {
@@ -46,34 +35,14 @@ func openSQLite(path string) (*sqliteEngine, error) {
 	// driver needs it to avoid SQLITE_BUSY. WAL keeps readers of the file
 	// (backups, sqlite3 shells) from blocking us.
 	q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	db, err := openPool(path, q, 1)
-	if err != nil {
-		return nil, err
-	}
-	// query_only makes a write through View an error, as PostgreSQL's
-	// read-only transactions do, rather than a second writer. The readers
-	// connect lazily, after Migrate has put the file in WAL mode.
-	rq := "?_pragma=busy_timeout(10000)&_pragma=query_only(1)&_txlock=deferred"
-	readers, err := openPool(path, rq, sqliteReaders)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return &sqliteEngine{db: db, stmts: newStmtCache(db), readers: readers, rstmts: newStmtCache(readers)}, nil
-}
-
-// openPool opens a pool of at most n connections to the file at path, each
-// kept for the pool's life.
-func openPool(path, query string, n int) (*sql.DB, error) {
-	db, err := sql.Open("sqlite", sqliteURI(path)+query)
+	db, err := sql.Open("sqlite", sqliteURI(path)+q)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(n)
-	db.SetMaxIdleConns(n)
+	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	return db, nil
+	return &sqliteEngine{db: db, stmts: newStmtCache(db)}, nil
 }
 
 // sqliteURI turns a file path into a SQLite "file:" URI. In a URI '?' starts
@@ -86,14 +55,9 @@ func sqliteURI(path string) string {
 
 func (e *sqliteEngine) pool() querier                  { return sqlQuerier{c: e.db, stmts: e.stmts} }
 func (e *sqliteEngine) ping(ctx context.Context) error { return e.db.PingContext(ctx) }
-func (e *sqliteEngine) close() error {
-	e.rstmts.close()
-	e.stmts.close()
-	return errors.Join(e.readers.Close(), e.db.Close())
-}
-
-func (e *sqliteEngine) migrations() string { return "migrations/sqlite" }
-func (e *sqliteEngine) sqlDB() *sql.DB     { return e.db }
+func (e *sqliteEngine) close() error                   { e.stmts.close(); return e.db.Close() }
+func (e *sqliteEngine) migrations() string             { return "migrations/sqlite" }
+func (e *sqliteEngine) sqlDB() *sql.DB                 { return e.db }
 
 // lockSchema needs no lock: BEGIN IMMEDIATE already lets one writer at a
 // time through, across processes.
@@ -107,16 +71,8 @@ func (e *sqliteEngine) begin(ctx context.Context) (txHandle, error) {
 	return sqliteTx{tx, e.stmts}, nil
 }
 
-// beginRead opens a deferred transaction on a reader: its snapshot is
-// taken at its first read and holds until it ends, as PostgreSQL's
-// repeatable read does.
-func (e *sqliteEngine) beginRead(ctx context.Context) (txHandle, error) {
-	tx, err := e.readers.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	return sqliteTx{tx, e.rstmts}, nil
-}
+// beginRead is begin: the one connection serializes readers anyway.
+func (e *sqliteEngine) beginRead(ctx context.Context) (txHandle, error) { return e.begin(ctx) }
 
 func (e *sqliteEngine) migrateQueue(ctx context.Context) error {
 	m, err := rivermigrate.New(riversqlite.New(e.db), nil)
