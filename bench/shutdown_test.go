@@ -165,8 +165,13 @@ func signedWait(b *testing.B, c *http.Client, url string, k ed25519.PrivateKey) 
 }
 
 func signedPost(b *testing.B, c *http.Client, url string, body []byte, k ed25519.PrivateKey) int {
+	return post(b, c, url, body, func(req *http.Request) error { return protocol.SignRequest(req, body, k, time.Now()) })
+}
+
+// post sends one device request signed by sign and returns its status code.
+func post(b *testing.B, c *http.Client, url string, body []byte, sign func(*http.Request) error) int {
 	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-	if err := protocol.SignRequest(req, body, k, time.Now()); err != nil {
+	if err := sign(req); err != nil {
 		b.Error(err)
 		return 0
 	}

@@ -1,13 +1,11 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -187,19 +185,7 @@ func checkinsSigned(b *testing.B, set *replicaSet, sessions bool) float64 {
 }
 
 func sessionPost(b *testing.B, c *http.Client, url string, body []byte, g *protocol.SessionGrant) int {
-	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-	if err := protocol.SignSession(req, body, g, time.Now()); err != nil {
-		b.Error(err)
-		return 0
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		b.Error(err)
-		return 0
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return post(b, c, url, body, func(req *http.Request) error { return protocol.SignSession(req, body, g, time.Now()) })
 }
 
 func enrollBody(i int) []byte {

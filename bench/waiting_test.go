@@ -24,6 +24,7 @@ import (
 
 	"gatehouse/internal/pgtest"
 	"gatehouse/protocol"
+	"gatehouse/provision"
 )
 
 // BenchmarkWaitingFleet holds a growing fleet of waiting gateways against a
@@ -87,7 +88,7 @@ func fleetSizes(b *testing.B) []int {
 }
 
 // protocolHeld is how many of n waiting gateways the server holds by default.
-func protocolHeld(n int) int { return min(n, 10000) }
+func protocolHeld(n int) int { return min(n, provision.DefaultMaxHeldPolls) }
 
 func runWaitingFleet(b *testing.B, bin, name, dsn string, sizes []int, bare bareRun) {
 	srv := startServe(b, bin, dsn, "--device-rate", "0", "--pending-cap", "1000000", "--log-level", "warn")

@@ -207,8 +207,8 @@ func ackTx(ctx context.Context, tx *store.Tx, id string) error {
 
 // seen finds the device of a key and notes that it is alive. The note is
 // written only when TouchDevice would change something: a waiting gateway's
-// re-polls within SeenEvery then cost a read, which runs beside other
-// readers, not a statement on the writer every device request shares.
+// re-polls within SeenEvery then cost a read, not a write transaction on
+// the connection every device request shares.
 func (s *Service) seen(ctx context.Context, fp, addr string) (string, error) {
 	var id string
 	var fresh bool

@@ -40,7 +40,6 @@ type waiter struct {
 // hold is one held poll; evicted is closed when a newer waiter takes its
 // place.
 type hold struct {
-	id      string
 	since   time.Time
 	evicted chan struct{}
 	index   int
@@ -77,7 +76,7 @@ func (h *holds) acquire(id, state string) *hold {
 		}
 		close(heap.Pop(&h.held).(*hold).evicted)
 	}
-	hd := &hold{id: id, since: w.since, evicted: make(chan struct{})}
+	hd := &hold{since: w.since, evicted: make(chan struct{})}
 	heap.Push(&h.held, hd)
 	return hd
 }
