@@ -13,7 +13,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
 )
 
 // sqliteEngine is a SQLite file on one connection.
@@ -35,10 +35,12 @@ func openSQLite(path string) (*sqliteEngine, error) {
 	// driver needs it to avoid SQLITE_BUSY. WAL keeps readers of the file
 	// (backups, sqlite3 shells) from blocking us.
 	q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", sqliteURI(path)+q)
+	conn, err := sqlite.NewConnector(sqliteURI(path) + q)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	// The connection keeps its prepared statements (stmtconn.go).
+	db := sql.OpenDB(stmtConnector{conn})
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
