@@ -52,10 +52,15 @@ type Mender struct {
 	devices        map[string]*menderDevice
 	order          []string          // device ids in creation order, for stable listings
 	tokens         map[string]string // device JWT id (= auth set id) → device id
+	created        uint64            // devices created so far, for menderDevice.seq
+	// byTag indexes inventory tags, name → value → device ids, so a tag
+	// search costs what it finds and not the whole inventory.
+	byTag map[string]map[string]map[string]struct{}
 }
 
 type menderDevice struct {
 	id       string
+	seq      uint64 // creation order
 	idKey    string // id_data_sha256 of identity
 	identity map[string]string
 	status   string
@@ -135,6 +140,7 @@ func NewMender() *Mender {
 		byAuthSet:      make(map[string]string),
 		devices:        make(map[string]*menderDevice),
 		tokens:         make(map[string]string),
+		byTag:          make(map[string]map[string]map[string]struct{}),
 	}
 }
 
@@ -192,8 +198,9 @@ func (m *Mender) canAccept() bool {
 // in inventory. The caller holds m.mu.
 func (m *Mender) addDevice(idKey string, identity map[string]string) *menderDevice {
 	now := m.now().UTC()
+	m.created++
 	d := &menderDevice{
-		id: newUUID(), idKey: idKey, identity: maps.Clone(identity),
+		id: newUUID(), seq: m.created, idKey: idKey, identity: maps.Clone(identity),
 		status: gatehouse.MenderNoAuth, created: now, updated: now,
 		inv: menderInvRecord{at: now.Add(m.inventoryDelay), tags: map[string]menderTag{}},
 	}
@@ -217,6 +224,9 @@ func (m *Mender) removeDevice(d *menderDevice) {
 		delete(m.byAuthSet, s.id)
 	}
 	m.deleteTokens(d.id)
+	for name, t := range d.inv.tags {
+		m.unindexTag(d.id, name, t.value)
+	}
 	delete(m.devices, d.id)
 	delete(m.byIdentity, d.idKey)
 	m.order = slices.DeleteFunc(m.order, func(id string) bool { return id == d.id })

@@ -1,8 +1,10 @@
 package simulate
 
 import (
+	"cmp"
 	"context"
 	"net/http"
+	"slices"
 
 	"gatehouse"
 )
@@ -95,11 +97,18 @@ func (m *Mender) setTags(deviceID string, tags []menderTagJSON, replace bool, if
 		return nil // matched nothing: Mender answers 200 all the same
 	}
 	if replace {
+		for name, t := range d.inv.tags {
+			m.unindexTag(d.id, name, t.value)
+		}
 		clear(d.inv.tags)
 	}
 	now := m.now().UTC()
 	for _, t := range tags {
+		if old, ok := d.inv.tags[t.Name]; ok {
+			m.unindexTag(d.id, t.Name, old.value)
+		}
 		d.inv.tags[t.Name] = menderTag{value: t.Value, description: t.Description, ts: now}
+		m.indexTag(d.id, t.Name, t.Value)
 	}
 	d.inv.etag, d.inv.updated = newUUID(), now
 	return nil
@@ -115,13 +124,53 @@ func (m *Mender) FindByTag(ctx context.Context, name, value string) ([]string, e
 	if name == "" {
 		return nil, menderBadRequest("tag name is required")
 	}
-	var ids []string
-	for _, d := range m.inventorySnapshot() {
-		if t, ok := d.inv.tags[name]; ok && t.value == value {
-			ids = append(ids, d.id)
+	return m.tagged(name, value), nil
+}
+
+// tagged returns the ids of the devices inventory holds whose tag name
+// equals value, in creation order, from the tag index.
+func (m *Mender) tagged(name, value string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var hits []*menderDevice
+	for id := range m.byTag[name][value] {
+		if d := m.devices[id]; d != nil && m.inInventory(d) {
+			hits = append(hits, d)
 		}
 	}
-	return ids, nil
+	slices.SortFunc(hits, func(a, b *menderDevice) int { return cmp.Compare(a.seq, b.seq) })
+	var ids []string
+	for _, d := range hits {
+		ids = append(ids, d.id)
+	}
+	return ids
+}
+
+// indexTag records that device id has tag name = value. The caller holds m.mu.
+func (m *Mender) indexTag(id, name, value string) {
+	values := m.byTag[name]
+	if values == nil {
+		values = map[string]map[string]struct{}{}
+		m.byTag[name] = values
+	}
+	ids := values[value]
+	if ids == nil {
+		ids = map[string]struct{}{}
+		values[value] = ids
+	}
+	ids[id] = struct{}{}
+}
+
+// unindexTag forgets that device id has tag name = value. The caller holds m.mu.
+func (m *Mender) unindexTag(id, name, value string) {
+	values := m.byTag[name]
+	delete(values[value], id)
+	if len(values[value]) == 0 {
+		delete(values, value)
+	}
+	if len(values) == 0 {
+		delete(m.byTag, name)
+	}
 }
 
 // TagsOf returns a copy of a device's inventory tags, nil while inventory
