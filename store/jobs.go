@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -24,6 +25,7 @@ type queue interface {
 	insertManyTx(ctx context.Context, tx any, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 	jobGetTx(ctx context.Context, tx any, id int64) (*rivertype.JobRow, error)
 	jobCancelTx(ctx context.Context, tx any, id int64) (*rivertype.JobRow, error)
+	announce(ctx context.Context, queue string) error
 	committed()
 }
 
@@ -39,6 +41,20 @@ func (q riverQueue[TTx]) committed() {
 		q.wake()
 	}
 }
+
+// announce tells the queue's producers, as an insert does, that queue has
+// a job available: River announces inserts only, so a job made available
+// otherwise (a retry) would wait for the next poll.
+func (q riverQueue[TTx]) announce(ctx context.Context, queue string) error {
+	return q.Driver().GetExecutor().NotifyMany(ctx, &riverdriver.NotifyManyParams{
+		Payload: []string{fmt.Sprintf(`{"queue": %q}`, queue)},
+		Topic:   insertTopic,
+	})
+}
+
+// insertTopic is River's notification topic for inserted jobs
+// (notifier.NotificationTopicInsert, internal to River).
+const insertTopic = "river_insert"
 
 func (q riverQueue[TTx]) insertTx(ctx context.Context, tx any, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
 	return q.InsertTx(ctx, tx.(TTx), args, opts)
@@ -81,9 +97,18 @@ func (j *Jobs) Stop(ctx context.Context) error { return j.q.Stop(ctx) }
 // StopAndCancel cancels the running jobs' contexts and waits for them to return.
 func (j *Jobs) StopAndCancel(ctx context.Context) error { return j.q.StopAndCancel(ctx) }
 
-// Retry makes a job available to run now.
+// Retry makes a job available to run now, and says so to the queue, so it
+// runs without waiting for the producers' next poll.
 func (j *Jobs) Retry(ctx context.Context, id int64) (*rivertype.JobRow, error) {
-	return j.q.JobRetry(ctx, id)
+	job, err := j.q.JobRetry(ctx, id)
+	if err != nil || job.State != rivertype.JobStateAvailable {
+		return job, err
+	}
+	if err := j.q.announce(ctx, job.Queue); err != nil {
+		return nil, fmt.Errorf("store: announce retried job %d: %w", id, err)
+	}
+	j.q.committed()
+	return job, nil
 }
 
 var errNoQueue = errors.New("store: no job queue on this database (NewJobs was not called)")

@@ -2,11 +2,13 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"gatehouse/store"
 )
@@ -70,3 +72,75 @@ func TestJobsAnnouncedAtCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryAnnounced fails a job once with its next try an hour away, on a
+// queue that polls hourly: Retry must make it run at once, so the retry was
+// announced to the producers.
+func TestRetryAnnounced(t *testing.T) {
+	ctx := t.Context()
+	db := openSQLite(t, filepath.Join(t.TempDir(), "retry.db"))
+	tries := make(chan int64, 2)
+	workers := river.NewWorkers()
+	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[countArgs]) error {
+		tries <- job.ID
+		if job.Attempt == 1 {
+			return errors.New("first try fails")
+		}
+		return nil
+	}))
+	jobs, err := db.NewJobs(&river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		Workers:           workers,
+		FetchCooldown:     river.FetchCooldownMin,
+		FetchPollInterval: time.Hour,
+		RetryPolicy:       hourLater{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jobs.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := jobs.StopAndCancel(stop); err != nil {
+			t.Errorf("StopAndCancel: %v", err)
+		}
+	})
+	inTx(t, db, func(tx *store.Tx) error {
+		_, err := tx.Enqueue(ctx, countArgs{N: 1}, nil)
+		return err
+	})
+	var id int64
+	select {
+	case id = <-tries:
+	case <-time.After(30 * time.Second):
+		t.Fatal("job not worked in 30 s")
+	}
+	// The failed attempt is recorded by River after Work returns: retry
+	// until the job is no longer running.
+	for {
+		job, err := jobs.Retry(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job.State != rivertype.JobStateRunning {
+			break
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+	select {
+	case <-tries:
+	case <-time.After(30 * time.Second):
+		t.Fatal("retried job not worked in 30 s with hourly polls and its next try an hour away")
+	}
+}
+
+type hourLater struct{}
+
+func (hourLater) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(time.Hour) }
