@@ -483,7 +483,7 @@ func (s *Service) runBulkItem(ctx context.Context, op *gatehouse.BulkOperation, 
 // was made already (a run cut off between the decision and its record)
 // counts as done and is not made again.
 func (s *Service) bulkDecide(ctx context.Context, op *gatehouse.BulkOperation, it gatehouse.BulkItem) (string, string, error) {
-	d, err := s.bulkDevice(ctx, it.DeviceID)
+	d, err := s.bulkDevice(ctx, it)
 	if err != nil {
 		return failedOr(err)
 	}
@@ -508,14 +508,20 @@ func (s *Service) bulkDecide(ctx context.Context, op *gatehouse.BulkOperation, i
 	}
 }
 
-// bulkDevice reads the device as stored: the decision needs its state and
-// name only, not the flags Service.Device works out against every other
-// pending gateway, whose cost grows with the queue.
-func (s *Service) bulkDevice(ctx context.Context, id string) (*gatehouse.Device, error) {
+// bulkDevice is what the decision needs of the item's device: its state
+// and name. An item read while its device was pending has no decision made
+// yet, so it needs no read of its own (a decision made since is refused by
+// the approval's or dismissal's own transaction, as it would be after a
+// read); any other is read as stored, not through Service.Device, whose
+// flags are worked out against every other pending gateway.
+func (s *Service) bulkDevice(ctx context.Context, it gatehouse.BulkItem) (*gatehouse.Device, error) {
+	if it.DeviceState == gatehouse.StatePending {
+		return &gatehouse.Device{ID: it.DeviceID, State: it.DeviceState}, nil
+	}
 	var d *gatehouse.Device
 	err := s.db.View(ctx, func(tx *store.Tx) error {
 		var err error
-		d, err = tx.Device(ctx, id)
+		d, err = tx.Device(ctx, it.DeviceID)
 		return err
 	})
 	return d, err
