@@ -230,6 +230,14 @@ func TestMenderFindByTagAndDecommission(t *testing.T) {
 	if got, err := m.FindByTag(ctx, "name", "gw-01"); err != nil || !reflect.DeepEqual(got, []string{ids[0], ids[2]}) {
 		t.Errorf("FindByTag = %v, %v; want %v", got, err, []string{ids[0], ids[2]})
 	}
+	// A retagged device is found by its new value only.
+	m.SetTag(ctx, ids[1], "name", "gw-03")
+	if got, _ := m.FindByTag(ctx, "name", "gw-02"); len(got) != 0 {
+		t.Errorf("FindByTag of the old value = %v, want none", got)
+	}
+	if got, _ := m.FindByTag(ctx, "name", "gw-03"); !reflect.DeepEqual(got, []string{ids[1]}) {
+		t.Errorf("FindByTag of the new value = %v, want [%s]", got, ids[1])
+	}
 
 	if err := m.Decommission(ctx, ids[0]); err != nil {
 		t.Fatal(err)
