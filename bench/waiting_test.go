@@ -96,16 +96,16 @@ func runWaitingFleet(b *testing.B, bin, name, dsn string, sizes []int, bare bare
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	load := newFleetLoad(srv.url)
-	fmt.Printf("\n%s: waiting fleet\n%9s %10s %12s %11s %8s %11s %9s %12s %12s\n", name,
-		"gateways", "RSS", "per gateway", "goroutines", "held", "re-polls/s", "CPU", "bundle p50", "bundle p99")
+	fmt.Printf("\n%s: waiting fleet\n%9s %9s %9s %11s %8s %8s %10s %7s %10s %6s %6s %10s %10s\n", name,
+		"gateways", "enrol/s", "RSS", "per gateway", "heap", "stacks", "goroutines", "held", "re-polls/s", "CPU", "load", "bundle p50", "bundle p99")
 	for _, n := range sizes {
-		load.grow(ctx, b, n)
+		rate := load.grow(ctx, b, n)
 		// Let the turned-away gateways settle into their pace first.
 		time.Sleep(15 * time.Second)
 		w := srv.window(b, load, 10*time.Second)
 		fresh := freshApprovals(b, srv, load, 20)
-		fmt.Printf("%9d %10s %9.1f KiB %11d %8d %11.0f %8.0f%% %12v %12v\n", n, mib(w.rss),
-			float64(w.rss)/1024/float64(n), w.goroutines, w.held, w.waitsPerSec, w.cpu*100,
+		fmt.Printf("%9d %9.0f %9s %7.1f KiB %8s %8s %10d %7d %10.0f %5.0f%% %5.0f%% %10v %10v\n", n, rate, mib(w.rss),
+			float64(w.rss)/1024/float64(n), mib(w.heap), mib(w.stacks), w.goroutines, w.held, w.waitsPerSec, w.cpu*100, w.loadCPU*100,
 			pct(fresh, 50).Round(time.Millisecond), pct(fresh, 99).Round(time.Millisecond))
 	}
 	fmt.Printf("targets: RSS <= 2 GiB at 100,000 (<= 20 KiB each, baseline bare long poll %.1f KiB); approve→bundle p99 < 1 s\n",
@@ -145,10 +145,15 @@ func newFleetLoad(url string) *fleetLoad {
 	return &fleetLoad{url: url, client: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}
 }
 
-// grow starts gateways until n are waiting, 64 enrolling at a time.
-func (l *fleetLoad) grow(ctx context.Context, b *testing.B, n int) {
-	sem := make(chan struct{}, 64)
-	for i := int(l.next.Load()); i < n; i++ {
+// grow starts gateways until n are waiting, enrolling them as fast as the
+// server answers with enrollConc enrollments in flight: a closed loop, so
+// the enrollments queue for the one SQLite writer no deeper than that and
+// the job queue's fetches are never starved behind them. It returns the
+// enrollments made a second.
+func (l *fleetLoad) grow(ctx context.Context, b *testing.B, n int) float64 {
+	sem := make(chan struct{}, enrollConc(b))
+	from, t0 := int(l.next.Load()), time.Now()
+	for i := from; i < n; i++ {
 		sem <- struct{}{}
 		l.next.Add(1)
 		l.wg.Go(func() { l.gateway(ctx, i, sem) })
@@ -159,6 +164,21 @@ func (l *fleetLoad) grow(ctx context.Context, b *testing.B, n int) {
 	for range cap(sem) {
 		<-sem
 	}
+	return float64(n-from) / time.Since(t0).Seconds()
+}
+
+// enrollConc is how many enrollments the load keeps in flight:
+// GATEHOUSE_BENCH_ENROLL_CONC, default 4.
+func enrollConc(b *testing.B) int {
+	v := os.Getenv("GATEHOUSE_BENCH_ENROLL_CONC")
+	if v == "" {
+		return 4
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("GATEHOUSE_BENCH_ENROLL_CONC: %q is not a count", v)
+	}
+	return n
 }
 
 func (l *fleetLoad) gateway(ctx context.Context, i int, enrolled chan struct{}) {
@@ -346,19 +366,23 @@ func (p *serveProc) stop() {
 
 // fleetWindow is what one measuring window saw.
 type fleetWindow struct {
-	rss              int64
-	goroutines, held int
-	waitsPerSec, cpu float64
+	rss, heap, stacks         int64
+	goroutines, held          int
+	waitsPerSec, cpu, loadCPU float64
 }
 
 func (p *serveProc) window(b *testing.B, load *fleetLoad, d time.Duration) fleetWindow {
 	pid := p.cmd.Process.Pid
-	cpu0, waits0, t0 := cpuTicks(b, pid), load.waits.Load(), time.Now()
+	self := os.Getpid()
+	cpu0, load0, waits0, t0 := cpuTicks(b, pid), cpuTicks(b, self), load.waits.Load(), time.Now()
 	time.Sleep(d)
-	cpu1, waits1, el := cpuTicks(b, pid), load.waits.Load(), time.Since(t0)
+	cpu1, load1, waits1, el := cpuTicks(b, pid), cpuTicks(b, self), load.waits.Load(), time.Since(t0)
 	m := p.metrics(b)
 	return fleetWindow{
 		rss:         rssOf(b, pid),
+		heap:        int64(m["go_memstats_heap_inuse_bytes"]),
+		stacks:      int64(m["go_memstats_stack_inuse_bytes"]),
+		loadCPU:     float64(load1-load0) / clockTicks / el.Seconds(),
 		goroutines:  int(m["go_goroutines"]),
 		held:        int(m["gatehouse_long_polls_held"]),
 		waitsPerSec: float64(waits1-waits0) / el.Seconds(),
