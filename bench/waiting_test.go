@@ -36,11 +36,19 @@ import (
 // holding the same number of long polls the server holds.
 //
 // Every gateway speaks the device protocol as the agent does: a signed
-// enroll, then signed waits, pausing for poll_after when the server says
-// so. They run in this process, spread over many loopback source
-// addresses. One load process suffices: the server holds at most
-// --max-held-polls requests (10,000) and closes the connection of every
-// request it does not hold, so the load needs about as many descriptors.
+// enroll, then waits signed with the session its answer granted, pausing
+// for poll_after when the server says so. The fleet is pending: gateways
+// waiting for an operator, the case that grows without bound (an approved
+// gateway waits only while its steps run), so the server runs with
+// --pending-cap 1000000. Enrollments run in a closed loop, a few in flight
+// (GATEHOUSE_BENCH_ENROLL_CONC, default 4), which is the pace the one SQLite
+// writer sustains; the table prints that rate. The gateways run in this
+// process, spread over many loopback source addresses. One load process
+// suffices: the server holds at most --max-held-polls requests (10,000)
+// and closes the connection of every request it does not hold, so the load
+// needs about as many descriptors, which the table prints beside the
+// server's. GATEHOUSE_BENCH_PPROF_DIR, when set, saves the server's heap
+// and goroutine profiles at each size there.
 //
 // GATEHOUSE_BENCH_FLEET sets the sizes (default 10000,50000,100000); the
 // PostgreSQL run needs GATEHOUSE_TEST_POSTGRES.
@@ -96,16 +104,17 @@ func runWaitingFleet(b *testing.B, bin, name, dsn string, sizes []int, bare bare
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	load := newFleetLoad(srv.url)
-	fmt.Printf("\n%s: waiting fleet\n%9s %9s %9s %11s %8s %8s %10s %7s %10s %6s %6s %10s %10s\n", name,
-		"gateways", "enrol/s", "RSS", "per gateway", "heap", "stacks", "goroutines", "held", "re-polls/s", "CPU", "load", "bundle p50", "bundle p99")
+	fmt.Printf("\n%s: waiting fleet\n%9s %9s %9s %11s %8s %8s %10s %7s %6s %10s %6s %6s %8s %10s %10s\n", name,
+		"gateways", "enrol/s", "RSS", "per gateway", "heap", "stacks", "goroutines", "held", "fds", "re-polls/s", "CPU", "load", "load fds", "bundle p50", "bundle p99")
 	for _, n := range sizes {
 		rate := load.grow(ctx, b, n)
 		// Let the turned-away gateways settle into their pace first.
 		time.Sleep(15 * time.Second)
 		w := srv.window(b, load, 10*time.Second)
+		srv.profiles(b, n)
 		fresh := freshApprovals(b, srv, load, 20)
-		fmt.Printf("%9d %9.0f %9s %7.1f KiB %8s %8s %10d %7d %10.0f %5.0f%% %5.0f%% %10v %10v\n", n, rate, mib(w.rss),
-			float64(w.rss)/1024/float64(n), mib(w.heap), mib(w.stacks), w.goroutines, w.held, w.waitsPerSec, w.cpu*100, w.loadCPU*100,
+		fmt.Printf("%9d %9.0f %9s %7.1f KiB %8s %8s %10d %7d %6d %10.0f %5.0f%% %5.0f%% %8d %10v %10v\n", n, rate, mib(w.rss),
+			float64(w.rss)/1024/float64(n), mib(w.heap), mib(w.stacks), w.goroutines, w.held, w.fds, w.waitsPerSec, w.cpu*100, w.loadCPU*100, fdsOf(os.Getpid()),
 			pct(fresh, 50).Round(time.Millisecond), pct(fresh, 99).Round(time.Millisecond))
 	}
 	fmt.Printf("targets: RSS <= 2 GiB at 100,000 (<= 20 KiB each, baseline bare long poll %.1f KiB); approve→bundle p99 < 1 s\n",
@@ -131,8 +140,12 @@ func newFleetLoad(url string) *fleetLoad {
 	var src atomic.Uint32
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	tr := &http.Transport{
-		MaxIdleConnsPerHost: 12000,
-		IdleConnTimeout:     time.Minute,
+		// Few idle connections: a wait that goes out while another's
+		// connection is on its way back dials anew, and an unbounded pool
+		// then fills with idle connections that cost a descriptor on each
+		// side (the server ran out of them at 20,000 on the way to 50,000).
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     10 * time.Second,
 		// Many loopback source addresses, so closed connections waiting out
 		// TIME_WAIT never run one address out of ports.
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -187,28 +200,46 @@ func (l *fleetLoad) gateway(ctx context.Context, i int, enrolled chan struct{}) 
 	seal := make([]byte, 32)
 	rand.Read(seal)
 	body, _ := json.Marshal(protocol.EnrollRequest{MAC: mac.String(), SealKey: seal})
-	st, err := l.post(ctx, protocol.PathEnroll, body, k)
+	st, err := l.post(ctx, protocol.PathEnroll, body, k, nil)
 	<-enrolled
 	if err != nil {
 		return
 	}
+	// As the agent does: waits are signed with the session the last
+	// key-signed answer granted while it lasts, else with the key.
+	g := st.Session
 	for ctx.Err() == nil {
 		body, _ := json.Marshal(protocol.WaitRequest{State: st.State})
-		next, err := l.post(ctx, protocol.PathWait, body, k)
+		if g != nil && time.Now().Add(sessionMargin).Unix() >= g.Expires {
+			g = nil
+		}
+		next, err := l.post(ctx, protocol.PathWait, body, k, g)
 		if err != nil {
+			g = nil
 			pause(ctx, 5*time.Second+time.Duration(mrand.Int64N(int64(5*time.Second))))
 			continue
 		}
 		l.waits.Add(1)
 		st = next
+		if st.Session != nil {
+			g = st.Session
+		}
 		if st.PollAfter > 0 {
 			pause(ctx, time.Duration(st.PollAfter)*time.Second)
 		}
 	}
 }
 
-func (l *fleetLoad) post(ctx context.Context, path string, body []byte, k ed25519.PrivateKey) (*protocol.Status, error) {
-	st, err := signedStatus(ctx, l.client, l.url+path, body, k)
+// sessionMargin is the agent's: a session this close to its expiry is
+// given up for the key.
+const sessionMargin = 2 * time.Minute
+
+func (l *fleetLoad) post(ctx context.Context, path string, body []byte, k ed25519.PrivateKey, g *protocol.SessionGrant) (*protocol.Status, error) {
+	sign := func(req *http.Request) error { return protocol.SignRequest(req, body, k, time.Now()) }
+	if g != nil {
+		sign = func(req *http.Request) error { return protocol.SignSession(req, body, g, time.Now()) }
+	}
+	st, err := sentStatus(ctx, l.client, l.url+path, body, sign)
 	if err != nil && ctx.Err() == nil {
 		if l.errors.Add(1) == 1 {
 			l.firstErr.Store(err)
@@ -217,10 +248,16 @@ func (l *fleetLoad) post(ctx context.Context, path string, body []byte, k ed2551
 	return st, err
 }
 
-// signedStatus sends one signed device request and decodes its status.
+// signedStatus sends one device request signed with the key and decodes
+// its status.
 func signedStatus(ctx context.Context, c *http.Client, url string, body []byte, k ed25519.PrivateKey) (*protocol.Status, error) {
+	return sentStatus(ctx, c, url, body, func(req *http.Request) error { return protocol.SignRequest(req, body, k, time.Now()) })
+}
+
+// sentStatus sends one device request signed by sign and decodes its status.
+func sentStatus(ctx context.Context, c *http.Client, url string, body []byte, sign func(*http.Request) error) (*protocol.Status, error) {
 	req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
-	if err := protocol.SignRequest(req, body, k, time.Now()); err != nil {
+	if err := sign(req); err != nil {
 		return nil, err
 	}
 	resp, err := c.Do(req)
@@ -300,6 +337,27 @@ func freshApprovals(b *testing.B, srv *serveProc, load *fleetLoad, n int) []time
 type serveProc struct {
 	cmd        *exec.Cmd
 	url, token string
+	pprof      string // its profiles' address, when GATEHOUSE_BENCH_PPROF_DIR is set
+}
+
+// profiles saves the server's heap and goroutine profiles at fleet size n
+// into GATEHOUSE_BENCH_PPROF_DIR, when set.
+func (p *serveProc) profiles(b *testing.B, n int) {
+	dir := os.Getenv("GATEHOUSE_BENCH_PPROF_DIR")
+	if dir == "" || p.pprof == "" {
+		return
+	}
+	for name, q := range map[string]string{"heap": "heap", "goroutine": "goroutine?debug=1"} {
+		resp, err := http.Get("http://" + p.pprof + "/debug/pprof/" + q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d", name, n)), raw, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // buildGatehouse builds the server binary once per benchmark run.
@@ -322,10 +380,15 @@ func startServe(b *testing.B, bin, dsn string, args ...string) *serveProc {
 	addr := freeAddr(b)
 	cmd := exec.Command(bin, append([]string{"serve", "--db", dsn, "--listen", addr}, args...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	var pprofAddr string
+	if os.Getenv("GATEHOUSE_BENCH_PPROF_DIR") != "" {
+		pprofAddr = freeAddr(b)
+		cmd.Env = append(os.Environ(), "GATEHOUSE_PPROF="+pprofAddr)
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	p := &serveProc{cmd: cmd, url: "http://" + addr, token: strings.TrimSpace(string(out))}
+	p := &serveProc{cmd: cmd, url: "http://" + addr, token: strings.TrimSpace(string(out)), pprof: pprofAddr}
 	deadline := time.Now().Add(time.Minute)
 	for {
 		resp, err := http.Get(p.url + "/readyz")
@@ -367,7 +430,7 @@ func (p *serveProc) stop() {
 // fleetWindow is what one measuring window saw.
 type fleetWindow struct {
 	rss, heap, stacks         int64
-	goroutines, held          int
+	goroutines, held, fds     int
 	waitsPerSec, cpu, loadCPU float64
 }
 
@@ -380,6 +443,7 @@ func (p *serveProc) window(b *testing.B, load *fleetLoad, d time.Duration) fleet
 	m := p.metrics(b)
 	return fleetWindow{
 		rss:         rssOf(b, pid),
+		fds:         fdsOf(pid),
 		heap:        int64(m["go_memstats_heap_inuse_bytes"]),
 		stacks:      int64(m["go_memstats_stack_inuse_bytes"]),
 		loadCPU:     float64(load1-load0) / clockTicks / el.Seconds(),
@@ -403,6 +467,12 @@ func cpuTicks(b *testing.B, pid int) int64 {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return utime + stime
+}
+
+// fdsOf is how many descriptors process pid has open.
+func fdsOf(pid int) int {
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(fds)
 }
 
 func rssOf(b *testing.B, pid int) int64 {
