@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -104,8 +105,8 @@ func runWaitingFleet(b *testing.B, bin, name, dsn string, sizes []int, bare bare
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	load := newFleetLoad(srv.url)
-	fmt.Printf("\n%s: waiting fleet\n%9s %9s %9s %11s %8s %8s %10s %7s %6s %10s %6s %6s %8s %10s %10s\n", name,
-		"gateways", "enrol/s", "RSS", "per gateway", "heap", "stacks", "goroutines", "held", "fds", "re-polls/s", "CPU", "load", "load fds", "bundle p50", "bundle p99")
+	fmt.Printf("\n%s: waiting fleet\n%9s %8s %8s %9s %11s %8s %8s %10s %7s %6s %10s %6s %6s %6s %8s %10s %10s\n", name,
+		"gateways", "pending", "enrol/s", "RSS", "per gateway", "heap", "stacks", "goroutines", "held", "fds", "re-polls/s", "busy/s", "CPU", "load", "load fds", "bundle p50", "bundle p99")
 	for _, n := range sizes {
 		rate := load.grow(ctx, b, n)
 		// Let the turned-away gateways settle into their pace first.
@@ -113,8 +114,8 @@ func runWaitingFleet(b *testing.B, bin, name, dsn string, sizes []int, bare bare
 		w := srv.window(b, load, 10*time.Second)
 		srv.profiles(b, n)
 		fresh := freshApprovals(b, srv, load, 20)
-		fmt.Printf("%9d %9.0f %9s %7.1f KiB %8s %8s %10d %7d %6d %10.0f %5.0f%% %5.0f%% %8d %10v %10v\n", n, rate, mib(w.rss),
-			float64(w.rss)/1024/float64(n), mib(w.heap), mib(w.stacks), w.goroutines, w.held, w.fds, w.waitsPerSec, w.cpu*100, w.loadCPU*100, fdsOf(os.Getpid()),
+		fmt.Printf("%9d %8d %8.0f %9s %7.1f KiB %8s %8s %10d %7d %6d %10.0f %6.0f %5.0f%% %5.0f%% %8d %10v %10v\n", n, w.pending, rate, mib(w.rss),
+			float64(w.rss)/1024/float64(n), mib(w.heap), mib(w.stacks), w.goroutines, w.held, w.fds, w.waitsPerSec, w.busyPerSec, w.cpu*100, w.loadCPU*100, fdsOf(os.Getpid()),
 			pct(fresh, 50).Round(time.Millisecond), pct(fresh, 99).Round(time.Millisecond))
 	}
 	fmt.Printf("targets: RSS <= 2 GiB at 100,000 (<= 20 KiB each, baseline bare long poll %.1f KiB); approve→bundle p99 < 1 s\n",
@@ -131,6 +132,7 @@ type fleetLoad struct {
 	client   *http.Client
 	next     atomic.Int64 // gateways started
 	waits    atomic.Int64 // wait requests answered
+	busy     atomic.Int64 // answered 503 with Retry-After
 	errors   atomic.Int64
 	firstErr atomic.Value
 	wg       sync.WaitGroup
@@ -201,6 +203,11 @@ func (l *fleetLoad) gateway(ctx context.Context, i int, enrolled chan struct{}) 
 	rand.Read(seal)
 	body, _ := json.Marshal(protocol.EnrollRequest{MAC: mac.String(), SealKey: seal})
 	st, err := l.post(ctx, protocol.PathEnroll, body, k, nil)
+	for err != nil && ctx.Err() == nil {
+		// A busy server says when to come back; the gateway enrolls then.
+		pause(ctx, l.backoff(err))
+		st, err = l.post(ctx, protocol.PathEnroll, body, k, nil)
+	}
 	<-enrolled
 	if err != nil {
 		return
@@ -216,7 +223,7 @@ func (l *fleetLoad) gateway(ctx context.Context, i int, enrolled chan struct{}) 
 		next, err := l.post(ctx, protocol.PathWait, body, k, g)
 		if err != nil {
 			g = nil
-			pause(ctx, 5*time.Second+time.Duration(mrand.Int64N(int64(5*time.Second))))
+			pause(ctx, l.backoff(err))
 			continue
 		}
 		l.waits.Add(1)
@@ -240,13 +247,31 @@ func (l *fleetLoad) post(ctx context.Context, path string, body []byte, k ed2551
 		sign = func(req *http.Request) error { return protocol.SignSession(req, body, g, time.Now()) }
 	}
 	st, err := sentStatus(ctx, l.client, l.url+path, body, sign)
-	if err != nil && ctx.Err() == nil {
-		if l.errors.Add(1) == 1 {
-			l.firstErr.Store(err)
-		}
+	var busy *busyError
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case errors.As(err, &busy):
+		l.busy.Add(1)
+	case l.errors.Add(1) == 1:
+		l.firstErr.Store(err)
 	}
 	return st, err
 }
+
+// backoff is how long a gateway pauses after err: what a busy server
+// said, else the agent's 5 to 10 s.
+func (l *fleetLoad) backoff(err error) time.Duration {
+	var busy *busyError
+	if errors.As(err, &busy) {
+		return busy.retryAfter
+	}
+	return 5*time.Second + time.Duration(mrand.Int64N(int64(5*time.Second)))
+}
+
+// busyError is a 503 with Retry-After: the server shedding load.
+type busyError struct{ retryAfter time.Duration }
+
+func (e *busyError) Error() string { return fmt.Sprintf("busy; retry after %v", e.retryAfter) }
 
 // signedStatus sends one device request signed with the key and decodes
 // its status.
@@ -265,6 +290,9 @@ func sentStatus(ctx context.Context, c *http.Client, url string, body []byte, si
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+		return nil, &busyError{retryAfter: time.Duration(secs) * time.Second}
+	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("%s: %s %s", url, resp.Status, msg)
@@ -295,6 +323,10 @@ func freshApprovals(b *testing.B, srv *serveProc, load *fleetLoad, n int) []time
 		body, _ := json.Marshal(protocol.EnrollRequest{MAC: mac.String(), SealKey: seal})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		st, err := signedStatus(ctx, load.client, srv.url+protocol.PathEnroll, body, k)
+		for busy := (*busyError)(nil); errors.As(err, &busy) && ctx.Err() == nil; {
+			pause(ctx, busy.retryAfter)
+			st, err = signedStatus(ctx, load.client, srv.url+protocol.PathEnroll, body, k)
+		}
 		if err != nil {
 			b.Fatalf("fresh enroll: %v", err)
 		}
@@ -307,6 +339,9 @@ func freshApprovals(b *testing.B, srv *serveProc, load *fleetLoad, n int) []time
 					close(sent)
 				}
 				got, err := signedStatus(ctx, load.client, srv.url+protocol.PathWait, wait, k)
+				if busy := (*busyError)(nil); errors.As(err, &busy) {
+					pause(ctx, busy.retryAfter)
+				}
 				if err == nil && got.Bundle != nil {
 					done <- time.Now()
 					return
@@ -431,19 +466,23 @@ func (p *serveProc) stop() {
 type fleetWindow struct {
 	rss, heap, stacks         int64
 	goroutines, held, fds     int
+	pending                   int
+	busyPerSec                float64
 	waitsPerSec, cpu, loadCPU float64
 }
 
 func (p *serveProc) window(b *testing.B, load *fleetLoad, d time.Duration) fleetWindow {
 	pid := p.cmd.Process.Pid
 	self := os.Getpid()
-	cpu0, load0, waits0, t0 := cpuTicks(b, pid), cpuTicks(b, self), load.waits.Load(), time.Now()
+	cpu0, load0, waits0, busy0, t0 := cpuTicks(b, pid), cpuTicks(b, self), load.waits.Load(), load.busy.Load(), time.Now()
 	time.Sleep(d)
-	cpu1, load1, waits1, el := cpuTicks(b, pid), cpuTicks(b, self), load.waits.Load(), time.Since(t0)
+	cpu1, load1, waits1, busy1, el := cpuTicks(b, pid), cpuTicks(b, self), load.waits.Load(), load.busy.Load(), time.Since(t0)
 	m := p.metrics(b)
 	return fleetWindow{
 		rss:         rssOf(b, pid),
 		fds:         fdsOf(pid),
+		pending:     int(m[`gatehouse_enrollments{state="pending"}`]),
+		busyPerSec:  float64(busy1-busy0) / el.Seconds(),
 		heap:        int64(m["go_memstats_heap_inuse_bytes"]),
 		stacks:      int64(m["go_memstats_stack_inuse_bytes"]),
 		loadCPU:     float64(load1-load0) / clockTicks / el.Seconds(),
@@ -502,7 +541,7 @@ func (p *serveProc) metrics(b *testing.B) map[string]float64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		name, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") && !strings.HasPrefix(name, "gatehouse_enrollments{") {
 			continue
 		}
 		out[name], _ = strconv.ParseFloat(v, 64)
