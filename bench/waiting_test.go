@@ -42,7 +42,7 @@ import (
 // waiting for an operator, the case that grows without bound (an approved
 // gateway waits only while its steps run), so the server runs with
 // --pending-cap 1000000. Enrollments run in a closed loop, a few in flight
-// (GATEHOUSE_BENCH_ENROLL_CONC, default 4), which is the pace the one SQLite
+// (GATEHOUSE_BENCH_ENROLL_CONC, default 16), which is the pace the one SQLite
 // writer sustains; the table prints that rate. The gateways run in this
 // process, spread over many loopback source addresses. One load process
 // suffices: the server holds at most --max-held-polls requests (10,000)
@@ -200,11 +200,13 @@ func repollRate(b *testing.B) int {
 }
 
 // enrollConc is how many enrollments the load keeps in flight:
-// GATEHOUSE_BENCH_ENROLL_CONC, default 4.
+// GATEHOUSE_BENCH_ENROLL_CONC, default 16: with 4, on the way to 50,000 the
+// waits took so much of the one database connection that 13 gateways a
+// second enrolled; with 16, 80.
 func enrollConc(b *testing.B) int {
 	v := os.Getenv("GATEHOUSE_BENCH_ENROLL_CONC")
 	if v == "" {
-		return 4
+		return 16
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 {
