@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -36,11 +37,19 @@ import (
 // holding the same number of long polls the server holds.
 //
 // Every gateway speaks the device protocol as the agent does: a signed
-// enroll, then signed waits, pausing for poll_after when the server says
-// so. They run in this process, spread over many loopback source
-// addresses. One load process suffices: the server holds at most
-// --max-held-polls requests (10,000) and closes the connection of every
-// request it does not hold, so the load needs about as many descriptors.
+// enroll, then waits signed with the session its answer granted, pausing
+// for poll_after when the server says so. The fleet is pending: gateways
+// waiting for an operator, the case that grows without bound (an approved
+// gateway waits only while its steps run), so the server runs with
+// --pending-cap 1000000. Enrollments run in a closed loop, a few in flight
+// (GATEHOUSE_BENCH_ENROLL_CONC, default 16), which is the pace the one SQLite
+// writer sustains; the table prints that rate. The gateways run in this
+// process, spread over many loopback source addresses. One load process
+// suffices: the server holds at most --max-held-polls requests (10,000)
+// and closes the connection of every request it does not hold, so the load
+// needs about as many descriptors, which the table prints beside the
+// server's. GATEHOUSE_BENCH_PPROF_DIR, when set, saves the server's heap
+// and goroutine profiles at each size there.
 //
 // GATEHOUSE_BENCH_FLEET sets the sizes (default 10000,50000,100000); the
 // PostgreSQL run needs GATEHOUSE_TEST_POSTGRES.
@@ -91,21 +100,23 @@ func fleetSizes(b *testing.B) []int {
 func protocolHeld(n int) int { return min(n, provision.DefaultMaxHeldPolls) }
 
 func runWaitingFleet(b *testing.B, bin, name, dsn string, sizes []int, bare bareRun) {
-	srv := startServe(b, bin, dsn, "--device-rate", "0", "--pending-cap", "1000000", "--log-level", "warn")
+	srv := startServe(b, bin, dsn, "--device-rate", "0", "--pending-cap", "1000000", "--log-level", "warn",
+		"--repoll-rate", strconv.Itoa(repollRate(b)))
 	defer srv.stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	load := newFleetLoad(srv.url)
-	fmt.Printf("\n%s: waiting fleet\n%9s %10s %12s %11s %8s %11s %9s %12s %12s\n", name,
-		"gateways", "RSS", "per gateway", "goroutines", "held", "re-polls/s", "CPU", "bundle p50", "bundle p99")
+	fmt.Printf("\n%s: waiting fleet (--repoll-rate %d, --max-held-polls %d)\n%9s %8s %8s %9s %11s %8s %8s %10s %7s %6s %10s %6s %6s %6s %8s %10s %10s\n", name, repollRate(b), provision.DefaultMaxHeldPolls,
+		"gateways", "pending", "enrol/s", "RSS", "per gateway", "heap", "stacks", "goroutines", "held", "fds", "re-polls/s", "busy/s", "CPU", "load", "load fds", "bundle p50", "bundle p99")
 	for _, n := range sizes {
-		load.grow(ctx, b, n)
+		rate := load.grow(ctx, b, n)
 		// Let the turned-away gateways settle into their pace first.
 		time.Sleep(15 * time.Second)
 		w := srv.window(b, load, 10*time.Second)
+		srv.profiles(b, n)
 		fresh := freshApprovals(b, srv, load, 20)
-		fmt.Printf("%9d %10s %9.1f KiB %11d %8d %11.0f %8.0f%% %12v %12v\n", n, mib(w.rss),
-			float64(w.rss)/1024/float64(n), w.goroutines, w.held, w.waitsPerSec, w.cpu*100,
+		fmt.Printf("%9d %8d %8.0f %9s %7.1f KiB %8s %8s %10d %7d %6d %10.0f %6.0f %5.0f%% %5.0f%% %8d %10v %10v\n", n, w.pending, rate, mib(w.rss),
+			float64(w.rss)/1024/float64(n), mib(w.heap), mib(w.stacks), w.goroutines, w.held, w.fds, w.waitsPerSec, w.busyPerSec, w.cpu*100, w.loadCPU*100, fdsOf(os.Getpid()),
 			pct(fresh, 50).Round(time.Millisecond), pct(fresh, 99).Round(time.Millisecond))
 	}
 	fmt.Printf("targets: RSS <= 2 GiB at 100,000 (<= 20 KiB each, baseline bare long poll %.1f KiB); approve→bundle p99 < 1 s\n",
@@ -121,7 +132,9 @@ type fleetLoad struct {
 	url      string
 	client   *http.Client
 	next     atomic.Int64 // gateways started
+	enrolled atomic.Int64 // gateways enrolled
 	waits    atomic.Int64 // wait requests answered
+	busy     atomic.Int64 // answered 503 with Retry-After
 	errors   atomic.Int64
 	firstErr atomic.Value
 	wg       sync.WaitGroup
@@ -131,8 +144,12 @@ func newFleetLoad(url string) *fleetLoad {
 	var src atomic.Uint32
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	tr := &http.Transport{
-		MaxIdleConnsPerHost: 12000,
-		IdleConnTimeout:     time.Minute,
+		// Few idle connections: a wait that goes out while another's
+		// connection is on its way back dials anew, and an unbounded pool
+		// then fills with idle connections that cost a descriptor on each
+		// side (the server ran out of them at 20,000 on the way to 50,000).
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     10 * time.Second,
 		// Many loopback source addresses, so closed connections waiting out
 		// TIME_WAIT never run one address out of ports.
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -145,20 +162,57 @@ func newFleetLoad(url string) *fleetLoad {
 	return &fleetLoad{url: url, client: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}
 }
 
-// grow starts gateways until n are waiting, 64 enrolling at a time.
-func (l *fleetLoad) grow(ctx context.Context, b *testing.B, n int) {
-	sem := make(chan struct{}, 64)
-	for i := int(l.next.Load()); i < n; i++ {
+// grow starts gateways until n are waiting, enrolling them as fast as the
+// server answers with enrollConc enrollments in flight: a closed loop, so
+// the enrollments queue for the one SQLite writer no deeper than that and
+// the job queue's fetches are never starved behind them. It returns the
+// enrollments made a second.
+func (l *fleetLoad) grow(ctx context.Context, b *testing.B, n int) float64 {
+	sem := make(chan struct{}, enrollConc(b))
+	from, t0 := int(l.next.Load()), time.Now()
+	for i := from; i < n; i++ {
 		sem <- struct{}{}
 		l.next.Add(1)
 		l.wg.Go(func() { l.gateway(ctx, i, sem) })
 	}
-	for range cap(sem) {
-		sem <- struct{}{}
+	// Those told to come back enroll later; wait for the last of them.
+	for l.enrolled.Load() < int64(n) && ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
 	}
-	for range cap(sem) {
-		<-sem
+	return float64(n-from) / time.Since(t0).Seconds()
+}
+
+// repollRate is the server's --repoll-rate: GATEHOUSE_BENCH_REPOLL_RATE,
+// default 200. The held waits' own re-asks (10,000 every 30 s, 333/s) come
+// on top, and the built-in 500 was more than a server sharing this 2-core
+// machine with other benchmarks answered: it shed tens of thousands of waits
+// with 503 on the way to 50,000 and enrolled 50 gateways a second.
+func repollRate(b *testing.B) int {
+	v := os.Getenv("GATEHOUSE_BENCH_REPOLL_RATE")
+	if v == "" {
+		return 200
 	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("GATEHOUSE_BENCH_REPOLL_RATE: %q is not a rate", v)
+	}
+	return n
+}
+
+// enrollConc is how many enrollments the load keeps in flight:
+// GATEHOUSE_BENCH_ENROLL_CONC, default 16: with 4, on the way to 50,000 the
+// waits took so much of the one database connection that 13 gateways a
+// second enrolled; with 16, 80.
+func enrollConc(b *testing.B) int {
+	v := os.Getenv("GATEHOUSE_BENCH_ENROLL_CONC")
+	if v == "" {
+		return 16
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("GATEHOUSE_BENCH_ENROLL_CONC: %q is not a count", v)
+	}
+	return n
 }
 
 func (l *fleetLoad) gateway(ctx context.Context, i int, enrolled chan struct{}) {
@@ -167,40 +221,90 @@ func (l *fleetLoad) gateway(ctx context.Context, i int, enrolled chan struct{}) 
 	seal := make([]byte, 32)
 	rand.Read(seal)
 	body, _ := json.Marshal(protocol.EnrollRequest{MAC: mac.String(), SealKey: seal})
-	st, err := l.post(ctx, protocol.PathEnroll, body, k)
+	st, err := l.post(ctx, protocol.PathEnroll, body, k, nil)
+	// The next gateway's enrollment starts as this one is answered, even
+	// when told to come back later: a busy server sets the pace, not a
+	// slot held through a pause.
 	<-enrolled
+	for err != nil && ctx.Err() == nil {
+		pause(ctx, l.backoff(err))
+		st, err = l.post(ctx, protocol.PathEnroll, body, k, nil)
+	}
 	if err != nil {
 		return
 	}
+	l.enrolled.Add(1)
+	// As the agent does: waits are signed with the session the last
+	// key-signed answer granted while it lasts, else with the key.
+	g := st.Session
 	for ctx.Err() == nil {
 		body, _ := json.Marshal(protocol.WaitRequest{State: st.State})
-		next, err := l.post(ctx, protocol.PathWait, body, k)
+		if g != nil && time.Now().Add(sessionMargin).Unix() >= g.Expires {
+			g = nil
+		}
+		next, err := l.post(ctx, protocol.PathWait, body, k, g)
 		if err != nil {
-			pause(ctx, 5*time.Second+time.Duration(mrand.Int64N(int64(5*time.Second))))
+			g = nil
+			pause(ctx, l.backoff(err))
 			continue
 		}
 		l.waits.Add(1)
 		st = next
+		if st.Session != nil {
+			g = st.Session
+		}
 		if st.PollAfter > 0 {
 			pause(ctx, time.Duration(st.PollAfter)*time.Second)
 		}
 	}
 }
 
-func (l *fleetLoad) post(ctx context.Context, path string, body []byte, k ed25519.PrivateKey) (*protocol.Status, error) {
-	st, err := signedStatus(ctx, l.client, l.url+path, body, k)
-	if err != nil && ctx.Err() == nil {
-		if l.errors.Add(1) == 1 {
-			l.firstErr.Store(err)
-		}
+// sessionMargin is the agent's: a session this close to its expiry is
+// given up for the key.
+const sessionMargin = 2 * time.Minute
+
+func (l *fleetLoad) post(ctx context.Context, path string, body []byte, k ed25519.PrivateKey, g *protocol.SessionGrant) (*protocol.Status, error) {
+	sign := func(req *http.Request) error { return protocol.SignRequest(req, body, k, time.Now()) }
+	if g != nil {
+		sign = func(req *http.Request) error { return protocol.SignSession(req, body, g, time.Now()) }
+	}
+	st, err := sentStatus(ctx, l.client, l.url+path, body, sign)
+	var busy *busyError
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case errors.As(err, &busy):
+		l.busy.Add(1)
+	case l.errors.Add(1) == 1:
+		l.firstErr.Store(err)
 	}
 	return st, err
 }
 
-// signedStatus sends one signed device request and decodes its status.
+// backoff is how long a gateway pauses after err: what a busy server
+// said, else the agent's 5 to 10 s.
+func (l *fleetLoad) backoff(err error) time.Duration {
+	var busy *busyError
+	if errors.As(err, &busy) {
+		return busy.retryAfter
+	}
+	return 5*time.Second + time.Duration(mrand.Int64N(int64(5*time.Second)))
+}
+
+// busyError is a 503 with Retry-After: the server shedding load.
+type busyError struct{ retryAfter time.Duration }
+
+func (e *busyError) Error() string { return fmt.Sprintf("busy; retry after %v", e.retryAfter) }
+
+// signedStatus sends one device request signed with the key and decodes
+// its status.
 func signedStatus(ctx context.Context, c *http.Client, url string, body []byte, k ed25519.PrivateKey) (*protocol.Status, error) {
+	return sentStatus(ctx, c, url, body, func(req *http.Request) error { return protocol.SignRequest(req, body, k, time.Now()) })
+}
+
+// sentStatus sends one device request signed by sign and decodes its status.
+func sentStatus(ctx context.Context, c *http.Client, url string, body []byte, sign func(*http.Request) error) (*protocol.Status, error) {
 	req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
-	if err := protocol.SignRequest(req, body, k, time.Now()); err != nil {
+	if err := sign(req); err != nil {
 		return nil, err
 	}
 	resp, err := c.Do(req)
@@ -208,6 +312,9 @@ func signedStatus(ctx context.Context, c *http.Client, url string, body []byte, 
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+		return nil, &busyError{retryAfter: time.Duration(secs) * time.Second}
+	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("%s: %s %s", url, resp.Status, msg)
@@ -238,6 +345,10 @@ func freshApprovals(b *testing.B, srv *serveProc, load *fleetLoad, n int) []time
 		body, _ := json.Marshal(protocol.EnrollRequest{MAC: mac.String(), SealKey: seal})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		st, err := signedStatus(ctx, load.client, srv.url+protocol.PathEnroll, body, k)
+		for busy := (*busyError)(nil); errors.As(err, &busy) && ctx.Err() == nil; {
+			pause(ctx, busy.retryAfter)
+			st, err = signedStatus(ctx, load.client, srv.url+protocol.PathEnroll, body, k)
+		}
 		if err != nil {
 			b.Fatalf("fresh enroll: %v", err)
 		}
@@ -250,6 +361,9 @@ func freshApprovals(b *testing.B, srv *serveProc, load *fleetLoad, n int) []time
 					close(sent)
 				}
 				got, err := signedStatus(ctx, load.client, srv.url+protocol.PathWait, wait, k)
+				if busy := (*busyError)(nil); errors.As(err, &busy) {
+					pause(ctx, busy.retryAfter)
+				}
 				if err == nil && got.Bundle != nil {
 					done <- time.Now()
 					return
@@ -280,6 +394,27 @@ func freshApprovals(b *testing.B, srv *serveProc, load *fleetLoad, n int) []time
 type serveProc struct {
 	cmd        *exec.Cmd
 	url, token string
+	pprof      string // its profiles' address, when GATEHOUSE_BENCH_PPROF_DIR is set
+}
+
+// profiles saves the server's heap and goroutine profiles at fleet size n
+// into GATEHOUSE_BENCH_PPROF_DIR, when set.
+func (p *serveProc) profiles(b *testing.B, n int) {
+	dir := os.Getenv("GATEHOUSE_BENCH_PPROF_DIR")
+	if dir == "" || p.pprof == "" {
+		return
+	}
+	for name, q := range map[string]string{"heap": "heap", "goroutine": "goroutine?debug=1"} {
+		resp, err := http.Get("http://" + p.pprof + "/debug/pprof/" + q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d", name, n)), raw, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // buildGatehouse builds the server binary once per benchmark run.
@@ -302,10 +437,15 @@ func startServe(b *testing.B, bin, dsn string, args ...string) *serveProc {
 	addr := freeAddr(b)
 	cmd := exec.Command(bin, append([]string{"serve", "--db", dsn, "--listen", addr}, args...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	var pprofAddr string
+	if os.Getenv("GATEHOUSE_BENCH_PPROF_DIR") != "" {
+		pprofAddr = freeAddr(b)
+		cmd.Env = append(os.Environ(), "GATEHOUSE_PPROF="+pprofAddr)
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	p := &serveProc{cmd: cmd, url: "http://" + addr, token: strings.TrimSpace(string(out))}
+	p := &serveProc{cmd: cmd, url: "http://" + addr, token: strings.TrimSpace(string(out)), pprof: pprofAddr}
 	deadline := time.Now().Add(time.Minute)
 	for {
 		resp, err := http.Get(p.url + "/readyz")
@@ -346,19 +486,28 @@ func (p *serveProc) stop() {
 
 // fleetWindow is what one measuring window saw.
 type fleetWindow struct {
-	rss              int64
-	goroutines, held int
-	waitsPerSec, cpu float64
+	rss, heap, stacks         int64
+	goroutines, held, fds     int
+	pending                   int
+	busyPerSec                float64
+	waitsPerSec, cpu, loadCPU float64
 }
 
 func (p *serveProc) window(b *testing.B, load *fleetLoad, d time.Duration) fleetWindow {
 	pid := p.cmd.Process.Pid
-	cpu0, waits0, t0 := cpuTicks(b, pid), load.waits.Load(), time.Now()
+	self := os.Getpid()
+	cpu0, load0, waits0, busy0, t0 := cpuTicks(b, pid), cpuTicks(b, self), load.waits.Load(), load.busy.Load(), time.Now()
 	time.Sleep(d)
-	cpu1, waits1, el := cpuTicks(b, pid), load.waits.Load(), time.Since(t0)
+	cpu1, load1, waits1, busy1, el := cpuTicks(b, pid), cpuTicks(b, self), load.waits.Load(), load.busy.Load(), time.Since(t0)
 	m := p.metrics(b)
 	return fleetWindow{
 		rss:         rssOf(b, pid),
+		fds:         fdsOf(pid),
+		pending:     int(m[`gatehouse_enrollments{state="pending"}`]),
+		busyPerSec:  float64(busy1-busy0) / el.Seconds(),
+		heap:        int64(m["go_memstats_heap_inuse_bytes"]),
+		stacks:      int64(m["go_memstats_stack_inuse_bytes"]),
+		loadCPU:     float64(load1-load0) / clockTicks / el.Seconds(),
 		goroutines:  int(m["go_goroutines"]),
 		held:        int(m["gatehouse_long_polls_held"]),
 		waitsPerSec: float64(waits1-waits0) / el.Seconds(),
@@ -379,6 +528,12 @@ func cpuTicks(b *testing.B, pid int) int64 {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return utime + stime
+}
+
+// fdsOf is how many descriptors process pid has open.
+func fdsOf(pid int) int {
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(fds)
 }
 
 func rssOf(b *testing.B, pid int) int64 {
@@ -408,7 +563,7 @@ func (p *serveProc) metrics(b *testing.B) map[string]float64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		name, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") && !strings.HasPrefix(name, "gatehouse_enrollments{") {
 			continue
 		}
 		out[name], _ = strconv.ParseFloat(v, 64)

@@ -60,6 +60,10 @@ func TestHeldPollsGoToTheNewestWaiter(t *testing.T) {
 	if held, waiting := svc.HeldPolls(); held != 1 || waiting != 2 {
 		t.Errorf("HeldPolls = %d held of %d waiting, want 1 of 2", held, waiting)
 	}
+	// What a busy server tells a device is the same pace.
+	if d := svc.PollAfter(); d < 9*time.Second || d > 11*time.Second {
+		t.Errorf("PollAfter = %v; want about 10 s", d)
+	}
 	select {
 	case err := <-secondDone:
 		t.Fatalf("the newest gateway's wait ended early: %v", err)

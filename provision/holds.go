@@ -102,6 +102,10 @@ func (h *holds) pollAfter() time.Duration {
 	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
 }
 
+// PollAfter is how long a gateway turned away now should wait before
+// asking again, for the server to tell one it is too busy to answer.
+func (s *Service) PollAfter() time.Duration { return s.holds.pollAfter() }
+
 // sweep forgets gateways that stopped asking (provisioned, switched off, or
 // polling another replica), at most once a minute, so the memory of waiters
 // follows the fleet that waits.

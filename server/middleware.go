@@ -103,8 +103,9 @@ func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Sig
 		if err != nil {
 			return err
 		}
-		release, err := s.deviceSlot(r.Context())
+		release, err := s.queuedSlot(r.Context())
 		if err != nil {
+			w.Header().Set("Connection", "close") // as for a turned-away wait
 			return err
 		}
 		defer release()
@@ -118,6 +119,26 @@ func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Sig
 		r = setActor(r, "device:"+sig.Fingerprint)
 		return h(w, r, sig, body)
 	})
+}
+
+// maxDeviceQueue bounds the device requests waiting for a database slot.
+// A fleet whose requests come faster than the database answers them would
+// otherwise queue without end, each holding a connection (a descriptor) and
+// its memory: on the way to 50,000 waiting gateways in BenchmarkWaitingFleet
+// on a loaded 2-core machine, 4,000 waited and the process ran out of
+// descriptors, so it could accept nothing, the operator's approvals
+// included. Past the bound a device is told to come back after the pace
+// the turned-away waiters get, which is what makes the load shrink.
+const maxDeviceQueue = 256
+
+// queuedSlot is deviceSlot, refused at once while maxDeviceQueue requests
+// already wait for one.
+func (s *Server) queuedSlot(ctx context.Context) (func(), error) {
+	defer s.devQueued.Add(-1)
+	if s.devQueued.Add(1) > maxDeviceQueue {
+		return nil, gatehouse.Errorf(gatehouse.EUNAVAILABLE, "the server is busy; ask again later").WithRetryAfter(s.svc.PollAfter())
+	}
+	return s.deviceSlot(ctx)
 }
 
 // verifyDevice checks a request signed with the device key, or one signed

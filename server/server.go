@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -72,6 +73,7 @@ type Server struct {
 	devLimit     *sourceLimiter // built by Handler from DeviceRate and DeviceBurst
 	loginLimit   *sourceLimiter // built by Handler from LoginRate and LoginBurst
 	devSlots     chan struct{}  // see deviceSlots
+	devQueued    atomic.Int64   // device requests waiting for a slot; see maxDeviceQueue
 }
 
 // New returns a Server over svc. Call Open to listen.

@@ -246,6 +246,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
+	tuneGC(getenv)
+	if addr := getenv("GATEHOUSE_PPROF"); addr != "" {
+		if err := servePprof(addr, log); err != nil {
+			fmt.Fprintln(stderr, "gatehouse: GATEHOUSE_PPROF:", err)
+			return 2
+		}
+	}
 	cfg, stop, err := serveSetup(getenv, *cfgFile, *simulated, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
