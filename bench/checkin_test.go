@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"gatehouse/internal/pgtest"
@@ -27,33 +28,45 @@ import (
 //   - the same with the waits signed with the session the enrollment
 //     granted, as the agent signs its re-polls (no public-key operation).
 //
+// Each row runs checkinRounds times, the rows taking turns, and reports
+// its best round.
+//
 // Targets: gatehouse on SQLite at ≥ 0.8× bare+verify with key-signed
 // waits, and ≥ 0.5× bare with session-signed ones.
 func BenchmarkCheckins(b *testing.B) {
 	for b.Loop() {
 		type row struct {
 			name string
-			rate float64 // 0: skipped
+			run  func() float64
+			rate float64 // best of the rounds; 0: skipped
 		}
+		pg := os.Getenv(pgtest.Env) != ""
 		rows := []row{
-			{"bare net/http", checkins(b, bareServer(b, false))},
-			{"bare + ed25519 verify", checkins(b, bareServer(b, true))},
-			{"gatehouse, sqlite", checkins(b, startReplicas(b, filepath.Join(b.TempDir(), "bench.db"), 1, nil))},
+			{name: "bare net/http", run: func() float64 { return checkins(b, bareServer(b, false)) }},
+			{name: "bare + ed25519 verify", run: func() float64 { return checkins(b, bareServer(b, true)) }},
+			{name: "gatehouse, sqlite", run: func() float64 {
+				return checkins(b, startReplicas(b, filepath.Join(b.TempDir(), "bench.db"), 1, nil))
+			}},
+			{name: "gatehouse, postgres", run: func() float64 { return checkins(b, startReplicas(b, pgtest.URL(b), 1, nil)) }},
+			{name: "session, sqlite", run: func() float64 {
+				return sessionCheckins(b, startReplicas(b, filepath.Join(b.TempDir(), "session.db"), 1, nil))
+			}},
+			{name: "session, postgres", run: func() float64 { return sessionCheckins(b, startReplicas(b, pgtest.URL(b), 1, nil)) }},
 		}
-		pg := row{name: "gatehouse, postgres"}
-		if os.Getenv(pgtest.Env) != "" {
-			pg.rate = checkins(b, startReplicas(b, pgtest.URL(b), 1, nil))
+		// The rows take turns, round after round, and each keeps its best:
+		// on a machine others load too, a burst of load then slows one
+		// round of a row rather than the row.
+		for range checkinRounds {
+			for i := range rows {
+				if !pg && strings.Contains(rows[i].name, "postgres") {
+					continue
+				}
+				rows[i].rate = max(rows[i].rate, rows[i].run())
+			}
 		}
-		rows = append(rows, pg,
-			row{"session, sqlite", sessionCheckins(b, startReplicas(b, filepath.Join(b.TempDir(), "session.db"), 1, nil))})
-		pgSession := row{name: "session, postgres"}
-		if os.Getenv(pgtest.Env) != "" {
-			pgSession.rate = sessionCheckins(b, startReplicas(b, pgtest.URL(b), 1, nil))
-		}
-		rows = append(rows, pgSession)
 		base := rows[1].rate
 		bare := rows[0].rate
-		fmt.Printf("\n%-24s %12s %14s %10s\n", "check-ins", "req/s", "vs bare+verify", "vs bare")
+		fmt.Printf("\n%-24s %12s %14s %10s   (best of %d rounds)\n", "check-ins", "req/s", "vs bare+verify", "vs bare", checkinRounds)
 		for _, r := range rows {
 			if r.rate == 0 {
 				fmt.Printf("%-24s %12s %14s\n", r.name, "skipped", "set "+pgtest.Env)
@@ -63,8 +76,12 @@ func BenchmarkCheckins(b *testing.B) {
 		}
 		fmt.Println("targets: gatehouse, sqlite >= 0.80x bare + ed25519 verify; session, sqlite >= 0.50x bare")
 		b.ReportMetric(rows[2].rate/base, "sqlite-ratio")
+		b.ReportMetric(rows[4].rate/bare, "session-ratio")
 	}
 }
+
+// checkinRounds is how many times each row of BenchmarkCheckins runs.
+const checkinRounds = 3
 
 // bareServer is a plain net/http server answering every POST with 200 and a
 // small JSON body; with verify it first checks the request's signature

@@ -119,18 +119,19 @@ func checkCSR(csr string) error {
 // not hold (see holds) is answered at once with PollAfter set, and so is a
 // held one whose place a newer waiter takes.
 func (s *Service) Wait(ctx context.Context, sig *protocol.Signed, seen, addr string, timeout time.Duration) (*protocol.Status, error) {
-	id, err := s.seen(ctx, sig.Fingerprint, addr)
-	if err != nil {
-		return nil, err
-	}
-	// Subscribe before reading, so a change in between still wakes us.
-	wake, cancel := s.notify.Subscribe(id)
-	defer cancel()
-	st, err := s.status(ctx, sig.Fingerprint)
+	ds, err := s.db.Checkin(ctx, sig.Fingerprint, addr, s.cfg.SeenEvery)
+	st, err := s.statusOf(ctx, sig.Fingerprint, ds, err)
 	if err != nil || st.State != seen || st.Bundle != nil {
 		return st, err
 	}
-	hd := s.holds.acquire(id, st.State)
+	// A change between that read and subscribing woke no one, so a wait
+	// to be held reads once more once subscribed.
+	wake, cancel := s.notify.Subscribe(ds.DeviceID)
+	defer cancel()
+	if st, err = s.status(ctx, sig.Fingerprint); err != nil || st.State != seen || st.Bundle != nil {
+		return st, err
+	}
+	hd := s.holds.acquire(ds.DeviceID, st.State)
 	if hd == nil {
 		return s.askLater(st), nil
 	}
@@ -205,33 +206,6 @@ func ackTx(ctx context.Context, tx *store.Tx, id string) error {
 	return tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "bundle_delivered", Actor: "device"})
 }
 
-// seen finds the device of a key and notes that it is alive. The note is
-// written only when TouchDevice would change something: a waiting gateway's
-// re-polls within SeenEvery then cost a read, not a write transaction on
-// the connection every device request shares.
-func (s *Service) seen(ctx context.Context, fp, addr string) (string, error) {
-	var id string
-	var fresh bool
-	err := s.db.View(ctx, func(tx *store.Tx) error {
-		k, err := tx.FindKey(ctx, fp)
-		if err != nil {
-			return unknownKey(err)
-		}
-		d, err := tx.Device(ctx, k.DeviceID)
-		if err != nil {
-			return err
-		}
-		id = d.ID
-		// TouchDevice's own condition, negated: seen recently from here.
-		fresh = d.SourceAddr == addr && d.LastSeen.After(tx.Now().Add(-s.cfg.SeenEvery))
-		return nil
-	})
-	if err != nil || fresh {
-		return id, err
-	}
-	return id, s.db.TouchDevice(ctx, id, addr, s.cfg.SeenEvery)
-}
-
 func unknownKey(err error) error {
 	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
 		return gatehouse.Errorf(gatehouse.ENOTFOUND, "this key has not enrolled; call enroll first")
@@ -242,6 +216,27 @@ func unknownKey(err error) error {
 // status is what a device may learn about itself, with its bundle when
 // provisioning is complete and the bundle not yet acknowledged.
 func (s *Service) status(ctx context.Context, fp string) (*protocol.Status, error) {
+	ds, err := s.db.DeviceStatus(ctx, fp)
+	return s.statusOf(ctx, fp, ds, err)
+}
+
+// statusOf answers from one read of the device's status (ds, or err from
+// reading it). Only a device with a bundle due, or one to refuse, needs
+// more: its steps, or who decommissioned it; it is read again whole, in one
+// snapshot, so the bundle matches the state and acknowledgement it is sent
+// with.
+func (s *Service) statusOf(ctx context.Context, fp string, ds *store.DeviceStatus, err error) (*protocol.Status, error) {
+	if err != nil {
+		return nil, unknownKey(err)
+	}
+	if ds.State == gatehouse.StateDecommissioned || holdsBundle(ds.State) && !ds.Acked {
+		return s.fullStatus(ctx, fp)
+	}
+	return s.newStatus(ds.DeviceID, ds.State, ds.Fingerprint, ds.VerificationCode, ds.Name), nil
+}
+
+// fullStatus is status read with the device's steps, in one transaction.
+func (s *Service) fullStatus(ctx context.Context, fp string) (*protocol.Status, error) {
 	var st *protocol.Status
 	err := s.db.View(ctx, func(tx *store.Tx) error {
 		k, err := tx.FindKey(ctx, fp)
@@ -278,10 +273,17 @@ func holdsBundle(s gatehouse.State) bool {
 // deviceStatus carries the device's verification code: the agent cannot
 // compute it, so it prints the one the server answers its signed request with.
 func (s *Service) deviceStatus(d *gatehouse.Device) *protocol.Status {
-	s.fillDevice(d)
-	st := &protocol.Status{DeviceID: d.ID, State: string(d.State), Fingerprint: d.Fingerprint,
-		VerificationCode: d.VerificationCode, Name: d.Name}
-	if d.State == gatehouse.StateFailed {
+	return s.newStatus(d.ID, d.State, d.Fingerprint, d.VerificationCode, d.Name)
+}
+
+// newStatus is the status of a device from the fields a device may see. A
+// verification code not stored yet is computed.
+func (s *Service) newStatus(id string, state gatehouse.State, fp, code, name string) *protocol.Status {
+	if code == "" {
+		code = s.code(fp)
+	}
+	st := &protocol.Status{DeviceID: id, State: string(state), Fingerprint: fp, VerificationCode: code, Name: name}
+	if state == gatehouse.StateFailed {
 		// Backend error text is for operators; the device only needs to know
 		// to keep waiting.
 		st.Reason = "a provisioning step failed; the server keeps retrying"

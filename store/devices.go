@@ -95,7 +95,7 @@ func (d *DB) TouchDevice(ctx context.Context, id, addr string, every time.Durati
 
 func touchDevice(ctx context.Context, q querier, now time.Time, id, addr string, every time.Duration) error {
 	_, err := q.ExecContext(ctx, `UPDATE devices SET last_seen = ?, source_addr = ?
-		WHERE id = ? AND (last_seen <= ? OR source_addr <> ?)`,
+		WHERE id = ? AND `+staleSeen,
 		micros(now), addr, id, micros(now.Add(-every)), addr)
 	return translate(err, "device")
 }
