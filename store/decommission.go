@@ -126,8 +126,9 @@ func (tx *Tx) execRemoval(ctx context.Context, q string, args ...any) error {
 }
 
 // ForgetDevice removes a device and everything that hangs off it (keys,
-// their nonces, steps, certificates, its decommission) and keeps f in its
-// place. The timeline stays: device_events has no key to the device, and
+// steps, certificates, its decommission) and keeps f in its place. Its
+// keys' nonces stay until they expire, as any other: they are keyed by
+// expiry, not key, and still refuse a replay should the key enrol again. The timeline stays: device_events has no key to the device, and
 // the forgotten record is what lets it still be read.
 func (tx *Tx) ForgetDevice(ctx context.Context, f gatehouse.Forgotten) error {
 	_, err := tx.q.ExecContext(ctx, `INSERT INTO forgotten_devices (device_id, name, mac, fingerprint, state, forgotten_by, forgotten_at)
@@ -136,7 +137,6 @@ func (tx *Tx) ForgetDevice(ctx context.Context, f gatehouse.Forgotten) error {
 		return translate(err, "forgotten device")
 	}
 	for _, q := range []string{
-		`DELETE FROM nonces WHERE fingerprint IN (SELECT fingerprint FROM device_keys WHERE device_id = ?)`,
 		`DELETE FROM device_keys WHERE device_id = ?`,
 		`DELETE FROM provisioning_steps WHERE device_id = ?`,
 		`DELETE FROM removal_steps WHERE device_id = ?`,

@@ -24,7 +24,8 @@ import (
 // atomically and across processes, which of two racing uses wins; two uses
 // of one nonce in the same batch are told apart here, the first being the
 // one that reaches the database. A row that has expired but not yet been
-// pruned counts as unused and is renewed.
+// pruned still refuses its request: that request's timestamp has left the
+// accepted window too, so it is refused before it gets here anyway.
 func (d *DB) UseNonce(ctx context.Context, key, nonce string, expires time.Time) (bool, error) {
 	u := &nonceUse{key: key, nonce: nonce, expires: micros(expires), done: make(chan struct{})}
 	d.nonces.add(ctx, u, d.flushNonces)
@@ -157,19 +158,19 @@ func distinctNonces(batch []*nonceUse) (rows, dups []*nonceUse) {
 // sqliteInsertNonces takes the batch as one JSON array of [key, nonce,
 // expires] triples: one statement text whatever the batch's size, so it is
 // prepared once, and no limit on bound variables. RETURNING names the rows
-// inserted or renewed, that is, the fresh uses; WHERE true is how SQLite
-// tells an upsert's ON CONFLICT from a join's.
+// inserted, that is, the fresh uses; WHERE true is how SQLite tells an
+// upsert's ON CONFLICT from a join's. A row met is the same signed request
+// again: its expiry comes from the signed timestamp, so a replay carries
+// the one it was first stored with (see migration 0018).
 const sqliteInsertNonces = `INSERT INTO nonces (fingerprint, nonce, expires_at)
 	SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
-	ON CONFLICT (fingerprint, nonce) DO UPDATE SET expires_at = excluded.expires_at
-	WHERE nonces.expires_at <= ?
+	ON CONFLICT DO NOTHING
 	RETURNING fingerprint, nonce`
 
 // postgresInsertNonces is the same with the batch as three arrays.
 const postgresInsertNonces = `INSERT INTO nonces (fingerprint, nonce, expires_at)
 	SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[])
-	ON CONFLICT (fingerprint, nonce) DO UPDATE SET expires_at = excluded.expires_at
-	WHERE nonces.expires_at <= ?
+	ON CONFLICT DO NOTHING
 	RETURNING fingerprint, nonce`
 
 // insertNonces inserts rows as one statement in its own (implicit)
@@ -196,13 +197,12 @@ func (d *DB) insertNonces(ctx context.Context, rows []*nonceUse) (map[nonceKey]b
 
 // nonceInsert is the dialect's statement and arguments for rows.
 func (d *DB) nonceInsert(rows []*nonceUse) (string, []any, error) {
-	now := micros(d.Now())
 	if d.Postgres() {
 		keys, nonces, expires := make([]string, len(rows)), make([]string, len(rows)), make([]int64, len(rows))
 		for i, u := range rows {
 			keys[i], nonces[i], expires[i] = u.key, u.nonce, u.expires
 		}
-		return postgresInsertNonces, []any{keys, nonces, expires, now}, nil
+		return postgresInsertNonces, []any{keys, nonces, expires}, nil
 	}
 	triples := make([][3]any, len(rows))
 	for i, u := range rows {
@@ -212,7 +212,7 @@ func (d *DB) nonceInsert(rows []*nonceUse) (string, []any, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("store: record nonces: %w", err)
 	}
-	return sqliteInsertNonces, []any{string(batch), now}, nil
+	return sqliteInsertNonces, []any{string(batch)}, nil
 }
 
 // scanNonceKeys reads every returned row and closes them before asking
@@ -239,8 +239,8 @@ func scanNonceKeys(r rows, err error) (map[nonceKey]bool, error) {
 // went. Callers loop in batches so no single statement holds the one
 // connection for long while device requests wait.
 func (d *DB) DeleteExpiredNonces(ctx context.Context, limit int) (int64, error) {
-	res, err := d.q.ExecContext(ctx, `DELETE FROM nonces WHERE (fingerprint, nonce) IN
-		(SELECT fingerprint, nonce FROM nonces WHERE expires_at <= ? LIMIT ?)`, micros(d.Now()), limit)
+	res, err := d.q.ExecContext(ctx, `DELETE FROM nonces WHERE (expires_at, fingerprint, nonce) IN
+		(SELECT expires_at, fingerprint, nonce FROM nonces WHERE expires_at <= ? LIMIT ?)`, micros(d.Now()), limit)
 	if err != nil {
 		return 0, translate(err, "nonces")
 	}

@@ -35,7 +35,8 @@ func (tx *Tx) PendingSeenBefore(ctx context.Context, t time.Time, limit int) ([]
 }
 
 // DeleteDevices removes devices and everything that belongs only to them:
-// their keys, the nonces those keys used, their steps and their timeline.
+// their keys, their steps and their timeline (their keys' nonces expire as
+// any other, see ForgetDevice).
 // Which devices may go is the caller's rule. Ids not found are skipped.
 func (tx *Tx) DeleteDevices(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
@@ -48,7 +49,6 @@ func (tx *Tx) DeleteDevices(ctx context.Context, ids []string) error {
 	}
 	// Children first: keys and steps reference the device.
 	for _, q := range []string{
-		`DELETE FROM nonces WHERE fingerprint IN (SELECT fingerprint FROM device_keys WHERE device_id IN ` + in + `)`,
 		`DELETE FROM device_keys WHERE device_id IN ` + in,
 		`DELETE FROM provisioning_steps WHERE device_id IN ` + in,
 		`DELETE FROM device_events WHERE device_id IN ` + in,

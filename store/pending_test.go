@@ -96,9 +96,10 @@ func testDeleteDevices(t *testing.T, db *store.DB, _ *clock) {
 	if steps := mustSteps(t, db, "dev-01"); len(steps) != 0 {
 		t.Errorf("steps of a deleted device remain: %+v", steps)
 	}
-	// The deleted key's nonce is gone (usable again); the other device's
+	// The deleted key's nonce stays until it expires (nonces are keyed by
+	// expiry, migration 0018), still refusing a replay; the other device's
 	// nonce, key, timeline and row are untouched.
-	mustUseNonce(t, db, "fp-dev-01", "n1", t0.Add(time.Hour), true)
+	mustUseNonce(t, db, "fp-dev-01", "n1", t0.Add(time.Hour), false)
 	mustUseNonce(t, db, "fp-dev-02", "n1", t0.Add(time.Hour), false)
 	if d := mustDevice(t, db, "dev-02"); d.Fingerprint != "fp-dev-02" {
 		t.Errorf("the other device changed: %+v", d)
