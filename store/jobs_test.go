@@ -36,25 +36,7 @@ func TestJobsAnnouncedAtCommit(t *testing.T) {
 		}
 		return nil
 	}))
-	jobs, err := db.NewJobs(&river.Config{
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
-		Workers:           workers,
-		FetchCooldown:     river.FetchCooldownMin,
-		FetchPollInterval: time.Hour,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := jobs.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := jobs.StopAndCancel(stop); err != nil {
-			t.Errorf("StopAndCancel: %v", err)
-		}
-	})
+	startJobs(t, db, &river.Config{Workers: workers})
 	for n := range 3 {
 		start := time.Now()
 		inTx(t, db, func(tx *store.Tx) error {
@@ -88,26 +70,7 @@ func TestRetryAnnounced(t *testing.T) {
 		}
 		return nil
 	}))
-	jobs, err := db.NewJobs(&river.Config{
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
-		Workers:           workers,
-		FetchCooldown:     river.FetchCooldownMin,
-		FetchPollInterval: time.Hour,
-		RetryPolicy:       hourLater{},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := jobs.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := jobs.StopAndCancel(stop); err != nil {
-			t.Errorf("StopAndCancel: %v", err)
-		}
-	})
+	jobs := startJobs(t, db, &river.Config{Workers: workers, RetryPolicy: hourLater{}})
 	inTx(t, db, func(tx *store.Tx) error {
 		_, err := tx.Enqueue(ctx, countArgs{N: 1}, nil)
 		return err
@@ -144,3 +107,27 @@ func TestRetryAnnounced(t *testing.T) {
 type hourLater struct{}
 
 func (hourLater) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(time.Hour) }
+
+// startJobs starts a queue of one worker that never polls, so a job runs
+// at once only if its announcement woke the queue; the test stops it.
+func startJobs(t *testing.T, db *store.DB, cfg *river.Config) *store.Jobs {
+	t.Helper()
+	cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}
+	cfg.FetchCooldown = river.FetchCooldownMin
+	cfg.FetchPollInterval = time.Hour
+	jobs, err := db.NewJobs(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jobs.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := jobs.StopAndCancel(stop); err != nil {
+			t.Errorf("StopAndCancel: %v", err)
+		}
+	})
+	return jobs
+}
