@@ -250,7 +250,7 @@ func (s *Service) fullStatus(ctx context.Context, fp string) (*protocol.Status, 
 		if err := refuseDecommissioned(ctx, tx, d); err != nil {
 			return err
 		}
-		st = s.deviceStatus(d)
+		st = s.newStatus(d.ID, d.State, d.Fingerprint, d.VerificationCode, d.Name)
 		if holdsBundle(d.State) {
 			acked, err := tx.Acked(ctx, d.ID)
 			if err == nil && !acked {
@@ -270,14 +270,9 @@ func holdsBundle(s gatehouse.State) bool {
 	return s == gatehouse.StateProvisioned || s == gatehouse.StateConfigured || s == gatehouse.StateStalled
 }
 
-// deviceStatus carries the device's verification code: the agent cannot
-// compute it, so it prints the one the server answers its signed request with.
-func (s *Service) deviceStatus(d *gatehouse.Device) *protocol.Status {
-	return s.newStatus(d.ID, d.State, d.Fingerprint, d.VerificationCode, d.Name)
-}
-
-// newStatus is the status of a device from the fields a device may see. A
-// verification code not stored yet is computed.
+// newStatus is the status of a device from the fields a device may see. It
+// carries the verification code, one not stored yet computed: the agent
+// cannot compute it, so it prints the one the server answers with.
 func (s *Service) newStatus(id string, state gatehouse.State, fp, code, name string) *protocol.Status {
 	if code == "" {
 		code = s.code(fp)

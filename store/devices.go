@@ -86,13 +86,6 @@ func (tx *Tx) TouchDevice(ctx context.Context, id, addr string, every time.Durat
 	return touchDevice(ctx, tx.q, tx.now, id, addr, every)
 }
 
-// TouchDevice is Tx.TouchDevice as one statement of its own: it changes one
-// row on its own terms, so it needs neither a transaction nor the writers'
-// lock, and waiting gateways' re-polls do not queue behind operators.
-func (d *DB) TouchDevice(ctx context.Context, id, addr string, every time.Duration) error {
-	return touchDevice(ctx, d.q, d.Now().UTC(), id, addr, every)
-}
-
 func touchDevice(ctx context.Context, q querier, now time.Time, id, addr string, every time.Duration) error {
 	_, err := q.ExecContext(ctx, `UPDATE devices SET last_seen = ?, source_addr = ?
 		WHERE id = ? AND `+staleSeen,

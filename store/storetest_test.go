@@ -1304,12 +1304,6 @@ func testView(t *testing.T, db *store.DB, _ *clock) {
 	if !errors.Is(err, boom) {
 		t.Errorf("View = %v, want fn's error", err)
 	}
-	if err := db.TouchDevice(t.Context(), "dev-01", "192.0.2.9", 0); err != nil {
-		t.Fatal(err)
-	}
-	if d := mustDevice(t, db, "dev-01"); d.SourceAddr != "192.0.2.9" {
-		t.Errorf("after DB.TouchDevice, source = %q", d.SourceAddr)
-	}
 }
 
 func testJobsInTx(t *testing.T, db *store.DB, _ *clock) {
