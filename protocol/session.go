@@ -141,6 +141,15 @@ func HasSession(r *http.Request) bool {
 // single use. The Signed it returns has the fingerprint only, and
 // ViaSession set.
 func (v *Verifier) VerifySession(ctx context.Context, r *http.Request, body []byte) (*Signed, error) {
+	c, err := v.CheckSession(r, body)
+	if err != nil {
+		return nil, err
+	}
+	return c.UseNonce(ctx)
+}
+
+// CheckSession is VerifySession up to the nonce's use, as Check is Verify.
+func (v *Verifier) CheckSession(r *http.Request, body []byte) (*Checked, error) {
 	if v.Sessions == nil {
 		return nil, unauthorized("this server grants no sessions; sign with the device key")
 	}
@@ -167,8 +176,5 @@ func (v *Verifier) VerifySession(ctx context.Context, r *http.Request, body []by
 	if !hmac.Equal(mac, want) {
 		return nil, unauthorized("session signature does not verify: method, path, query, body, timestamp and nonce must be exactly what was signed")
 	}
-	if err := v.useNonce(ctx, fp, h.nonce, ts); err != nil {
-		return nil, err
-	}
-	return &Signed{Fingerprint: fp, ViaSession: true}, nil
+	return &Checked{v: v, signed: &Signed{Fingerprint: fp, ViaSession: true}, nonce: h.nonce, ts: ts}, nil
 }
