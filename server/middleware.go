@@ -116,8 +116,9 @@ func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Sig
 	})
 }
 
-// maxDeviceQueue bounds the device requests waiting for a database slot.
-// A fleet whose requests come faster than the database answers them would
+// maxDeviceQueue bounds the device requests waiting for the database: for
+// a slot, or, for a wait, for its nonce's commit (see admitDevice). A
+// fleet whose requests come faster than the database answers them would
 // otherwise queue without end, each holding a connection (a descriptor) and
 // its memory: on the way to 50,000 waiting gateways in BenchmarkWaitingFleet
 // on a loaded 2-core machine, 4,000 waited and the process ran out of
