@@ -7,8 +7,10 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"hash"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -50,13 +52,36 @@ const (
 
 // Sessions mints and opens device sessions under a server secret.
 type Sessions struct {
-	tagKey, sessionKey []byte
+	tags, keys keyedMAC
 }
 
 // NewSessions derives the session keys from secret, which every replica
 // must share.
 func NewSessions(secret []byte) *Sessions {
-	return &Sessions{tagKey: derive(secret, "gatehouse session token v1"), sessionKey: derive(secret, "gatehouse session key v1")}
+	return &Sessions{tags: keyedMAC{key: derive(secret, "gatehouse session token v1")},
+		keys: keyedMAC{key: derive(secret, "gatehouse session key v1")}}
+}
+
+// keyedMAC is HMAC-SHA256 under one fixed key, its keyed states kept for
+// reuse: every session-signed wait opens its token with two of them and
+// every key-signed answer mints one with two more, and a fresh HMAC costs
+// the key's two blocks and half a kilobyte each time.
+type keyedMAC struct {
+	key  []byte
+	pool sync.Pool // of hash.Hash, keyed with key
+}
+
+func (k *keyedMAC) sum(data []byte) []byte {
+	m, ok := k.pool.Get().(hash.Hash)
+	if ok {
+		m.Reset()
+	} else {
+		m = hmac.New(sha256.New, k.key)
+	}
+	m.Write(data)
+	out := m.Sum(nil)
+	k.pool.Put(m)
+	return out
 }
 
 func derive(secret []byte, label string) []byte {
@@ -80,19 +105,11 @@ func (s *Sessions) Grant(fp string, now time.Time) (*SessionGrant, error) {
 	return &SessionGrant{Token: base64.RawURLEncoding.EncodeToString(tok), Key: s.keyOf(tok), Expires: expires}, nil
 }
 
-func (s *Sessions) tag(body []byte) []byte {
-	m := hmac.New(sha256.New, s.tagKey)
-	m.Write(body)
-	return m.Sum(nil)
-}
+func (s *Sessions) tag(body []byte) []byte { return s.tags.sum(body) }
 
 // keyOf is the session key of a token: the server derives it again from the
 // token at each request instead of storing it.
-func (s *Sessions) keyOf(tok []byte) []byte {
-	m := hmac.New(sha256.New, s.sessionKey)
-	m.Write(tok)
-	return m.Sum(nil)
-}
+func (s *Sessions) keyOf(tok []byte) []byte { return s.keys.sum(tok) }
 
 // open checks a token's MAC and expiry and returns its fingerprint and key.
 func (s *Sessions) open(token string, now time.Time) (string, []byte, error) {
@@ -141,6 +158,15 @@ func HasSession(r *http.Request) bool {
 // single use. The Signed it returns has the fingerprint only, and
 // ViaSession set.
 func (v *Verifier) VerifySession(ctx context.Context, r *http.Request, body []byte) (*Signed, error) {
+	c, err := v.CheckSession(r, body)
+	if err != nil {
+		return nil, err
+	}
+	return c.UseNonce(ctx)
+}
+
+// CheckSession is VerifySession up to the nonce's use, as Check is Verify.
+func (v *Verifier) CheckSession(r *http.Request, body []byte) (*Checked, error) {
 	if v.Sessions == nil {
 		return nil, unauthorized("this server grants no sessions; sign with the device key")
 	}
@@ -167,8 +193,5 @@ func (v *Verifier) VerifySession(ctx context.Context, r *http.Request, body []by
 	if !hmac.Equal(mac, want) {
 		return nil, unauthorized("session signature does not verify: method, path, query, body, timestamp and nonce must be exactly what was signed")
 	}
-	if err := v.useNonce(ctx, fp, h.nonce, ts); err != nil {
-		return nil, err
-	}
-	return &Signed{Fingerprint: fp, ViaSession: true}, nil
+	return &Checked{v: v, signed: &Signed{Fingerprint: fp, ViaSession: true}, nonce: h.nonce, ts: ts}, nil
 }

@@ -82,3 +82,35 @@ func TestSessionHeadersChecked(t *testing.T) {
 		t.Error("a session was granted for a malformed fingerprint")
 	}
 }
+
+// CheckSession is VerifySession short of the nonce: the nonce is used by
+// UseNonce alone, and a second use is a replay.
+func TestCheckSessionThenUseNonce(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	sessions := protocol.NewSessions(bytes.Repeat([]byte{5}, protocol.ServerSecretSize))
+	v := &protocol.Verifier{Nonces: protocol.NewNonceCache(), Sessions: sessions, Now: func() time.Time { return now }}
+	fp := protocol.Fingerprint(spkiOf(t, edKey(t).Public()))
+	g, err := sessions.Grant(fp, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"state":"pending"}`)
+	r := sessionWait(t, g, body, now)
+	if _, err := v.CheckSession(r, []byte(`{"state":"approved"}`)); err == nil {
+		t.Fatal("CheckSession accepted a wrong body")
+	}
+	first, err := v.CheckSession(r, body)
+	if err != nil {
+		t.Fatalf("CheckSession: %v", err)
+	}
+	again, err := v.CheckSession(r, body)
+	if err != nil {
+		t.Fatalf("a second CheckSession of an unused nonce: %v", err)
+	}
+	sig, err := first.UseNonce(context.Background())
+	if err != nil || sig.Fingerprint != fp || !sig.ViaSession {
+		t.Fatalf("UseNonce = %+v, %v; want the key's fingerprint, via session", sig, err)
+	}
+	_, err = again.UseNonce(context.Background())
+	wantCode(t, err, gatehouse.EUNAUTHORIZED, "nonce", "replay")
+}

@@ -54,6 +54,36 @@ type signedHeaders struct {
 // A failing NonceStore is passed through wrapped, so it reads as internal
 // (or as whatever *gatehouse.Error the store returned).
 func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (*Signed, error) {
+	c, err := v.Check(r, body)
+	if err != nil {
+		return nil, err
+	}
+	return c.UseNonce(ctx)
+}
+
+// Checked is a request whose signature verified and whose nonce is not
+// used yet: it proves nothing until UseNonce has recorded the nonce. The
+// split lets a server verify (public-key work, no database) before it
+// queues for the database, and record the nonce once its turn comes.
+type Checked struct {
+	v      *Verifier
+	signed *Signed
+	nonce  string
+	ts     time.Time
+}
+
+// UseNonce records the request's nonce, refusing a replay, and returns
+// what the request proves once it is recorded.
+func (c *Checked) UseNonce(ctx context.Context) (*Signed, error) {
+	if err := c.v.useNonce(ctx, c.signed.Fingerprint, c.nonce, c.ts); err != nil {
+		return nil, err
+	}
+	return c.signed, nil
+}
+
+// Check is Verify up to the nonce's use: the headers, the timestamp and
+// the signature.
+func (v *Verifier) Check(r *http.Request, body []byte) (*Checked, error) {
 	h, err := readHeaders(r)
 	if err != nil {
 		return nil, err
@@ -79,10 +109,7 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (*S
 		v.keys.put(h.key, signed, pub)
 	}
 	// Only now, with the signature proven, may the request take cache space.
-	if err := v.useNonce(ctx, signed.Fingerprint, h.nonce, ts); err != nil {
-		return nil, err
-	}
-	return signed, nil
+	return &Checked{v: v, signed: signed, nonce: h.nonce, ts: ts}, nil
 }
 
 func readHeaders(r *http.Request) (signedHeaders, error) {

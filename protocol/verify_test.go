@@ -361,3 +361,42 @@ func TestVerifyKnownKeyCheckedInFull(t *testing.T) {
 		})
 	}
 }
+
+// Check proves the signature and leaves the nonce unused; only UseNonce
+// records it, once, and a second use of the same request is a replay.
+func TestCheckThenUseNonce(t *testing.T) {
+	store := &recordingStore{}
+	v := &protocol.Verifier{Nonces: store}
+	key := edKey(t)
+	r := signedRequest(t, key, []byte("signed"), time.Now())
+	if _, err := v.Check(r, []byte("not what was signed")); err == nil {
+		t.Fatal("Check accepted a wrong body")
+	}
+	c, err := v.Check(r, []byte("signed"))
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if store.calls != 0 {
+		t.Fatalf("Check used the nonce (%d calls); only UseNonce may", store.calls)
+	}
+	sig, err := c.UseNonce(context.Background())
+	if err != nil || sig.Fingerprint != protocol.Fingerprint(spkiOf(t, key.Public())) || store.calls != 1 {
+		t.Fatalf("UseNonce = %+v, %v after %d store calls; want the key's fingerprint after one", sig, err, store.calls)
+	}
+
+	v = &protocol.Verifier{Nonces: protocol.NewNonceCache()}
+	r = signedRequest(t, key, nil, time.Now())
+	first, err := v.Check(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := v.Check(r, nil)
+	if err != nil {
+		t.Fatalf("a second Check of an unused nonce: %v", err)
+	}
+	if _, err := first.UseNonce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = again.UseNonce(context.Background())
+	wantCode(t, err, gatehouse.EUNAUTHORIZED, "nonce", "replay")
+}

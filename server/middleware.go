@@ -103,16 +103,11 @@ func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Sig
 		if err != nil {
 			return err
 		}
-		release, err := s.queuedSlot(r.Context())
+		sig, release, err := s.admitDevice(w, r, body)
 		if err != nil {
-			w.Header().Set("Connection", "close") // as for a turned-away wait
 			return err
 		}
 		defer release()
-		sig, err := s.verifyDevice(r, body)
-		if err != nil {
-			return err
-		}
 		if r.URL.Path == protocol.PathWait {
 			release() // a long poll spends its time waiting, not in the database
 		}
@@ -121,8 +116,9 @@ func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Sig
 	})
 }
 
-// maxDeviceQueue bounds the device requests waiting for a database slot.
-// A fleet whose requests come faster than the database answers them would
+// maxDeviceQueue bounds the device requests waiting for the database: for
+// a slot, or, for a wait, for its nonce's commit (see admitDevice). A
+// fleet whose requests come faster than the database answers them would
 // otherwise queue without end, each holding a connection (a descriptor) and
 // its memory: on the way to 50,000 waiting gateways in BenchmarkWaitingFleet
 // on a loaded 2-core machine, 4,000 waited and the process ran out of
@@ -131,26 +127,68 @@ func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Sig
 // the turned-away waiters get, which is what makes the load shrink.
 const maxDeviceQueue = 256
 
-// queuedSlot is deviceSlot, refused at once while maxDeviceQueue requests
-// already wait for one.
-func (s *Server) queuedSlot(ctx context.Context) (func(), error) {
-	defer s.devQueued.Add(-1)
-	if s.devQueued.Add(1) > maxDeviceQueue {
-		return nil, gatehouse.Errorf(gatehouse.EUNAVAILABLE, "the server is busy; ask again later").WithRetryAfter(s.svc.PollAfter())
+// admitDevice verifies a device request and uses its nonce, holding a
+// database slot (deviceSlot) for the nonce and for what the request does
+// next until release, which may be called more than once. The signature
+// is checked before the slot is taken: it is public-key work that needs
+// no database, and with it inside the slots BenchmarkCheckins' requests
+// queued for them while the four holders shared two cores with every
+// other request.
+//
+// A wait takes no slot: its one use of the writer is its nonce, and
+// concurrent nonces share one commit (store.UseNonce), so however many
+// waits arrive the writer sees one batch of them at a time; the slot
+// would only have capped each batch at four, and so multiplied the
+// commits. Its status is read on connections of its own
+// (store.DB.Checkin). It is still counted in the queue until its nonce is
+// in, so the bound holds for waits as well.
+func (s *Server) admitDevice(w http.ResponseWriter, r *http.Request, body []byte) (*protocol.Signed, func(), error) {
+	leave, err := s.enterDeviceQueue(w)
+	if err != nil {
+		return nil, nil, err
 	}
-	return s.deviceSlot(ctx)
+	defer leave()
+	chk, err := s.checkDevice(r, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	release := func() {}
+	if r.URL.Path != protocol.PathWait {
+		if release, err = s.deviceSlot(r.Context()); err != nil {
+			return nil, nil, err
+		}
+	}
+	sig, err := chk.UseNonce(r.Context())
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return sig, release, nil
 }
 
-// verifyDevice checks a request signed with the device key, or one signed
-// with a session, which may only wait.
-func (s *Server) verifyDevice(r *http.Request, body []byte) (*protocol.Signed, error) {
+// enterDeviceQueue counts a device request as waiting for the database
+// until leave, refusing it at once, before any public-key work, while
+// maxDeviceQueue requests already wait. A refusal closes the connection,
+// as for a turned-away wait.
+func (s *Server) enterDeviceQueue(w http.ResponseWriter) (leave func(), err error) {
+	if s.devQueued.Add(1) > maxDeviceQueue {
+		s.devQueued.Add(-1)
+		w.Header().Set("Connection", "close")
+		return nil, gatehouse.Errorf(gatehouse.EUNAVAILABLE, "the server is busy; ask again later").WithRetryAfter(s.svc.PollAfter())
+	}
+	return func() { s.devQueued.Add(-1) }, nil
+}
+
+// checkDevice checks a request signed with the device key, or one signed
+// with a session, which may only wait; its nonce is not used yet.
+func (s *Server) checkDevice(r *http.Request, body []byte) (*protocol.Checked, error) {
 	if !protocol.HasSession(r) {
-		return s.verifier.Verify(r.Context(), r, body)
+		return s.verifier.Check(r, body)
 	}
 	if r.URL.Path != protocol.PathWait {
 		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "a session may only wait; sign this request with the device key")
 	}
-	return s.verifier.VerifySession(r.Context(), r, body)
+	return s.verifier.CheckSession(r, body)
 }
 
 // grantSession gives the answer to a key-signed request a fresh session,

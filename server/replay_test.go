@@ -172,3 +172,37 @@ func TestDegenerateKeysRefused(t *testing.T) {
 		t.Fatalf("refused enrollments stored %d devices", n)
 	}
 }
+
+// A key-signed wait answers from reads on connections of their own and
+// takes no database slot, but its nonce is committed before it is
+// answered all the same: replayed after a restart, or to another process
+// on the same database, it is refused.
+func TestWaitReplayRefusedAfterRestartAndElsewhere(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	d := newDevice(t)
+	first := startStack(t, path)
+	if code, e := capture(t, d, protocol.PathEnroll, d.enrollBody(t, d.mac)).sendTo(t, first.url); code != http.StatusOK {
+		t.Fatalf("enroll: %d %+v", code, e)
+	}
+	wait, _ := json.Marshal(protocol.WaitRequest{State: "approved"}) // differs: answered at once
+	req := capture(t, d, protocol.PathWait, wait)
+	if code, e := req.sendTo(t, first.url); code != http.StatusOK {
+		t.Fatalf("wait: %d %+v", code, e)
+	}
+	code, e := req.sendTo(t, first.url)
+	wantReplayRefused(t, code, e)
+
+	other := startStack(t, path)
+	code, e = req.sendTo(t, other.url)
+	wantReplayRefused(t, code, e)
+	first.stop()
+	other.stop()
+
+	again := startStack(t, path)
+	code, e = req.sendTo(t, again.url)
+	wantReplayRefused(t, code, e)
+	if code, e := capture(t, d, protocol.PathWait, wait).sendTo(t, again.url); code != http.StatusOK {
+		t.Fatalf("fresh wait after restart: %d %+v", code, e)
+	}
+}

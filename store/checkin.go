@@ -36,8 +36,9 @@ const staleSeen = `(last_seen <= ? OR source_addr <> ?)`
 
 // DeviceStatus reads the status of the device holding the key with
 // fingerprint fp: ENOTFOUND if unknown, EFORBIDDEN if a re-key replaced it.
-// It is one statement on the pool, not a transaction: a single SELECT sees
-// one snapshot by itself, and on SQLite it then takes no write lock.
+// It is one statement, not a transaction: a single SELECT sees one snapshot
+// by itself, and on SQLite it then takes no write lock, and runs on the
+// connections kept for it (checkinQuerier).
 func (d *DB) DeviceStatus(ctx context.Context, fp string) (*DeviceStatus, error) {
 	return d.deviceStatus(ctx, fp, "", 0)
 }
@@ -58,7 +59,8 @@ func (d *DB) deviceStatus(ctx context.Context, fp, addr string, seenBefore int64
 	var st DeviceStatus
 	var replaced, acked sql.NullInt64
 	var stale int64
-	err := d.q.QueryRowContext(ctx, statusQuery, seenBefore, addr, fp).Scan(&st.DeviceID, &replaced, &st.State,
+	q, qctx := d.checkinQuerier(ctx)
+	err := q.QueryRowContext(qctx, statusQuery, seenBefore, addr, fp).Scan(&st.DeviceID, &replaced, &st.State,
 		&st.Name, &st.Fingerprint, &st.VerificationCode, &acked, &stale)
 	if err != nil {
 		return nil, translate(err, "device key")
@@ -68,4 +70,22 @@ func (d *DB) deviceStatus(ctx context.Context, fp, addr string, seenBefore int64
 	}
 	st.Acked, st.stale = acked.Valid, stale == 1
 	return &st, nil
+}
+
+// checkinReader is an engine with connections of its own for the status
+// read (SQLite's, see openCheckinReads).
+type checkinReader interface{ checkinReads() querier }
+
+// checkinQuerier is where the status read runs, and the context to run it
+// with: the check-in connections where the engine has them, else the pool.
+// On the check-in connections the read cannot be cancelled: it is one
+// indexed lookup that takes no lock the writer holds, and for a context
+// that can end, database/sql and the driver each start a goroutine per
+// statement to watch it, which cost the read more than an interruption
+// could ever save. A request already cancelled is refused before it.
+func (d *DB) checkinQuerier(ctx context.Context) (querier, context.Context) {
+	if r, ok := d.eng.(checkinReader); ok && ctx.Err() == nil {
+		return r.checkinReads(), context.WithoutCancel(ctx)
+	}
+	return d.q, ctx
 }

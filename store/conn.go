@@ -47,8 +47,12 @@ type sqlQuerier struct {
 }
 
 // stmt returns the kept statement for query, bound to the transaction if
-// there is one; nil when the query is not kept (the cache is full).
+// there is one; nil when the query is not kept (the cache is full), or
+// when the connections keep their own (no stmts).
 func (q sqlQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
+	if q.stmts == nil {
+		return nil
+	}
 	st := q.stmts.get(ctx, query, q.tx != nil)
 	if st != nil && q.tx != nil {
 		// On the one connection database/sql reuses the prepared

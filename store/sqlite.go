@@ -16,10 +16,12 @@ import (
 	"modernc.org/sqlite" // also registers the "sqlite" driver
 )
 
-// sqliteEngine is a SQLite file on one connection.
+// sqliteEngine is a SQLite file on one connection, and a few more that
+// only ever read a device's check-in status (checkinReads).
 type sqliteEngine struct {
 	db    *sql.DB
 	stmts *stmtCache
+	reads *sql.DB
 }
 
 func openSQLite(path string) (*sqliteEngine, error) {
@@ -44,7 +46,41 @@ func openSQLite(path string) (*sqliteEngine, error) {
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	return &sqliteEngine{db: db, stmts: newStmtCache(db)}, nil
+	reads, err := openCheckinReads(path)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &sqliteEngine{db: db, stmts: newStmtCache(db), reads: reads}, nil
+}
+
+// checkinReadConns is how many connections read check-in statuses: one
+// per core of the 2-core machines gatehouse is measured on is enough for
+// reads that take microseconds.
+const checkinReadConns = 2
+
+// openCheckinReads opens the connections that read check-in statuses. On
+// the one writing connection every device wait's read queued with the
+// nonce commits that must finish before any wait is answered (and behind
+// River's work and the operator's changes); in WAL mode a reader needs no
+// lock the writer holds, and sees every transaction committed before its
+// statement began, so a wait still reads the state an approval committed
+// just before it. query_only makes a write sent here by mistake fail
+// rather than race the writer. They serve that one statement only (see
+// DB.checkinQuerier): the rest of the store reads on the writer, whose
+// transactions see their own writes.
+func openCheckinReads(path string) (*sql.DB, error) {
+	q := "?_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+	conn, err := sqlite.NewConnector(sqliteURI(path) + q)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s for check-in reads: %w", path, err)
+	}
+	db := sql.OpenDB(stmtConnector{conn})
+	db.SetMaxOpenConns(checkinReadConns)
+	db.SetMaxIdleConns(checkinReadConns)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	return db, nil
 }
 
 // sqliteURI turns a file path into a SQLite "file:" URI. In a URI '?' starts
@@ -57,9 +93,16 @@ func sqliteURI(path string) string {
 
 func (e *sqliteEngine) pool() querier                  { return sqlQuerier{c: e.db, stmts: e.stmts} }
 func (e *sqliteEngine) ping(ctx context.Context) error { return e.db.PingContext(ctx) }
-func (e *sqliteEngine) close() error                   { e.stmts.close(); return e.db.Close() }
-func (e *sqliteEngine) migrations() string             { return "migrations/sqlite" }
-func (e *sqliteEngine) sqlDB() *sql.DB                 { return e.db }
+func (e *sqliteEngine) close() error {
+	e.stmts.close()
+	return errors.Join(e.reads.Close(), e.db.Close())
+}
+func (e *sqliteEngine) migrations() string { return "migrations/sqlite" }
+func (e *sqliteEngine) sqlDB() *sql.DB     { return e.db }
+
+// checkinReads runs queries on the check-in read connections, each of
+// which keeps its prepared statements (stmtConn).
+func (e *sqliteEngine) checkinReads() querier { return sqlQuerier{c: e.reads} }
 
 // lockSchema needs no lock: BEGIN IMMEDIATE already lets one writer at a
 // time through, across processes.
