@@ -216,14 +216,17 @@ func (s *Service) finishStep(ctx context.Context, id string, name gatehouse.Step
 }
 
 // settleDevice derives the device state from its provisioning steps after
-// one finished; the last one to succeed starts the IoT Hub follow-up.
+// one finished; the last one to succeed starts the IoT Hub follow-up. Only
+// a change of state reads the whole device and writes it: a step that
+// leaves the device provisioning, as all but the last do, writes nothing
+// more than its own row.
 func (s *Service) settleDevice(ctx context.Context, tx *store.Tx, id string) (bool, error) {
-	d, err := tx.Device(ctx, id)
-	if err != nil || d.State == gatehouse.StateDecommissioned {
+	now, reason, steps, err := tx.StepStates(ctx, id)
+	if err != nil || now == gatehouse.StateDecommissioned {
 		return false, err
 	}
 	state := gatehouse.StateProvisioned
-	for _, st := range d.Steps {
+	for _, st := range steps {
 		switch {
 		case st.Name == gatehouse.StepHub:
 		case st.State == gatehouse.StepFailed:
@@ -231,6 +234,13 @@ func (s *Service) settleDevice(ctx context.Context, tx *store.Tx, id string) (bo
 		case st.State != gatehouse.StepSucceeded:
 			state = gatehouse.StateProvisioning
 		}
+	}
+	if state == now && reason == "" {
+		return false, nil
+	}
+	d, err := tx.Device(ctx, id)
+	if err != nil {
+		return false, err
 	}
 	if err := s.setState(ctx, tx, d, change{to: state}); err != nil {
 		return false, err
@@ -245,7 +255,8 @@ func (s *Service) settleDevice(ctx context.Context, tx *store.Tx, id string) (bo
 }
 
 // keepCertificate keeps the certificate a step's output holds, so it can be
-// revoked on decommission or renewal and watched for expiry.
+// revoked on decommission or renewal and watched for expiry. It is kept
+// under the key the device holds as the step finishes.
 func keepCertificate(ctx context.Context, tx *store.Tx, id string, output map[string]string, origin string) error {
 	serial, pemText := output[gatehouse.OutSerial], output[gatehouse.OutCertificate]
 	if serial == "" || pemText == "" {
@@ -255,10 +266,6 @@ func keepCertificate(ctx context.Context, tx *store.Tx, id string, output map[st
 	if err != nil {
 		return err
 	}
-	d, err := tx.Device(ctx, id)
-	if err != nil {
-		return err
-	}
-	c.DeviceID, c.Fingerprint, c.Origin = id, d.Fingerprint, origin
-	return tx.AddCertificate(ctx, c)
+	c.DeviceID, c.Origin = id, origin
+	return tx.AddCertificateOfKey(ctx, c)
 }
