@@ -38,6 +38,17 @@ func (s *Service) runStep(ctx context.Context, id string, name gatehouse.StepNam
 	return s.finishStep(ctx, id, name, res.Output, sealed)
 }
 
+// stepTx runs fn as one transaction of a step, sharing its commit with the
+// other steps' transactions waiting at the same moment (groupCommit). A
+// step whose context has ended writes nothing, as a transaction of its own
+// could not begin: a step cut off by shutdown leaves no failure behind.
+func (s *Service) stepTx(ctx context.Context, fn func(context.Context, *store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("provision: step transaction: %w", err)
+	}
+	return s.group.do(ctx, s.db, fn)
+}
+
 // seal seals each secret to the device under its field name, so the server
 // stores none of them in clear.
 func seal(key []byte, secrets map[string][]byte) (map[string][]byte, error) {
@@ -57,7 +68,7 @@ func seal(key []byte, secrets map[string][]byte) (map[string][]byte, error) {
 // out.
 func (s *Service) record(id string, name gatehouse.StepName) func(context.Context, map[string]string) error {
 	return func(ctx context.Context, kv map[string]string) error {
-		return s.db.InTx(ctx, func(tx *store.Tx) error { return tx.MergeStepOutput(ctx, id, name, kv) })
+		return s.stepTx(ctx, func(ctx context.Context, tx *store.Tx) error { return tx.MergeStepOutput(ctx, id, name, kv) })
 	}
 }
 
@@ -70,7 +81,7 @@ func (s *Service) inputFor(d *gatehouse.Device, k *gatehouse.DeviceKey, name gat
 // no longer wants provisioning (dismissed or decommissioned meanwhile).
 func (s *Service) beginStep(ctx context.Context, id string, name gatehouse.StepName) (*gatehouse.StepInput, bool, error) {
 	var in *gatehouse.StepInput
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.stepTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		d, err := tx.Device(ctx, id)
 		if err != nil {
 			return err
@@ -157,7 +168,7 @@ func stepOutput(d *gatehouse.Device, name gatehouse.StepName) map[string]string 
 func (s *Service) failStep(ctx context.Context, id string, name gatehouse.StepName, cause error) error {
 	reason := cause.Error()
 	s.log.Warn("provisioning step failed", "device", id, "step", name, "err", reason)
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.stepTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		if err := tx.FailStep(ctx, id, name, reason); err != nil {
 			return err
 		}
@@ -191,7 +202,7 @@ func withStep(name gatehouse.StepName, reason string) string {
 // provisioned, which releases its bundle to the waiting agent.
 func (s *Service) finishStep(ctx context.Context, id string, name gatehouse.StepName, output map[string]string, sealed map[string][]byte) error {
 	var done bool
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.stepTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		if err := tx.FinishStep(ctx, id, name, output, sealed); err != nil {
 			return err
 		}
