@@ -21,10 +21,12 @@ const maxGroup = 64
 // others back, so every promise of a transaction of its own holds; what is
 // saved is the per-transaction work of the one database writer (begin,
 // commit, writing the pages the parts share, handing the connection on),
-// which was most of a bulk approval's cost.
+// nine times per gateway in a bulk approval.
 //
 // No part waits for company: the first caller leads at once, and those that
-// arrive while a group is being written make up the next.
+// arrive while a group waits for the connection or is written make up the
+// next. A caller's wait is bounded by the transactions ahead of it, not by
+// its context, as a transaction's commit is.
 type groupCommit struct {
 	mu      sync.Mutex
 	waiting []*groupPart
