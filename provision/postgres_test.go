@@ -36,6 +36,8 @@ func TestPostgres(t *testing.T) {
 		"TokenRevokedEndsSessions": TestTokenRevokedEndsItsSessions,
 		"ExternalLogin":            TestExternalLogin,
 		"RelabelReappliesManifest": TestRelabelReappliesManifest,
+		"CrashBetweenSteps":        TestCrashBetweenStepsConverges,
+		"LostResponses":            TestLostResponsesLeaveOneObjectPerBackend,
 	} {
 		t.Run(name, fn)
 	}

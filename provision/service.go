@@ -130,6 +130,7 @@ type Service struct {
 	refusals refusalLimiter
 
 	pending *pendingGauge // the pending queue's size, for its cap
+	group   groupCommit   // shares commits between step transactions
 	holds   *holds        // the device waits held open
 	// sessions grants and checks device sessions, under a secret every
 	// replica shares.

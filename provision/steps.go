@@ -38,6 +38,17 @@ func (s *Service) runStep(ctx context.Context, id string, name gatehouse.StepNam
 	return s.finishStep(ctx, id, name, res.Output, sealed)
 }
 
+// stepTx runs fn as one transaction of a step, sharing its commit with the
+// other steps' transactions waiting at the same moment (groupCommit). A
+// step whose context has ended writes nothing, as a transaction of its own
+// could not begin: a step cut off by shutdown leaves no failure behind.
+func (s *Service) stepTx(ctx context.Context, fn func(context.Context, *store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("provision: step transaction: %w", err)
+	}
+	return s.group.do(ctx, s.db, fn)
+}
+
 // seal seals each secret to the device under its field name, so the server
 // stores none of them in clear.
 func seal(key []byte, secrets map[string][]byte) (map[string][]byte, error) {
@@ -57,7 +68,7 @@ func seal(key []byte, secrets map[string][]byte) (map[string][]byte, error) {
 // out.
 func (s *Service) record(id string, name gatehouse.StepName) func(context.Context, map[string]string) error {
 	return func(ctx context.Context, kv map[string]string) error {
-		return s.db.InTx(ctx, func(tx *store.Tx) error { return tx.MergeStepOutput(ctx, id, name, kv) })
+		return s.stepTx(ctx, func(ctx context.Context, tx *store.Tx) error { return tx.MergeStepOutput(ctx, id, name, kv) })
 	}
 }
 
@@ -70,7 +81,7 @@ func (s *Service) inputFor(d *gatehouse.Device, k *gatehouse.DeviceKey, name gat
 // no longer wants provisioning (dismissed or decommissioned meanwhile).
 func (s *Service) beginStep(ctx context.Context, id string, name gatehouse.StepName) (*gatehouse.StepInput, bool, error) {
 	var in *gatehouse.StepInput
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.stepTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		d, err := tx.Device(ctx, id)
 		if err != nil {
 			return err
@@ -157,7 +168,7 @@ func stepOutput(d *gatehouse.Device, name gatehouse.StepName) map[string]string 
 func (s *Service) failStep(ctx context.Context, id string, name gatehouse.StepName, cause error) error {
 	reason := cause.Error()
 	s.log.Warn("provisioning step failed", "device", id, "step", name, "err", reason)
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.stepTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		if err := tx.FailStep(ctx, id, name, reason); err != nil {
 			return err
 		}
@@ -191,7 +202,7 @@ func withStep(name gatehouse.StepName, reason string) string {
 // provisioned, which releases its bundle to the waiting agent.
 func (s *Service) finishStep(ctx context.Context, id string, name gatehouse.StepName, output map[string]string, sealed map[string][]byte) error {
 	var done bool
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.stepTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		if err := tx.FinishStep(ctx, id, name, output, sealed); err != nil {
 			return err
 		}
@@ -216,14 +227,17 @@ func (s *Service) finishStep(ctx context.Context, id string, name gatehouse.Step
 }
 
 // settleDevice derives the device state from its provisioning steps after
-// one finished; the last one to succeed starts the IoT Hub follow-up.
+// one finished; the last one to succeed starts the IoT Hub follow-up. Only
+// a change of state reads the whole device and writes it: a step that
+// leaves the device provisioning, as all but the last do, writes nothing
+// more than its own row.
 func (s *Service) settleDevice(ctx context.Context, tx *store.Tx, id string) (bool, error) {
-	d, err := tx.Device(ctx, id)
-	if err != nil || d.State == gatehouse.StateDecommissioned {
+	now, reason, steps, err := tx.StepStates(ctx, id)
+	if err != nil || now == gatehouse.StateDecommissioned {
 		return false, err
 	}
 	state := gatehouse.StateProvisioned
-	for _, st := range d.Steps {
+	for _, st := range steps {
 		switch {
 		case st.Name == gatehouse.StepHub:
 		case st.State == gatehouse.StepFailed:
@@ -231,6 +245,13 @@ func (s *Service) settleDevice(ctx context.Context, tx *store.Tx, id string) (bo
 		case st.State != gatehouse.StepSucceeded:
 			state = gatehouse.StateProvisioning
 		}
+	}
+	if state == now && reason == "" {
+		return false, nil
+	}
+	d, err := tx.Device(ctx, id)
+	if err != nil {
+		return false, err
 	}
 	if err := s.setState(ctx, tx, d, change{to: state}); err != nil {
 		return false, err
@@ -245,7 +266,8 @@ func (s *Service) settleDevice(ctx context.Context, tx *store.Tx, id string) (bo
 }
 
 // keepCertificate keeps the certificate a step's output holds, so it can be
-// revoked on decommission or renewal and watched for expiry.
+// revoked on decommission or renewal and watched for expiry. It is kept
+// under the key the device holds as the step finishes.
 func keepCertificate(ctx context.Context, tx *store.Tx, id string, output map[string]string, origin string) error {
 	serial, pemText := output[gatehouse.OutSerial], output[gatehouse.OutCertificate]
 	if serial == "" || pemText == "" {
@@ -255,10 +277,6 @@ func keepCertificate(ctx context.Context, tx *store.Tx, id string, output map[st
 	if err != nil {
 		return err
 	}
-	d, err := tx.Device(ctx, id)
-	if err != nil {
-		return err
-	}
-	c.DeviceID, c.Fingerprint, c.Origin = id, d.Fingerprint, origin
-	return tx.AddCertificate(ctx, c)
+	c.DeviceID, c.Origin = id, origin
+	return tx.AddCertificateOfKey(ctx, c)
 }

@@ -19,6 +19,16 @@ func (tx *Tx) AddCertificate(ctx context.Context, c gatehouse.DeviceCert) error 
 	return translate(err, "certificate")
 }
 
+// AddCertificateOfKey keeps a certificate issued for the key its device
+// holds now, read in the same statement: a step that finishes keeps its
+// certificate without reading the device for its fingerprint.
+func (tx *Tx) AddCertificateOfKey(ctx context.Context, c gatehouse.DeviceCert) error {
+	_, err := tx.q.ExecContext(ctx, `INSERT INTO certificates (`+certColumns+`)
+		SELECT ?, id, fingerprint, ?, ?, ?, ?, NULL FROM devices WHERE id = ? ON CONFLICT (serial) DO NOTHING`,
+		c.Serial, c.Origin, micros(c.NotBefore), micros(c.NotAfter), micros(tx.now), c.DeviceID)
+	return translate(err, "certificate")
+}
+
 // Certificates lists a device's certificates, newest first.
 func (tx *Tx) Certificates(ctx context.Context, deviceID string) ([]gatehouse.DeviceCert, error) {
 	return tx.queryCerts(ctx, `SELECT `+certColumns+` FROM certificates WHERE device_id = ?

@@ -78,6 +78,39 @@ func (tx *Tx) StepsOf(ctx context.Context, ids []string) (map[string][]gatehouse
 	return out, translate(rows.Err(), "provisioning steps")
 }
 
+// StepStates returns a device's state and reason with the name and state of
+// each of its steps, not their outputs or sealed fields: what settling the
+// device after a step needs, read in one statement.
+func (tx *Tx) StepStates(ctx context.Context, deviceID string) (gatehouse.State, string, []gatehouse.Step, error) {
+	rows, err := tx.q.QueryContext(ctx, `SELECT d.state, d.reason, COALESCE(s.step, ''), COALESCE(s.state, '')
+		FROM devices d LEFT JOIN provisioning_steps s ON s.device_id = d.id WHERE d.id = ? ORDER BY s.step`, deviceID)
+	if err != nil {
+		return "", "", nil, translate(err, "provisioning steps")
+	}
+	defer rows.Close()
+	var state gatehouse.State
+	var reason string
+	var steps []gatehouse.Step
+	found := false
+	for rows.Next() {
+		var st gatehouse.Step
+		if err := rows.Scan(&state, &reason, &st.Name, &st.State); err != nil {
+			return "", "", nil, translate(err, "provisioning step")
+		}
+		found = true
+		if st.Name != "" {
+			steps = append(steps, st)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", "", nil, translate(err, "provisioning steps")
+	}
+	if !found {
+		return "", "", nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "device %s not found", deviceID)
+	}
+	return state, reason, steps, nil
+}
+
 // prefixed scans a leading column into first before the step's columns.
 type prefixed struct {
 	first *string
