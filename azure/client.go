@@ -189,7 +189,7 @@ func capturingClient(hc *http.Client) *http.Client {
 	}
 	base := c.Transport
 	if base == nil {
-		base = http.DefaultTransport
+		base = rest.Transport
 	}
 	c.Transport = captureTransport{base: base}
 	return c

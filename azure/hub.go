@@ -45,7 +45,7 @@ type HubConfig struct {
 	Timeout time.Duration
 	// Retries of a throttled or failed call; default 4, negative for none.
 	Retries int
-	// HTTP sends requests; default http.DefaultTransport.
+	// HTTP sends requests; default rest.Transport.
 	HTTP *http.Client
 	// UserAgent names gatehouse to the service.
 	UserAgent string

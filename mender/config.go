@@ -23,7 +23,7 @@ type Config struct {
 	Timeout time.Duration
 	// RateLimit caps calls per minute, logins included; 0 means no limit.
 	RateLimit int
-	// HTTP sends the requests; nil means http.DefaultClient.
+	// HTTP sends the requests; nil means one on rest.Transport.
 	HTTP *http.Client
 	// UserAgent names the caller; default "gatehouse".
 	UserAgent string

@@ -25,7 +25,7 @@ type Client struct {
 	Service string
 	// BaseURL is prepended to request paths.
 	BaseURL string
-	// HTTP sends the requests; default an http.Client with Timeout.
+	// HTTP sends the requests; default one on Transport.
 	HTTP *http.Client
 	// Timeout bounds one attempt; default 30 s.
 	Timeout time.Duration
@@ -212,7 +212,29 @@ func (c *Client) httpClient() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	return http.DefaultClient
+	return defaultClient
+}
+
+// MaxIdlePerHost is how many idle connections Transport keeps to one
+// backend host: enough for the steps that call one backend at once
+// (serve's --workers, 20 by default, plus the follow-ups'). Go's
+// http.DefaultTransport keeps two, so the other calls of a busy
+// provisioning run dialled anew, each with a TLS handshake, and left
+// connections in TIME_WAIT behind.
+const MaxIdlePerHost = 64
+
+// Transport is what every backend client sends with unless given its own
+// http.Client: http.DefaultTransport's settings (proxy from the
+// environment, dial and TLS timeouts, HTTP/2) with MaxIdlePerHost.
+var Transport http.RoundTripper = newTransport()
+
+var defaultClient = &http.Client{Transport: Transport}
+
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = MaxIdlePerHost
+	t.MaxIdleConns = 4 * MaxIdlePerHost
+	return t
 }
 
 func (c *Client) errorf(format string, args ...any) error {

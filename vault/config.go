@@ -61,7 +61,7 @@ type Config struct {
 	// Retries is how often a 429, 5xx or network failure is retried;
 	// default 4, negative disables retries.
 	Retries int
-	// HTTP sends the requests; default http.DefaultClient.
+	// HTTP sends the requests; default one on rest.Transport.
 	HTTP *http.Client
 	// UserAgent names the caller to Vault; default "gatehouse".
 	UserAgent string
