@@ -28,10 +28,11 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 	}
 	var id, rekeyOf string
 	var created bool
+	code := s.code(sig.Fingerprint)
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
 		admit := func() error { return s.admitPending(ctx, tx) }
-		id, created, err = enrollTx(ctx, tx, sig, req, mac, addr, s.code(sig.Fingerprint), admit)
+		id, created, err = enrollTx(ctx, tx, sig, req, mac, addr, code, admit)
 		if created && err == nil {
 			rekeyOf, err = s.enrolledNew(ctx, tx, id, mac, sig.Fingerprint)
 		}
@@ -44,6 +45,12 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 		s.log.InfoContext(ctx, "device enrolled", "device", id, "mac", mac, "fingerprint", sig.Fingerprint, "addr", addr)
 		s.notify.Publish(id)
 		publishIf(s.notify, rekeyOf) // the gateway's page shows its new candidate
+		// What the transaction just wrote is the status: reading it back
+		// would take the one SQLite connection once more per new gateway,
+		// which a growing fleet's enrollments queue for. An allowlist's
+		// approval runs as a job after the commit, so the device is
+		// pending here; the agent hears of the approval in its wait.
+		return s.newStatus(id, gatehouse.StatePending, sig.Fingerprint, code, ""), nil
 	}
 	return s.status(ctx, sig.Fingerprint)
 }
@@ -119,23 +126,38 @@ func checkCSR(csr string) error {
 // not hold (see holds) is answered at once with PollAfter set, and so is a
 // held one whose place a newer waiter takes.
 func (s *Service) Wait(ctx context.Context, sig *protocol.Signed, seen, addr string, timeout time.Duration) (*protocol.Status, error) {
+	// A gateway that asked before is subscribed to before its status is
+	// read, so a change after the read wakes it and that one read serves
+	// both a held wait and one turned away: every further read takes the
+	// one SQLite connection the fleet's enrollments queue for.
+	var wake <-chan struct{}
+	known := s.holds.deviceOf(sig.Fingerprint)
+	if known != "" {
+		ch, cancel := s.notify.Subscribe(known)
+		defer cancel()
+		wake = ch
+	}
 	ds, err := s.db.Checkin(ctx, sig.Fingerprint, addr, s.cfg.SeenEvery)
 	st, err := s.statusOf(ctx, sig.Fingerprint, ds, err)
 	if err != nil || st.State != seen || st.Bundle != nil {
 		return st, err
 	}
-	// A change between that read and subscribing woke no one, so a wait
-	// to be held reads once more once subscribed.
-	wake, cancel := s.notify.Subscribe(ds.DeviceID)
-	defer cancel()
-	if st, err = s.status(ctx, sig.Fingerprint); err != nil || st.State != seen || st.Bundle != nil {
-		return st, err
-	}
-	hd := s.holds.acquire(ds.DeviceID, st.State)
+	hd := s.holds.acquire(sig.Fingerprint, ds.DeviceID, st.State)
 	if hd == nil {
 		return s.askLater(st), nil
 	}
 	defer s.holds.release(hd)
+	if ds.DeviceID != known {
+		// A first wait, or the key moved to another device (a re-key): a
+		// change between the read and subscribing woke no one, so it reads
+		// once more once subscribed.
+		ch, cancel := s.notify.Subscribe(ds.DeviceID)
+		defer cancel()
+		wake = ch
+		if st, err = s.status(ctx, sig.Fingerprint); err != nil || st.State != seen || st.Bundle != nil {
+			return st, err
+		}
+	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {

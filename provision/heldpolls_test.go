@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse"
 	"gatehouse/protocol"
+	"gatehouse/provision"
 )
 
 // With room for one held wait, the gateway that enrolled last is the one
@@ -71,4 +73,42 @@ func TestHeldPollsGoToTheNewestWaiter(t *testing.T) {
 	}
 	cancel()
 	<-secondDone
+}
+
+// A wait subscribes to the device its key last waited as before reading
+// its status. A re-key moves the key to the gateway it re-keys, so the
+// next waits must follow it there: each is held for an hour here, and only
+// a change of the gateway ends it.
+func TestHeldWaitFollowsARekeyedKey(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.db = openDB(t, filepath.Join(t.TempDir(), "r.db"))
+	tb.svc = startService(t, tb.db, followConfig(tb))
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	_, fresh, id, cand := rekeyed(t, tb, "gw-moved")
+	// Held while pending, as the candidate: the server now knows the key
+	// as the candidate's.
+	if st, err := tb.svc.Wait(ctx, fresh.sig, "pending", "192.0.2.7", time.Nanosecond); err != nil || st.DeviceID != cand {
+		t.Fatalf("candidate's wait: %+v, %v; want the candidate %s", st, err, cand)
+	}
+	if _, err := tb.svc.Approve(ctx, "token:alice", cand, provision.Approval{}); err != nil {
+		t.Fatal(err)
+	}
+	for seen := "pending"; seen != string(gatehouse.StateConfigured); {
+		st, err := tb.svc.Wait(ctx, fresh.sig, seen, "192.0.2.7", time.Hour)
+		if err != nil {
+			t.Fatalf("waiting after %q: %v (a wait not woken by the gateway it now belongs to)", seen, err)
+		}
+		if st.DeviceID != id {
+			t.Fatalf("the re-keyed key waits as %s, want the gateway %s", st.DeviceID, id)
+		}
+		seen = st.State
+		if st.Bundle != nil && tb.svc.Ack(ctx, fresh.sig) != nil {
+			t.Fatal("ack failed")
+		}
+		if seen == string(gatehouse.StateProvisioned) {
+			tb.register(t, "gw-moved", "hub-a.azure-devices.net")
+		}
+	}
 }

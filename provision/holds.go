@@ -25,13 +25,14 @@ type holds struct {
 
 	mu      sync.Mutex
 	held    holdHeap
-	waiting map[string]*waiter
+	waiting map[string]*waiter // by the fingerprint of the key it asks with
 	swept   time.Time
 }
 
-// waiter is what the process remembers of a gateway between its polls: the
-// state it waits in, since when, and when it last asked.
+// waiter is what the process remembers of a gateway between its polls: its
+// device, the state it waits in, since when, and when it last asked.
 type waiter struct {
+	device    string
 	state     string
 	since     time.Time
 	lastAsked time.Time
@@ -57,17 +58,17 @@ func newHolds(max int, repollRate float64, now func() time.Time) *holds {
 	return &holds{max: max, repollRate: repollRate, now: now, waiting: map[string]*waiter{}}
 }
 
-// acquire notes that gateway id polls in state and returns its hold, or
-// nil when it is to be turned away.
-func (h *holds) acquire(id, state string) *hold {
+// acquire notes that the gateway asking with key fp, device id, polls in
+// state and returns its hold, or nil when it is to be turned away.
+func (h *holds) acquire(fp, id, state string) *hold {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.now()
 	h.sweep(now)
-	w := h.waiting[id]
-	if w == nil || w.state != state {
-		w = &waiter{state: state, since: now}
-		h.waiting[id] = w
+	w := h.waiting[fp]
+	if w == nil || w.state != state || w.device != id {
+		w = &waiter{device: id, state: state, since: now}
+		h.waiting[fp] = w
 	}
 	w.lastAsked = now
 	if h.held.Len() >= h.max {
@@ -79,6 +80,18 @@ func (h *holds) acquire(id, state string) *hold {
 	hd := &hold{since: w.since, evicted: make(chan struct{})}
 	heap.Push(&h.held, hd)
 	return hd
+}
+
+// deviceOf is the device the key fp belonged to when it last asked, or ""
+// when it has not asked lately. A key's device changes only by a re-key, so
+// what this says is to be checked against the status read after it.
+func (h *holds) deviceOf(fp string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if w := h.waiting[fp]; w != nil {
+		return w.device
+	}
+	return ""
 }
 
 // release gives a hold back once its poll is answered.

@@ -23,14 +23,14 @@ func evicted(hd *hold) bool {
 func TestHoldsKeepTheNewestWaiters(t *testing.T) {
 	clock := &fakeTime{t: time.Unix(1_800_000_000, 0)}
 	h := newHolds(2, 10, clock.now)
-	a := h.acquire("a", "pending")
+	a := h.acquire("a", "a", "pending")
 	clock.add(time.Second)
-	b := h.acquire("b", "pending")
+	b := h.acquire("b", "b", "pending")
 	if a == nil || b == nil {
 		t.Fatal("the first two waiters were turned away with room for two")
 	}
 	clock.add(time.Second)
-	c := h.acquire("c", "pending")
+	c := h.acquire("c", "c", "pending")
 	if c == nil || !evicted(a) || evicted(b) {
 		t.Fatalf("a newer waiter should take the oldest one's place: c held %v, a evicted %v, b evicted %v", c != nil, evicted(a), evicted(b))
 	}
@@ -42,11 +42,11 @@ func TestHoldsKeepTheNewestWaiters(t *testing.T) {
 	// a asks again, still pending since it first asked: older than every
 	// held waiter, so it is turned away and evicts nobody.
 	clock.add(time.Second)
-	if h.acquire("a", "pending") != nil || evicted(b) || evicted(c) {
+	if h.acquire("a", "a", "pending") != nil || evicted(b) || evicted(c) {
 		t.Fatal("an older waiter took the place of a newer one")
 	}
 	// Approved, a has begun waiting anew: the newest of all.
-	if a2 := h.acquire("a", "approved"); a2 == nil || !evicted(b) {
+	if a2 := h.acquire("a", "a", "approved"); a2 == nil || !evicted(b) {
 		t.Fatal("a gateway that changed state is not held ahead of older waiters")
 	}
 	h.release(c)
@@ -57,7 +57,7 @@ func TestHoldsKeepTheNewestWaiters(t *testing.T) {
 
 func TestHoldsNoneHeld(t *testing.T) {
 	h := newHolds(0, 10, time.Now)
-	if h.acquire("a", "pending") != nil {
+	if h.acquire("a", "a", "pending") != nil {
 		t.Fatal("a wait was held by a set of size 0")
 	}
 }
@@ -69,14 +69,16 @@ func TestPollAfterFollowsTheTurnedAway(t *testing.T) {
 		t.Errorf("with nobody turned away poll_after is %v, want about the 10 s floor", d)
 	}
 	for i := range 5010 {
-		h.acquire(string(rune('a'+i%26))+time.Duration(i).String(), "pending")
+		k := string(rune('a'+i%26)) + time.Duration(i).String()
+		h.acquire(k, k, "pending")
 	}
 	// 5,000 turned away at 100 re-polls a second: about 50 s, ±10 %.
 	if d := h.pollAfter(); d < 45*time.Second || d > 55*time.Second {
 		t.Errorf("with 5,000 turned away at 100/s poll_after is %v, want about 50 s", d)
 	}
 	for i := range 200000 {
-		h.acquire("x"+time.Duration(i).String(), "pending")
+		k := "x" + time.Duration(i).String()
+		h.acquire(k, k, "pending")
 	}
 	if d := h.pollAfter(); d > 11*time.Minute {
 		t.Errorf("poll_after %v passes its 10 min ceiling", d)
@@ -86,9 +88,9 @@ func TestPollAfterFollowsTheTurnedAway(t *testing.T) {
 func TestHoldsForgetGatewaysThatStoppedAsking(t *testing.T) {
 	clock := &fakeTime{t: time.Unix(1_800_000_000, 0)}
 	h := newHolds(1, 10, clock.now)
-	h.release(h.acquire("gone", "pending"))
+	h.release(h.acquire("gone", "gone", "pending"))
 	clock.add(2*maxPollAfter + 2*time.Minute)
-	h.acquire("here", "pending")
+	h.acquire("here", "here", "pending")
 	if _, waiting := h.counts(); waiting != 1 {
 		t.Errorf("%d gateways remembered, want only the one still asking", waiting)
 	}
