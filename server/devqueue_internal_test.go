@@ -18,18 +18,23 @@ import (
 	"gatehouse/store"
 )
 
-func TestDeviceQueueRefusesPastItsBound(t *testing.T) {
-	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "q.db"))
+// newQueueServer is a server on a fresh SQLite file, closed with the test.
+func newQueueServer(t *testing.T) *Server {
+	t.Helper()
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "gatehouse.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	svc, err := provision.New(db, provision.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(svc)
+	return New(svc)
+}
+
+func TestDeviceQueueRefusesPastItsBound(t *testing.T) {
+	s := newQueueServer(t)
 	w := httptest.NewRecorder()
 	leave, err := s.enterDeviceQueue(w)
 	if err != nil {
@@ -58,16 +63,7 @@ func TestDeviceQueueRefusesPastItsBound(t *testing.T) {
 // nonces share commits) while an enroll waits for a slot.
 func TestWaitTakesNoDeviceSlot(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "slots.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	svc, err := provision.New(db, provision.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(svc)
+	s := newQueueServer(t)
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
