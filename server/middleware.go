@@ -108,9 +108,6 @@ func (s *Server) device(h func(http.ResponseWriter, *http.Request, *protocol.Sig
 			return err
 		}
 		defer release()
-		if r.URL.Path == protocol.PathWait {
-			release() // a long poll spends its time waiting, not in the database
-		}
 		r = setActor(r, "device:"+sig.Fingerprint)
 		return h(w, r, sig, body)
 	})
@@ -129,7 +126,7 @@ const maxDeviceQueue = 256
 
 // admitDevice verifies a device request and uses its nonce, holding a
 // database slot (deviceSlot) for the nonce and for what the request does
-// next until release, which may be called more than once. The signature
+// next until release. The signature
 // is checked before the slot is taken: it is public-key work that needs
 // no database, and with it inside the slots BenchmarkCheckins' requests
 // queued for them while the four holders shared two cores with every
