@@ -52,19 +52,22 @@ type fleet struct {
 	agentsDone chan struct{}
 	mu         sync.Mutex
 	agentErrs  []error
+	edges      bool           // IoT Edge registers each gateway as soon as it holds its bundle
 	approvals  map[string]int // MAC → approval requests it took
 	approveMax time.Duration  // the longest approval, its retries included
 	stopAgents context.CancelFunc
 }
 
 // startFleet starts the simulators and a serve process on them, and n
-// agents, and waits until all n gateways are pending. Names are prefix-NNNN.
-func startFleet(ctx context.Context, h *Harness, n int, prefix string, serveArgs ...string) (*fleet, error) {
+// agents, and waits until all n gateways are pending. Names are
+// prefix-NNNN. With edges, each gateway registers with DPS as IoT Edge
+// would as soon as its agent holds the bundle.
+func startFleet(ctx context.Context, h *Harness, n int, prefix string, edges bool, serveArgs ...string) (*fleet, error) {
 	b, err := h.StartBackends(200 * time.Millisecond)
 	if err != nil {
 		return nil, err
 	}
-	f := &fleet{h: h, b: b, name: map[string]string{}, approvals: map[string]int{}, agentsDone: make(chan struct{})}
+	f := &fleet{h: h, b: b, name: map[string]string{}, approvals: map[string]int{}, agentsDone: make(chan struct{}), edges: edges}
 	// Every agent comes from 127.0.0.1: the per-address limit is off.
 	args := append([]string{"--device-rate", "0"}, serveArgs...)
 	if f.srv, err = h.StartServer(ctx, ServerOptions{Config: b.EnvFile, Args: args}); err != nil {
@@ -94,7 +97,11 @@ func (f *fleet) start(ctx context.Context, n int, prefix string) error {
 	var wg sync.WaitGroup
 	for _, g := range f.gws {
 		wg.Go(func() {
-			if _, err := g.RunAgent(agentCtx, f.srv.URL); err != nil {
+			_, err := g.RunAgent(agentCtx, f.srv.URL)
+			if err == nil && f.edges {
+				err = f.registerEdge(g)
+			}
+			if err != nil {
 				f.mu.Lock()
 				f.agentErrs = append(f.agentErrs, fmt.Errorf("agent %s: %w", f.name[g.MAC], err))
 				f.mu.Unlock()
@@ -107,7 +114,9 @@ func (f *fleet) start(ctx context.Context, n int, prefix string) error {
 }
 
 // enrollWait is how long n agents may take to enroll on a loaded machine.
-func (h *Harness) enrollWait(n int) time.Duration { return time.Minute + time.Duration(n)*100*time.Millisecond }
+func (h *Harness) enrollWait(n int) time.Duration {
+	return time.Minute + time.Duration(n)*100*time.Millisecond
+}
 
 // Close stops the agents, the server and the simulators.
 func (f *fleet) Close() {
@@ -265,18 +274,16 @@ func (f *fleet) bundled() int {
 	return n
 }
 
-// registerEdges does what IoT Edge does on each gateway once it holds its
+// registerEdge does what IoT Edge does on a gateway once it holds its
 // bundle: registers with DPS under the registration id and key the bundle
 // carries, so DPS assigns it to the hub and gatehouse applies its manifest.
-func (f *fleet) registerEdges() error {
-	for _, g := range f.gws {
-		env, err := readKV(filepath.Join(g.OutDir, "iotedge.env"))
-		if err != nil {
-			return fmt.Errorf("gateway %s: %w", f.name[g.MAC], err)
-		}
-		if err := f.b.DPS.State.Register(env["DPS_REGISTRATION_ID"], env["DPS_SYMMETRIC_KEY"], ""); err != nil {
-			return fmt.Errorf("gateway %s: register with DPS: %w", f.name[g.MAC], err)
-		}
+func (f *fleet) registerEdge(g *Gateway) error {
+	env, err := readKV(filepath.Join(g.OutDir, "iotedge.env"))
+	if err != nil {
+		return err
+	}
+	if err := f.b.DPS.State.Register(env["DPS_REGISTRATION_ID"], env["DPS_SYMMETRIC_KEY"], ""); err != nil {
+		return fmt.Errorf("register with DPS: %w", err)
 	}
 	return nil
 }
