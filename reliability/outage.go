@@ -141,7 +141,6 @@ func (o *outage) run(ctx context.Context, size Size) error {
 	o.samples.setPhase("returned")
 	outageLen := o.ended.Sub(o.began)
 	o.r.Note("%s down %v", o.backend, outageLen.Round(time.Second))
-	o.r.Faults = o.down.Faults.Injected()[simulate.Fault503] + 1 // the 503s, and the refusing listener
 	if err := o.converge(ctx, outageLen); err != nil {
 		return err
 	}
@@ -286,10 +285,12 @@ func (o *outage) count(ctx context.Context, outageLen time.Duration) error {
 		o.countHub(t, byName)
 	}
 	o.r.Losses, o.r.Duplicates = t.losses, t.duplicates
-	calls, err := o.callsWhileDown()
+	calls, refused, err := o.callsWhileDown()
 	if err != nil {
 		return err
 	}
+	o.r.Faults = refused + o.down.Faults.Injected()[simulate.Fault503]
+	o.r.Note("faults %d refused, %d answered 503", refused, o.down.Faults.Injected()[simulate.Fault503])
 	perGW := float64(calls) / float64(len(o.gws))
 	bound := attemptsWithin(outageLen) * restTries * callsPerAttempt
 	o.r.Note("%s calls while down %.1f/gw (bound %d)", o.backend, perGW, bound)
@@ -301,14 +302,14 @@ func (o *outage) count(ctx context.Context, outageLen time.Duration) error {
 }
 
 // callsWhileDown counts the server's debug lines for requests to the down
-// backend between its going down and its return.
-func (o *outage) callsWhileDown() (int, error) {
+// backend between its going down and its return, and of those the ones
+// that found no listener (status 0).
+func (o *outage) callsWhileDown() (calls, refused int, err error) {
 	f, err := os.Open(o.srv.Log)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer f.Close()
-	n := 0
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	want := `msg="backend request" service=` + o.backend + " "
@@ -319,11 +320,15 @@ func (o *outage) callsWhileDown() (int, error) {
 		}
 		ts, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
 		at, err := time.Parse(time.RFC3339Nano, ts)
-		if err == nil && !at.Before(o.began) && at.Before(o.ended) {
-			n++
+		if err != nil || at.Before(o.began) || !at.Before(o.ended) {
+			continue
+		}
+		calls++
+		if strings.Contains(line, " status=0 ") {
+			refused++
 		}
 	}
-	return n, sc.Err()
+	return calls, refused, sc.Err()
 }
 
 // bounded checks the peaks against the bounds above.
