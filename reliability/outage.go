@@ -17,7 +17,7 @@ import (
 func init() {
 	register(Scenario{
 		Name: "outage",
-		About: "one backend (vault; RELIABILITY_OUTAGE_BACKEND chooses) is down, refusing connections and then answering 503, " +
+		About: "one backend (vault; RELIABILITY_OUTAGE_BACKEND=iothub chooses the other) is down, refusing connections and then answering 503, " +
 			"while a fleet is approved: the others finish, the down step waits with a visible reason, memory and queue stay " +
 			"bounded, and all converge when it returns",
 		Order: 40,
@@ -46,10 +46,17 @@ func outageBackend() (string, error) {
 	if b == "" {
 		return "vault", nil
 	}
-	if _, ok := outageSteps[b]; !ok {
-		return "", fmt.Errorf("RELIABILITY_OUTAGE_BACKEND=%q: want one of mender, dps, vault, iothub", b)
+	switch b {
+	case "vault", "iothub":
+		return b, nil
+	case "mender", "dps":
+		// Their steps start the moment an approval commits, and while
+		// either is down approvals are refused (503): no step of theirs
+		// can be caught waiting.
+		return "", fmt.Errorf("RELIABILITY_OUTAGE_BACKEND=%s: every approval asks %s whether the name is free, so while it is down "+
+			"approvals are refused with a 503 and no step waits on it; choose vault or iothub", b, b)
 	}
-	return b, nil
+	return "", fmt.Errorf("RELIABILITY_OUTAGE_BACKEND=%q: want vault or iothub", b)
 }
 
 // outage is one run of the scenario.
@@ -77,7 +84,7 @@ func runOutage(ctx context.Context, h *Harness, size Size) (*Result, error) {
 	n := size.Pick(20, 500)
 	// Debug logs: every backend request the server makes, refused ones
 	// too, which no simulator sees.
-	f, err := startFleet(ctx, h, n, "out", backend == "iothub", "--log-level", "debug")
+	f, err := startFleet(ctx, h, n, "out", false, "--log-level", "debug")
 	if err != nil {
 		return r, err
 	}
@@ -98,10 +105,15 @@ func runOutage(ctx context.Context, h *Harness, size Size) (*Result, error) {
 
 func (o *outage) run(ctx context.Context, size Size) error {
 	hold := size.PickDuration(16*time.Second, 2*time.Minute)
+	if o.backend == "iothub" {
+		// Every try of a manifest waits its turn in the hub's quota (100 a
+		// minute), refused ones too, so the first failures take a while.
+		hold = size.PickDuration(80*time.Second, 5*time.Minute)
+	}
 	fmt.Fprintf(o.h.Progress, "reliability: outage: %d gateways pending; %s goes down through the approvals and %v after\n", len(o.gws), o.backend, hold)
 	// An approval asks every backend but Vault whether the name is free,
-	// and is refused while one cannot answer: those go down once the
-	// approvals are in.
+	// and is refused while one cannot answer. The IoT Hub step waits for
+	// IoT Edge to register, which the gateways do only once it is down.
 	if !checksNames(o.backend) {
 		o.goDown()
 	}
@@ -122,7 +134,7 @@ func (o *outage) run(ctx context.Context, size Size) error {
 	if err := o.waitOthers(ctx, half); err != nil {
 		return err
 	}
-	if err := o.checkReasons(ctx, "refused", "connection refused", secrets); err != nil {
+	if err := o.watchReasons(ctx, half, "refused", "connection refused", secrets); err != nil {
 		return err
 	}
 	o.samples.setPhase(o.backend + " 503")
@@ -130,10 +142,7 @@ func (o *outage) run(ctx context.Context, size Size) error {
 		return err
 	}
 	o.down.Faults.SetMix(simulate.Mix{Rate: 1, Weights: map[simulate.FaultKind]float64{simulate.Fault503: 1}})
-	if err := sleepCtx(ctx, time.Until(half.Add(hold/2))); err != nil {
-		return err
-	}
-	if err := o.checkReasons(ctx, "503", "503 Service Unavailable", secrets); err != nil {
+	if err := o.watchReasons(ctx, half.Add(hold/2), "503", "503 Service Unavailable", secrets); err != nil {
 		return err
 	}
 	o.down.Faults.SetMix(simulate.Mix{})
@@ -174,7 +183,12 @@ func (o *outage) waitOthers(ctx context.Context, by time.Time) error {
 		}
 		if waiting == 0 {
 			o.r.Note("others done %v into the outage", time.Since(o.began).Round(100*time.Millisecond))
-			return sleepCtx(ctx, time.Until(by))
+			if o.backend == "iothub" {
+				if err := o.registerAll(ctx, by); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 		if time.Now().After(by) {
 			return fmt.Errorf("%d steps of backends that are up still unfinished %v into the %s outage", waiting, time.Since(o.began).Round(time.Second), o.backend)
@@ -183,6 +197,21 @@ func (o *outage) waitOthers(ctx context.Context, by time.Time) error {
 			return err
 		}
 	}
+}
+
+// registerAll waits for every bundle, due while the IoT Hub is down, and
+// registers each gateway with DPS as IoT Edge would: its follow-up then
+// finds it assigned and must wait to apply the manifest.
+func (o *outage) registerAll(ctx context.Context, by time.Time) error {
+	if err := o.waitBundles(ctx, time.Until(by)); err != nil {
+		return fmt.Errorf("with only the IoT Hub down: %w", err)
+	}
+	for _, g := range o.gws {
+		if err := o.registerEdge(g); err != nil {
+			return fmt.Errorf("gateway %s: %w", o.name[g.MAC], err)
+		}
+	}
+	return nil
 }
 
 // readAll reads every gateway of the fleet whole.
@@ -194,54 +223,80 @@ func (o *outage) readAll(ctx context.Context) (map[string]*gatehouse.Device, err
 	return o.details(ctx, listed)
 }
 
-// checkReasons checks what the REST API shows of every gateway's waiting
-// step: not done, with a reason that names the backend and carries no
-// credential; some (those retried in this phase) must name its cause.
-// One reason of each phase goes to the details.
-func (o *outage) checkReasons(ctx context.Context, phase, cause string, secrets []string) error {
+// watchReasons reads what the REST API shows of every gateway's waiting
+// step, once a second until each shows the phase's cause or the phase
+// ends, and checks the last look: no step done, every reason that gives
+// the cause naming the backend, none carrying a credential, and at least
+// one giving the cause (steps back off, so not all are retried in a
+// phase). One reason goes to the details.
+func (o *outage) watchReasons(ctx context.Context, until time.Time, phase, cause string, secrets []string) error {
+	for {
+		l, err := o.lookReasons(ctx, cause, secrets)
+		if err != nil {
+			return err
+		}
+		if l.current == len(o.gws) || !time.Now().Before(until) {
+			o.r.Note("%s: %d/%d say %q", phase, l.current, len(o.gws), cause)
+			o.r.Details = append(o.r.Details, fmt.Sprintf("outage: %s phase: %s", phase, l.shown))
+			if l.current == 0 {
+				l.problems = append(l.problems, fmt.Sprintf("no gateway's %s step shows %q (%s)", o.step, cause, l.other))
+			}
+			if err := listProblems(phase+" reasons", l.problems); err != nil {
+				return err
+			}
+			return sleepCtx(ctx, time.Until(until))
+		}
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return err
+		}
+	}
+}
+
+// look is one reading of the waiting steps.
+type look struct {
+	current  int // steps whose reason gives the cause
+	shown    string
+	other    string // a reason that does not give the cause
+	problems []string
+}
+
+func (o *outage) lookReasons(ctx context.Context, cause string, secrets []string) (*look, error) {
 	devices, err := o.readAll(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var problems []string
-	shown, tried, current := "", 0, 0
+	l := &look{}
 	for _, d := range devices {
 		st := stepOf(d, o.step)
 		switch {
 		case st == nil:
-			problems = append(problems, fmt.Sprintf("%s has no %s step", d.Name, o.step))
+			l.problems = append(l.problems, fmt.Sprintf("%s has no %s step", d.Name, o.step))
 			continue
 		case st.State == gatehouse.StepSucceeded:
-			problems = append(problems, fmt.Sprintf("%s's %s step succeeded while %s was down", d.Name, o.step, o.backend))
+			l.problems = append(l.problems, fmt.Sprintf("%s's %s step succeeded while %s was down", d.Name, o.step, o.backend))
 			continue
-		case st.Attempts == 0:
-			continue // queued behind the others; nothing to show yet
-		}
-		tried++
-		reason := st.LastError + " | " + d.Reason
-		if !strings.Contains(st.LastError, o.backend) {
-			problems = append(problems, fmt.Sprintf("%s's %s step shows %q, which does not name %s", d.Name, o.step, st.LastError, o.backend))
 		}
 		for _, s := range secrets {
-			if strings.Contains(reason, s) {
-				problems = append(problems, fmt.Sprintf("%s's reason carries a credential of the serve config", d.Name))
+			if strings.Contains(st.LastError+d.Reason, s) {
+				l.problems = append(l.problems, fmt.Sprintf("%s's reason carries a credential of the serve config", d.Name))
 			}
 		}
 		if !strings.Contains(st.LastError, cause) {
-			continue
+			if l.other == "" {
+				l.other = fmt.Sprintf("%s's %s step (%s, %d attempts) shows %q", d.Name, o.step, st.State, st.Attempts, st.LastError)
+			}
+			continue // not retried since the phase began, or waiting on something else first
 		}
-		current++
-		if shown == "" {
-			shown = fmt.Sprintf("outage: %s phase, %s's %s step (%s, %d attempts): %s; device %s: %s",
-				phase, d.Name, o.step, st.State, st.Attempts, st.LastError, d.State, d.Reason)
+		l.current++
+		if !strings.Contains(st.LastError, o.backend) {
+			l.problems = append(l.problems, fmt.Sprintf("%s's %s step shows %q, which does not name %s", d.Name, o.step, st.LastError, o.backend))
+		}
+		if l.shown == "" {
+			l.shown = fmt.Sprintf("%s's %s step (%s, %d attempts): %s; device %s, reason %q",
+				d.Name, o.step, st.State, st.Attempts, st.LastError, d.State, d.Reason)
 		}
 	}
-	o.r.Note("%s: %d/%d show why, %d say %q", phase, tried, len(devices), current, cause)
-	o.r.Details = append(o.r.Details, shown)
-	if current == 0 {
-		problems = append(problems, fmt.Sprintf("no gateway's %s step shows %q", o.step, cause))
-	}
-	return listProblems(phase+" reasons", problems)
+	return l, nil
 }
 
 // convergeBound is how long the gateways may take once the backend is
