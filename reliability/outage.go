@@ -138,10 +138,11 @@ func (o *outage) run(ctx context.Context, size Size) error {
 		return err
 	}
 	o.samples.setPhase(o.backend + " 503")
+	// The 503s first, so no call slips through as it listens again.
+	o.down.Faults.SetMix(simulate.Mix{Rate: 1, Weights: map[simulate.FaultKind]float64{simulate.Fault503: 1}})
 	if err := o.down.Up(); err != nil {
 		return err
 	}
-	o.down.Faults.SetMix(simulate.Mix{Rate: 1, Weights: map[simulate.FaultKind]float64{simulate.Fault503: 1}})
 	if err := o.watchReasons(ctx, half.Add(hold/2), "503", "503 Service Unavailable", secrets); err != nil {
 		return err
 	}
