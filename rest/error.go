@@ -109,6 +109,12 @@ func retryable(err error) (time.Duration, bool) {
 	return e.RetryAfter, e.transient
 }
 
+// DidNotAct says whether a failed call's error proves the service did not
+// act on it (see didNotAct), so a caller that recorded it was about to act
+// can forget the record. Of an Unsafe request, rest retries only such
+// failures, so the last one speaks for every try.
+func DidNotAct(err error) bool { return didNotAct(err) }
+
 // didNotAct says whether a failure proves the service did not act on the
 // request: it refused it for load (429, 503), or the connection was never
 // made. A timeout or a dropped connection proves nothing.

@@ -198,6 +198,39 @@ func TestUnsafeCallRetriedOnlyWhenNothingHappened(t *testing.T) {
 	}
 }
 
+// DidNotAct tells the failures that prove nothing happened (429, 503, a
+// refused connection) from those that prove nothing (500, a timeout, a
+// dropped answer).
+func TestDidNotAct(t *testing.T) {
+	for status, want := range map[int]bool{429: true, 503: true, 500: false, 504: false} {
+		srv, _ := failing(10, status, "")
+		c := client(srv.URL)
+		c.Retries = -1
+		_, err := c.Do(context.Background(), rest.Request{Method: "POST", Path: "/issue", Unsafe: true})
+		srv.Close()
+		if got := rest.DidNotAct(err); got != want {
+			t.Errorf("status %d: DidNotAct = %v, want %v", status, got, want)
+		}
+	}
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	c := client(dead.URL)
+	c.Retries = -1
+	if _, err := c.Do(context.Background(), rest.Request{Method: "POST", Path: "/issue"}); !rest.DidNotAct(err) {
+		t.Errorf("refused connection: DidNotAct false for %v", err)
+	}
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer slow.Close()
+	c = client(slow.URL)
+	c.Retries, c.Timeout = -1, 20*time.Millisecond
+	if _, err := c.Do(context.Background(), rest.Request{Method: "POST", Path: "/issue"}); err == nil || rest.DidNotAct(err) {
+		t.Errorf("timeout: DidNotAct true for %v", err)
+	}
+	if rest.DidNotAct(errors.New("vault: sign: csr is not a PEM CERTIFICATE REQUEST")) {
+		t.Error("DidNotAct true for an error that is no call's")
+	}
+}
+
 // Each attempt is one debug line that says what was called and how it
 // went, and nothing a credential could hide in.
 func TestLogsAttemptsAtDebug(t *testing.T) {

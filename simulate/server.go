@@ -20,7 +20,10 @@ type Server struct {
 	// Faults injects HTTP-level trouble into every request.
 	Faults *HTTPFaults
 
-	srv *http.Server
+	handler http.Handler
+	addr    string
+	mu      sync.Mutex
+	srv     *http.Server // nil while Down
 }
 
 // serve starts h on a free loopback port, behind the fault injector and,
@@ -33,15 +36,62 @@ func serve(h http.Handler, wrap func(http.Handler) http.Handler) (*Server, error
 	if err != nil {
 		return nil, fmt.Errorf("simulate: listen: %w", err)
 	}
-	s := &Server{URL: "http://" + ln.Addr().String(), Faults: &HTTPFaults{}}
-	s.srv = &http.Server{Handler: s.Faults.Wrap(h), ReadHeaderTimeout: 10 * time.Second}
-	go s.srv.Serve(ln)
+	s := &Server{URL: "http://" + ln.Addr().String(), Faults: &HTTPFaults{}, addr: ln.Addr().String()}
+	s.handler = s.Faults.Wrap(h)
+	s.start(ln)
 	return s, nil
+}
+
+func (s *Server) start(ln net.Listener) {
+	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	go s.srv.Serve(ln)
+}
+
+// Down takes the service off the network, as when its host goes away: the
+// listener closes, so new connections are refused, and every open
+// connection is cut. Its state stays; Up brings it back on the same
+// address.
+func (s *Server) Down() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return nil
+	}
+	err := s.srv.Close()
+	s.srv = nil
+	return err
+}
+
+// Up listens again on the address Down left, retrying for a few seconds
+// should the port still be held.
+func (s *Server) Up() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ln, err := net.Listen("tcp", s.addr)
+		if err == nil {
+			s.start(ln)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("simulate: listen again on %s: %w", s.addr, err)
+		}
+		time.Sleep(50 * time.Millisecond) // the port frees on its own; nothing to wait on
+	}
 }
 
 // Close stops the server, cutting off requests held by Hang.
 func (s *Server) Close() error {
 	s.Faults.release()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -51,9 +101,11 @@ func (s *Server) Close() error {
 }
 
 // HTTPFaults makes a simulated service slow or failing the way real ones
-// are: latency, 429 with or without Retry-After, 5xx, and requests that
-// hang until the client gives up. Faulted requests never reach the service,
-// so they change no state, except lost ones (LoseNext): those act, and then
+// are: latency, 429 with or without Retry-After, 5xx, requests that hang
+// until the client gives up, and connections dropped without an answer,
+// one at a time (FailNext, HangNext, LoseNext) or at a rate (SetFailRate,
+// and SetMix for every kind at once). Faulted requests never reach the
+// service, so they change no state, except lost ones: those act, and then
 // the connection drops before the answer. Safe for concurrent use; the zero
 // value injects nothing.
 type HTTPFaults struct {
@@ -69,6 +121,9 @@ type HTTPFaults struct {
 	loseNext   int
 	losable    func(*http.Request) bool
 	requests   int
+	mix        *Mix
+	injected   [numFaultKinds]int
+	recorder   func(Call)
 }
 
 // LoseNext makes the next n requests that match (all when match is nil) take
@@ -148,6 +203,7 @@ func (f *HTTPFaults) release() {
 // fault decides what happens to one request.
 type fault struct {
 	latency    time.Duration
+	kind       FaultKind
 	status     int
 	retryAfter time.Duration
 	hang       chan struct{}
@@ -161,43 +217,92 @@ func (f *HTTPFaults) next() fault {
 	switch {
 	case f.hangNext > 0:
 		f.hangNext--
-		out.hang = f.hung
+		out.kind, out.hang = FaultTimeout, f.hung
 	case f.failNext > 0:
 		f.failNext--
 		out.status, out.retryAfter = f.failStatus, f.retryAfter
+		out.kind = kindOfStatus(out.status, out.retryAfter)
 	case f.failRate > 0 && rand.Float64() < f.failRate:
 		out.status = f.rateCodes[rand.IntN(len(f.rateCodes))]
+		out.kind = kindOfStatus(out.status, 0)
+	default:
+		out.kind = f.draw()
+		out.status = out.kind.status()
+		if out.kind == Fault429RetryAfter {
+			out.retryAfter = f.mix.RetryAfter
+		}
+		if out.kind == FaultTimeout {
+			out.hang = f.hung
+		}
 	}
 	return out
+}
+
+// kindOfStatus names the kind of a status-only fault; a status the kinds
+// do not name is counted as a 500.
+func kindOfStatus(status int, retryAfter time.Duration) FaultKind {
+	switch {
+	case status == http.StatusTooManyRequests && retryAfter > 0:
+		return Fault429RetryAfter
+	case status == http.StatusTooManyRequests:
+		return Fault429
+	case status == http.StatusServiceUnavailable:
+		return Fault503
+	}
+	return Fault500
+}
+
+// count records that a fault of kind k was injected.
+func (f *HTTPFaults) count(k FaultKind) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.injected[k]++
+}
+
+// mixLosable says whether the mix may lose r's answer.
+func (f *HTTPFaults) mixLosable(r *http.Request) bool {
+	f.mu.Lock()
+	m := f.mix
+	f.mu.Unlock()
+	return m == nil || m.Losable == nil || m.Losable(r)
 }
 
 // Wrap puts the faults in front of h.
 func (f *HTTPFaults) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ft := f.next()
+		if ft.kind == FaultLose && !f.mixLosable(r) {
+			ft.kind = FaultDrop
+		}
+		if ft.kind == FaultNone && f.lose(r) {
+			ft.kind = FaultLose
+		}
+		f.record(r, ft.kind)
 		if wait(r.Context(), nil, ft.latency) != nil {
 			return
 		}
-		if ft.hang != nil {
+		if ft.kind != FaultNone {
+			f.count(ft.kind)
+		}
+		switch ft.kind {
+		case FaultTimeout:
 			select {
 			case <-ft.hang:
 			case <-r.Context().Done():
 			}
-			return
-		}
-		if f.lose(r) {
+		case FaultDrop:
+			dropConnection(w)
+		case FaultLose:
 			h.ServeHTTP(httptest.NewRecorder(), r)
 			dropConnection(w)
-			return
-		}
-		if ft.status != 0 {
+		case FaultNone:
+			h.ServeHTTP(w, r)
+		default:
 			if ft.retryAfter > 0 {
 				w.Header().Set("Retry-After", strconv.Itoa(int(ft.retryAfter.Round(time.Second)/time.Second)))
 			}
 			http.Error(w, `{"message":"simulated fault"}`, ft.status)
-			return
 		}
-		h.ServeHTTP(w, r)
 	})
 }
 

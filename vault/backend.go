@@ -86,7 +86,10 @@ func (b *Backend) Provision(ctx context.Context, in *gatehouse.StepInput) (*gate
 	}
 	c, want, err := b.certificate(ctx, in)
 	if err != nil {
-		if refused(err) {
+		// Nothing issued, so nothing for the next attempt to sweep: without
+		// this, every retry through an outage listed the whole PKI and told
+		// the operator an answer was lost when the connection was refused.
+		if refused(err) || rest.DidNotAct(err) {
 			err = errors.Join(err, in.Record(ctx, map[string]string{recIssuing: ""}))
 		}
 		return nil, b.explain(err)

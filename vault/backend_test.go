@@ -147,6 +147,46 @@ func TestStepRefusalClearsTheRecord(t *testing.T) {
 	}
 }
 
+// A call refused before it reached Vault (no connection, 503) issued
+// nothing either: the next attempt lists nothing, and the reason the
+// operator sees is the outage, not a lost answer.
+func TestStepOutageClearsTheRecord(t *testing.T) {
+	for _, mode := range []string{"refused", "503"} {
+		t.Run(mode, func(t *testing.T) {
+			env := newStepEnv(t, simulate.RecommendedVaultRole(), true)
+			in := stepIn(t, "gw-06")
+			if mode == "refused" {
+				env.sim.Down()
+			} else {
+				env.sim.Faults.SetMix(simulate.Mix{Rate: 1, Weights: map[simulate.FaultKind]float64{simulate.Fault503: 1}})
+			}
+			for range 2 {
+				_, err := env.step.Provision(context.Background(), in)
+				if err == nil || strings.Contains(err.Error(), "lost") {
+					t.Fatalf("err = %v, want the outage", err)
+				}
+				if in.Recorded[recIssuing] != "" {
+					t.Fatalf("recorded %v after a call Vault never acted on", in.Recorded)
+				}
+			}
+			env.sim.Up()
+			env.sim.Faults.SetMix(simulate.Mix{})
+			var listed int
+			env.sim.Faults.SetRecorder(func(c simulate.Call) {
+				if strings.Contains(c.Path, "/certs") {
+					listed++
+				}
+			})
+			if _, err := env.step.Provision(context.Background(), in); err != nil {
+				t.Fatal(err)
+			}
+			if listed != 0 || len(env.sim.State.Live()) != 1 {
+				t.Errorf("listed %d times, %d valid certificates; want no sweep and one", listed, len(env.sim.State.Live()))
+			}
+		})
+	}
+}
+
 func TestStepDecommissionRevokes(t *testing.T) {
 	env := newStepEnv(t, simulate.RecommendedVaultRole(), true)
 	in := stepIn(t, "gw-06")
