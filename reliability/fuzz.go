@@ -55,6 +55,7 @@ type fuzzTarget struct {
 // fuzzRun is what one `go test -fuzz` did.
 type fuzzRun struct {
 	execs   int
+	corpus  int    // inputs replayed before fuzzing: seeds, testdata, cache
 	failed  bool   // the target failed: a crasher
 	input   string // where Go wrote the failing input
 	summary string // the failure's first lines, for the report
@@ -89,7 +90,7 @@ func runFuzz(ctx context.Context, h *Harness, size Size) (*Result, error) {
 			r.Details = append(r.Details, fmt.Sprintf("fuzz: %s %s found a crasher, written to %s:\n%s", t.Pkg, t.Name, run.input, run.summary))
 			continue
 		}
-		r.Note("%s %d", t.Name, run.execs)
+		r.Note("%s %d (corpus %d)", t.Name, run.execs, run.corpus)
 	}
 	return r, nil
 }
@@ -204,12 +205,14 @@ func fuzzOne(ctx context.Context, root string, t fuzzTarget, d time.Duration) (f
 
 var (
 	execsLine   = regexp.MustCompile(`^fuzz: elapsed: \S+, execs: (\d+) `)
+	corpusLine  = regexp.MustCompile(`^fuzz: elapsed: \S+, gathering baseline coverage: \d+/(\d+) completed`)
 	failedInput = regexp.MustCompile(`Failing input written to (\S+)`)
 )
 
-// parseFuzzOutput reads the go command's fuzzing output: the last progress
-// line's count of executions, and whether (and where) it found a failing
-// input.
+// parseFuzzOutput reads the go command's fuzzing output: the size of the
+// corpus replayed first, the last progress line's count of executions
+// (which leaves the replay out), and whether (and where) it found a
+// failing input.
 func parseFuzzOutput(name string, out []byte) fuzzRun {
 	var run fuzzRun
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -218,6 +221,10 @@ func parseFuzzOutput(name string, out []byte) fuzzRun {
 		line := sc.Text()
 		if m := execsLine.FindStringSubmatch(line); m != nil {
 			run.execs, _ = strconv.Atoi(m[1])
+			continue
+		}
+		if m := corpusLine.FindStringSubmatch(line); m != nil {
+			run.corpus, _ = strconv.Atoi(m[1])
 			continue
 		}
 		if strings.HasPrefix(strings.TrimSpace(line), "--- FAIL: "+name) {

@@ -97,11 +97,11 @@ exit status 1
 )
 
 func TestParseFuzzOutput(t *testing.T) {
-	if r := parseFuzzOutput("FuzzVerify", []byte(fuzzPassed)); r.execs != 28251 || r.failed || r.input != "" {
+	if r := parseFuzzOutput("FuzzVerify", []byte(fuzzPassed)); r.execs != 28251 || r.corpus != 14 || r.failed || r.input != "" {
 		t.Errorf("passing run read as %+v", r)
 	}
 	r := parseFuzzOutput("FuzzVerify", []byte(fuzzFailed))
-	if r.execs != 28 || !r.failed || r.input != "testdata/fuzz/FuzzVerify/d54da5c86eedc0a2" ||
+	if r.execs != 28 || r.corpus != 26 || !r.failed || r.input != "testdata/fuzz/FuzzVerify/d54da5c86eedc0a2" ||
 		!strings.Contains(r.summary, "the key cache changed the verdict") {
 		t.Errorf("failing run read as %+v", r)
 	}
