@@ -21,7 +21,7 @@ import (
 )
 
 // keyTypeName is the documented shape of every KeyType.
-var keyTypeName = regexp.MustCompile(`^(rsa-(2048|[23][0-9]{3}|40[0-8][0-9]|409[0-6])|ecdsa-p256|ed25519)$`)
+var keyTypeName = regexp.MustCompile(`^(rsa-(204[89]|20[5-9][0-9]|2[1-9][0-9]{2}|3[0-9]{3}|40[0-8][0-9]|409[0-6])|ecdsa-p256|ed25519)$`)
 
 // FuzzParsePublicKey feeds arbitrary bytes to the SubjectPublicKeyInfo
 // parser that reads every device key header. A key it accepts has a
