@@ -87,7 +87,8 @@ func runFuzz(ctx context.Context, h *Harness, size Size) (*Result, error) {
 		if run.failed {
 			r.Losses++
 			r.Note("%s FAILED", t.Name)
-			r.Details = append(r.Details, fmt.Sprintf("fuzz: %s %s found a crasher, written to %s:\n%s", t.Pkg, t.Name, run.input, run.summary))
+			r.Details = append(r.Details, fmt.Sprintf("fuzz: %s %s found a crasher, written to %s:\n%s",
+				t.Pkg, t.Name, filepath.Join(t.Pkg, run.input), run.summary))
 			continue
 		}
 		r.Note("%s %d (corpus %d)", t.Name, run.execs, run.corpus)
