@@ -82,8 +82,14 @@ func checkDecodeRefusal(t *testing.T, err error, body []byte) {
 	names := map[string]bool{}
 	var values []string
 	walkJSON(doc, names, &values)
+	var allNames strings.Builder
+	for n := range names {
+		allNames.WriteString(n + "\x00")
+	}
 	for _, v := range values {
-		if len(v) >= 8 && !names[v] && strings.Contains(gerr.Message, v) {
+		// A field's name may be quoted (unknown field "x"), so a value
+		// that is part of a name proves nothing.
+		if len(v) >= 8 && !strings.Contains(allNames.String(), v) && strings.Contains(gerr.Message, v) {
 			t.Fatalf("refusal %q repeats a value of the body", gerr.Message)
 		}
 	}
