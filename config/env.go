@@ -35,7 +35,8 @@ func NewEnv(getenv func(string) string, path string) (*Env, error) {
 
 func parseEnvFile(sc *bufio.Scanner) (map[string]string, error) {
 	out := map[string]string{}
-	for n := 1; sc.Scan(); n++ {
+	n := 1
+	for ; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
@@ -46,7 +47,12 @@ func parseEnvFile(sc *bufio.Scanner) (map[string]string, error) {
 		}
 		out[strings.TrimSpace(k)] = unquote(strings.TrimSpace(v))
 	}
-	return out, sc.Err()
+	// A read error (a line past the scanner's 64 KiB) refuses the whole
+	// file, as a bad line does: half a configuration must not pass for one.
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", n, err)
+	}
+	return out, nil
 }
 
 func unquote(v string) string {

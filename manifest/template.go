@@ -83,7 +83,7 @@ func (t *tmpl) render(d Data) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
+	var buf cappedBuffer
 	if err := exec.Funcs(funcs(d.Labels)).Execute(&buf, d); err != nil {
 		return nil, err
 	}
@@ -95,4 +95,21 @@ func (t *tmpl) render(d Data) (json.RawMessage, error) {
 		return nil, err
 	}
 	return out.Bytes(), nil
+}
+
+// MaxRendered bounds one rendered manifest. A deployment of a few modules
+// takes kilobytes; a template that loops ({{range 1000000000}}) would
+// otherwise fill memory at load time, when it renders with sample data.
+const MaxRendered = 1 << 20
+
+var errTooLarge = fmt.Errorf("rendered manifest exceeds %d bytes; does a {{range}} loop run away?", MaxRendered)
+
+// cappedBuffer refuses to grow past MaxRendered.
+type cappedBuffer struct{ bytes.Buffer }
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > MaxRendered {
+		return 0, errTooLarge
+	}
+	return b.Buffer.Write(p)
 }

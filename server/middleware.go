@@ -221,7 +221,9 @@ func decodeJSON(body []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return gatehouse.Errorf(gatehouse.EINVALID, "invalid JSON body: %s", jsonProblem(err))
 	}
-	if dec.More() {
+	// Only the end of the body may follow: More alone let a stray '}' or
+	// ']' after the object through.
+	if _, err := dec.Token(); err != io.EOF {
 		return gatehouse.Errorf(gatehouse.EINVALID, "invalid JSON body: trailing data")
 	}
 	return nil

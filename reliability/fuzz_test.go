@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var fuzzDecl = regexp.MustCompile(`(?m)^func (Fuzz\w*)\(\w+ \*testing\.F\)`)
+
+// TestFuzzTargetsComplete: the scenario finds every fuzz target of the
+// module, which holds only while each lives in a *_fuzz_test.go file; a
+// Fuzz function in any other test file would be skipped, so it fails here.
+func TestFuzzTargetsComplete(t *testing.T) {
+	root, err := moduleRoot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := findFuzzTargets(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[fuzzTarget]bool{}
+	for _, tg := range targets {
+		found[tg] = true
+	}
+	want := 0
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return skipDir(root, path, d.Name())
+		}
+		if !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		pkg := "./" + filepath.ToSlash(rel)
+		if rel == "." {
+			pkg = "."
+		}
+		for _, m := range fuzzDecl.FindAllStringSubmatch(string(src), -1) {
+			want++
+			if !strings.HasSuffix(path, "_fuzz_test.go") {
+				t.Errorf("%s declares %s outside a *_fuzz_test.go file; the fuzz scenario would miss it", path, m[1])
+			} else if !found[fuzzTarget{Pkg: pkg, Name: m[1]}] {
+				t.Errorf("%s %s not found by findFuzzTargets", pkg, m[1])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(targets) != want || want == 0 {
+		t.Errorf("findFuzzTargets found %d targets, the files declare %d", len(targets), want)
+	}
+	for _, must := range []fuzzTarget{{"./protocol", "FuzzVerify"}, {".", "FuzzValidateName"}, {"./roster", "FuzzRosterParse"}} {
+		if !found[must] {
+			t.Errorf("%s %s missing from %v", must.Pkg, must.Name, targets)
+		}
+	}
+}
+
+// The go command's output as it reads when a target passes and when it
+// finds a crasher.
+const (
+	fuzzPassed = `fuzz: elapsed: 0s, gathering baseline coverage: 0/14 completed
+fuzz: elapsed: 0s, gathering baseline coverage: 14/14 completed, now fuzzing with 2 workers
+fuzz: elapsed: 3s, execs: 11573 (3852/sec), new interesting: 4 (total: 31)
+fuzz: elapsed: 6s, execs: 28251 (5567/sec), new interesting: 4 (total: 31)
+fuzz: elapsed: 6s, execs: 28251 (0/sec), new interesting: 4 (total: 31)
+PASS
+ok  	gatehouse/protocol	6.140s
+`
+	fuzzFailed = `fuzz: elapsed: 0s, gathering baseline coverage: 0/26 completed
+fuzz: elapsed: 1s, gathering baseline coverage: 26/26 completed, now fuzzing with 2 workers
+fuzz: elapsed: 1s, execs: 28 (39/sec), new interesting: 1 (total: 27)
+--- FAIL: FuzzVerify (1.06s)
+    --- FAIL: FuzzVerify (0.00s)
+        verify_fuzz_test.go:98: the key cache changed the verdict
+
+    Failing input written to testdata/fuzz/FuzzVerify/d54da5c86eedc0a2
+    To re-run:
+    go test -run=FuzzVerify/d54da5c86eedc0a2
+FAIL
+exit status 1
+`
+)
+
+func TestParseFuzzOutput(t *testing.T) {
+	if r := parseFuzzOutput("FuzzVerify", []byte(fuzzPassed)); r.execs != 28251 || r.corpus != 14 || r.failed || r.input != "" {
+		t.Errorf("passing run read as %+v", r)
+	}
+	r := parseFuzzOutput("FuzzVerify", []byte(fuzzFailed))
+	if r.execs != 28 || r.corpus != 26 || !r.failed || r.input != "testdata/fuzz/FuzzVerify/d54da5c86eedc0a2" ||
+		!strings.Contains(r.summary, "the key cache changed the verdict") {
+		t.Errorf("failing run read as %+v", r)
+	}
+	if r := parseFuzzOutput("FuzzOther", []byte(fuzzFailed)); r.failed {
+		t.Errorf("another target's failure read as this one's: %+v", r)
+	}
+}
