@@ -25,10 +25,15 @@ func init() {
 type crashSize struct {
 	gateways int
 	kills    int // at least this many
+	// edge: each provisioned gateway registers with DPS as IoT Edge would,
+	// and the run waits for the IoT Hub follow-up to configure it. The
+	// hub's identity quota (100 calls a minute, which each approval's name
+	// check also draws on) makes that minutes, so a short run leaves it out.
+	edge bool
 }
 
 func crashSizeOf(s Size) crashSize {
-	return crashSize{gateways: s.Pick(60, 1000), kills: s.Pick(6, 25)}
+	return crashSize{gateways: s.Pick(60, 1000), kills: s.Pick(6, 25), edge: !s.Short}
 }
 
 // dismissEvery: one gateway in this many is dismissed, not approved.
@@ -267,6 +272,9 @@ func (c *crashRun) agentOutcome(d *decision, err error) error {
 	if err != nil {
 		return fmt.Errorf("agent of %s (%s): %w", d.name, d.gw.MAC, err)
 	}
+	if !c.size.edge {
+		return nil
+	}
 	return registerEdge(c.b, d.gw)
 }
 
@@ -289,8 +297,10 @@ func (c *crashRun) note(r *Result, slowest time.Duration) {
 // bundles, the server's states, the backends and the audit log.
 func (c *crashRun) count(ctx context.Context, r *Result) error {
 	w := wantOf(c.decisions)
-	if _, err := WaitDevices(ctx, c.op.c, gatehouse.StateConfigured, len(w.approved), 2*time.Minute); err != nil {
-		return fmt.Errorf("iot hub follow-up: %w", err)
+	if c.size.edge {
+		if _, err := WaitDevices(ctx, c.op.c, gatehouse.StateConfigured, len(w.approved), 10*time.Minute); err != nil {
+			return fmt.Errorf("iot hub follow-up: %w", err)
+		}
 	}
 	admin, err := newOperator(ctx, c.h, c.srv, "crash-auditor", "admin")
 	if err != nil {
@@ -304,7 +314,7 @@ func (c *crashRun) count(ctx context.Context, r *Result) error {
 		checkFiles(w.gws[mac], name, tr, false, t)
 	}
 	err = errors.Join(countServer(ctx, c.op.c, w, t), countAudit(ctx, admin.c, c.decisions, t))
-	countBackends(c.b, w, t)
+	countBackends(c.b, w, c.size.edge, t)
 	r.Note("dismissed %d", len(w.dismissed))
 	t.apply(r)
 	return err

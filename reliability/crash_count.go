@@ -140,12 +140,14 @@ func allDevices(ctx context.Context, c *client.Client) ([]*gatehouse.Device, err
 // countBackends checks each simulator holds exactly one live object per
 // approved gateway and none for anyone else: one accepted Mender device
 // with the gateway's key, one DPS enrollment, one unrevoked certificate,
-// one IoT Hub device.
-func countBackends(b *Backends, w fleetWant, t *tally) {
+// and, once they registered as IoT Edge does (edge), one IoT Hub device.
+func countBackends(b *Backends, w fleetWant, edge bool, t *tally) {
 	countMender(b.Mender.State, w, t)
 	countDPS(b.DPS.State, w, t)
 	countVault(b.Vault.State, w, t)
-	countHub(b.Hub.State, w, t)
+	if edge {
+		countHub(b.Hub.State, w, t)
+	}
 }
 
 func countMender(m *simulate.Mender, w fleetWant, t *tally) {
