@@ -109,7 +109,8 @@ func (c *crashRun) close() {
 func (c *crashRun) run(ctx context.Context, r *Result) error {
 	agentCtx, stopAgents := context.WithCancel(ctx)
 	defer stopAgents()
-	if err := c.startMenderClients(agentCtx); err != nil {
+	var err error
+	if c.menders, err = startMenderClients(agentCtx, c.b, c.gws); err != nil {
 		return err
 	}
 	c.startAgents(agentCtx)
@@ -130,24 +131,20 @@ func (c *crashRun) run(ctx context.Context, r *Result) error {
 // startMenderClients starts each gateway's Mender client, which asks
 // Mender for a token from boot on, as the real one does: most devices are
 // pending in Mender before gatehouse preauthorizes them, and each gets its
-// token once gatehouse has accepted its key.
-func (c *crashRun) startMenderClients(ctx context.Context) error {
-	c.menders = map[string]*simulate.MenderClient{}
-	for _, g := range c.gws {
-		mc, err := c.b.MenderClient(g.Key, g.MAC, c.menderRetry())
+// token once gatehouse has accepted its key. The retry interval keeps a
+// thousand clients to a few hundred requests a second.
+func startMenderClients(ctx context.Context, b *Backends, gws []*Gateway) (map[string]*simulate.MenderClient, error) {
+	out := map[string]*simulate.MenderClient{}
+	retry := time.Duration(max(1, len(gws)/300)) * time.Second
+	for _, g := range gws {
+		mc, err := b.MenderClient(g.Key, g.MAC, retry)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		c.menders[g.MAC] = mc
+		out[g.MAC] = mc
 		go mc.Run(ctx)
 	}
-	return nil
-}
-
-// menderRetry keeps a thousand Mender clients to a few hundred requests a
-// second.
-func (c *crashRun) menderRetry() time.Duration {
-	return time.Duration(max(1, len(c.gws)/300)) * time.Second
+	return out, nil
 }
 
 // startAgents runs every gateway's agent in this process; each reports
@@ -308,7 +305,7 @@ func (c *crashRun) count(ctx context.Context, r *Result) error {
 	}
 	t := &tally{}
 	r.Operations = len(w.approved)
-	c.countMenderTokens(ctx, w, t)
+	countMenderTokens(ctx, c.menders, w, t)
 	tr := truthOf(c.b, t)
 	for mac, name := range w.approved {
 		checkFiles(w.gws[mac], name, tr, false, t)
@@ -322,16 +319,14 @@ func (c *crashRun) count(ctx context.Context, r *Result) error {
 
 // countMenderTokens waits a little for each approved gateway's Mender
 // client to get its token: gatehouse accepted the key it asks with.
-func (c *crashRun) countMenderTokens(ctx context.Context, w fleetWant, t *tally) {
-	deadline := time.NewTimer(time.Minute)
-	defer deadline.Stop()
+func countMenderTokens(ctx context.Context, menders map[string]*simulate.MenderClient, w fleetWant, t *tally) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	for mac, name := range w.approved {
 		select {
-		case <-c.menders[mac].Accepted():
-		case <-deadline.C:
-			t.lost("the mender client of %s got no token", name)
+		case <-menders[mac].Accepted():
 		case <-ctx.Done():
-			return
+			t.lost("the mender client of %s got no token", name)
 		}
 	}
 }
