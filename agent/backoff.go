@@ -41,7 +41,7 @@ func (b *backoff) reset() { b.attempt = 0 }
 // Without it a wait cut by a few restarts in a row would back off as if
 // the server had been down all along, and the gateway would pick up its
 // credentials up to BackoffMax after the server came back.
-const heldFor = 5 * time.Second
+const heldFor = 2 * time.Second
 
 // retrier repeats a request while it fails transiently.
 type retrier struct {
