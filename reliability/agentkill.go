@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -59,8 +60,8 @@ type agentKillRun struct {
 	runs      int
 	kills     int            // SIGKILLs that found the agent at work
 	missed    int            // SIGKILLs that came after it had exited
-	phases    map[string]int // where the kills landed
-	window    time.Duration  // the longest write seen, from bundle to files written
+	phases    map[string]int  // where the kills landed
+	writes    []time.Duration // recent writes, from bundle to files written
 	mostKills int
 }
 
@@ -80,8 +81,7 @@ func runAgentKill(ctx context.Context, h *Harness, size Size) (*Result, error) {
 
 func newAgentKillRun(ctx context.Context, h *Harness, size agentKillSize) (*agentKillRun, error) {
 	seed := uint64(time.Now().UnixNano())
-	run := &agentKillRun{h: h, size: size, seed: seed, rng: newLockedRand(seed), phases: map[string]int{},
-		window: 20 * time.Millisecond}
+	run := &agentKillRun{h: h, size: size, seed: seed, rng: newLockedRand(seed), phases: map[string]int{}}
 	var err error
 	if run.b, err = h.StartBackends(50 * time.Millisecond); err != nil {
 		return nil, err
@@ -192,9 +192,9 @@ func (a *agentKillRun) done(d *decision, kills int) {
 
 // runOnce runs the agent once; pending is told its device id when it says
 // it is pending. With kill, a SIGKILL follows the bundle's arrival after a
-// random delay within the longest write seen so far, so that it lands
-// before, among or after the files being written. It reports whether the
-// agent died of it.
+// random delay drawn from the writes seen so far, so that it lands before,
+// among or after the files being written. It reports whether the agent
+// died of it.
 func (a *agentKillRun) runOnce(ctx context.Context, g *Gateway, kill bool, pending func(string)) (bool, error) {
 	run, err := startAgent(ctx, a.h.AgentBin, a.srv.URL, g)
 	if err != nil {
@@ -227,23 +227,34 @@ func (a *agentKillRun) runOnce(ctx context.Context, g *Gateway, kill bool, pendi
 	return killed, err
 }
 
-// killLater kills run after a random delay in [0, 1.5 × the longest write
-// seen].
+// writesKept is how many recent writes the kill delay is drawn from.
+const writesKept = 64
+
+// killLater kills run after a delay drawn from the writes seen: one of
+// them picked at random, scaled by a random factor in [0, 1.25], so most
+// kills land while the files are written and a few just after.
 func (a *agentKillRun) killLater(run *agentRun) {
 	a.mu.Lock()
-	window := a.window * 3 / 2
+	typical := 20 * time.Millisecond // until a write has been seen
+	if len(a.writes) > 0 {
+		typical = a.writes[a.rng.IntN(len(a.writes))]
+	}
 	a.mu.Unlock()
-	time.AfterFunc(a.rng.duration(0, window), func() { run.kill() })
+	delay := time.Duration(a.rng.Float64() * 1.25 * float64(typical))
+	time.AfterFunc(delay, func() { run.kill() })
 }
 
-// sawWrite widens the kill window to a write that took longer.
+// sawWrite keeps how long a write took.
 func (a *agentKillRun) sawWrite(run *agentRun) {
 	run.mu.Lock()
 	took := time.Since(run.received)
 	run.mu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.window = max(a.window, took)
+	a.writes = append(a.writes, took)
+	if len(a.writes) > writesKept {
+		a.writes = a.writes[1:]
+	}
 }
 
 func (a *agentKillRun) note(r *Result) {
@@ -257,7 +268,8 @@ func (a *agentKillRun) note(r *Result) {
 	r.Note("kills %s", strings.Join(phases, " / "))
 	r.Note("kills planned that came too late %d", a.missed)
 	r.Note("most kills of one gateway %d", a.mostKills)
-	r.Note("kill window %v", (a.window * 3 / 2).Round(time.Millisecond))
+	r.Note("typical write %v", a.typicalWrite().Round(time.Millisecond))
+	r.Note("approvals answered busy %d", a.op.busy.Load())
 	r.Note("seed %d", a.seed)
 }
 
@@ -285,4 +297,14 @@ func (a *agentKillRun) count(ctx context.Context, r *Result) error {
 	countBackends(a.b, w, a.size.edge, t)
 	t.apply(r)
 	return err
+}
+
+// typicalWrite is the median of the recent writes.
+func (a *agentKillRun) typicalWrite() time.Duration {
+	w := slices.Clone(a.writes)
+	if len(w) == 0 {
+		return 0
+	}
+	slices.Sort(w)
+	return w[len(w)/2]
 }

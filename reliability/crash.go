@@ -286,6 +286,7 @@ func (c *crashRun) note(r *Result, slowest time.Duration) {
 	r.Note("max recovery %v", k.maxRecovery.Round(time.Millisecond))
 	r.Note("approvals retried %d", c.op.retried.Load())
 	r.Note("lost answers found done %d", c.op.checked.Load())
+	r.Note("answered busy %d", c.op.busy.Load())
 	r.Note("last agent done %v after the last kill", slowest.Round(100*time.Millisecond))
 	r.Note("seed %d", c.seed)
 }

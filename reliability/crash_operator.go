@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -35,6 +36,7 @@ type operator struct {
 	c       *client.Client
 	retried atomic.Int64 // calls repeated after a look showed them not done
 	checked atomic.Int64 // calls whose answer was lost but that had happened
+	busy    atomic.Int64 // calls the server answered 503, try again later
 }
 
 // tokenFor makes an API token on srv's database with the CLI, as
@@ -111,6 +113,14 @@ func (o *operator) decide(ctx context.Context, d *decision) error {
 		if refused(err) {
 			return fmt.Errorf("%s %s: refused: %w", d.verb(), d.gw.MAC, err)
 		}
+		if busy(err) {
+			// The server answered that it cannot decide now (a backend's
+			// quota is spent for a while): wait as a person would.
+			o.busy.Add(1)
+			if err := sleepCtx(ctx, busyPause(attempt)); err != nil {
+				return fmt.Errorf("%s %s: %w", d.verb(), d.gw.MAC, err)
+			}
+		}
 		done, err := o.happened(ctx, d)
 		if err != nil {
 			return err
@@ -121,6 +131,18 @@ func (o *operator) decide(ctx context.Context, d *decision) error {
 			return nil
 		}
 	}
+}
+
+// busy says the server answered 503: it is up but cannot decide now.
+func busy(err error) bool {
+	var ge *gatehouse.Error
+	return errors.As(err, &ge) && ge.Code == gatehouse.EUNAVAILABLE
+}
+
+// busyPause grows from half a second to four, with jitter.
+func busyPause(attempt int) time.Duration {
+	ceil := min(500*time.Millisecond<<min(attempt, 3), 4*time.Second)
+	return ceil/2 + rand.N(ceil/2)
 }
 
 func (o *operator) call(ctx context.Context, d *decision) error {
