@@ -58,8 +58,8 @@ type agentKillRun struct {
 	mu        sync.Mutex
 	decisions []*decision
 	runs      int
-	kills     int            // SIGKILLs that found the agent at work
-	missed    int            // SIGKILLs that came after it had exited
+	kills     int             // SIGKILLs that found the agent at work
+	missed    int             // SIGKILLs that came after it had exited
 	phases    map[string]int  // where the kills landed
 	writes    []time.Duration // recent writes, from bundle to files written
 	mostKills int
@@ -278,7 +278,7 @@ func (a *agentKillRun) note(r *Result) {
 func (a *agentKillRun) count(ctx context.Context, r *Result) error {
 	w := wantOf(a.decisions)
 	if a.size.edge {
-		if _, err := WaitDevices(ctx, a.op.c, gatehouse.StateConfigured, len(w.approved), 10*time.Minute); err != nil {
+		if _, err := WaitDevices(ctx, a.op.c, gatehouse.StateConfigured, len(w.approved), 30*time.Minute); err != nil {
 			return fmt.Errorf("iot hub follow-up: %w", err)
 		}
 	}

@@ -296,7 +296,7 @@ func (c *crashRun) note(r *Result, slowest time.Duration) {
 func (c *crashRun) count(ctx context.Context, r *Result) error {
 	w := wantOf(c.decisions)
 	if c.size.edge {
-		if _, err := WaitDevices(ctx, c.op.c, gatehouse.StateConfigured, len(w.approved), 10*time.Minute); err != nil {
+		if _, err := WaitDevices(ctx, c.op.c, gatehouse.StateConfigured, len(w.approved), 30*time.Minute); err != nil {
 			return fmt.Errorf("iot hub follow-up: %w", err)
 		}
 	}
