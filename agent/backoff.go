@@ -35,11 +35,27 @@ func (b *backoff) next(retryAfter time.Duration) time.Duration {
 
 func (b *backoff) reset() { b.attempt = 0 }
 
+// heldFor: a request that failed after running this long had reached a
+// live server (a long poll it held, cut by a restart, say), so the outage
+// that follows is a new one and the backoff starts again from its minimum.
+// Without it a wait cut by a few restarts in a row would back off as if
+// the server had been down all along, and the gateway would pick up its
+// credentials up to BackoffMax after the server came back.
+const heldFor = 2 * time.Second
+
 // retrier repeats a request while it fails transiently.
 type retrier struct {
 	backoff
 	limit int // attempts per call; 0 means until ctx ends
 	log   *slog.Logger
+	now   func() time.Time // default time.Now
+}
+
+func (r *retrier) clock() time.Time {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Now()
 }
 
 // do calls fn until it succeeds, fails permanently, the attempt limit is
@@ -47,6 +63,7 @@ type retrier struct {
 func (r *retrier) do(ctx context.Context, what string, fn func(context.Context) error) error {
 	defer r.reset()
 	for attempt := 1; ; attempt++ {
+		start := r.clock()
 		err := fn(ctx)
 		if err == nil || ctx.Err() != nil {
 			return err
@@ -54,6 +71,9 @@ func (r *retrier) do(ctx context.Context, what string, fn func(context.Context) 
 		transient, retryAfter := retryHint(err)
 		if !transient || (r.limit > 0 && attempt >= r.limit) {
 			return err
+		}
+		if r.clock().Sub(start) >= heldFor {
+			r.reset()
 		}
 		d := r.next(retryAfter)
 		r.log.Warn(what+" failed, retrying", "in", d.Round(time.Millisecond), "attempt", attempt, "err", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 )
@@ -48,5 +49,35 @@ func TestRetrierStopsOnPermanentErrors(t *testing.T) {
 	r.do(t.Context(), "x", func(context.Context) error { calls++; return &transportError{errors.New("down")} })
 	if calls != 2 {
 		t.Errorf("%d calls with limit 2", calls)
+	}
+}
+
+// TestRetrierBacksOffAfreshAfterAHeldRequest cuts a request three times in
+// a row: when each had run for a while (a long poll held by a server that
+// then restarted) the backoff starts again from its minimum each time;
+// when each failed at once (the server is down) it grows.
+func TestRetrierBacksOffAfreshAfterAHeldRequest(t *testing.T) {
+	for _, tc := range []struct {
+		ran  time.Duration
+		want []int // backoff attempts seen by each call
+	}{
+		{ran: heldFor, want: []int{0, 1, 1, 1}},
+		{ran: time.Millisecond, want: []int{0, 1, 2, 3}},
+	} {
+		now := time.Unix(0, 0)
+		r := &retrier{backoff: backoff{min: time.Microsecond, max: time.Microsecond}, log: slog.New(slog.DiscardHandler),
+			now: func() time.Time { return now }}
+		var seen []int
+		err := r.do(t.Context(), "wait", func(context.Context) error {
+			seen = append(seen, r.attempt)
+			if len(seen) == len(tc.want) {
+				return nil
+			}
+			now = now.Add(tc.ran)
+			return &transportError{errors.New("connection reset")}
+		})
+		if err != nil || !slices.Equal(seen, tc.want) {
+			t.Errorf("requests failing after %v: attempts %v, err %v; want %v", tc.ran, seen, err, tc.want)
+		}
 	}
 }

@@ -185,6 +185,9 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.backfillCodes(ctx); err != nil {
 		return fmt.Errorf("provision: store verification codes: %w", err)
 	}
+	if err := s.requeueOrphans(ctx); err != nil {
+		return err
+	}
 	if err := s.jobs.Start(ctx); err != nil {
 		return fmt.Errorf("provision: start job runner: %w", err)
 	}
@@ -195,6 +198,20 @@ func (s *Service) Start(ctx context.Context) error {
 			defer close(s.listenEnded)
 			s.replica.run(lctx)
 		}()
+	}
+	return nil
+}
+
+// requeueOrphans takes up at once the steps a killed process left running
+// (on SQLite; see store.Jobs.RequeueOrphans): the gateways they belong to
+// would otherwise wait RescueAfter for them.
+func (s *Service) requeueOrphans(ctx context.Context) error {
+	n, err := s.jobs.RequeueOrphans(ctx)
+	if err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("steps left running by a process that stopped are queued again", "jobs", n)
 	}
 	return nil
 }

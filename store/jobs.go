@@ -27,6 +27,7 @@ type queue interface {
 	jobCancelTx(ctx context.Context, tx any, id int64) (*rivertype.JobRow, error)
 	announce(ctx context.Context, queue string) error
 	committed()
+	requeueRunning(ctx context.Context, now time.Time) (int, error)
 }
 
 // riverQueue is a River client; wake, if set, is told when a transaction
@@ -74,8 +75,12 @@ func (q riverQueue[TTx]) jobCancelTx(ctx context.Context, tx any, id int64) (*ri
 
 // Jobs is the durable job queue kept in the same database, so a job is
 // enqueued in the transaction that makes it due and is never lost or run
-// for a change that rolled back.
-type Jobs struct{ q queue }
+// for a change that rolled back. single is set on SQLite, whose file one
+// process owns (see RequeueOrphans).
+type Jobs struct {
+	q      queue
+	single bool
+}
 
 // NewJobs makes the job queue on the database's own River driver. The
 // database's transactions enqueue in it from then on.
@@ -85,7 +90,7 @@ func (d *DB) NewJobs(cfg *river.Config) (*Jobs, error) {
 		return nil, err
 	}
 	d.jobs = q
-	return &Jobs{q: q}, nil
+	return &Jobs{q: q, single: !d.Postgres()}, nil
 }
 
 // Start starts working jobs.

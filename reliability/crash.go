@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"gatehouse"
+	"gatehouse/agent"
+	"gatehouse/simulate"
+)
+
+func init() {
+	register(Scenario{
+		Name:  "crash",
+		About: "provisions while gatehouse serve is SIGKILLed at random and restarted on its database: nothing lost or doubled in bundles, backends or the audit log",
+		Order: 10,
+		Run:   runCrash,
+	})
+}
+
+// crashSize is how big a crash run is.
+type crashSize struct {
+	gateways int
+	kills    int // at least this many
+	// edge: each provisioned gateway registers with DPS as IoT Edge would,
+	// and the run waits for the IoT Hub follow-up to configure it. The
+	// hub's identity quota (100 calls a minute, which each approval's name
+	// check also draws on) makes that minutes, so a short run leaves it out.
+	edge bool
+}
+
+func crashSizeOf(s Size) crashSize {
+	return crashSize{gateways: s.Pick(60, 1000), kills: s.Pick(6, 25), edge: !s.Short}
+}
+
+// dismissEvery: one gateway in this many is dismissed, not approved.
+const dismissEvery = 25
+
+// crashRun is one run of the crash scenario.
+type crashRun struct {
+	h    *Harness
+	size crashSize
+	b    *Backends
+	srv  *Server
+	op   *operator
+	kill *killer
+	rng  *lockedRand
+	seed uint64
+
+	gws       []*Gateway
+	menders   map[string]*simulate.MenderClient // by MAC
+	decisions []*decision
+	agents    chan agentDone
+}
+
+type agentDone struct {
+	gw  *Gateway
+	err error
+	at  time.Time
+}
+
+func runCrash(ctx context.Context, h *Harness, size Size) (*Result, error) {
+	start := time.Now()
+	r := &Result{}
+	run, err := newCrashRun(ctx, h, crashSizeOf(size))
+	if run != nil {
+		defer run.close()
+	}
+	if err == nil {
+		err = run.run(ctx, r)
+	}
+	r.Took = time.Since(start)
+	return r, err
+}
+
+func newCrashRun(ctx context.Context, h *Harness, size crashSize) (*crashRun, error) {
+	seed := uint64(time.Now().UnixNano())
+	run := &crashRun{h: h, size: size, seed: seed, rng: newLockedRand(seed), agents: make(chan agentDone, size.gateways)}
+	var err error
+	if run.b, err = h.StartBackends(50 * time.Millisecond); err != nil {
+		return nil, err
+	}
+	// Every simulated gateway comes from 127.0.0.1, so the per-source
+	// limit is off, as behind a proxy; the flood scenario covers it.
+	run.srv, err = h.StartServer(ctx, ServerOptions{Config: run.b.EnvFile, Args: []string{"--device-rate", "0"}})
+	if err != nil {
+		return run, err
+	}
+	if run.op, err = newOperator(ctx, h, run.srv, "crash-operator", "operator"); err != nil {
+		return run, err
+	}
+	run.kill = newKiller(run.srv, run.b, run.rng)
+	run.gws, err = h.NewGateways(size.gateways, 1)
+	return run, err
+}
+
+func (c *crashRun) close() {
+	if c.srv != nil {
+		c.srv.Kill()
+	}
+	if c.b != nil {
+		c.b.Close()
+	}
+}
+
+func (c *crashRun) run(ctx context.Context, r *Result) error {
+	agentCtx, stopAgents := context.WithCancel(ctx)
+	defer stopAgents()
+	var err error
+	if c.menders, err = startMenderClients(agentCtx, c.b, c.gws); err != nil {
+		return err
+	}
+	c.startAgents(agentCtx)
+	if err := c.waitPending(ctx); err != nil {
+		return err
+	}
+	if err := c.decideUnderKills(ctx); err != nil {
+		return err
+	}
+	slowest, err := c.awaitAgents(ctx)
+	if err != nil {
+		return err
+	}
+	c.note(r, slowest)
+	return c.count(ctx, r)
+}
+
+// startMenderClients starts each gateway's Mender client, which asks
+// Mender for a token from boot on, as the real one does: most devices are
+// pending in Mender before gatehouse preauthorizes them, and each gets its
+// token once gatehouse has accepted its key. The retry interval keeps a
+// thousand clients to a few hundred requests a second.
+func startMenderClients(ctx context.Context, b *Backends, gws []*Gateway) (map[string]*simulate.MenderClient, error) {
+	out := map[string]*simulate.MenderClient{}
+	retry := time.Duration(max(1, len(gws)/300)) * time.Second
+	for _, g := range gws {
+		mc, err := b.MenderClient(g.Key, g.MAC, retry)
+		if err != nil {
+			return nil, err
+		}
+		out[g.MAC] = mc
+		go mc.Run(ctx)
+	}
+	return out, nil
+}
+
+// startAgents runs every gateway's agent in this process; each reports
+// when it returns.
+func (c *crashRun) startAgents(ctx context.Context) {
+	for _, g := range c.gws {
+		go func() {
+			_, err := g.RunAgent(ctx, c.srv.URL)
+			c.agents <- agentDone{gw: g, err: err, at: time.Now()}
+		}()
+	}
+}
+
+// waitPending waits until every gateway is pending and plans a decision
+// for each.
+func (c *crashRun) waitPending(ctx context.Context) error {
+	pending, err := WaitDevices(ctx, c.op.c, gatehouse.StatePending, len(c.gws), 2*time.Minute)
+	if err != nil {
+		return err
+	}
+	for i, g := range c.gws {
+		d, ok := pending[g.MAC]
+		if !ok {
+			return fmt.Errorf("gateway %s is not pending", g.MAC)
+		}
+		dec := &decision{gw: g, deviceID: d.ID, dismiss: i%dismissEvery == dismissEvery/3}
+		if !dec.dismiss {
+			dec.name = fmt.Sprintf("gw-crash-%04d", i)
+		}
+		c.decisions = append(c.decisions, dec)
+	}
+	return nil
+}
+
+// decideUnderKills decides the gateways in rounds, one kill in each: a
+// round's approvals start, a kill lands among them or in the backend
+// calls they cause, the server comes back, the operator finishes the
+// round (retrying what the kill cut off), and the next round begins while
+// the last one's provisioning is still running.
+func (c *crashRun) decideUnderKills(ctx context.Context) error {
+	rounds := c.size.kills
+	per := (len(c.decisions) + rounds - 1) / rounds
+	for i := 0; i < len(c.decisions); i += per {
+		batch := c.decisions[i:min(i+per, len(c.decisions))]
+		if err := c.round(ctx, batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// round decides batch while one kill happens.
+func (c *crashRun) round(ctx context.Context, batch []*decision) error {
+	decided := make(chan error, 1)
+	go func() { decided <- c.decideAll(ctx, batch) }()
+	// Each provision makes several backend calls; a trigger within the
+	// first few per gateway lands while this round's work runs.
+	t := c.kill.trigger(3*len(batch), 500*time.Millisecond)
+	killErr := c.kill.killAndRestart(ctx, t)
+	return errors.Join(killErr, <-decided)
+}
+
+// decideAll makes the decisions a few at a time, as a handful of operators
+// would.
+func (c *crashRun) decideAll(ctx context.Context, ds []*decision) error {
+	const operators = 4
+	sem := make(chan struct{}, operators)
+	var wg sync.WaitGroup
+	errs := make([]error, len(ds))
+	for i, d := range ds {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = c.op.decide(ctx, d)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// awaitAgents waits for every agent: an approved gateway's must end with
+// its bundle, a dismissed one's with the dismissal. It returns the slowest
+// time from the last kill to an agent's end.
+func (c *crashRun) awaitAgents(ctx context.Context) (time.Duration, error) {
+	last := time.Now()
+	deadline := time.NewTimer(c.agentWait())
+	defer deadline.Stop()
+	byMAC := map[string]*decision{}
+	for _, d := range c.decisions {
+		byMAC[d.gw.MAC] = d
+	}
+	var slowest time.Duration
+	var errs []error
+	for range c.gws {
+		select {
+		case a := <-c.agents:
+			slowest = max(slowest, a.at.Sub(last))
+			errs = append(errs, c.agentOutcome(byMAC[a.gw.MAC], a.err))
+		case <-deadline.C:
+			return slowest, fmt.Errorf("agents still waiting %v after the last kill; server log:\n%s", c.agentWait(), c.srv.LogTail(20))
+		case <-ctx.Done():
+			return slowest, ctx.Err()
+		}
+	}
+	return slowest, errors.Join(errs...)
+}
+
+func (c *crashRun) agentWait() time.Duration {
+	return 10 * time.Minute
+}
+
+// agentOutcome checks how an agent ended against the decision; an approved
+// gateway then registers with DPS, as its IoT Edge would.
+func (c *crashRun) agentOutcome(d *decision, err error) error {
+	if d.dismiss {
+		if agent.ExitCode(err) != agent.ExitDismissed {
+			return fmt.Errorf("agent of dismissed %s ended with %v, want the dismissal", d.gw.MAC, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("agent of %s (%s): %w", d.name, d.gw.MAC, err)
+	}
+	if !c.size.edge {
+		return nil
+	}
+	return registerEdge(c.b, d.gw)
+}
+
+func (c *crashRun) note(r *Result, slowest time.Duration) {
+	k := c.kill
+	r.Faults = k.kills
+	r.Note("restarts %d", c.srv.Starts()-1)
+	r.Note("kills in backend calls %d", k.inBackend)
+	if k.fallbacks > 0 {
+		r.Note("kills past their trigger %d", k.fallbacks)
+	}
+	r.Note("max recovery %v", k.maxRecovery.Round(time.Millisecond))
+	r.Note("approvals retried %d", c.op.retried.Load())
+	r.Note("lost answers found done %d", c.op.checked.Load())
+	r.Note("answered busy %d", c.op.busy.Load())
+	r.Note("last agent done %v after the last kill", slowest.Round(100*time.Millisecond))
+	r.Note("seed %d", c.seed)
+}
+
+// count waits until every approved gateway is configured, then checks the
+// bundles, the server's states, the backends and the audit log.
+func (c *crashRun) count(ctx context.Context, r *Result) error {
+	w := wantOf(c.decisions)
+	if c.size.edge {
+		if _, err := WaitDevices(ctx, c.op.c, gatehouse.StateConfigured, len(w.approved), 30*time.Minute); err != nil {
+			return fmt.Errorf("iot hub follow-up: %w", err)
+		}
+	}
+	admin, err := newOperator(ctx, c.h, c.srv, "crash-auditor", "admin")
+	if err != nil {
+		return err
+	}
+	t := &tally{}
+	r.Operations = len(w.approved)
+	countMenderTokens(ctx, c.menders, w, t)
+	tr := truthOf(c.b, t)
+	for mac, name := range w.approved {
+		checkFiles(w.gws[mac], name, tr, false, t)
+	}
+	err = errors.Join(countServer(ctx, c.op.c, w, t), countAudit(ctx, admin.c, c.decisions, t))
+	countBackends(c.b, w, c.size.edge, t)
+	r.Note("dismissed %d", len(w.dismissed))
+	t.apply(r)
+	return err
+}
+
+// countMenderTokens waits a little for each approved gateway's Mender
+// client to get its token: gatehouse accepted the key it asks with.
+func countMenderTokens(ctx context.Context, menders map[string]*simulate.MenderClient, w fleetWant, t *tally) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for mac, name := range w.approved {
+		select {
+		case <-menders[mac].Accepted():
+		case <-ctx.Done():
+			t.lost("the mender client of %s got no token", name)
+		}
+	}
+}
