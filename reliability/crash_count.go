@@ -18,37 +18,6 @@ import (
 	"gatehouse/simulate"
 )
 
-// tally counts what the end of a scenario found missing or doubled, with a
-// line for each so a failure says what.
-type tally struct {
-	losses, dups int
-	problems     []string
-}
-
-func (t *tally) lost(format string, args ...any) {
-	t.losses++
-	t.problems = append(t.problems, "lost: "+fmt.Sprintf(format, args...))
-}
-
-func (t *tally) doubled(format string, args ...any) {
-	t.dups++
-	t.problems = append(t.problems, "doubled: "+fmt.Sprintf(format, args...))
-}
-
-// shownProblems caps the lines a failing run prints.
-const shownProblems = 30
-
-func (t *tally) apply(r *Result) {
-	r.Losses, r.Duplicates = t.losses, t.dups
-	for i, p := range t.problems {
-		if i == shownProblems {
-			r.Details = append(r.Details, fmt.Sprintf("... and %d more", len(t.problems)-i))
-			break
-		}
-		r.Details = append(r.Details, "  "+p)
-	}
-}
-
 // fleetWant is what the end state must be: the gateways approved, by MAC
 // with their names, and those dismissed.
 type fleetWant struct {

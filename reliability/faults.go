@@ -99,7 +99,7 @@ func runFaults(ctx context.Context, h *Harness, size Size) (*Result, error) {
 	}
 	r.Note("faults %s", describeFaults(injected))
 	t := f.countObjects(devices)
-	r.Losses, r.Duplicates = t.losses, t.duplicates
+	r.Losses, r.Duplicates = t.losses, t.dups
 	notes, details, problems := f.callFigures(logs, devices, time.Since(approveStart))
 	r.Notes = append(r.Notes, notes...)
 	r.Details = append(r.Details, "faults: calls per backend, put down to the gateway each names:")

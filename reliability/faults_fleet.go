@@ -323,29 +323,6 @@ func (f *fleet) secrets() ([]string, error) {
 	return out, nil
 }
 
-// tally is what the backends hold for the fleet at the end.
-type tally struct {
-	losses, duplicates int
-	problems           []string // the first few, for the error
-	bad                int      // how many problems in all
-}
-
-func (t *tally) add(losses, duplicates int, format string, args ...any) {
-	t.losses += losses
-	t.duplicates += duplicates
-	t.bad++
-	if len(t.problems) < 5 {
-		t.problems = append(t.problems, fmt.Sprintf(format, args...))
-	}
-}
-
-func (t *tally) err() error {
-	if t.bad == 0 {
-		return nil
-	}
-	return fmt.Errorf("%d problems with the backends' objects, first: %s", t.bad, strings.Join(t.problems, "; "))
-}
-
 // countObjects checks that each backend holds exactly one live object per
 // gateway, the one the gateway's step recorded, and nothing else: a
 // missing object is a loss, a second one (or one for no gateway) a

@@ -340,7 +340,7 @@ func (o *outage) count(ctx context.Context, outageLen time.Duration) error {
 	if o.backend == "iothub" {
 		o.countHub(t, byName)
 	}
-	o.r.Losses, o.r.Duplicates = t.losses, t.duplicates
+	o.r.Losses, o.r.Duplicates = t.losses, t.dups
 	calls, refused, err := o.callsWhileDown()
 	if err != nil {
 		return err
@@ -397,18 +397,4 @@ func (o *outage) bounded(rssKB, jobs int) error {
 		problems = append(problems, fmt.Sprintf("the job queue reached %d, over %d", jobs, maxJobs))
 	}
 	return listProblems("the server's size", problems)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
