@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"gatehouse"
@@ -23,6 +24,9 @@ func (c *Config) loadDPS(e *Env) error {
 		return fmt.Errorf("config: GATEHOUSE_DPS_CONNECTION_STRING: %w", err)
 	}
 	d := &azure.DPSConfig{ConnectionString: cs, IDScope: e.Get("GATEHOUSE_DPS_ID_SCOPE"), Endpoint: e.Get("GATEHOUSE_DPS_ENDPOINT")}
+	if d.RateLimit, err = perMinute(e, "GATEHOUSE_DPS_RATE_LIMIT"); err != nil {
+		return err
+	}
 	if err := d.Validate(); err != nil {
 		return fmt.Errorf("config: dps: %w", err)
 	}
@@ -48,11 +52,30 @@ func (c *Config) loadHubs(e *Env) error {
 	if h.Endpoints, err = endpoints(e.Get("GATEHOUSE_IOTHUB_ENDPOINTS")); err != nil {
 		return err
 	}
+	if h.RateLimit, err = perMinute(e, "GATEHOUSE_IOTHUB_RATE_LIMIT"); err != nil {
+		return err
+	}
 	if err := h.Validate(); err != nil {
 		return fmt.Errorf("config: iothub: %w", err)
 	}
 	c.Hubs = h
 	return nil
+}
+
+// perMinute reads an optional quota in calls a minute: the service's
+// documented quota depends on its tier and units, which gatehouse cannot
+// ask for, so the default is the smallest tier's and the operator raises it.
+// Unset is 0, the client's default.
+func perMinute(e *Env, key string) (int, error) {
+	v := e.Get(key)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("config: %s must be a whole number of calls a minute above 0, not %q", key, v)
+	}
+	return n, nil
 }
 
 // endpoints reads "host=url" pairs that send a hub's calls elsewhere, e.g.

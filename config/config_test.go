@@ -62,3 +62,27 @@ func TestNothingConfigured(t *testing.T) {
 		t.Fatalf("empty environment: %+v, %v", c, err)
 	}
 }
+
+// A hub with more units, or DPS on a larger quota, is paced at the quota
+// the operator states; a quota that is not a positive count stops startup.
+func TestRateLimits(t *testing.T) {
+	base := map[string]string{
+		"GATEHOUSE_DPS_CONNECTION_STRING":     "HostName=dps.example;SharedAccessKeyName=p;SharedAccessKey=a2V5",
+		"GATEHOUSE_DPS_ID_SCOPE":              "0ne00000001",
+		"GATEHOUSE_IOTHUB_CONNECTION_STRINGS": "HostName=hub.example;SharedAccessKeyName=p;SharedAccessKey=a2V5",
+	}
+	c, err := load(base)
+	if err != nil || c.DPS.RateLimit != 0 || c.Hubs.RateLimit != 0 {
+		t.Fatalf("unset: %+v %+v %v (want 0, the clients' defaults)", c.DPS, c.Hubs, err)
+	}
+	base["GATEHOUSE_DPS_RATE_LIMIT"], base["GATEHOUSE_IOTHUB_RATE_LIMIT"] = "2000", "500"
+	if c, err = load(base); err != nil || c.DPS.RateLimit != 2000 || c.Hubs.RateLimit != 500 {
+		t.Fatalf("set: %v", err)
+	}
+	for _, bad := range []string{"0", "-5", "fast", "1e3"} {
+		base["GATEHOUSE_IOTHUB_RATE_LIMIT"] = bad
+		if _, err := load(base); err == nil || !strings.Contains(err.Error(), "GATEHOUSE_IOTHUB_RATE_LIMIT") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -26,6 +26,7 @@ type Harness struct {
 	Bin       string    // the gatehouse binary
 	AgentBin  string    // the gatehouse-agent binary
 	Progress  io.Writer // progress lines, for a person watching a long run
+	ServerEnv []string  // environment every serve process of this scenario gets
 	removeDir bool
 }
 
@@ -110,6 +111,7 @@ type Server struct {
 	DB   string
 	Log  string // the file every start's stderr is appended to
 	opts ServerOptions
+	env  []string
 	bin  string
 	addr string
 
@@ -128,7 +130,7 @@ func (h *Harness) StartServer(ctx context.Context, opts ServerOptions) (*Server,
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{URL: "http://" + addr, DB: opts.DB, Log: filepath.Join(h.Dir, "serve.log"), opts: opts, bin: h.Bin, addr: addr}
+	s := &Server{URL: "http://" + addr, DB: opts.DB, Log: filepath.Join(h.Dir, "serve.log"), opts: opts, env: h.ServerEnv, bin: h.Bin, addr: addr}
 	return s, s.Start(ctx)
 }
 
@@ -160,7 +162,7 @@ func (s *Server) Start(ctx context.Context) error {
 		args = append(args, "--config", s.opts.Config)
 	}
 	cmd := exec.Command(s.bin, args...)
-	cmd.Env = append(os.Environ(), s.opts.Env...)
+	cmd.Env = append(append(os.Environ(), s.env...), s.opts.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
