@@ -135,6 +135,8 @@ func (b *nonceBatcher) flushQueued(ctx context.Context, flush func(context.Conte
 func (d *DB) flushNonces(ctx context.Context, batch []*nonceUse) {
 	rows, dups := distinctNonces(batch)
 	fresh, err := d.insertNonces(ctx, rows)
+	// Before any wait in the batch reads its status (statusCache).
+	d.checkOtherWrites(ctx)
 	for _, u := range rows {
 		u.fresh, u.err = err == nil && fresh[nonceKey{u.key, u.nonce}], err
 		close(u.done)
