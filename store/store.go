@@ -112,7 +112,11 @@ func Connect(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{eng: eng, q: eng.pool(), dsn: dsn, Now: time.Now}, nil
+	d := &DB{eng: eng, q: eng.pool(), dsn: dsn, Now: time.Now}
+	if d.Postgres() {
+		d.nonces.timeout = nonceFlushTimeout
+	}
+	return d, nil
 }
 
 // Close closes the database.
