@@ -150,9 +150,13 @@ func (b *nonceBatcher) flushQueued(ctx context.Context, flush func(context.Conte
 // flushNonces writes one batch and tells each caller its answer.
 func (d *DB) flushNonces(ctx context.Context, batch []*nonceUse) {
 	rows, dups := distinctNonces(batch)
-	fresh, err := d.insertNonces(ctx, rows)
+	fresh, version, err := d.insertNonces(ctx, rows)
 	// Before any wait in the batch reads its status (statusCache).
-	d.checkOtherWrites(ctx)
+	if version != nil {
+		d.statuses.otherWrites(*version)
+	} else {
+		d.checkOtherWrites(ctx)
+	}
 	for _, u := range rows {
 		u.fresh, u.err = err == nil && fresh[nonceKey{u.key, u.nonce}], err
 		close(u.done)
@@ -194,12 +198,15 @@ func distinctNonces(batch []*nonceUse) (rows, dups []*nonceUse) {
 // uses. A row met is the same signed request again: its expiry comes from
 // the signed timestamp, so a replay carries the one it was first stored
 // with (see migration 0018). A padding row repeats the batch's last, so it
-// meets that row and inserts nothing.
+// meets that row and inserts nothing. Each row also carries the writing
+// connection's data_version as the insert saw it, which spares the status
+// cache a statement of its own after each batch (DB.checkOtherWrites).
 var sqliteInsertNonces = func() []string {
 	var qs []string
 	for n := 1; n <= maxNonceBatch; n *= 2 {
 		qs = append(qs, `INSERT INTO nonces (fingerprint, nonce, expires_at) VALUES (?, ?, ?)`+
-			strings.Repeat(", (?, ?, ?)", n-1)+` ON CONFLICT DO NOTHING RETURNING fingerprint, nonce`)
+			strings.Repeat(", (?, ?, ?)", n-1)+` ON CONFLICT DO NOTHING
+			RETURNING fingerprint, nonce, (SELECT data_version FROM pragma_data_version)`)
 	}
 	return qs
 }()
@@ -220,16 +227,20 @@ const postgresInsertNonces = `INSERT INTO nonces (fingerprint, nonce, expires_at
 // commit as an error; PostgreSQL commits before ReadyForQuery, and pgx
 // reports an error sent after the rows when they close. So scanNonceKeys
 // answers only for a committed batch.
-func (d *DB) insertNonces(ctx context.Context, rows []*nonceUse) (map[nonceKey]bool, error) {
+//
+// On SQLite it also returns the data_version the insert saw, nil when no
+// row was inserted to carry it.
+func (d *DB) insertNonces(ctx context.Context, rows []*nonceUse) (map[nonceKey]bool, *int64, error) {
 	query, args, err := d.nonceInsert(rows)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	fresh, err := scanNonceKeys(d.q.QueryContext(ctx, query, args...))
+	r, err := d.q.QueryContext(ctx, query, args...)
+	fresh, version, err := scanNonceKeys(r, err, !d.Postgres())
 	if err != nil {
-		return nil, translate(err, "nonces")
+		return nil, nil, translate(err, "nonces")
 	}
-	return fresh, nil
+	return fresh, version, nil
 }
 
 // nonceInsert is the dialect's statement and arguments for rows.
@@ -261,22 +272,35 @@ func sqliteNonceInsert(rows []*nonceUse) (string, []any, error) {
 
 // scanNonceKeys reads every returned row and closes them before asking
 // for the error: the statement, and so its commit, has not finished until
-// then.
-func scanNonceKeys(r rows, err error) (map[nonceKey]bool, error) {
+// then. withVersion: each row ends with a data_version, returned from the
+// last.
+func scanNonceKeys(r rows, err error, withVersion bool) (map[nonceKey]bool, *int64, error) {
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fresh := map[nonceKey]bool{}
+	var version *int64
 	for r.Next() {
 		var k nonceKey
-		if err := r.Scan(&k.key, &k.nonce); err != nil {
+		var v int64
+		dest := []any{&k.key, &k.nonce}
+		if withVersion {
+			dest = append(dest, &v)
+		}
+		if err := r.Scan(dest...); err != nil {
 			r.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		fresh[k] = true
+		if withVersion {
+			version = &v
+		}
 	}
 	cerr := r.Close()
-	return fresh, errors.Join(r.Err(), cerr)
+	if err := errors.Join(r.Err(), cerr); err != nil {
+		return nil, nil, err
+	}
+	return fresh, version, nil
 }
 
 // DeleteExpiredNonces removes up to limit expired nonces and returns how many

@@ -18,9 +18,10 @@ import (
 //     entry is served from just before its commit until it is forgotten,
 //     and no read that began before it may fill an entry after it;
 //   - when another connection to the file, another process's, has committed
-//     since the last look (SQLite's PRAGMA data_version, read on the one
-//     writing connection, where only other connections' commits change it,
-//     after each nonce batch; see DB.checkOtherWrites).
+//     since the last look: SQLite's data_version on the one writing
+//     connection, where only other connections' commits change it, as each
+//     nonce batch's insert returns it (or DB.checkOtherWrites reads it, for a
+//     batch that inserted nothing).
 //
 // Every device request commits its nonce before it reads its status
 // (server.admitDevice, then the handler), so the batch that committed a
@@ -142,9 +143,10 @@ func (c *statusCache) otherWrites(version int64) {
 
 // checkOtherWrites reads the writer's data_version, which changes only when
 // another connection (on SQLite, another process) has committed, and
-// forgets the cached statuses if it did. It runs after each nonce batch,
-// on the writing connection (the pool has that one): until it has run, no
-// wait in the batch reads its status. On an error everything is forgotten.
+// forgets the cached statuses if it did. It runs after a nonce batch whose
+// insert returned no row (and so no data_version), on the writing
+// connection (the pool has that one): until it has run, no wait in the
+// batch reads its status. On an error everything is forgotten.
 func (d *DB) checkOtherWrites(ctx context.Context) {
 	if d.Postgres() {
 		return
