@@ -71,13 +71,14 @@ const nonceFlushTimeout = 30 * time.Second
 // goroutine; calls arriving meanwhile queue, and a flusher started when it
 // is done writes them as one batch, and so on until the queue is empty.
 //
-// Before each batch the writer yields the processor once (Gosched). On a
-// busy server the requests that are ready to run then reach the queue and
-// share the commit: a commit's fixed cost (its locks, its WAL write, the
-// driver's round) is most of a nonce's, and without the yield a batch held
-// less than two nonces in BenchmarkCheckins (1.7 a commit; 6.6 with it).
-// On an idle one nothing else is ready and the yield returns at once, so a
-// lone call still costs no hand-off between goroutines.
+// Before each batch the writer yields the processor (Gosched; again while
+// the queue grows, see gather). On a busy server the requests that are
+// ready to run then reach the queue and share the commit: a commit's fixed
+// cost (its locks, its WAL write, the driver's round) is most of a nonce's,
+// and without the yield a batch held less than two nonces in
+// BenchmarkCheckins (1.7 a commit; 6.6 with one yield). On an idle one
+// nothing else is ready and the yield returns at once, so a lone call
+// still costs no hand-off between goroutines.
 type nonceBatcher struct {
 	// timeout bounds each batch; 0: no deadline (SQLite, see
 	// nonceFlushTimeout).
@@ -99,7 +100,7 @@ func (b *nonceBatcher) add(ctx context.Context, u *nonceUse, flush func(context.
 	b.mu.Unlock()
 	// The batch is other callers' too, so this call's end may not cancel it.
 	ctx = context.WithoutCancel(ctx)
-	runtime.Gosched()
+	b.gather()
 	b.flushQueued(ctx, flush)
 	// The flusher outlives this call: it writes other callers' nonces.
 	b.next(ctx, flush, true)
@@ -123,12 +124,36 @@ func (b *nonceBatcher) next(ctx context.Context, flush func(context.Context, []*
 
 func (b *nonceBatcher) run(ctx context.Context, flush func(context.Context, []*nonceUse)) {
 	for {
+		b.gather()
 		b.flushQueued(ctx, flush)
 		if !b.next(ctx, flush, false) {
 			return
 		}
-		runtime.Gosched()
 	}
+}
+
+// maxGatherYields bounds the yields before one batch.
+const maxGatherYields = 4
+
+// gather yields the processor before a batch, again while the queue grew
+// during the last yield (up to maxGatherYields), so the requests that are
+// on their way join the batch rather than wait for the next commit.
+func (b *nonceBatcher) gather() {
+	n := b.queued()
+	for range maxGatherYields {
+		runtime.Gosched()
+		m := b.queued()
+		if m == n || m >= maxNonceBatch {
+			return
+		}
+		n = m
+	}
+}
+
+func (b *nonceBatcher) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
 }
 
 // flushQueued writes up to maxNonceBatch of the queued calls as one batch.
