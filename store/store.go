@@ -191,7 +191,7 @@ func (d *DB) run(ctx context.Context, begin func(context.Context) (txHandle, err
 // check-in status is served from before the commit until all are forgotten
 // after it, so a wait arriving once it has committed reads what it wrote.
 func (d *DB) commit(ctx context.Context, h txHandle, write bool) error {
-	if !write {
+	if !write || d.Postgres() { // PostgreSQL keeps no statuses
 		return h.commit(ctx)
 	}
 	done := d.statuses.committingTx()
