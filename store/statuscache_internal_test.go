@@ -180,8 +180,19 @@ func TestSQLiteNonceBatchSizes(t *testing.T) {
 			t.Errorf("batch of %d with %d replays: %d fresh", size, replays, fresh)
 		}
 	}
+	// The largest batch, whose statement binds the most values.
+	var batch []*nonceUse
+	for i := range maxNonceBatch {
+		batch = append(batch, &nonceUse{key: "fp", nonce: fmt.Sprintf("max-%d", i), expires: exp, done: make(chan struct{})})
+	}
+	d.flushNonces(t.Context(), batch)
+	for _, u := range batch {
+		if <-u.done; u.err != nil || !u.fresh {
+			t.Fatalf("batch of %d: %v, %v", maxNonceBatch, u.fresh, u.err)
+		}
+	}
 	var rows int
-	if err := d.q.QueryRowContext(t.Context(), `SELECT count(*) FROM nonces`).Scan(&rows); err != nil || rows != 37 {
-		t.Errorf("%d nonces stored (%v), want 37", rows, err)
+	if err := d.q.QueryRowContext(t.Context(), `SELECT count(*) FROM nonces`).Scan(&rows); err != nil || rows != 37+maxNonceBatch {
+		t.Errorf("%d nonces stored (%v), want %d", rows, err, 37+maxNonceBatch)
 	}
 }
