@@ -1,16 +1,24 @@
 package bench
 
 import (
+	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"gatehouse/internal/pgtest"
 	"gatehouse/protocol"
@@ -135,4 +143,150 @@ func verifyHeaders(r *http.Request, body []byte) bool {
 	msg := protocol.StringToSign(r.Method, r.URL.RequestURI(), body,
 		r.Header.Get(protocol.HeaderTimestamp), r.Header.Get(protocol.HeaderNonce))
 	return ed25519.Verify(key, msg, sig)
+}
+
+// BenchmarkCheckinCPU measures what BenchmarkCheckins' rows cost in CPU
+// time rather than in wall-clock rate: client and server share this
+// process, so getrusage over a fixed number of waits (after a warm-up)
+// gives their CPU per request together. On a machine others load, a
+// row's rate swings with its neighbours' bursts while its CPU per request
+// does not, so this is the figure to compare builds by.
+//
+// GATEHOUSE_BENCH_CPU_ROWS keeps only the rows whose name contains one of
+// its |-separated words (for a profile of one row, with -cpuprofile);
+// GATEHOUSE_BENCH_CPU_WAITS sets the waits measured (default 20,000).
+// Each row runs checkinRounds times, the rows taking turns; the median is
+// printed.
+//
+// Target, by CPU: key-signed at ≤ 1.25× bare+verify's µs (0.8× its rate
+// with the CPU the only limit).
+func BenchmarkCheckinCPU(b *testing.B) {
+	for b.Loop() {
+		type row struct {
+			name string
+			run  func() float64
+			us   []float64
+		}
+		waits := envCount(b, "GATEHOUSE_BENCH_CPU_WAITS", 20000)
+		sqlite := func(name string) string { return filepath.Join(b.TempDir(), name) }
+		rows := []*row{
+			{name: "bare net/http", run: func() float64 { return checkinCPU(b, bareServer(b, false), false, waits) }},
+			{name: "bare + ed25519 verify", run: func() float64 { return checkinCPU(b, bareServer(b, true), false, waits) }},
+			{name: "gatehouse, sqlite", run: func() float64 {
+				return checkinCPU(b, startReplicas(b, sqlite("bench.db"), 1, nil), false, waits)
+			}},
+			{name: "gatehouse, postgres", run: func() float64 {
+				return checkinCPU(b, startReplicas(b, pgtest.URL(b), 1, nil), false, waits)
+			}},
+			{name: "session, sqlite", run: func() float64 {
+				return checkinCPU(b, startReplicas(b, sqlite("session.db"), 1, nil), true, waits)
+			}},
+			{name: "session, postgres", run: func() float64 {
+				return checkinCPU(b, startReplicas(b, pgtest.URL(b), 1, nil), true, waits)
+			}},
+		}
+		keep := func(name string) bool {
+			if strings.Contains(name, "postgres") && os.Getenv(pgtest.Env) == "" {
+				return false
+			}
+			only := os.Getenv("GATEHOUSE_BENCH_CPU_ROWS")
+			if only == "" {
+				return true
+			}
+			for w := range strings.SplitSeq(only, "|") {
+				if w != "" && strings.Contains(name, w) {
+					return true
+				}
+			}
+			return false
+		}
+		for range checkinRounds {
+			for _, r := range rows {
+				if keep(r.name) {
+					r.us = append(r.us, r.run())
+				}
+			}
+		}
+		fmt.Printf("\n%-24s %14s %10s   (median of %d rounds of %d waits; load average %s)\n",
+			"CPU per check-in", "µs/request", "rounds", checkinRounds, waits, loadAvg())
+		for _, r := range rows {
+			if len(r.us) == 0 {
+				continue
+			}
+			rounds := make([]string, len(r.us))
+			for i, u := range r.us {
+				rounds[i] = fmt.Sprintf("%.0f", u)
+			}
+			fmt.Printf("%-24s %14.0f   %s\n", r.name, median(r.us), strings.Join(rounds, " "))
+		}
+		fmt.Println("target: gatehouse, sqlite <= 1.25x the µs of bare + ed25519 verify")
+	}
+}
+
+// checkinCPU enrolls 200 keys, sends 2,000 waits to warm up, then returns
+// the process's CPU time (user and system) per wait over the next n, 32 in
+// flight.
+func checkinCPU(b *testing.B, set *replicaSet, sessions bool, n int) float64 {
+	defer set.stop()
+	const keys, warm, inFlight = 200, 2000, 32
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: inFlight}}
+	defer c.CloseIdleConnections()
+	url := set.fleets[0].url
+	ks := make([]ed25519.PrivateKey, keys)
+	grants := make([]*protocol.SessionGrant, keys)
+	for i := range ks {
+		_, ks[i], _ = ed25519.GenerateKey(rand.Reader)
+		st, err := signedStatus(context.Background(), c, url+protocol.PathEnroll, enrollBody(i), ks[i])
+		if err != nil {
+			b.Fatalf("enroll: %v", err)
+		}
+		grants[i] = st.Session
+		if sessions && st.Session == nil {
+			b.Fatal("enroll granted no session")
+		}
+	}
+	wait, _ := json.Marshal(protocol.WaitRequest{State: ""})
+	send := func(count int) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range inFlight {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= count {
+						return
+					}
+					code := 0
+					if sessions {
+						code = sessionPost(b, c, url+protocol.PathWait, wait, grants[i%keys])
+					} else {
+						code = signedPost(b, c, url+protocol.PathWait, wait, ks[i%keys])
+					}
+					if code != http.StatusOK {
+						b.Errorf("wait: %d", code)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	send(warm)
+	before := cpuTime(b)
+	send(n)
+	return float64((cpuTime(b) - before).Microseconds()) / float64(n)
+}
+
+// cpuTime is the user and system CPU this process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	return s[len(s)/2]
 }

@@ -17,59 +17,94 @@ type DeviceStatus struct {
 	Fingerprint      string // the device's current key
 	VerificationCode string
 	Acked            bool // the device confirmed receipt of its bundle
-	// stale: TouchDevice, given the addr and every of the read, would write.
-	stale bool
 }
 
-// statusQuery finds a key's device and the columns its status needs. The
-// last column is staleSeen, so whether a wait must note the device seen is
-// decided by the same condition touchDevice writes under.
+// statusQuery finds a key's device and the columns its status needs, with
+// the last-seen columns touchDevice decides by.
 const statusQuery = `SELECT k.device_id, k.replaced_at, d.state, COALESCE(d.name, ''), d.fingerprint,
-	d.verification_code, d.acked_at, CASE WHEN ` + staleSeen + ` THEN 1 ELSE 0 END
+	d.verification_code, d.acked_at, d.last_seen, d.source_addr
 	FROM device_keys k JOIN devices d ON d.id = k.device_id WHERE k.fingerprint = ?`
 
 // staleSeen holds for a device row whose last_seen is at or before its
 // first argument or whose source_addr is not its second: one touchDevice
-// updates. Its columns are unqualified so both statements can use it; no
-// other table the status reads has them.
+// updates. Checkin decides whether to call it by the same condition
+// (isStale).
 const staleSeen = `(last_seen <= ? OR source_addr <> ?)`
+
+// isStale is staleSeen for the values a status read returned (both columns
+// are NOT NULL, so the comparison means what SQL's does).
+func isStale(lastSeen int64, addr string, seenBefore int64, from string) bool {
+	return lastSeen <= seenBefore || addr != from
+}
 
 // DeviceStatus reads the status of the device holding the key with
 // fingerprint fp: ENOTFOUND if unknown, EFORBIDDEN if a re-key replaced it.
 // It is one statement, not a transaction: a single SELECT sees one snapshot
 // by itself, and on SQLite it then takes no write lock, and runs on the
-// connections kept for it (checkinQuerier).
+// connections kept for it (checkinQuerier). It always reads the database.
 func (d *DB) DeviceStatus(ctx context.Context, fp string) (*DeviceStatus, error) {
-	return d.deviceStatus(ctx, fp, "", 0)
+	e, err := d.deviceStatus(ctx, fp)
+	if err != nil {
+		return nil, err
+	}
+	return &e.st, nil
 }
 
 // Checkin is DeviceStatus for a request from addr, which also records that
 // the device was seen, as TouchDevice with every does: when nothing would
 // change (seen from addr less than every ago) it costs only the read.
+//
+// On SQLite the status may come from memory (statusCache), which is as
+// fresh as a read for a request whose nonce this DB committed after the
+// request arrived, as every device request's is (see statusCache).
 func (d *DB) Checkin(ctx context.Context, fp, addr string, every time.Duration) (*DeviceStatus, error) {
-	now := d.Now().UTC()
-	st, err := d.deviceStatus(ctx, fp, addr, micros(now.Add(-every)))
-	if err != nil || !st.stale {
-		return st, err
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	return st, touchDevice(ctx, d.q, now, st.DeviceID, addr, every)
+	now := d.Now().UTC()
+	seenBefore := micros(now.Add(-every))
+	cache := !d.Postgres()
+	e, hit := cachedStatus{}, false
+	if cache {
+		e, hit = d.statuses.get(fp)
+	}
+	gen, fill := d.statuses.begin()
+	if !hit {
+		var err error
+		if e, err = d.deviceStatus(ctx, fp); err != nil {
+			return nil, err
+		}
+		if cache && fill {
+			d.statuses.put(fp, e, gen)
+		}
+	}
+	st := e.st
+	if !isStale(e.lastSeen, e.addr, seenBefore, addr) {
+		return &st, nil
+	}
+	if err := touchDevice(ctx, d.q, now, st.DeviceID, addr, every); err != nil {
+		return &st, err
+	}
+	if cache {
+		d.statuses.seen(fp, micros(now), addr, gen)
+	}
+	return &st, nil
 }
 
-func (d *DB) deviceStatus(ctx context.Context, fp, addr string, seenBefore int64) (*DeviceStatus, error) {
-	var st DeviceStatus
+func (d *DB) deviceStatus(ctx context.Context, fp string) (cachedStatus, error) {
+	var e cachedStatus
 	var replaced, acked sql.NullInt64
-	var stale int64
 	q, qctx := d.checkinQuerier(ctx)
-	err := q.QueryRowContext(qctx, statusQuery, seenBefore, addr, fp).Scan(&st.DeviceID, &replaced, &st.State,
-		&st.Name, &st.Fingerprint, &st.VerificationCode, &acked, &stale)
+	err := q.QueryRowContext(qctx, statusQuery, fp).Scan(&e.st.DeviceID, &replaced, &e.st.State,
+		&e.st.Name, &e.st.Fingerprint, &e.st.VerificationCode, &acked, &e.lastSeen, &e.addr)
 	if err != nil {
-		return nil, translate(err, "device key")
+		return e, translate(err, "device key")
 	}
 	if replaced.Valid {
-		return nil, errReplacedKey(fromMicros(replaced.Int64))
+		return e, errReplacedKey(fromMicros(replaced.Int64))
 	}
-	st.Acked, st.stale = acked.Valid, stale == 1
-	return &st, nil
+	e.st.Acked = acked.Valid
+	return e, nil
 }
 
 // checkinReader is an engine with connections of its own for the status

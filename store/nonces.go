@@ -3,11 +3,12 @@ package store
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -55,6 +56,13 @@ const maxNonceBatch = 256
 
 // nonceFlushTimeout ends a batch stuck on an unresponsive database: its
 // callers have given up by then, and the next batch deserves a fresh try.
+// It applies on PostgreSQL, across a network. A SQLite batch runs with no
+// deadline: a context that can end makes database/sql and the driver each
+// start a goroutine per statement to watch it, which in a probe of
+// insertNonces cost a one-nonce batch 136 µs of CPU instead of 79 (an
+// eight-nonce batch 257 instead of 176), and on a local file a batch
+// cannot hang: the one thing it waits for, another process's write lock,
+// busy_timeout bounds to 10 s, after which it fails.
 const nonceFlushTimeout = 30 * time.Second
 
 // nonceBatcher gathers UseNonce calls while a batch is being written. No
@@ -63,14 +71,19 @@ const nonceFlushTimeout = 30 * time.Second
 // goroutine; calls arriving meanwhile queue, and a flusher started when it
 // is done writes them as one batch, and so on until the queue is empty.
 //
-// Before each batch the writer yields the processor once (Gosched). On a
-// busy server the requests that are ready to run then reach the queue and
-// share the commit: a commit's fixed cost (its locks, its WAL write, the
-// driver's round) is most of a nonce's, and without the yield a batch held
-// less than two nonces in BenchmarkCheckins (1.7 a commit; 6.6 with it).
-// On an idle one nothing else is ready and the yield returns at once, so a
-// lone call still costs no hand-off between goroutines.
+// Before each batch the writer yields the processor (Gosched; again while
+// the queue grows, see gather). On a busy server the requests that are
+// ready to run then reach the queue and share the commit: a commit's fixed
+// cost (its locks, its WAL write, the driver's round) is most of a nonce's,
+// and without the yield a batch held less than two nonces in
+// BenchmarkCheckins (1.7 a commit; 6.6 with one yield). On an idle one
+// nothing else is ready and the yield returns at once, so a lone call
+// still costs no hand-off between goroutines.
 type nonceBatcher struct {
+	// timeout bounds each batch; 0: no deadline (SQLite, see
+	// nonceFlushTimeout).
+	timeout time.Duration
+
 	mu      sync.Mutex
 	queue   []*nonceUse
 	running bool
@@ -87,7 +100,7 @@ func (b *nonceBatcher) add(ctx context.Context, u *nonceUse, flush func(context.
 	b.mu.Unlock()
 	// The batch is other callers' too, so this call's end may not cancel it.
 	ctx = context.WithoutCancel(ctx)
-	runtime.Gosched()
+	b.gather()
 	b.flushQueued(ctx, flush)
 	// The flusher outlives this call: it writes other callers' nonces.
 	b.next(ctx, flush, true)
@@ -111,12 +124,36 @@ func (b *nonceBatcher) next(ctx context.Context, flush func(context.Context, []*
 
 func (b *nonceBatcher) run(ctx context.Context, flush func(context.Context, []*nonceUse)) {
 	for {
+		b.gather()
 		b.flushQueued(ctx, flush)
 		if !b.next(ctx, flush, false) {
 			return
 		}
-		runtime.Gosched()
 	}
+}
+
+// maxGatherYields bounds the yields before one batch.
+const maxGatherYields = 4
+
+// gather yields the processor before a batch, again while the queue grew
+// during the last yield (up to maxGatherYields), so the requests that are
+// on their way join the batch rather than wait for the next commit.
+func (b *nonceBatcher) gather() {
+	n := b.queued()
+	for range maxGatherYields {
+		runtime.Gosched()
+		m := b.queued()
+		if m == n || m >= maxNonceBatch {
+			return
+		}
+		n = m
+	}
+}
+
+func (b *nonceBatcher) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
 }
 
 // flushQueued writes up to maxNonceBatch of the queued calls as one batch.
@@ -126,7 +163,11 @@ func (b *nonceBatcher) flushQueued(ctx context.Context, flush func(context.Conte
 	batch := b.queue[:n:n]
 	b.queue = b.queue[n:]
 	b.mu.Unlock()
-	fctx, cancel := context.WithTimeout(ctx, nonceFlushTimeout)
+	if b.timeout == 0 {
+		flush(ctx, batch)
+		return
+	}
+	fctx, cancel := context.WithTimeout(ctx, b.timeout)
 	flush(fctx, batch)
 	cancel()
 }
@@ -134,7 +175,13 @@ func (b *nonceBatcher) flushQueued(ctx context.Context, flush func(context.Conte
 // flushNonces writes one batch and tells each caller its answer.
 func (d *DB) flushNonces(ctx context.Context, batch []*nonceUse) {
 	rows, dups := distinctNonces(batch)
-	fresh, err := d.insertNonces(ctx, rows)
+	fresh, version, err := d.insertNonces(ctx, rows)
+	// Before any wait in the batch reads its status (statusCache).
+	if version != nil {
+		d.statuses.otherWrites(*version)
+	} else {
+		d.checkOtherWrites(ctx)
+	}
 	for _, u := range rows {
 		u.fresh, u.err = err == nil && fresh[nonceKey{u.key, u.nonce}], err
 		close(u.done)
@@ -168,17 +215,26 @@ func distinctNonces(batch []*nonceUse) (rows, dups []*nonceUse) {
 	return rows, dups
 }
 
-// sqliteInsertNonces takes the batch as one JSON array of [key, nonce,
-// expires] triples: one statement text whatever the batch's size, so it is
-// prepared once, and no limit on bound variables. RETURNING names the rows
-// inserted, that is, the fresh uses; WHERE true is how SQLite tells an
-// upsert's ON CONFLICT from a join's. A row met is the same signed request
-// again: its expiry comes from the signed timestamp, so a replay carries
-// the one it was first stored with (see migration 0018).
-const sqliteInsertNonces = `INSERT INTO nonces (fingerprint, nonce, expires_at)
-	SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
-	ON CONFLICT DO NOTHING
-	RETURNING fingerprint, nonce`
+// sqliteInsertNonces is the insert of a batch of n rows, n a power of two
+// (sqliteNonceInsert pads a batch to the next one): one multi-row VALUES,
+// so SQLite binds the rows' values directly (a JSON array read through
+// json_each cost more per row), and a handful of statement texts, each
+// prepared once. RETURNING names the rows inserted, that is, the fresh
+// uses. A row met is the same signed request again: its expiry comes from
+// the signed timestamp, so a replay carries the one it was first stored
+// with (see migration 0018). A padding row repeats the batch's last, so it
+// meets that row and inserts nothing. Each row also carries the writing
+// connection's data_version as the insert saw it, which spares the status
+// cache a statement of its own after each batch (DB.checkOtherWrites).
+var sqliteInsertNonces = func() []string {
+	var qs []string
+	for n := 1; n <= maxNonceBatch; n *= 2 {
+		qs = append(qs, `INSERT INTO nonces (fingerprint, nonce, expires_at) VALUES (?, ?, ?)`+
+			strings.Repeat(", (?, ?, ?)", n-1)+` ON CONFLICT DO NOTHING
+			RETURNING fingerprint, nonce, (SELECT data_version FROM pragma_data_version)`)
+	}
+	return qs
+}()
 
 // postgresInsertNonces is the same with the batch as three arrays.
 const postgresInsertNonces = `INSERT INTO nonces (fingerprint, nonce, expires_at)
@@ -196,16 +252,20 @@ const postgresInsertNonces = `INSERT INTO nonces (fingerprint, nonce, expires_at
 // commit as an error; PostgreSQL commits before ReadyForQuery, and pgx
 // reports an error sent after the rows when they close. So scanNonceKeys
 // answers only for a committed batch.
-func (d *DB) insertNonces(ctx context.Context, rows []*nonceUse) (map[nonceKey]bool, error) {
+//
+// On SQLite it also returns the data_version the insert saw, nil when no
+// row was inserted to carry it.
+func (d *DB) insertNonces(ctx context.Context, rows []*nonceUse) (map[nonceKey]bool, *int64, error) {
 	query, args, err := d.nonceInsert(rows)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	fresh, err := scanNonceKeys(d.q.QueryContext(ctx, query, args...))
+	r, err := d.q.QueryContext(ctx, query, args...)
+	fresh, version, err := scanNonceKeys(r, err, !d.Postgres())
 	if err != nil {
-		return nil, translate(err, "nonces")
+		return nil, nil, translate(err, "nonces")
 	}
-	return fresh, nil
+	return fresh, version, nil
 }
 
 // nonceInsert is the dialect's statement and arguments for rows.
@@ -217,35 +277,55 @@ func (d *DB) nonceInsert(rows []*nonceUse) (string, []any, error) {
 		}
 		return postgresInsertNonces, []any{keys, nonces, expires}, nil
 	}
-	triples := make([][3]any, len(rows))
-	for i, u := range rows {
-		triples[i] = [3]any{u.key, u.nonce, u.expires}
+	return sqliteNonceInsert(rows)
+}
+
+// sqliteNonceInsert is the statement for rows, padded to a power of two,
+// and its arguments.
+func sqliteNonceInsert(rows []*nonceUse) (string, []any, error) {
+	if len(rows) == 0 || len(rows) > maxNonceBatch {
+		return "", nil, fmt.Errorf("store: record nonces: a batch of %d", len(rows))
 	}
-	batch, err := json.Marshal(triples)
-	if err != nil {
-		return "", nil, fmt.Errorf("store: record nonces: %w", err)
+	size := 1 << bits.Len(uint(len(rows)-1))
+	args := make([]any, 0, 3*size)
+	for i := range size {
+		u := rows[min(i, len(rows)-1)]
+		args = append(args, u.key, u.nonce, u.expires)
 	}
-	return sqliteInsertNonces, []any{string(batch)}, nil
+	return sqliteInsertNonces[bits.TrailingZeros(uint(size))], args, nil
 }
 
 // scanNonceKeys reads every returned row and closes them before asking
 // for the error: the statement, and so its commit, has not finished until
-// then.
-func scanNonceKeys(r rows, err error) (map[nonceKey]bool, error) {
+// then. withVersion: each row ends with a data_version, returned from the
+// last.
+func scanNonceKeys(r rows, err error, withVersion bool) (map[nonceKey]bool, *int64, error) {
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fresh := map[nonceKey]bool{}
+	var version *int64
 	for r.Next() {
 		var k nonceKey
-		if err := r.Scan(&k.key, &k.nonce); err != nil {
+		var v int64
+		dest := []any{&k.key, &k.nonce}
+		if withVersion {
+			dest = append(dest, &v)
+		}
+		if err := r.Scan(dest...); err != nil {
 			r.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		fresh[k] = true
+		if withVersion {
+			version = &v
+		}
 	}
 	cerr := r.Close()
-	return fresh, errors.Join(r.Err(), cerr)
+	if err := errors.Join(r.Err(), cerr); err != nil {
+		return nil, nil, err
+	}
+	return fresh, version, nil
 }
 
 // DeleteExpiredNonces removes up to limit expired nonces and returns how many

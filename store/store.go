@@ -28,6 +28,8 @@ type DB struct {
 	Now func() time.Time
 	// nonces gathers concurrent UseNonce calls into one commit.
 	nonces nonceBatcher
+	// statuses keeps check-in statuses between changes (SQLite only).
+	statuses statusCache
 
 	listenMu      sync.Mutex
 	lastListenErr error
@@ -110,15 +112,23 @@ func Connect(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{eng: eng, q: eng.pool(), dsn: dsn, Now: time.Now}, nil
+	d := &DB{eng: eng, q: eng.pool(), dsn: dsn, Now: time.Now}
+	if d.Postgres() {
+		d.nonces.timeout = nonceFlushTimeout
+	}
+	return d, nil
 }
 
 // Close closes the database.
 func (d *DB) Close() error { return d.eng.close() }
 
 // SQL returns the SQLite database/sql pool, for tests and tools that speak
-// SQL directly; nil on PostgreSQL.
-func (d *DB) SQL() *sql.DB { return d.eng.sqlDB() }
+// SQL directly; nil on PostgreSQL. What they write does not pass through
+// InTx, so from the first call on check-in statuses are no longer cached.
+func (d *DB) SQL() *sql.DB {
+	d.statuses.disable()
+	return d.eng.sqlDB()
+}
 
 // Postgres reports whether the database is PostgreSQL.
 func (d *DB) Postgres() bool { return IsPostgres(d.dsn) }
@@ -144,17 +154,19 @@ func (tx *Tx) Now() time.Time { return tx.now }
 // transaction-scoped advisory lock every replica takes, so the rules the
 // provision package composes from reads and writes hold as on one process.
 func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
-	return d.run(ctx, d.eng.begin, fn)
+	return d.run(ctx, d.eng.begin, true, fn)
 }
 
 // View runs fn in a read-only transaction that sees one snapshot. On
 // PostgreSQL it does not wait for writers, so the reads every long poll and
 // page make scale with replicas; fn must not write (PostgreSQL refuses it).
 func (d *DB) View(ctx context.Context, fn func(*Tx) error) error {
-	return d.run(ctx, d.eng.beginRead, fn)
+	return d.run(ctx, d.eng.beginRead, false, fn)
 }
 
-func (d *DB) run(ctx context.Context, begin func(context.Context) (txHandle, error), fn func(*Tx) error) error {
+// run runs fn in a transaction from begin; one that may write (InTx's)
+// also makes the cached check-in statuses forgotten as it commits.
+func (d *DB) run(ctx context.Context, begin func(context.Context) (txHandle, error), write bool, fn func(*Tx) error) error {
 	h, err := begin(ctx)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
@@ -166,13 +178,25 @@ func (d *DB) run(ctx context.Context, begin func(context.Context) (txHandle, err
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if err := h.commit(ctx); err != nil {
+	if err := d.commit(ctx, h, write); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	if tx.enqueued {
 		tx.jobs.committed()
 	}
 	return nil
+}
+
+// commit commits h; for a transaction that may have written, no cached
+// check-in status is served from before the commit until all are forgotten
+// after it, so a wait arriving once it has committed reads what it wrote.
+func (d *DB) commit(ctx context.Context, h txHandle, write bool) error {
+	if !write || d.Postgres() { // PostgreSQL keeps no statuses
+		return h.commit(ctx)
+	}
+	done := d.statuses.committingTx()
+	defer done()
+	return h.commit(ctx)
 }
 
 // noLimit reads a limit of zero or less as none, in a form both dialects
