@@ -45,7 +45,7 @@ const (
 	agentAnswerWithin = 5 * time.Second // the target for a real agent
 	dbPerDevice       = 4 << 10         // database bytes a stored gateway may take: device, key, event, indexes
 	dbPerNonce        = 512             // and a request's nonce, which expires 10 min after it
-	dbSlack           = 16 << 20        // the write-ahead log between checkpoints, free pages
+	dbSlack           = 8 << 20         // the write-ahead log between checkpoints (4 MiB), free pages
 	rssOverBase       = 96 << 20        // memory the flood may add above the idle server's
 	rssPerPending     = 8 << 10         // and per pending gateway
 )
@@ -85,14 +85,16 @@ func flood(ctx context.Context, h *Harness, p floodPlan, r *Result) error {
 	fl := startBogus(ctx, srv.URL, p)
 	outcomes := enrollDuringFlood(ctx, srv.URL, gws, fl, p.bogus)
 	<-fl.done
-	samples, sampleErr := sampler.Stop()
-	if sampleErr != nil {
+	samples, unanswered, sampleErr := sampler.Stop()
+	if len(samples) == 0 {
 		return fmt.Errorf("sampling the server: %w", sampleErr)
 	}
 
 	r.Operations = p.bogus
 	r.Faults = p.bogus - fl.count(200)
 	r.Note("bogus answered %s", fl.summary())
+	_, hiScrape := Extremes(samples)
+	r.Note("metrics scrapes unanswered in 10s %d/%d, slowest %v", unanswered, len(samples), hiScrape.Scrape.Round(time.Millisecond))
 	r.Details = append(r.Details, fmt.Sprintf("flood: %d signed enrollments of fresh keys from %d addresses, %d in flight, --pending-cap %d; sampled every 200ms:",
 		p.bogus, p.sources, p.inFlight, p.cap))
 	r.Details = append(r.Details, SampleTable(samples, max(len(samples)/20, 1))...)
@@ -292,10 +294,10 @@ func checkBounds(ctx context.Context, r *Result, p floodPlan, base Sample, sampl
 		r.Note("full at %v", samples[i].At.Round(100*time.Millisecond))
 	}
 	errs = append(errs, checkRows(ctx, r, p, base, hi, srv.DB))
-	if len(errs) > 0 {
-		errs = append(errs, fmt.Errorf("server log:\n%s", srv.LogTail(10)))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w\nserver log:\n%s", err, srv.LogTail(10))
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // admitAfterRoom makes room as an operator would, dismissing as many

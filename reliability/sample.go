@@ -136,13 +136,17 @@ type Sample struct {
 	Goroutines int           // go_goroutines from /metrics
 	RSS        int64
 	FDs        int
-	DB         int64 // database file plus its -wal
-	Pending    int   // gatehouse_enrollments{state="pending"}, -1 when absent
+	DB         int64         // database file plus its -wal
+	Pending    int           // gatehouse_enrollments{state="pending"}, -1 when absent
+	Scrape     time.Duration // how long /metrics took to answer
 }
 
-// SampleServer takes one Sample of a running server.
+// SampleServer takes one Sample of a running server. When /metrics does
+// not answer within 10 s (Prometheus's default scrape timeout) the
+// process's figures are still returned, with Goroutines and Pending -1,
+// and the error.
 func SampleServer(ctx context.Context, s *Server, since time.Time) (Sample, error) {
-	out := Sample{At: time.Since(since), DB: DBSize(s.DB)}
+	out := Sample{At: time.Since(since), DB: DBSize(s.DB), Goroutines: -1, Pending: -1}
 	pid := s.Pid()
 	if pid == 0 {
 		return out, fmt.Errorf("the server is not running")
@@ -152,9 +156,11 @@ func SampleServer(ctx context.Context, s *Server, since time.Time) (Sample, erro
 		return out, err
 	}
 	out.RSS, out.FDs = p.RSS, p.FDs
-	callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	start := time.Now()
 	m, err := s.Metrics(callCtx)
+	out.Scrape = time.Since(start)
 	if err != nil {
 		return out, err
 	}
@@ -162,20 +168,22 @@ func SampleServer(ctx context.Context, s *Server, since time.Time) (Sample, erro
 	if !ok {
 		return out, fmt.Errorf("/metrics has no go_goroutines")
 	}
-	out.Goroutines, out.Pending = int(g), -1
+	out.Goroutines = int(g)
 	if p, ok := m[`gatehouse_enrollments{state="pending"}`]; ok {
 		out.Pending = int(p)
 	}
 	return out, nil
 }
 
-// Sampler samples a server every interval until Stop, keeping every
-// sample and the first error.
+// Sampler samples a server every interval until Stop. It keeps every
+// sample; one whose /metrics read failed is kept too, its Goroutines and
+// Pending -1, and the failures counted.
 type Sampler struct {
-	stop chan struct{}
-	done chan struct{}
-	out  []Sample
-	err  error
+	stop     chan struct{}
+	done     chan struct{}
+	out      []Sample
+	failures int
+	err      error // the first failure
 }
 
 // StartSampler samples s now and then every interval.
@@ -188,9 +196,13 @@ func StartSampler(ctx context.Context, s *Server, interval time.Duration) *Sampl
 		defer tick.Stop()
 		for {
 			x, err := SampleServer(ctx, s, start)
-			if err != nil && sm.err == nil {
-				sm.err = err
-			} else if err == nil {
+			if err != nil {
+				sm.failures++
+				if sm.err == nil {
+					sm.err = err
+				}
+			}
+			if x.RSS > 0 {
 				sm.out = append(sm.out, x)
 			}
 			select {
@@ -205,11 +217,12 @@ func StartSampler(ctx context.Context, s *Server, interval time.Duration) *Sampl
 	return sm
 }
 
-// Stop ends the sampling and returns every sample and the first error.
-func (sm *Sampler) Stop() ([]Sample, error) {
+// Stop ends the sampling and returns every sample, how many failed to
+// read /metrics or /proc, and the first such error.
+func (sm *Sampler) Stop() ([]Sample, int, error) {
 	close(sm.stop)
 	<-sm.done
-	return sm.out, sm.err
+	return sm.out, sm.failures, sm.err
 }
 
 // MiB spells a byte count in mebibytes.
@@ -220,9 +233,10 @@ func MiB(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
 func SampleTable(samples []Sample, every int) []string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "T\tGOROUTINES\tRSS\tOPEN FILES\tDB+WAL\tPENDING\t")
+	fmt.Fprintln(tw, "T\tGOROUTINES\tRSS\tOPEN FILES\tDB+WAL\tPENDING\tSCRAPE\t")
 	row := func(label string, s Sample) {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%d\t\n", label, s.Goroutines, MiB(s.RSS), s.FDs, MiB(s.DB), s.Pending)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", label, orDash(s.Goroutines), MiB(s.RSS), s.FDs, MiB(s.DB),
+			orDash(s.Pending), s.Scrape.Round(time.Millisecond))
 	}
 	for i, s := range samples {
 		if i%max(every, 1) == 0 || i == len(samples)-1 {
@@ -238,18 +252,38 @@ func SampleTable(samples []Sample, every int) []string {
 	return strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 }
 
+// orDash spells a figure /metrics did not give (-1) as "-".
+func orDash(n int) string {
+	if n < 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
 // Extremes are the smallest and largest value of each column, each taken
-// on its own (the two Samples are not moments of the series).
+// on its own (the two Samples are not moments of the series); a figure
+// /metrics did not give (-1) counts in neither unless no sample has it.
 func Extremes(samples []Sample) (lo, hi Sample) {
 	lo, hi = samples[0], samples[0]
 	for _, s := range samples[1:] {
-		lo.Goroutines, hi.Goroutines = min(lo.Goroutines, s.Goroutines), max(hi.Goroutines, s.Goroutines)
+		lo.Goroutines, hi.Goroutines = minKnown(lo.Goroutines, s.Goroutines), max(hi.Goroutines, s.Goroutines)
 		lo.RSS, hi.RSS = min(lo.RSS, s.RSS), max(hi.RSS, s.RSS)
 		lo.FDs, hi.FDs = min(lo.FDs, s.FDs), max(hi.FDs, s.FDs)
 		lo.DB, hi.DB = min(lo.DB, s.DB), max(hi.DB, s.DB)
-		lo.Pending, hi.Pending = min(lo.Pending, s.Pending), max(hi.Pending, s.Pending)
+		lo.Pending, hi.Pending = minKnown(lo.Pending, s.Pending), max(hi.Pending, s.Pending)
+		lo.Scrape, hi.Scrape = min(lo.Scrape, s.Scrape), max(hi.Scrape, s.Scrape)
 	}
 	return lo, hi
+}
+
+func minKnown(a, b int) int {
+	switch {
+	case a < 0:
+		return b
+	case b < 0:
+		return a
+	}
+	return min(a, b)
 }
 
 // SocketsTo counts the process's TCP connections whose remote port is one

@@ -96,9 +96,9 @@ func soak(ctx context.Context, h *Harness, p soakPlan, r *Result) error {
 	if settleErr != nil {
 		settleErr = fmt.Errorf("%w; %s", settleErr, dumpGoroutines(ctx, pprof, filepath.Join(h.Dir, "goroutines-after-load.txt")))
 	}
-	samples, sampleErr := sampler.Stop()
+	samples, unanswered, sampleErr := sampler.Stop()
 	if sampleErr != nil {
-		return fmt.Errorf("sampling the server: %w", sampleErr)
+		return fmt.Errorf("sampling the server: %d of %d samples failed, the first: %w", unanswered, len(samples), sampleErr)
 	}
 
 	r.Operations = run.enrolled + run.approved + run.decommissioned + run.polls()
