@@ -104,7 +104,11 @@ func soak(ctx context.Context, h *Harness, p soakPlan, r *Result) error {
 		settleErr = fmt.Errorf("%w; %s", settleErr, dumpGoroutines(ctx, pprof, filepath.Join(h.Dir, "goroutines-after-load.txt")))
 	}
 	samples, unanswered, sampleErr := sampler.Stop()
-	if sampleErr != nil {
+	_, slowest := Extremes(samples)
+	r.Note("metrics scrapes unanswered in 10s %d/%d, slowest %v", unanswered, len(samples), slowest.Scrape.Round(time.Millisecond))
+	// A scrape lost now and then on a loaded machine is noted; more than
+	// one in a hundred means the server stalls.
+	if unanswered*100 > len(samples) || len(samples) == 0 {
 		return fmt.Errorf("sampling the server: %d of %d samples failed, the first: %w", unanswered, len(samples), sampleErr)
 	}
 
