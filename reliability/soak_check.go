@@ -178,7 +178,7 @@ func mib(v float64) string   { return MiB(int64(v)) }
 var flatRules = []flatRule{
 	{"goroutines", func(s Sample) float64 { return float64(s.Goroutines) }, 10, 20, count},
 	{"open files", func(s Sample) float64 { return float64(s.FDs) }, 10, 10, count},
-	{"RSS", func(s Sample) float64 { return float64(s.RSS) }, 15, 16 << 20, mib},
+	{"RSS", func(s Sample) float64 { return float64(s.RSS) }, 10, 6 << 20, mib},
 }
 
 // dbGrowthFactor and dbGrowthSlack bound the database's growth in the last
