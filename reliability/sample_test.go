@@ -98,6 +98,13 @@ func TestCheckFlat(t *testing.T) {
 		fails string
 	}{
 		{"flat", flat, ""},
+		{"a stall's burst", func(i int) Sample { // more agents wait for a while: not a leak
+			s := flat(i)
+			if i >= 95 && i < 110 {
+				s.FDs, s.Goroutines = s.FDs+20, s.Goroutines+60
+			}
+			return s
+		}, ""},
 		{"goroutine leak", func(i int) Sample { s := flat(i); s.Goroutines += i; return s }, "goroutines grows"},
 		{"file leak", func(i int) Sample { s := flat(i); s.FDs += i / 2; return s }, "open files grows"},
 		{"memory leak", func(i int) Sample { s := flat(i); s.RSS += int64(i) << 20; return s }, "RSS grows"},
