@@ -23,6 +23,11 @@ const readyTimeout = 2 * time.Second
 const (
 	notReadyDatabase = "database unreachable"
 	notReadySchema   = "schema behind"
+	// notReadyUnwritable: a write failed because the disk is full or the
+	// database read-only. Reads still work; the replica leaves rotation so
+	// writes go where they can land, and comes back once a probe write
+	// goes through.
+	notReadyUnwritable = "database unwritable"
 )
 
 // notReady is /readyz's 503 answer: the usual error body, and a reason
@@ -51,8 +56,11 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	s.Logger.WarnContext(r.Context(), "not ready", "err", err)
 	body := notReady{Status: "not ready", Reason: notReadyDatabase}
 	body.Error.Code, body.Error.Message = gatehouse.EUNAVAILABLE, "the database does not answer"
-	if errors.Is(err, store.ErrSchemaBehind) {
+	switch {
+	case errors.Is(err, store.ErrSchemaBehind):
 		body.Reason, body.Error.Message = notReadySchema, "the database schema is behind this gatehouse: migrations are running or pending"
+	case errors.Is(err, store.ErrUnwritable):
+		body.Reason, body.Error.Message = notReadyUnwritable, "the database cannot be written (disk full or read-only): writes are refused, reads still work"
 	}
 	w.Header().Set("Retry-After", "1")
 	return writeJSON(w, http.StatusServiceUnavailable, body)

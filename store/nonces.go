@@ -203,7 +203,7 @@ func (d *DB) insertNonces(ctx context.Context, rows []*nonceUse) (map[nonceKey]b
 	}
 	fresh, err := scanNonceKeys(d.q.QueryContext(ctx, query, args...))
 	if err != nil {
-		return nil, translate(err, "nonces")
+		return nil, d.writes.note(translate(err, "nonces"))
 	}
 	return fresh, nil
 }

@@ -29,6 +29,10 @@ type DB struct {
 	// nonces gathers concurrent UseNonce calls into one commit.
 	nonces nonceBatcher
 
+	// writes remembers a write refused because the database cannot be
+	// written (unwritable.go).
+	writes writeHealth
+
 	listenMu      sync.Mutex
 	lastListenErr error
 }
@@ -144,7 +148,7 @@ func (tx *Tx) Now() time.Time { return tx.now }
 // transaction-scoped advisory lock every replica takes, so the rules the
 // provision package composes from reads and writes hold as on one process.
 func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
-	return d.run(ctx, d.eng.begin, fn)
+	return d.noteWrite(ctx, d.run(ctx, d.eng.begin, fn))
 }
 
 // View runs fn in a read-only transaction that sees one snapshot. On
