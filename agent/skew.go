@@ -57,7 +57,7 @@ func clockError(err error) *ClockError {
 		return nil
 	}
 	d := se.AgentTime.Sub(se.ServerTime)
-	if d < protocol.MaxSkew-skewMargin && d > -(protocol.MaxSkew - skewMargin) {
+	if d < protocol.MaxSkew-skewMargin && d > -(protocol.MaxSkew-skewMargin) {
 		return nil
 	}
 	return &ClockError{Agent: se.AgentTime, Server: se.ServerTime, Err: err}
