@@ -43,9 +43,10 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 }
 
 // handleReady says whether this replica should get traffic: its database
-// answers in time and holds every migration this binary knows, so a
-// replica started before its migrations finish (or against a database
-// another version migrates) stays out of rotation until then.
+// answers in time, holds every migration this binary knows and takes
+// writes, so a replica started before its migrations finish (or against a
+// database another version migrates), or whose disk is full, stays out of
+// rotation until then.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
