@@ -30,11 +30,12 @@ type ClockError struct {
 }
 
 // Skew is how far the gateway's clock is ahead of the server's (negative:
-// behind).
-func (e *ClockError) Skew() time.Duration { return e.Agent.Sub(e.Server) }
+// behind), in whole seconds as the Date header gives them: exact to a
+// second or so, the time the answer took included.
+func (e *ClockError) Skew() time.Duration { return e.Agent.Truncate(time.Second).Sub(e.Server) }
 
 func (e *ClockError) Error() string {
-	return fmt.Sprintf("the gateway's clock is %s the server's (gateway %s, server %s): "+
+	return fmt.Sprintf("the gateway's clock is about %s the server's (gateway %s, server %s): "+
 		"signed requests more than %s off are refused; set the clock (NTP) and start the agent again",
 		describeSkew(e.Skew()), e.Agent.UTC().Format(time.RFC3339), e.Server.UTC().Format(time.RFC3339), protocol.MaxSkew)
 }

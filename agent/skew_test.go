@@ -20,8 +20,8 @@ func TestRunClockOff(t *testing.T) {
 		off  time.Duration
 		says string
 	}{
-		{10 * time.Minute, "10m0s ahead of the server's"},
-		{-10 * time.Minute, "10m0s behind the server's"},
+		{10 * time.Minute, "ahead of the server's"},
+		{-10 * time.Minute, "behind the server's"},
 	} {
 		t.Run(tt.off.String(), func(t *testing.T) {
 			f := newFakeServer(t)
@@ -31,13 +31,13 @@ func TestRunClockOff(t *testing.T) {
 			_, err := Run(t.Context(), cfg)
 			wantExit(t, err, ExitClock, tt.says, "server 20", "set the clock")
 			var ce *ClockError
-			if !errors.As(err, &ce) || ce.Skew().Round(time.Minute) != tt.off {
+			if !errors.As(err, &ce) || (ce.Skew()-tt.off).Abs() > 2*time.Second {
 				t.Errorf("error %v: want a *ClockError of %s", err, tt.off)
 			}
 			if n := f.errorCount(); n != 1 {
 				t.Errorf("%d refused requests, want 1: a clock refusal is not retried", n)
 			}
-			for _, s := range []string{"clock is off", "server_time=20", "agent_time=20", "skew=" + tt.off.String()} {
+			for _, s := range []string{"clock is off", "server_time=20", "agent_time=20", "skew="} {
 				if !strings.Contains(logs.String(), s) {
 					t.Errorf("log does not hold %q", s)
 				}
@@ -60,7 +60,7 @@ func TestRunClockJumps(t *testing.T) {
 	f.waitForCalls(t, protocol.PathWait, 1)
 	off.Store(int64(10 * time.Minute))
 	r := await(t, ch)
-	wantExit(t, r.err, ExitClock, "10m0s ahead of the server's", "wait refused")
+	wantExit(t, r.err, ExitClock, "ahead of the server's", "wait refused")
 	if n := f.errorCount(); n != 1 {
 		t.Errorf("%d refused requests, want 1: a clock refusal is not retried", n)
 	}
