@@ -29,7 +29,7 @@ func translate(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return gatehouse.Errorf(gatehouse.ENOTFOUND, "%s not found", what)
 	}
-	if u := asUnwritable(err); u != err {
+	if u := asUnwritable(err); errors.Is(u, ErrUnwritable) {
 		return u
 	}
 	var se *sqlite.Error
