@@ -98,7 +98,10 @@ func (d *diskRun) start(ctx context.Context) error {
 		return err
 	}
 	d.b = b
-	d.srv, err = d.h.StartServer(ctx, ServerOptions{DB: filepath.Join(d.h.Dir, "small", "gatehouse.db"), Config: b.EnvFile})
+	// Every gateway enrolls from 127.0.0.1: the per-source device limit
+	// (1 a second, bursts of 20) is another scenario's subject.
+	d.srv, err = d.h.StartServer(ctx, ServerOptions{DB: filepath.Join(d.h.Dir, "small", "gatehouse.db"), Config: b.EnvFile,
+		Args: []string{"--device-rate", "10000", "--device-burst", "10000"}})
 	if err != nil {
 		b.Close()
 		return err
