@@ -52,7 +52,7 @@ func runDisk(ctx context.Context, h *Harness, size Size) (*Result, error) {
 	start := time.Now()
 	r := &Result{}
 	d := &diskRun{h: h, r: r, approved: map[string]*Gateway{}, sz: diskSize{
-		before: size.Pick(3, 10), cycles: size.Pick(1, 3), headroom: int64(size.Pick(2<<20, 8<<20)),
+		before: size.Pick(3, 10), cycles: size.Pick(1, 3), headroom: 2 << 20,
 		after: size.Pick(3, 10), maxFill: 2000,
 	}}
 	err := d.run(ctx)
