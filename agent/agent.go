@@ -318,6 +318,14 @@ func (s *session) requestError(what string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	if ce := clockError(err); ce != nil {
+		// Retrying cannot help until the clock is set, and silence would
+		// leave whoever watches the console guessing: both clocks, once.
+		s.log.Error("the server refuses this gateway's signatures: its clock is off",
+			"agent_time", ce.Agent.UTC().Format(time.RFC3339), "server_time", ce.Server.UTC().Format(time.RFC3339),
+			"skew", ce.Skew().Round(time.Second).String(), "allowed", protocol.MaxSkew.String())
+		return &ExitError{Code: ExitClock, Err: fmt.Errorf("%s refused by %s: %w", what, s.cfg.Server, ce)}
+	}
 	var se *ServerError
 	if errors.As(err, &se) && se.Status == http.StatusGone {
 		// Decommissioned: the server says who did it and when, and will

@@ -462,7 +462,7 @@ func TestRunServerErrors(t *testing.T) {
 		}, ExitServer, "refused"},
 		{"clock off", func(f *fakeServer, c *Config) {
 			c.Now = func() time.Time { return time.Now().Add(-time.Hour) }
-		}, ExitServer, "clock"},
+		}, ExitClock, "clock"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,6 +28,10 @@ type ServerError struct {
 	Code       string
 	Message    string
 	RetryAfter time.Duration // from the Retry-After header; 0 if absent
+	// ServerTime is the server's clock, from the Date header (zero if
+	// absent), and AgentTime this gateway's when the answer came: a
+	// refused signature may be a clock that is off (see clockError).
+	ServerTime, AgentTime time.Time
 }
 
 func (e *ServerError) Error() string {
@@ -184,7 +188,8 @@ func (c *client) readResponse(resp *http.Response, path string, out any) error {
 }
 
 func parseServerError(resp *http.Response, data []byte, now time.Time) *ServerError {
-	e := &ServerError{Status: resp.StatusCode, RetryAfter: retryafter.Parse(resp.Header.Get("Retry-After"), now)}
+	e := &ServerError{Status: resp.StatusCode, RetryAfter: retryafter.Parse(resp.Header.Get("Retry-After"), now),
+		ServerTime: serverTime(resp.Header), AgentTime: now}
 	var body struct {
 		Error struct {
 			Code    string `json:"code"`

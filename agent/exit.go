@@ -16,6 +16,7 @@ const (
 	ExitDismissed = 5 // an operator dismissed or decommissioned this gateway
 	ExitPending   = 6 // --once and the gateway is not provisioned yet
 	ExitRestart   = 7 // files written, but a restart command failed
+	ExitClock     = 8 // the server refused our signatures: this gateway's clock is too far off
 )
 
 // ExitError is an error that tells the process how to exit.

@@ -23,6 +23,11 @@ const readyTimeout = 2 * time.Second
 const (
 	notReadyDatabase = "database unreachable"
 	notReadySchema   = "schema behind"
+	// notReadyUnwritable: a write failed because the disk is full or the
+	// database read-only. Reads still work; the replica leaves rotation so
+	// writes go where they can land, and comes back once a probe write
+	// goes through.
+	notReadyUnwritable = "database unwritable"
 )
 
 // notReady is /readyz's 503 answer: the usual error body, and a reason
@@ -38,9 +43,10 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 }
 
 // handleReady says whether this replica should get traffic: its database
-// answers in time and holds every migration this binary knows, so a
-// replica started before its migrations finish (or against a database
-// another version migrates) stays out of rotation until then.
+// answers in time, holds every migration this binary knows and takes
+// writes, so a replica started before its migrations finish (or against a
+// database another version migrates), or whose disk is full, stays out of
+// rotation until then.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
@@ -51,8 +57,11 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	s.Logger.WarnContext(r.Context(), "not ready", "err", err)
 	body := notReady{Status: "not ready", Reason: notReadyDatabase}
 	body.Error.Code, body.Error.Message = gatehouse.EUNAVAILABLE, "the database does not answer"
-	if errors.Is(err, store.ErrSchemaBehind) {
+	switch {
+	case errors.Is(err, store.ErrSchemaBehind):
 		body.Reason, body.Error.Message = notReadySchema, "the database schema is behind this gatehouse: migrations are running or pending"
+	case errors.Is(err, store.ErrUnwritable):
+		body.Reason, body.Error.Message = notReadyUnwritable, "the database cannot be written (disk full or read-only): writes are refused, reads still work"
 	}
 	w.Header().Set("Retry-After", "1")
 	return writeJSON(w, http.StatusServiceUnavailable, body)

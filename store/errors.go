@@ -29,6 +29,9 @@ func translate(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return gatehouse.Errorf(gatehouse.ENOTFOUND, "%s not found", what)
 	}
+	if u := asUnwritable(err); errors.Is(u, ErrUnwritable) {
+		return u
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() {

@@ -67,13 +67,16 @@ func (d *DB) CountJobs(ctx context.Context) ([]JobCount, error) {
 // knows: they are running, or another replica has not run them yet.
 var ErrSchemaBehind = errors.New("store: database schema is behind this gatehouse")
 
-// Ready says whether the database answers and its schema is current
-// (SchemaCurrent).
+// Ready says whether the database answers, its schema is current
+// (SchemaCurrent) and it takes writes (Writable).
 func (d *DB) Ready(ctx context.Context) error {
 	if err := d.Ping(ctx); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
 	}
-	return d.SchemaCurrent(ctx)
+	if err := d.SchemaCurrent(ctx); err != nil {
+		return err
+	}
+	return d.Writable(ctx)
 }
 
 // SchemaCurrent says whether the database holds every migration this

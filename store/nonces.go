@@ -263,7 +263,7 @@ func (d *DB) insertNonces(ctx context.Context, rows []*nonceUse) (map[nonceKey]b
 	r, err := d.q.QueryContext(ctx, query, args...)
 	fresh, version, err := scanNonceKeys(r, err, !d.Postgres())
 	if err != nil {
-		return nil, nil, translate(err, "nonces")
+		return nil, nil, d.writes.note(translate(err, "nonces"))
 	}
 	return fresh, version, nil
 }

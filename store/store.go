@@ -31,6 +31,10 @@ type DB struct {
 	// statuses keeps check-in statuses between changes (SQLite only).
 	statuses statusCache
 
+	// writes remembers a write refused because the database cannot be
+	// written (unwritable.go).
+	writes writeHealth
+
 	listenMu      sync.Mutex
 	lastListenErr error
 }
@@ -154,7 +158,7 @@ func (tx *Tx) Now() time.Time { return tx.now }
 // transaction-scoped advisory lock every replica takes, so the rules the
 // provision package composes from reads and writes hold as on one process.
 func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
-	return d.run(ctx, d.eng.begin, true, fn)
+	return d.noteWrite(ctx, d.run(ctx, d.eng.begin, true, fn))
 }
 
 // View runs fn in a read-only transaction that sees one snapshot. On

@@ -51,6 +51,7 @@ Exit codes:
   5  gateway dismissed or decommissioned by an operator
   6  --once and the gateway is not provisioned yet
   7  credentials written, but a restart command failed (the next run retries it)
+  8  the server refused this gateway's signatures: its clock is off by more than 5 minutes
 `
 
 func main() {
@@ -146,6 +147,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Logger = newLogger(stderr, o.verbose)
 	if crashAt != "" {
 		cfg.Checkpoint = crashHook(crashAt, stderr)
+	}
+	if err := applyTestClockOffset(&cfg, stderr); err != nil {
+		fmt.Fprintf(stderr, "gatehouse-agent: %s\n", err)
+		return agent.ExitCode(err)
 	}
 	_, err := agent.Run(ctx, cfg)
 	if err != nil {

@@ -65,6 +65,10 @@ func runRenew(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if crashAt != "" {
 		cfg.Checkpoint = crashHook(crashAt, stderr)
 	}
+	if err := applyTestClockOffset(&cfg, stderr); err != nil {
+		fmt.Fprintf(stderr, "gatehouse-agent: %s\n", err)
+		return agent.ExitCode(err)
+	}
 	res, err := agent.Renew(ctx, cfg, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse-agent: %s\n", oneLine(err.Error()))
