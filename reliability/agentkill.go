@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"gatehouse"
 	"gatehouse/simulate"
 )
 
@@ -276,27 +275,8 @@ func (a *agentKillRun) note(r *Result) {
 // count checks every gateway's files, the server's states, the backends
 // and the audit log.
 func (a *agentKillRun) count(ctx context.Context, r *Result) error {
-	w := wantOf(a.decisions)
-	if a.size.edge {
-		if _, err := WaitDevices(ctx, a.op.c, gatehouse.StateConfigured, len(w.approved), 30*time.Minute); err != nil {
-			return fmt.Errorf("iot hub follow-up: %w", err)
-		}
-	}
-	admin, err := newOperator(ctx, a.h, a.srv, "agentkill-auditor", "admin")
-	if err != nil {
-		return err
-	}
-	t := &tally{}
-	r.Operations = len(w.approved)
-	countMenderTokens(ctx, a.menders, w, t)
-	tr := truthOf(a.b, t)
-	for mac, name := range w.approved {
-		checkFiles(w.gws[mac], name, tr, true, t)
-	}
-	err = errors.Join(countServer(ctx, a.op.c, w, t), countAudit(ctx, admin.c, a.decisions, t))
-	countBackends(a.b, w, a.size.edge, t)
-	t.apply(r)
-	return err
+	return fleetEnd{h: a.h, srv: a.srv, op: a.op, b: a.b, menders: a.menders, decisions: a.decisions,
+		edge: a.size.edge, strict: true, auditor: "agentkill-auditor"}.check(ctx, r)
 }
 
 // typicalWrite is the median of the recent writes.

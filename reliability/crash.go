@@ -295,25 +295,46 @@ func (c *crashRun) note(r *Result, slowest time.Duration) {
 // bundles, the server's states, the backends and the audit log.
 func (c *crashRun) count(ctx context.Context, r *Result) error {
 	w := wantOf(c.decisions)
-	if c.size.edge {
-		if _, err := WaitDevices(ctx, c.op.c, gatehouse.StateConfigured, len(w.approved), 30*time.Minute); err != nil {
+	r.Note("dismissed %d", len(w.dismissed))
+	return fleetEnd{h: c.h, srv: c.srv, op: c.op, b: c.b, menders: c.menders, decisions: c.decisions,
+		edge: c.size.edge, auditor: "crash-auditor"}.check(ctx, r)
+}
+
+// fleetEnd is what the kill scenarios check at the end: every approved
+// gateway's files, the server's states, one object per gateway in each
+// backend, and the audit log.
+type fleetEnd struct {
+	h         *Harness
+	srv       *Server
+	op        *operator
+	b         *Backends
+	menders   map[string]*simulate.MenderClient
+	decisions []*decision
+	edge      bool   // wait for the IoT Hub follow-up and count hub devices
+	strict    bool   // the agent was killed too: its files get the stricter check
+	auditor   string // the admin token's name for reading the audit log
+}
+
+func (f fleetEnd) check(ctx context.Context, r *Result) error {
+	w := wantOf(f.decisions)
+	if f.edge {
+		if _, err := WaitDevices(ctx, f.op.c, gatehouse.StateConfigured, len(w.approved), 30*time.Minute); err != nil {
 			return fmt.Errorf("iot hub follow-up: %w", err)
 		}
 	}
-	admin, err := newOperator(ctx, c.h, c.srv, "crash-auditor", "admin")
+	admin, err := newOperator(ctx, f.h, f.srv, f.auditor, "admin")
 	if err != nil {
 		return err
 	}
 	t := &tally{}
 	r.Operations = len(w.approved)
-	countMenderTokens(ctx, c.menders, w, t)
-	tr := truthOf(c.b, t)
+	countMenderTokens(ctx, f.menders, w, t)
+	tr := truthOf(f.b, t)
 	for mac, name := range w.approved {
-		checkFiles(w.gws[mac], name, tr, false, t)
+		checkFiles(w.gws[mac], name, tr, f.strict, t)
 	}
-	err = errors.Join(countServer(ctx, c.op.c, w, t), countAudit(ctx, admin.c, c.decisions, t))
-	countBackends(c.b, w, c.size.edge, t)
-	r.Note("dismissed %d", len(w.dismissed))
+	err = errors.Join(countServer(ctx, f.op.c, w, t), countAudit(ctx, admin.c, f.decisions, t))
+	countBackends(f.b, w, f.edge, t)
 	t.apply(r)
 	return err
 }
