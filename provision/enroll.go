@@ -31,7 +31,7 @@ func (s *Service) Enroll(ctx context.Context, sig *protocol.Signed, req protocol
 	code := s.code(sig.Fingerprint)
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		admit := func() error { return s.admitPending(ctx, tx) }
+		admit := func() error { return s.admitPending(ctx, tx, addr) }
 		id, created, err = enrollTx(ctx, tx, sig, req, mac, addr, code, admit)
 		if created && err == nil {
 			rekeyOf, err = s.enrolledNew(ctx, tx, id, mac, sig.Fingerprint)

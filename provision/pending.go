@@ -101,20 +101,46 @@ func (g *pendingGauge) note() {
 	g.full = g.n >= g.cap
 }
 
-// admitPending refuses a new key while the pending queue is full. Keys
-// already stored never come here: known gateways keep enrolling, waiting
-// and acknowledging however full the queue is.
-func (s *Service) admitPending(ctx context.Context, tx *store.Tx) error {
+// pendingReserve is how many of the pending queue's last places are kept
+// for gateways from addresses with none waiting, so a flood from a few
+// hundred addresses fills the rest but a real gateway enrolling during it
+// still reaches an operator. A tenth of the cap; none for a cap of one,
+// whose single place is the whole queue.
+func pendingReserve(cap int) int {
+	if cap < 2 {
+		return 0
+	}
+	return max(cap/10, 1)
+}
+
+// admitPending refuses a new key while the pending queue is full, and
+// while it is in its reserve, a new key from an address that already has
+// a gateway waiting. Only inside the reserve is the address looked up, so
+// the ordinary enrollment costs no extra query. Keys already stored never
+// come here: known gateways keep enrolling, waiting and acknowledging
+// however full the queue is.
+func (s *Service) admitPending(ctx context.Context, tx *store.Tx, addr string) error {
 	n, err := s.pending.count(ctx, tx)
 	if err != nil {
 		return err
 	}
-	if n < s.cfg.PendingCap {
+	limit := s.cfg.PendingCap
+	reserve := pendingReserve(limit)
+	switch {
+	case n < limit-reserve:
 		return nil
+	case n >= limit:
+		return gatehouse.Errorf(gatehouse.EUNAVAILABLE,
+			"the pending queue is full (%d gateways waiting for approval): an operator must approve or dismiss pending gateways before new ones can enroll",
+			n).WithRetryAfter(pendingRetryAfter)
+	}
+	waiting, err := tx.PendingFrom(ctx, addr)
+	if err != nil || !waiting {
+		return err
 	}
 	return gatehouse.Errorf(gatehouse.EUNAVAILABLE,
-		"the pending queue is full (%d gateways waiting for approval): an operator must approve or dismiss pending gateways before new ones can enroll",
-		n).WithRetryAfter(pendingRetryAfter)
+		"the pending queue is nearly full (%d of %d); its last %d places are kept for gateways from addresses with none waiting, and %s already has one waiting: an operator must approve or dismiss it, or make room in the queue, before another can enroll from there",
+		n, limit, reserve, addr).WithRetryAfter(pendingRetryAfter)
 }
 
 // expireBatch bounds the devices removed in one transaction, so device

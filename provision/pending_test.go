@@ -107,7 +107,8 @@ func TestPendingCapRefusesNewKeysOnly(t *testing.T) {
 	gws := []*gateway{newGateway(t), newGateway(t), newGateway(t)}
 	ids := make([]string, len(gws))
 	for i, g := range gws {
-		ids[i] = c.enroll(t, g).DeviceID
+		// Each from its own address: the cap's last place is its reserve.
+		ids[i] = c.enrollFrom(t, g, fmt.Sprintf("192.0.2.%d", 20+i)).DeviceID
 	}
 
 	// The queue is full: a new key is refused, with a hint when to retry,
@@ -142,7 +143,7 @@ func TestPendingCapRefusesNewKeysOnly(t *testing.T) {
 
 	// An approval makes room for one; the next stranger fills it again.
 	c.approve(t, ids[0], "gw-01")
-	c.enroll(t, newGateway(t))
+	c.enrollFrom(t, newGateway(t), "192.0.2.30")
 	stranger := newGateway(t)
 	_, err = c.svc.Enroll(ctx, stranger.sig, protocol.EnrollRequest{MAC: stranger.mac, SealKey: stranger.sealKey(t)}, "192.0.2.9")
 	wantCode(t, err, gatehouse.EUNAVAILABLE)
@@ -155,6 +156,92 @@ func TestPendingCapRefusesNewKeysOnly(t *testing.T) {
 	if err := c.svc.Ack(ctx, gws[0].sig); err != nil {
 		t.Fatalf("ack while the queue is full: %v", err)
 	}
+}
+
+// enrollFrom enrolls g as if from addr.
+func (c *clocked) enrollFrom(t *testing.T, g *gateway, addr string) *protocol.Status {
+	t.Helper()
+	st, err := c.svc.Enroll(context.Background(), g.sig, protocol.EnrollRequest{MAC: g.mac, SealKey: g.sealKey(t)}, addr)
+	if err != nil {
+		t.Fatalf("enroll from %s: %v", addr, err)
+	}
+	return st
+}
+
+// refusedFrom enrolls a new key from addr and wants it refused with a
+// message saying want, and when to retry.
+func (c *clocked) refusedFrom(t *testing.T, addr, want string) {
+	t.Helper()
+	g := newGateway(t)
+	_, err := c.svc.Enroll(context.Background(), g.sig, protocol.EnrollRequest{MAC: g.mac, SealKey: g.sealKey(t)}, addr)
+	wantCode(t, err, gatehouse.EUNAVAILABLE)
+	if msg := gatehouse.ErrorMessage(err); !strings.Contains(msg, want) || gatehouse.ErrorRetryAfter(err) <= 0 {
+		t.Fatalf("refusal from %s = %q, retry after %v; want it to say %q and when to retry",
+			addr, msg, gatehouse.ErrorRetryAfter(err), want)
+	}
+}
+
+func TestPendingReserveKeepsPlacesForNewAddresses(t *testing.T) {
+	t.Parallel()
+	// A cap of 20 keeps its last 2 places for addresses with none waiting.
+	c := setupClocked(t, provision.Config{PendingCap: 20}, nil)
+	ctx := context.Background()
+	const flood = "192.0.2.7"
+	first := newGateway(t)
+	c.enrollFrom(t, first, flood)
+	for range 17 {
+		c.enrollFrom(t, newGateway(t), flood)
+	}
+
+	// At cap - reserve the flooding address is refused, saying why...
+	c.refusedFrom(t, flood, "the pending queue is nearly full (18 of 20); its last 2 places are kept for gateways from addresses with none waiting, and "+flood+" already has one waiting")
+	// ...while a gateway from an address with none waiting is let in, once.
+	fresh := c.enrollFrom(t, newGateway(t), "198.51.100.4")
+	if fresh.State != "pending" {
+		t.Fatalf("new address in the reserve: %+v", fresh)
+	}
+	c.refusedFrom(t, "198.51.100.4", "198.51.100.4 already has one waiting")
+	// IPv6 compares the stored address as it is.
+	c.enrollFrom(t, newGateway(t), "2001:db8::1")
+
+	// Full: every new key is refused, from any address.
+	for _, addr := range []string{flood, "198.51.100.4", "198.51.100.5", "2001:db8::2"} {
+		c.refusedFrom(t, addr, "the pending queue is full (20 gateways waiting")
+	}
+	if n := c.pendingCount(t); n != 20 {
+		t.Fatalf("%d pending after refusals, want 20: a refusal must store nothing", n)
+	}
+
+	// Known keys keep working at the cap, from their address or another.
+	for _, addr := range []string{flood, "203.0.113.8"} {
+		if st := c.enrollFrom(t, first, addr); st.State != "pending" {
+			t.Fatalf("re-enrolling a known key from %s while full: %+v", addr, st)
+		}
+	}
+	if st, err := c.svc.Wait(ctx, first.sig, "", flood, 0); err != nil || st.State != "pending" {
+		t.Fatalf("wait of a known key while full: %+v, %v", st, err)
+	}
+
+	// Dismissing two makes the queue 18 again, in the reserve: the
+	// address whose gateway was dismissed has none waiting and may enroll.
+	l, err := c.svc.ListDevices(ctx, provision.ListFilter{State: gatehouse.StatePending, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dismissed := 0
+	for _, d := range l.Devices {
+		if d.SourceAddr == "198.51.100.4" || d.SourceAddr == "2001:db8::1" {
+			if _, err := c.svc.Dismiss(ctx, "token:alice", d.ID); err != nil {
+				t.Fatal(err)
+			}
+			dismissed++
+		}
+	}
+	if dismissed != 2 {
+		t.Fatalf("found %d gateways from the reserve's addresses, want 2", dismissed)
+	}
+	c.refusedFrom(t, flood, "nearly full (18 of 20)")
+	c.enrollFrom(t, newGateway(t), "198.51.100.4")
 }
 
 func TestPendingCapCountsAcrossRecounts(t *testing.T) {

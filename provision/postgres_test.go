@@ -32,6 +32,7 @@ func TestPostgres(t *testing.T) {
 		"AllowlistFirstContact":    TestAllowlistApprovesOnFirstContact,
 		"Nonces":                   TestUseNonceReplayAndPrune,
 		"PendingCap":               TestPendingCapRefusesNewKeysOnly,
+		"PendingReserve":           TestPendingReserveKeepsPlacesForNewAddresses,
 		"CodesKeyedPerDatabase":    TestVerificationCodeKeyedPerDatabase,
 		"TokenRevokedEndsSessions": TestTokenRevokedEndsItsSessions,
 		"ExternalLogin":            TestExternalLogin,

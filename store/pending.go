@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"strings"
 	"time"
 )
@@ -59,4 +61,16 @@ func (tx *Tx) DeleteDevices(ctx context.Context, ids []string) error {
 		}
 	}
 	return nil
+}
+
+// PendingFrom reports whether a pending device was last heard from addr.
+// It reads one entry of a partial index (migration 0019), so it is cheap
+// enough to ask for every new key while the pending queue is nearly full.
+func (tx *Tx) PendingFrom(ctx context.Context, addr string) (bool, error) {
+	var one int
+	err := tx.q.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE state = 'pending' AND source_addr = ? LIMIT 1`, addr).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, translate(err, "devices")
 }

@@ -32,6 +32,35 @@ func testCountPending(t *testing.T, db *store.DB, _ *clock) {
 	}
 }
 
+func mustPendingFrom(t *testing.T, db *store.DB, addr string) bool {
+	t.Helper()
+	var from bool
+	inTx(t, db, func(tx *store.Tx) (err error) {
+		from, err = tx.PendingFrom(t.Context(), addr)
+		return err
+	})
+	return from
+}
+
+func testPendingFrom(t *testing.T, db *store.DB, _ *clock) {
+	if mustPendingFrom(t, db, "192.0.2.1") {
+		t.Fatal("PendingFrom on an empty store = true")
+	}
+	a, b, c := newDevice("dev-01"), newDevice("dev-02"), newDevice("dev-03")
+	a.SourceAddr, b.SourceAddr, c.SourceAddr = "192.0.2.1", "192.0.2.2", "2001:db8::1"
+	mustCreate(t, db, a, b, c)
+	approved := gatehouse.StateApproved
+	mustUpdate(t, db, "dev-02", store.DeviceUpdate{State: &approved})
+	// Exact addresses, pending devices only: an approved device's address
+	// and a neighbour of a pending one's hold none.
+	for addr, want := range map[string]bool{"192.0.2.1": true, "192.0.2.2": false, "192.0.2.10": false,
+		"2001:db8::1": true, "2001:db8::2": false} {
+		if got := mustPendingFrom(t, db, addr); got != want {
+			t.Errorf("PendingFrom(%s) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
 func testPendingSeenBefore(t *testing.T, db *store.DB, clk *clock) {
 	mustCreate(t, db, newDevice("dev-01")) // seen at t0
 	clk.Set(t0.Add(time.Hour))

@@ -124,6 +124,7 @@ func runConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"UseNonce/ClosedDatabase", testUseNonceClosed},
 		{"DeleteExpiredNonces/OK", testDeleteExpiredNonces},
 		{"CountPending/OK", testCountPending},
+		{"PendingFrom/OK", testPendingFrom},
 		{"PendingSeenBefore/OK", testPendingSeenBefore},
 		{"DeleteDevices/OK", testDeleteDevices},
 	}
