@@ -132,7 +132,13 @@ const server64K = 64 << 10
 // response for its headers.
 func sendRaw(t *testing.T, req *http.Request, out any) *http.Response {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	return sendWith(t, http.DefaultClient, req, out)
+}
+
+// sendWith is sendRaw through c.
+func sendWith(t *testing.T, c *http.Client, req *http.Request, out any) *http.Response {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +158,13 @@ func TestPendingQueueFull(t *testing.T) {
 	tb := setupWith(t, setupOpts{pendingCap: 2})
 	known := newDevice(t)
 	tb.enroll(t, known)
-	tb.enroll(t, newDevice(t))
+	// The cap's last place is the reserve, kept for an address with none
+	// waiting: the second gateway comes from another one.
+	second := newDevice(t)
+	var secondSt protocol.Status
+	if resp := sendWith(t, clientFrom("127.0.0.2"), second.request(t, tb.url, protocol.PathEnroll, second.enrollBody(t, second.mac)), &secondSt); resp.StatusCode != http.StatusOK {
+		t.Fatalf("second gateway, from an address with none waiting: %d", resp.StatusCode)
+	}
 
 	stranger := newDevice(t)
 	var e apiError

@@ -33,8 +33,10 @@ func TestPendingQueueAlert(t *testing.T) {
 	b.wait("the nearly-full warning", `!`+alert+`.hidden && `+alert+`.dataset.level === "near" && `+
 		alert+`.textContent.includes("nearly full: 18 of 20 gateways")`)
 
-	e.enrollAt("02:00:5e:30:01:01", "203.0.113.5", 0)
-	e.enrollAt("02:00:5e:30:01:02", "203.0.113.5", 0)
+	// The last two places are the reserve, kept for addresses with none
+	// waiting: these come from two more sites.
+	e.enrollAt("02:00:5e:30:01:01", "203.0.113.6", 0)
+	e.enrollAt("02:00:5e:30:01:02", "203.0.113.7", 0)
 	b.wait("the full alert", alert+`.dataset.level === "full" && `+alert+`.textContent.includes("full: 20 of 20 gateways") && `+
 		alert+`.textContent.includes("New gateways cannot enroll")`)
 	if role := b.str(alert + `.getAttribute("role")`); role != "alert" {
