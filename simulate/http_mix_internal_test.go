@@ -202,15 +202,26 @@ func TestRecorder(t *testing.T) {
 func TestDownUp(t *testing.T) {
 	s, svc := startCounted(t)
 	s.Faults.HangNext(1)
+	// The recorder runs once the request's fault is decided, just before
+	// it hangs: the hook says the request is held.
+	arrived := make(chan struct{}, 1)
+	s.Faults.SetRecorder(func(Call) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+	})
 	held := make(chan error, 1)
 	go func() {
 		_, err := fresh(context.Background(), "GET", s.URL+"/held", "")
 		held <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Faults.Requests() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the held request never reached the server")
 	}
+	s.Faults.SetRecorder(nil)
 	if err := s.Down(); err != nil {
 		t.Fatal(err)
 	}
