@@ -14,8 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -247,29 +245,19 @@ func checkinCPU(b *testing.B, set *replicaSet, sessions bool, n int) float64 {
 	}
 	wait, _ := json.Marshal(protocol.WaitRequest{State: ""})
 	send := func(count int) {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range inFlight {
-			wg.Go(func() {
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= count {
-						return
-					}
-					code := 0
-					if sessions {
-						code = sessionPost(b, c, url+protocol.PathWait, wait, grants[i%keys])
-					} else {
-						code = signedPost(b, c, url+protocol.PathWait, wait, ks[i%keys])
-					}
-					if code != http.StatusOK {
-						b.Errorf("wait: %d", code)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
+		parallel(count, inFlight, func(i int) bool {
+			code := 0
+			if sessions {
+				code = sessionPost(b, c, url+protocol.PathWait, wait, grants[i%keys])
+			} else {
+				code = signedPost(b, c, url+protocol.PathWait, wait, ks[i%keys])
+			}
+			if code != http.StatusOK {
+				b.Errorf("wait: %d", code)
+				return false
+			}
+			return true
+		})
 	}
 	send(warm)
 	before := cpuTime(b)

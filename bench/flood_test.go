@@ -214,25 +214,15 @@ func floodEnroll(b *testing.B, url string, n, sources, inFlight int, answers *sy
 		clients[i] = &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: inFlight,
 			IdleConnTimeout: 30 * time.Second}}
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range inFlight {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				code, err := signedEnroll(clients[i%sources], url)
-				if err != nil {
-					code = 0 // no answer: counted, not fatal, so one reset does not void the run
-				}
-				v, _ := answers.LoadOrStore(code, new(atomic.Int64))
-				v.(*atomic.Int64).Add(1)
-			}
-		})
-	}
-	wg.Wait()
+	parallel(n, inFlight, func(i int) bool {
+		code, err := signedEnroll(clients[i%sources], url)
+		if err != nil {
+			code = 0 // no answer: counted, not fatal, so one reset does not void the run
+		}
+		v, _ := answers.LoadOrStore(code, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+		return true
+	})
 }
 
 func signedEnroll(c *http.Client, url string) (int, error) {

@@ -128,29 +128,23 @@ func shutdownHolding(b *testing.B, n int) shutdownRun {
 // at a time, and returns their keys.
 func enrollKeys(b *testing.B, c *http.Client, url string, n int) []ed25519.PrivateKey {
 	keys := make([]ed25519.PrivateKey, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				_, k, err := ed25519.GenerateKey(rand.Reader)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				seal := make([]byte, 32)
-				rand.Read(seal)
-				mac := net.HardwareAddr{0x02, 0, 0, 0x5d, byte(i >> 8), byte(i)}
-				body, _ := json.Marshal(protocol.EnrollRequest{MAC: mac.String(), SealKey: seal})
-				if code := signedPost(b, c, url+protocol.PathEnroll, body, k); code != http.StatusOK {
-					b.Errorf("enroll %d: status %d", i, code)
-					return
-				}
-				keys[i] = k
-			}
-		})
-	}
-	wg.Wait()
+	parallel(n, 8, func(i int) bool {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			b.Error(err)
+			return false
+		}
+		seal := make([]byte, 32)
+		rand.Read(seal)
+		mac := net.HardwareAddr{0x02, 0, 0, 0x5d, byte(i >> 8), byte(i)}
+		body, _ := json.Marshal(protocol.EnrollRequest{MAC: mac.String(), SealKey: seal})
+		if code := signedPost(b, c, url+protocol.PathEnroll, body, k); code != http.StatusOK {
+			b.Errorf("enroll %d: status %d", i, code)
+			return false
+		}
+		keys[i] = k
+		return true
+	})
 	if b.Failed() {
 		b.FailNow()
 	}

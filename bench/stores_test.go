@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,31 +154,21 @@ func checkinsSigned(b *testing.B, set *replicaSet, sessions bool) float64 {
 		grants[i] = st.Session
 	}
 	wait, _ := json.Marshal(protocol.WaitRequest{State: ""})
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	start := time.Now()
-	for range inFlight {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= requests {
-					return
-				}
-				url := set.fleets[i%len(set.fleets)].url + protocol.PathWait
-				code := 0
-				if sessions {
-					code = sessionPost(b, c, url, wait, grants[i%keys])
-				} else {
-					code = signedPost(b, c, url, wait, ks[i%keys])
-				}
-				if code != http.StatusOK {
-					b.Errorf("wait: %d", code)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	parallel(requests, inFlight, func(i int) bool {
+		url := set.fleets[i%len(set.fleets)].url + protocol.PathWait
+		code := 0
+		if sessions {
+			code = sessionPost(b, c, url, wait, grants[i%keys])
+		} else {
+			code = signedPost(b, c, url, wait, ks[i%keys])
+		}
+		if code != http.StatusOK {
+			b.Errorf("wait: %d", code)
+			return false
+		}
+		return true
+	})
 	return requests / time.Since(start).Seconds()
 }
 

@@ -179,6 +179,9 @@ func checkClockAndNonce(t *testing.T, ts, nonce string) {
 	}
 }
 
+// signatureVerifies is the oracle: written here again on purpose, beside
+// protocol's verifySignature, so an accepted request is re-proved by code
+// the fuzzer is not testing.
 func signatureVerifies(pub crypto.PublicKey, msg, sig []byte) bool {
 	digest := sha256.Sum256(msg)
 	switch k := pub.(type) {
