@@ -34,3 +34,29 @@ func VerificationCode(secret []byte, fingerprint string) string {
 	// 2^64 mod 10^6 is tiny against 2^64, so the modulo bias is negligible.
 	return fmt.Sprintf("%06d", n%1_000_000)
 }
+
+// FormatCode writes a verification code the one way people see it, on the
+// gateway's console, in the CLI and in the page: two groups of three
+// ("557 546"), easier to read aloud and compare than six digits in a row.
+// Anything that is not six characters is returned unchanged, so an empty or
+// unexpected code shows as it is rather than as a mangled one.
+func FormatCode(code string) string {
+	if len(code) != 6 {
+		return code
+	}
+	return code[:3] + " " + code[3:]
+}
+
+// NormalizeCode undoes FormatCode and any other spacing a person types
+// ("557 546", "557-546", " 557546 "), for searching by code.
+func NormalizeCode(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= '0' && c <= '9' {
+			out = append(out, c)
+		} else if c != ' ' && c != '-' && c != '\t' {
+			return ""
+		}
+	}
+	return string(out)
+}
