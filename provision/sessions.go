@@ -93,7 +93,7 @@ func (s *Service) startSession(ctx context.Context, p gatehouse.Principal, how s
 // user or token has now.
 func (s *Service) SessionFor(ctx context.Context, secret string) (*Session, error) {
 	var out *Session
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.db.View(ctx, func(tx *store.Tx) error {
 		ss, err := tx.SessionByHash(ctx, hashToken(secret))
 		if err != nil {
 			return err

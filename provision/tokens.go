@@ -127,26 +127,30 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*gatehouse.P
 		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "invalid API token")
 	}
 	var t *gatehouse.Token
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	var touch bool
+	err := s.db.View(ctx, func(tx *store.Tx) error {
 		var err error
 		if t, err = tx.TokenByHash(ctx, hashToken(secret)); err != nil {
 			return err
 		}
-		if err := tokenUsable(t, tx.Now()); err != nil {
-			return err
-		}
 		// Record use at most once a minute: a write per request would
 		// serialise every API call on SQLite's single writer.
-		if t.LastUsed == nil || tx.Now().Sub(*t.LastUsed) > time.Minute {
-			return tx.TouchToken(ctx, t.ID)
-		}
-		return nil
+		touch = t.LastUsed == nil || tx.Now().Sub(*t.LastUsed) > time.Minute
+		return tokenUsable(t, tx.Now())
 	})
 	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
 		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "invalid API token")
 	}
 	if err != nil {
 		return nil, err
+	}
+	// The token is good whether or not its use can be written down: a
+	// database that cannot be written still serves reads, to tokens too.
+	if touch {
+		err := s.db.InTx(ctx, func(tx *store.Tx) error { return tx.TouchToken(ctx, t.ID) })
+		if err != nil && !errors.Is(err, store.ErrUnwritable) {
+			return nil, err
+		}
 	}
 	return &gatehouse.Principal{Kind: gatehouse.PrincipalToken, ID: t.ID, Name: t.Name, Role: t.Role}, nil
 }

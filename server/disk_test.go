@@ -1,35 +1,53 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/time/rate"
+	"modernc.org/sqlite"
 
 	"gatehouse"
 	"gatehouse/protocol"
 )
 
-// TestDatabaseUnwritable: once SQLite cannot grow its file (max_page_count
-// at the pages it has refuses with SQLITE_FULL, as a full disk does) a
-// device's enrollment is refused with 503 unavailable, a retry hint and a
-// message that says why; /readyz leaves rotation naming the cause; the
-// operator's reads and /healthz go on; and when the file may grow again
+// TestDatabaseUnwritable: once SQLite cannot write its file (a full disk,
+// as max_page_count at the pages it has gives with SQLITE_FULL; or a
+// read-only file, as query_only gives with SQLITE_READONLY) a device's
+// enrollment is refused with 503 unavailable, a retry hint and a message
+// that says why; /readyz leaves rotation naming the cause; the operator's
+// reads and /healthz go on; and when the file may be written again
 // readiness and writes come back without a restart. store's tests do the
 // same on a real full tmpfs and a read-only PostgreSQL.
 func TestDatabaseUnwritable(t *testing.T) {
 	t.Parallel()
+	t.Run("full", func(t *testing.T) {
+		t.Parallel()
+		testUnwritable(t, func(t *testing.T, tb *testBundle) {
+			pages := 0
+			if err := tb.db.SQL().QueryRowContext(t.Context(), "PRAGMA page_count").Scan(&pages); err != nil {
+				t.Fatal(err)
+			}
+			pragma(t, tb, fmt.Sprintf("PRAGMA max_page_count = %d", pages))
+		}, func(t *testing.T, tb *testBundle) { pragma(t, tb, "PRAGMA max_page_count = 1073741823") })
+	})
+	t.Run("read-only", func(t *testing.T) {
+		t.Parallel()
+		testUnwritable(t, func(t *testing.T, tb *testBundle) { setQueryOnly(t, tb, true) },
+			func(t *testing.T, tb *testBundle) { setQueryOnly(t, tb, false) })
+	})
+}
+
+func testUnwritable(t *testing.T, block, free func(*testing.T, *testBundle)) {
 	// Enough enrollments to fill the last free pages, from one address.
 	tb := setupWith(t, setupOpts{deviceRate: rate.Inf})
 	first := tb.enroll(t, newDevice(t))
-	pages := 0
-	if err := tb.db.SQL().QueryRowContext(t.Context(), "PRAGMA page_count").Scan(&pages); err != nil {
-		t.Fatal(err)
-	}
-	pragma(t, tb, fmt.Sprintf("PRAGMA max_page_count = %d", pages))
+	block(t, tb)
 
 	var refused *http.Response
 	for i := 0; refused == nil && i < 1000; i++ {
@@ -57,16 +75,16 @@ func TestDatabaseUnwritable(t *testing.T) {
 	}
 	var list struct{ Total int }
 	if code := tb.call(t, tb.view, "GET", "/api/v1/devices", nil, &list); code != 200 || list.Total == 0 {
-		t.Errorf("list while full = %d, %d devices; reads must go on", code, list.Total)
+		t.Errorf("list while unwritable = %d, %d devices; reads must go on", code, list.Total)
 	}
 	if code := tb.call(t, tb.view, "GET", "/api/v1/devices/"+first.DeviceID, nil, nil); code != 200 {
-		t.Errorf("get while full = %d; reads must go on", code)
+		t.Errorf("get while unwritable = %d; reads must go on", code)
 	}
 	if code := tb.call(t, "", "GET", "/healthz", nil, nil); code != 200 {
-		t.Errorf("healthz while full = %d", code)
+		t.Errorf("healthz while unwritable = %d", code)
 	}
 
-	pragma(t, tb, "PRAGMA max_page_count = 1073741823")
+	free(t, tb)
 	deadline := time.Now().Add(time.Minute)
 	for {
 		code, r := readyz(t, tb, false)
@@ -86,5 +104,48 @@ func pragma(t *testing.T, tb *testBundle, q string) {
 	var v int
 	if err := tb.db.SQL().QueryRowContext(t.Context(), q).Scan(&v); err != nil {
 		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// queryOnlyFiles are the database files every new SQLite connection
+// opens query_only, as a read-only file would be to any connection: the
+// driver replaces a connection whose statement was interrupted (a
+// cancelled wait, a job queue poll), and a pragma set only on the old one
+// would be gone.
+var queryOnlyFiles sync.Map
+
+func init() {
+	sqlite.RegisterConnectionHook(func(c sqlite.ExecQuerierContext, dsn string) error {
+		var hit bool
+		queryOnlyFiles.Range(func(k, _ any) bool {
+			hit = hit || strings.Contains(dsn, k.(string)+"?")
+			return !hit
+		})
+		if hit {
+			_, err := c.ExecContext(context.Background(), "PRAGMA query_only = 1", nil)
+			return err
+		}
+		return nil
+	})
+}
+
+// setQueryOnly makes tb's database read-only to its connections, the one
+// open now and any opened later, or writable again.
+func setQueryOnly(t *testing.T, tb *testBundle, on bool) {
+	t.Helper()
+	var seq int
+	var name, file string
+	if err := tb.db.SQL().QueryRowContext(t.Context(), "PRAGMA database_list").Scan(&seq, &name, &file); err != nil {
+		t.Fatal(err)
+	}
+	v := "0"
+	if on {
+		queryOnlyFiles.Store(file, true)
+		v = "1"
+	} else {
+		queryOnlyFiles.Delete(file)
+	}
+	if _, err := tb.db.SQL().ExecContext(t.Context(), "PRAGMA query_only = "+v); err != nil {
+		t.Fatalf("query_only = %s: %v", v, err)
 	}
 }

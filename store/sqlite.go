@@ -116,8 +116,18 @@ func (e *sqliteEngine) begin(ctx context.Context) (txHandle, error) {
 	return sqliteTx{tx, e.stmts}, nil
 }
 
-// beginRead is begin: the one connection serializes readers anyway.
-func (e *sqliteEngine) beginRead(ctx context.Context) (txHandle, error) { return e.begin(ctx) }
+// beginRead opens a deferred transaction (the driver drops _txlock for a
+// read-only one): BEGIN IMMEDIATE takes the write lock, which a database
+// that cannot be written refuses, and reads must go on while it cannot.
+// A deferred transaction's snapshot starts at its first read and holds
+// for the rest, and the one connection serializes it with the writers.
+func (e *sqliteEngine) beginRead(ctx context.Context) (txHandle, error) {
+	tx, err := e.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	return sqliteTx{tx, e.stmts}, nil
+}
 
 func (e *sqliteEngine) migrateQueue(ctx context.Context) error {
 	m, err := rivermigrate.New(riversqlite.New(e.db), nil)

@@ -34,8 +34,7 @@ type unwritableCase struct {
 	db    *store.DB
 	block func(t *testing.T)
 	free  func(t *testing.T)
-	// readsDuring: reads work while it lasts (a read-only SQLite
-	// connection refuses even BEGIN, which the store's reads use).
+	// readsDuring: reads work while it lasts.
 	readsDuring bool
 	// lost, if set, says an error is a pooled session that block or free
 	// ended: the pool meets each such session once, then reconnects.
@@ -223,7 +222,7 @@ func TestUnwritablePageLimit(t *testing.T) {
 func TestUnwritableReadOnlySQLite(t *testing.T) {
 	t.Parallel()
 	db := openSQLite(t, filepath.Join(t.TempDir(), "gatehouse.db"))
-	runUnwritable(t, unwritableCase{db: db,
+	runUnwritable(t, unwritableCase{db: db, readsDuring: true,
 		block: func(t *testing.T) { execSQL(t, db, "PRAGMA query_only = 1") },
 		free:  func(t *testing.T) { execSQL(t, db, "PRAGMA query_only = 0") },
 	})
