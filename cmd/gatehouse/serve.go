@@ -79,6 +79,12 @@ type app struct {
 }
 
 func startApp(ctx context.Context, cfg appConfig) (*app, error) {
+	// A busy port is told before the database is opened (created, even,
+	// or migrated) and the job runner started, all for nothing. Open below
+	// still says so should another process take the port in between.
+	if err := portFree(cfg.Listen); err != nil {
+		return nil, err
+	}
 	db, err := openDB(ctx, cfg.DB, !cfg.NoMigrate)
 	if err != nil {
 		return nil, err
@@ -145,6 +151,20 @@ func (e *busyError) Error() string {
 }
 
 func (e *busyError) Unwrap() error { return e.err }
+
+// portFree says whether addr's port is taken, by listening on it for a
+// moment. Any other trouble is left to the real listen, to report.
+func portFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return listenError(addr, err)
+		}
+		return nil
+	}
+	ln.Close()
+	return nil
+}
 
 // listenError answers a busy port with the address and one near it that is
 // free as the message is written; other errors pass unchanged.
