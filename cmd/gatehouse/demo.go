@@ -375,7 +375,7 @@ func (b banner) print(w io.Writer) {
 	}
 	p("")
 	p("  Page   %s/   user %s, password %s", b.url, b.login.user, b.login.password)
-	p("  Token  %s   (an admin API token, for the CLI; the page takes it too)", b.login.token)
+	p("  Token  %s   (admin; for the CLI, the page takes it too)", b.login.token)
 	p("  Shell  export GATEHOUSE_SERVER=%s GATEHOUSE_TOKEN=%s", b.url, b.login.token)
 	p("")
 	if b.gateways == 0 {
@@ -384,19 +384,17 @@ func (b banner) print(w io.Writer) {
 		p("    --key %s --mac %s --out %s", b.agent.key, b.agent.mac, b.agent.out)
 		para("It waits under Pending in the page with its verification code; approve it there with a name, or from the shell above:")
 	} else {
-		para("Next: open the page and log in. The gateways wait under Pending, each with the verification code its console shows " +
-			codes(b.pending, b.gateways) + ". Type a name and press Enter, and watch its steps go through to configured; or from the shell above:")
+		para("Next: log in to the page. The gateways wait under Pending with the codes their consoles show " +
+			codes(b.pending, b.gateways) + ". Type a name, press Enter, and watch it go through to configured. Or, in a shell:")
 	}
 	p("  %s devices list", cli)
 	p("  %s devices approve ID --name gw-01", cli)
 	p("  %s devices show ID", cli)
 	if b.faults {
 		p("")
-		para(fmt.Sprintf("--faults: simulated Mender fails %s's Mender step (a 500 at every attempt) until someone retries it. "+
-			"Approve %s: its page shows the step failed, with the error, and a Retry button. Press it, or run",
-			demoName(faultyGateway), demoName(faultyGateway)))
-		p("  %s devices retry ID", cli)
-		p("and the step goes through.")
+		para(fmt.Sprintf("--faults: simulated Mender fails %s's Mender step (a 500 at each attempt) until it is retried. "+
+			"Approve %s: its page shows the failed step, its error and a Retry button. Press it (or run%s) and the step succeeds.",
+			demoName(faultyGateway), demoName(faultyGateway), strings.ReplaceAll(" devices retry ID", " ", nbsp)))
 	}
 	p("")
 	if b.keptDB {

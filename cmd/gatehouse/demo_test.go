@@ -66,6 +66,28 @@ func (c *console) waitFor(t *testing.T, s string, timeout time.Duration) string 
 	}
 }
 
+// checkBannerFits fails the test if the banner in out, from its first line
+// to its last, is more than a screen of 20 lines.
+func checkBannerFits(t *testing.T, out string) {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	from, to := -1, -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "gatehouse demo: ") && from < 0 {
+			from = i
+		}
+		if strings.Contains(l, bannerEnd) {
+			to = i
+		}
+	}
+	if from < 0 || to < from {
+		t.Fatalf("no banner in:\n%s", out)
+	}
+	if n := to - from + 1; n > 20 {
+		t.Errorf("the banner is %d lines, more than a screen:\n%s", n, strings.Join(lines[from:to+1], "\n"))
+	}
+}
+
 // startCommand runs gatehouse with args in this process, its stdout and
 // stderr both on the console returned, until stop (or the test's end)
 // cancels it; stop returns the exit code.
@@ -118,18 +140,7 @@ func TestDemoBannerOnFirstScreen(t *testing.T) {
 	if !strings.Contains(first, "user admin, password ") {
 		t.Errorf("the first 20 lines lack the page's login:\n%s", first)
 	}
-	var from, to int
-	for i, l := range lines {
-		if strings.HasPrefix(l, "gatehouse demo: ") {
-			from = i
-		}
-		if strings.Contains(l, bannerEnd) {
-			to = i
-		}
-	}
-	if n := to - from + 1; n > 20 {
-		t.Errorf("the banner is %d lines, more than a screen:\n%s", n, strings.Join(lines[from:to+1], "\n"))
-	}
+	checkBannerFits(t, out)
 	// Its codes are the page's, written the page's way.
 	var list struct{ Devices []gatehouse.Device }
 	getJSON(t, url+"api/v1/devices", token, &list)
@@ -154,6 +165,7 @@ func TestDemoBannerOnFirstScreen(t *testing.T) {
 func TestDemoNoGateways(t *testing.T) {
 	con, stop := startCommand(t, "demo", "--listen", "127.0.0.1:0", "--gateways", "0")
 	out := con.waitFor(t, bannerEnd, waitTimeout)
+	checkBannerFits(t, out)
 	url := strings.TrimSuffix(urlPattern.FindString(out), "/")
 	for _, want := range []string{"no simulated gateways (--gateways 0)", "go run ./cmd/gatehouse-agent --server " + url + " --insecure-http", "--key ", "--mac "} {
 		if !strings.Contains(out, want) {
@@ -255,6 +267,7 @@ func TestDemoFaultsUntilRetry(t *testing.T) {
 	if !strings.Contains(out, "--faults: simulated Mender fails sim-1's Mender step") || !strings.Contains(out, "devices retry ID") {
 		t.Errorf("the banner does not say what --faults does:\n%s", out)
 	}
+	checkBannerFits(t, out)
 	changes := watchDevices(t, url, token)
 	var list struct{ Devices []gatehouse.Device }
 	changes.until(t, "the gateway enrolls", func() bool {
