@@ -65,7 +65,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fs.Usage = func() {}
 	var o demoOptions
 	fs.IntVar(&o.gateways, "gateways", 3, "how many simulated gateways enroll (0: none; the demo says how to enroll one with the agent)")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "listen `ADDR`ess of the web page and API")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "`ADDR` to serve the web page and API on")
 	fs.StringVar(&o.db, "db", "", "database `FILE` to keep (default: a temporary one, deleted on exit)")
 	fs.BoolVar(&o.faults, "faults", false, "simulated Mender fails the first gateway's Mender step until you press Retry on its page, to show a failing step and Retry")
 	logs := addLogFlags(fs, getenv)
@@ -151,7 +151,7 @@ func demo(ctx context.Context, o demoOptions, stdout io.Writer, log *slog.Logger
 			Message: "simulated failure (demo --faults): fails until someone presses Retry"})
 	}
 	if o.gateways == 0 {
-		if b.agent, err = agentForOperator(dir, b.url); err != nil {
+		if b.agent, err = agentForOperator(dir); err != nil {
 			return err
 		}
 	}
@@ -479,7 +479,7 @@ type agentCommand struct{ key, mac, out string }
 
 // agentForOperator writes a device key into the demo's directory for an
 // agent the operator starts by hand.
-func agentForOperator(dir, url string) (agentCommand, error) {
+func agentForOperator(dir string) (agentCommand, error) {
 	c := agentCommand{key: filepath.Join(dir, "gateway", "mender-agent.pem"), mac: demoMAC(0), out: filepath.Join(dir, "gateway", "out")}
 	_, err := writeDemoKey(c.key, 1) // Ed25519, as Mender 5.x makes
 	return c, err
