@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -99,7 +100,7 @@ func newJobClient(db *store.DB, s *Service) (*store.Jobs, error) {
 		RescueStuckJobsAfter: c.RescueAfter,
 		MaxAttempts:          maxAttempts,
 		RetryPolicy:          &retryPolicy{base: c.RetryBase, max: c.RetryMax},
-		Logger:               c.Logger,
+		Logger:               slog.New(InfoAsDebug(c.Logger.Handler())), // its info lines at debug: see InfoAsDebug
 		PeriodicJobs:         []*river.PeriodicJob{cleanupJob(), pruneNoncesJob(), expirePendingJob()},
 	})
 	if err != nil {

@@ -171,16 +171,17 @@ func (f *HTTPFaults) SetRecorder(fn func(Call)) {
 	f.recorder = fn
 }
 
-// record hands r to the recorder, keeping its body readable for the
-// service.
-func (f *HTTPFaults) record(r *http.Request, k FaultKind) {
+// hooks returns the recorder and the refusal, either of them nil.
+func (f *HTTPFaults) hooks() (func(Call), *Refusal) {
 	f.mu.Lock()
-	fn := f.recorder
-	f.mu.Unlock()
-	if fn == nil {
-		return
-	}
-	c := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Fault: k}
+	defer f.mu.Unlock()
+	return f.recorder, f.refusal
+}
+
+// capture describes r as a Call with the start of its body, keeping the
+// whole body readable for the service.
+func capture(r *http.Request) Call {
+	c := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery}
 	if r.Body != nil && r.Body != http.NoBody {
 		b, err := io.ReadAll(io.LimitReader(r.Body, MaxRecordedBody))
 		if err == nil {
@@ -191,5 +192,5 @@ func (f *HTTPFaults) record(r *http.Request, k FaultKind) {
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(b), r.Body), r.Body}
 	}
-	fn(c)
+	return c
 }

@@ -241,3 +241,49 @@ func TestDownUp(t *testing.T) {
 		t.Errorf("acted %d, want 1", svc.acted.Load())
 	}
 }
+
+// A refusal fails every request it picks, by their body, with its status
+// and message, before the service sees them; the others go through, and
+// once Match lets a request pass the service acts on it.
+func TestRefusal(t *testing.T) {
+	s, svc := startCounted(t)
+	var lifted atomic.Bool
+	s.Faults.SetRefusal(&Refusal{Status: http.StatusForbidden, Message: "not this one",
+		Match: func(c Call) bool { return c.Method == "POST" && string(c.Body) == "mine" && !lifted.Load() }})
+	post := func(body string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(s.URL+"/p", "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for range 2 {
+		if code, body := post("mine"); code != http.StatusForbidden || !strings.Contains(body, `"message":"not this one"`) {
+			t.Errorf("picked request: %d %q, want 403 with the refusal's message", code, body)
+		}
+	}
+	if code, body := post("other"); code != 200 || body != "other" {
+		t.Errorf("another request: %d %q, want it served whole", code, body)
+	}
+	if n := svc.acted.Load(); n != 1 {
+		t.Errorf("the service acted on %d requests, want only the one not refused", n)
+	}
+	lifted.Store(true)
+	if code, body := post("mine"); code != 200 || body != "mine" {
+		t.Errorf("after Match let it pass: %d %q", code, body)
+	}
+	s.Faults.SetRefusal(&Refusal{Match: func(Call) bool { return true }})
+	if code, body := post("x"); code != http.StatusInternalServerError || !strings.Contains(body, "simulated fault") {
+		t.Errorf("a refusal with no status or message: %d %q, want 500 simulated fault", code, body)
+	}
+	s.Faults.SetRefusal(nil)
+	if code, _ := post("x"); code != 200 {
+		t.Errorf("after SetRefusal(nil): %d", code)
+	}
+	if in := s.Faults.Injected(); in[Fault500] != 3 {
+		t.Errorf("injected %v, want the three refusals counted (a 403 counts as a 500)", in)
+	}
+}

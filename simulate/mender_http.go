@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -77,6 +78,19 @@ const (
 	// MenderAuthRequestsPath is where devices ask for their JWT.
 	MenderAuthRequestsPath = "/api/devices/v1/authentication/auth_requests"
 )
+
+// IsMenderPreauthorization says whether c, a call to the simulated Mender,
+// preauthorizes (or forces a key onto) the device of identity mac: a
+// Refusal picks one gateway's Mender step with it.
+func IsMenderPreauthorization(c Call, mac string) bool {
+	if c.Method != http.MethodPost || c.Path != menderDevauth {
+		return false
+	}
+	var req struct {
+		IdentityData map[string]string `json:"identity_data"`
+	}
+	return json.Unmarshal(c.Body, &req) == nil && strings.EqualFold(req.IdentityData["mac"], mac)
+}
 
 // menderRoutes lists every endpoint. Like deviceauth's router (routing.go),
 // the JSON endpoints check the Content-Type of a non-empty body.

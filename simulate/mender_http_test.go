@@ -428,3 +428,27 @@ func TestMenderServerAuthSetEndpoints(t *testing.T) {
 		t.Errorf("device %q after its only set went, want noauth", got)
 	}
 }
+
+// A refusal picked by IsMenderPreauthorization fails that one gateway's
+// preauthorization, whatever the case of its MAC, and leaves every other
+// call alone.
+func TestMenderRefusalOfOneGateway(t *testing.T) {
+	s := newMenderServer(t, simulate.MenderServerOptions{Token: menderPAT})
+	s.Faults.SetRefusal(&simulate.Refusal{Message: "refused for the test",
+		Match: func(c simulate.Call) bool { return simulate.IsMenderPreauthorization(c, "02:00:00:00:00:0a") }})
+	post := menderCall{method: "POST", path: "/api/management/v2/devauth/devices", token: menderPAT, body: preauthBody(t, "02:00:00:00:00:0A")}
+	if status, _, body := post.do(t, s); status != http.StatusInternalServerError || !strings.Contains(string(body), "refused for the test") {
+		t.Errorf("the picked gateway: %d %s, want 500 with the refusal's message", status, body)
+	}
+	post.body = preauthBody(t, "02:00:00:00:00:0b")
+	if status, _, body := post.do(t, s); status != http.StatusCreated {
+		t.Errorf("another gateway: %d %s, want 201", status, body)
+	}
+	list := menderCall{method: "GET", path: "/api/management/v2/devauth/devices", token: menderPAT}
+	if status, _, body := list.do(t, s); status != http.StatusOK {
+		t.Errorf("a list: %d %s, want 200", status, body)
+	}
+	if s.State.Len() != 1 {
+		t.Errorf("mender holds %d devices, want the other gateway's alone", s.State.Len())
+	}
+}

@@ -1,7 +1,9 @@
 package simulate
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -124,6 +126,32 @@ type HTTPFaults struct {
 	mix        *Mix
 	injected   [numFaultKinds]int
 	recorder   func(Call)
+	refusal    *Refusal
+}
+
+// Refusal fails the requests its Match picks, every one of them for as long
+// as it is set: one gateway's calls, say, while the others' go through, as
+// when a backend keeps refusing one object. Match decides afresh for each
+// request, so it can lift the fault on a condition of its own (once an
+// operator has asked for a retry, in the demo).
+type Refusal struct {
+	// Match sees the request as a Recorder does, body included. It must be
+	// safe for concurrent use; it is called without the faults' lock, so it
+	// may take its time.
+	Match func(Call) bool
+	// Status is the answer's status; 500 if 0.
+	Status int
+	// Message is the answer's {"message": ...}; "simulated fault" if empty.
+	Message string
+}
+
+// SetRefusal fails the requests r picks from now on, replacing an earlier
+// refusal; nil stops it. A request another fault already took is left to
+// that fault.
+func (f *HTTPFaults) SetRefusal(r *Refusal) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refusal = r
 }
 
 // LoseNext makes the next n requests that match (all when match is nil) take
@@ -207,6 +235,7 @@ type fault struct {
 	status     int
 	retryAfter time.Duration
 	hang       chan struct{}
+	message    string // the answer's message; "simulated fault" if empty
 }
 
 func (f *HTTPFaults) next() fault {
@@ -274,10 +303,24 @@ func (f *HTTPFaults) Wrap(h http.Handler) http.Handler {
 		if ft.kind == FaultLose && !f.mixLosable(r) {
 			ft.kind = FaultDrop
 		}
+		rec, ref := f.hooks()
+		var c Call
+		if rec != nil || ref != nil {
+			c = capture(r)
+		}
+		// Before LoseNext: a refused request never reaches the service, so
+		// it must not use up a lost answer meant for one that does.
+		if ft.kind == FaultNone && ref != nil && ref.Match(c) {
+			ft.status, ft.message = cmp.Or(ref.Status, http.StatusInternalServerError), ref.Message
+			ft.kind = kindOfStatus(ft.status, 0)
+		}
 		if ft.kind == FaultNone && f.lose(r) {
 			ft.kind = FaultLose
 		}
-		f.record(r, ft.kind)
+		if rec != nil {
+			c.Fault = ft.kind
+			rec(c)
+		}
 		if wait(r.Context(), nil, ft.latency) != nil {
 			return
 		}
@@ -301,7 +344,8 @@ func (f *HTTPFaults) Wrap(h http.Handler) http.Handler {
 			if ft.retryAfter > 0 {
 				w.Header().Set("Retry-After", strconv.Itoa(int(ft.retryAfter.Round(time.Second)/time.Second)))
 			}
-			http.Error(w, `{"message":"simulated fault"}`, ft.status)
+			msg, _ := json.Marshal(map[string]string{"message": cmp.Or(ft.message, "simulated fault")})
+			http.Error(w, string(msg), ft.status)
 		}
 	})
 }

@@ -10,38 +10,83 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
 	"gatehouse"
 	"gatehouse/agent"
+	"gatehouse/protocol"
 	"gatehouse/provision"
 	"gatehouse/sandbox"
 	"gatehouse/simulate"
 )
 
+// demoAbout is demo --help's text, before the flags.
+const demoAbout = `Usage: gatehouse demo [flags]
+
+Runs gatehouse on this machine with everything around it simulated: Mender,
+Azure DPS, IoT Hub and Vault servers on loopback ports, which the real clients
+talk to over HTTP, and a few simulated gateways that enroll and wait for
+approval. It prints the web page's address, a user and password, and an API
+token for the CLI; approve a gateway in the page or with the CLI and watch it
+be provisioned. Nothing real is provisioned, and the database is a temporary
+file unless --db names one. Ctrl-C stops it.
+
+Flags:
+`
+
+// demoOptions are demo's flags.
+type demoOptions struct {
+	gateways   int
+	listen, db string
+	// faults makes simulated Mender fail one gateway's step until an
+	// operator retries it: see retryFault.
+	faults bool
+}
+
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	n := fs.Int("gateways", 3, "how many simulated gateways enroll")
-	listen := fs.String("listen", "127.0.0.1:8080", "listen address")
-	dbPath := fs.String("db", "", "database file to keep (default: a temporary one, deleted on exit)")
+	// Printed below: to stdout when asked for, to stderr after a mistake.
+	fs.Usage = func() {}
+	var o demoOptions
+	fs.IntVar(&o.gateways, "gateways", 3, "how many simulated gateways enroll (0: none; the demo says how to enroll one with the agent)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "`ADDR` to serve the web page and API on")
+	fs.StringVar(&o.db, "db", "", "database `FILE` to keep (default: a temporary one, deleted on exit)")
+	fs.BoolVar(&o.faults, "faults", false, "simulated Mender fails the first gateway's Mender step until you press Retry on its page, to show a failing step and Retry")
 	logs := addLogFlags(fs, getenv)
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		demoUsage(stdout, fs)
+		return 0
+	}
+	if err != nil {
+		demoUsage(stderr, fs)
 		return 2
 	}
-	if *n < 0 || *n > 10000 {
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "gatehouse: demo takes no arguments, not %q (see 'gatehouse demo --help')\n", fs.Arg(0))
+		return 2
+	case o.gateways < 0 || o.gateways > 10000:
 		fmt.Fprintln(stderr, "gatehouse: --gateways must be 0-10000")
+		return 2
+	case o.faults && o.gateways == 0:
+		fmt.Fprintln(stderr, "gatehouse: --faults fails a simulated gateway's step, so it needs --gateways 1 or more")
 		return 2
 	}
 	log, err := logs.logger(stderr)
@@ -49,21 +94,30 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
-	if err := demo(ctx, *n, *listen, *dbPath, stdout, log); err != nil {
+	if err := demo(ctx, o, stdout, log); err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 1
 	}
 	return 0
 }
 
-func demo(ctx context.Context, gateways int, listen, dbPath string, stdout io.Writer, log *slog.Logger) error {
+func demoUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, demoAbout)
+	out := fs.Output()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
+}
+
+func demo(ctx context.Context, o demoOptions, stdout io.Writer, log *slog.Logger) error {
 	dir, err := os.MkdirTemp("", "gatehouse-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if dbPath == "" {
-		dbPath = filepath.Join(dir, "gatehouse.db")
+	b := banner{db: o.db, keptDB: o.db != "", gateways: o.gateways, faults: o.faults}
+	if b.db == "" {
+		b.db = filepath.Join(dir, "gatehouse.db")
 	}
 	sims, err := sandbox.Start(2 * time.Second)
 	if err != nil {
@@ -76,7 +130,7 @@ func demo(ctx context.Context, gateways int, listen, dbPath string, stdout io.Wr
 	if err != nil {
 		return err
 	}
-	cfg.Listen, cfg.DB, cfg.Logger = listen, dbPath, log
+	cfg.Listen, cfg.DB, cfg.Logger = o.listen, b.db, log
 	// Every simulated gateway speaks from loopback: one address for up to
 	// 10,000 of them, as behind a NAT, which the per-address limit would
 	// throttle. The demo has no flood to fear.
@@ -86,26 +140,45 @@ func demo(ctx context.Context, gateways int, listen, dbPath string, stdout io.Wr
 		return err
 	}
 	defer a.Close()
-	login, err := demoLogin(ctx, a.svc)
-	if err != nil {
+	b.url = a.server.URL()
+	if b.login, err = demoLogin(ctx, a.svc); err != nil {
 		return err
+	}
+	if o.faults {
+		// Before any gateway enrolls, so none can be approved before it.
+		f := &retryFault{svc: a.svc, mac: demoMAC(faultyGateway), log: log.With("gateway", demoName(faultyGateway))}
+		sims.Mender.Faults.SetRefusal(&simulate.Refusal{Match: f.match, Status: http.StatusInternalServerError,
+			Message: "simulated failure (demo --faults): fails until someone presses Retry"})
+	}
+	if o.gateways == 0 {
+		if b.agent, err = agentForOperator(dir); err != nil {
+			return err
+		}
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if err := startGateways(ctx, &wg, gateways, a.server.URL(), dir, sims, log); err != nil {
+	if err := startGateways(ctx, &wg, o.gateways, b.url, dir, sims, log); err != nil {
 		return err
 	}
-	waitPending(ctx, a.svc, gateways)
-	printDemo(stdout, a.server.URL(), login, dbPath)
+	// The banner comes after the gateways' enrollment lines, so they do
+	// not push it off the screen, and it can list their codes.
+	b.pending = waitPending(ctx, a.svc, o.gateways)
+	b.print(stdout)
 	<-ctx.Done()
 	log.Info("demo stopping")
 	return nil
 }
 
+// demoName is simulated gateway i's name in the demo's log and banner.
+func demoName(i int) string { return fmt.Sprintf("sim-%d", i) }
+
 // startGateways runs n real agents, each with its own key, against url.
+// Their own info lines go to debug: they repeat, from the gateway's side,
+// what the server logs, and would bury the banner; their warnings stay, and
+// the demo logs each gateway's milestones itself.
 func startGateways(ctx context.Context, wg *sync.WaitGroup, n int, url, dir string, sims *sandbox.Simulators, log *slog.Logger) error {
 	for i := 1; i <= n; i++ {
-		name := fmt.Sprintf("sim-%d", i)
+		name := demoName(i)
 		keyPath := filepath.Join(dir, name, "mender-agent.pem")
 		key, err := writeDemoKey(keyPath, i)
 		if err != nil {
@@ -115,20 +188,21 @@ func startGateways(ctx context.Context, wg *sync.WaitGroup, n int, url, dir stri
 		if err != nil {
 			return err
 		}
+		glog := log.With("gateway", name)
 		cfg := agent.Config{
 			// The demo's server is plain HTTP on loopback, in this process.
 			Server: url, InsecureHTTP: true, KeyPath: keyPath, OutDir: filepath.Join(dir, name, "out"),
 			MAC: demoMAC(i), RestartCommands: []string{}, AgentVersion: "demo",
-			Logger: log.With("gateway", name),
+			Logger: slog.New(provision.InfoAsDebug(glog.Handler())),
 		}
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			runMenderClient(ctx, mc, cfg.Logger)
+			runMenderClient(ctx, mc, glog)
 		}()
 		go func() {
 			defer wg.Done()
-			runDemoGateway(ctx, cfg, sims)
+			runDemoGateway(ctx, cfg, sims, glog)
 		}()
 	}
 	return nil
@@ -144,14 +218,16 @@ func runMenderClient(ctx context.Context, mc *simulate.MenderClient, log *slog.L
 	}
 }
 
-func runDemoGateway(ctx context.Context, cfg agent.Config, sims *sandbox.Simulators) {
+// runDemoGateway runs the agent, then what IoT Edge would do; log is the
+// demo's, at info, for the milestones.
+func runDemoGateway(ctx context.Context, cfg agent.Config, sims *sandbox.Simulators, log *slog.Logger) {
 	res, err := agent.Run(ctx, cfg)
 	switch {
 	case err == nil:
-		cfg.Logger.Info("simulated gateway holds its credentials", "name", res.Name, "files", cfg.OutDir)
-		registerLikeIoTEdge(cfg, sims)
+		log.Info("simulated gateway holds its credentials", "name", res.Name, "files", cfg.OutDir)
+		registerLikeIoTEdge(agent.Config{OutDir: cfg.OutDir, Logger: log}, sims)
 	case ctx.Err() == nil:
-		cfg.Logger.Info("simulated gateway stopped", "reason", err)
+		log.Warn("simulated gateway stopped", "reason", err)
 	}
 }
 
@@ -224,15 +300,32 @@ func demoMAC(i int) string {
 }
 
 // waitPending gives the gateways a moment to enroll, so the first 'devices
-// list' a newcomer runs already shows them.
-func waitPending(ctx context.Context, svc *provision.Service, n int) {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		l, err := svc.ListDevices(ctx, provision.ListFilter{State: gatehouse.StatePending, Limit: 1})
+// list' a newcomer runs already shows them, and returns those pending.
+func waitPending(ctx context.Context, svc *provision.Service, n int) []*gatehouse.Device {
+	if n == 0 {
+		return nil
+	}
+	// Watching before the first look, so an enrollment in between wakes us.
+	w, stop := svc.Notifier().WatchAll()
+	defer stop()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		l, err := svc.ListDevices(ctx, provision.ListFilter{State: gatehouse.StatePending, Limit: n})
 		if err == nil && l.Total >= n {
-			return
+			return l.Devices
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-w.Wake():
+			w.Take()
+		case <-deadline.C:
+			if l == nil {
+				return nil
+			}
+			return l.Devices
+		case <-ctx.Done():
+			return nil
+		}
 	}
 }
 
@@ -253,27 +346,215 @@ func demoLogin(ctx context.Context, svc *provision.Service) (demoCreds, error) {
 	return c, err
 }
 
-func printDemo(w io.Writer, url string, c demoCreds, dbPath string) {
-	fmt.Fprintf(w, `
-gatehouse demo is running. It provisions into simulated Mender, Azure DPS,
-IoT Hub and Vault servers (over HTTP, with the real clients), and simulated
-gateways are waiting for approval.
+// banner is what the demo prints once it is up: a screen's worth, after
+// the start-up lines, so the way in is on screen when the operator looks.
+type banner struct {
+	url      string
+	login    demoCreds
+	db       string
+	keptDB   bool
+	gateways int
+	pending  []*gatehouse.Device
+	faults   bool
+	agent    agentCommand // with --gateways 0
+}
 
-  Web page:     %s/
-  User:         %s
-  Password:     %s
-  Admin token:  %s  (for the CLI; the page takes it too)
-  Database:     %s
+// cli is how the banner spells a gatehouse command: the README's way, run
+// from the repository.
+const cli = "go run ./cmd/gatehouse"
 
-Or, in another shell:
+func (b banner) print(w io.Writer) {
+	var out strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }
+	para := func(s string) { out.WriteString(wrap(s, 78)) }
+	p("")
+	if b.gateways == 0 {
+		para("gatehouse demo: gatehouse with simulated Mender, DPS, IoT Hub and Vault servers. Nothing real is provisioned.")
+	} else {
+		para(fmt.Sprintf("gatehouse demo: gatehouse with simulated Mender, DPS, IoT Hub and Vault servers, and %s. Nothing real is provisioned.", plural(b.gateways, "simulated gateway")))
+	}
+	p("")
+	p("  Page   %s/   user %s, password %s", b.url, b.login.user, b.login.password)
+	p("  Token  %s   (admin; for the CLI, the page takes it too)", b.login.token)
+	p("  Shell  export GATEHOUSE_SERVER=%s GATEHOUSE_TOKEN=%s", b.url, b.login.token)
+	p("")
+	if b.gateways == 0 {
+		para("Next: no simulated gateways (--gateways 0). Enroll one with the agent, from another shell in the repository:")
+		p("  go run ./cmd/gatehouse-agent --server %s --insecure-http --no-restart \\", b.url)
+		p("    --key %s --mac %s --out %s", b.agent.key, b.agent.mac, b.agent.out)
+		para("It waits under Pending in the page with its verification code; approve it there with a name, or from the shell above:")
+	} else {
+		para("Next: log in to the page. The gateways wait under Pending with the codes their consoles show " +
+			codes(b.pending, b.gateways) + ". Type a name, press Enter, and watch it go through to configured. Or, in a shell:")
+	}
+	p("  %s devices list", cli)
+	p("  %s devices approve ID --name gw-01", cli)
+	p("  %s devices show ID", cli)
+	if b.faults {
+		p("")
+		para(fmt.Sprintf("--faults: simulated Mender fails %s's Mender step (a 500 at each attempt) until it is retried. "+
+			"Approve %s: its page shows the failed step, its error and a Retry button. Press it (or run%s) and the step succeeds.",
+			demoName(faultyGateway), demoName(faultyGateway), strings.ReplaceAll(" devices retry ID", " ", nbsp)))
+	}
+	p("")
+	if b.keptDB {
+		p("Database %s (kept). Ctrl-C stops the demo.", b.db)
+	} else {
+		p("Database %s (deleted at exit). Ctrl-C stops the demo.", b.db)
+	}
+	io.WriteString(w, out.String())
+}
 
-  export GATEHOUSE_SERVER=%s
-  export GATEHOUSE_TOKEN=%s
-  go run ./cmd/gatehouse devices list
-  go run ./cmd/gatehouse devices approve ID --name gw-01
-  go run ./cmd/gatehouse devices show ID
-  go run ./cmd/gatehouse devices dismiss ID
+// codes lists the pending gateways' verification codes by their demo
+// names, a few of them.
+func codes(pending []*gatehouse.Device, want int) string {
+	const shown = 4
+	names := map[string]string{}
+	for i := 1; i <= min(want, 10000); i++ {
+		names[demoMAC(i)] = demoName(i)
+	}
+	var list []string
+	for _, d := range pending {
+		if len(list) == shown {
+			break
+		}
+		// Non-breaking spaces, so wrap keeps a name and its code on a line.
+		list = append(list, strings.ReplaceAll(names[d.MAC]+" "+protocol.FormatCode(d.VerificationCode), " ", nbsp))
+	}
+	// Newest first from the store; by name reads better.
+	sort.Strings(list)
+	switch {
+	case len(pending) == 0:
+		return "(they are still enrolling)"
+	case len(pending) > shown:
+		list = append(list, fmt.Sprintf("and %d more", len(pending)-shown))
+	}
+	if len(pending) < want {
+		list = append(list, "the rest still enrolling")
+	}
+	return "(" + strings.Join(list, ", ") + ")"
+}
 
-Press Ctrl-C to stop.
-`, url, c.user, c.password, c.token, dbPath, url, c.token)
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// nbsp joins words wrap must not break apart; it prints as a space.
+const nbsp = "\u00a0"
+
+// wrap breaks s into lines of at most width columns, at plain spaces, each
+// ending in a newline; a word longer than width gets a line of its own.
+func wrap(s string, width int) string {
+	var out, line strings.Builder
+	cols := 0
+	for _, word := range strings.Split(s, " ") {
+		if word == "" {
+			continue
+		}
+		n := utf8.RuneCountInString(word)
+		if cols > 0 && cols+1+n > width {
+			out.WriteString(line.String() + "\n")
+			line.Reset()
+			cols = 0
+		}
+		if cols > 0 {
+			line.WriteByte(' ')
+			cols++
+		}
+		line.WriteString(word)
+		cols += n
+	}
+	if cols > 0 {
+		out.WriteString(line.String() + "\n")
+	}
+	return strings.ReplaceAll(out.String(), nbsp, " ")
+}
+
+// agentCommand is what --gateways 0 tells the operator to run: a key the
+// demo wrote for it, and where the agent is to write its files.
+type agentCommand struct{ key, mac, out string }
+
+// agentForOperator writes a device key into the demo's directory for an
+// agent the operator starts by hand.
+func agentForOperator(dir string) (agentCommand, error) {
+	c := agentCommand{key: filepath.Join(dir, "gateway", "mender-agent.pem"), mac: demoMAC(0), out: filepath.Join(dir, "gateway", "out")}
+	_, err := writeDemoKey(c.key, 1) // Ed25519, as Mender 5.x makes
+	return c, err
+}
+
+// faultyGateway is the simulated gateway --faults picks on: the first, so
+// it is there whatever --gateways says.
+const faultyGateway = 1
+
+// retryFault keeps simulated Mender failing one gateway's preauthorization,
+// and so its Mender step, until an operator has asked gatehouse to retry
+// that gateway: a real backend refusing a device for a reason someone must
+// go and fix, after which they press Retry. It asks gatehouse at each
+// attempt, so the attempt the retry starts is already let through.
+type retryFault struct {
+	svc *provision.Service
+	mac string
+	log *slog.Logger
+
+	mu      sync.Mutex
+	refused bool // logged the first refusal
+	lifted  bool // a retry was asked for: let everything through
+}
+
+// match is the Refusal's: the gateway's preauthorizations, until a retry.
+func (f *retryFault) match(c simulate.Call) bool {
+	if !simulate.IsMenderPreauthorization(c, f.mac) {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lifted {
+		return false
+	}
+	if f.retried() {
+		f.lifted = true
+		f.log.Info("simulated fault lifted: a retry was asked for, so simulated Mender now preauthorizes this gateway", "mac", f.mac)
+		return false
+	}
+	if !f.refused {
+		f.refused = true
+		f.log.Warn("simulated fault (--faults): simulated Mender refuses this gateway's preauthorization until someone retries it", "mac", f.mac)
+	}
+	return true
+}
+
+// retryRequested is the event kind gatehouse records when an operator
+// asks for a retry (provision.Service.Retry).
+const retryRequested = "retry_requested"
+
+// retried says whether a retry has been asked for a device with the
+// gateway's MAC. A lookup that fails counts as none: the step fails once
+// more and its next attempt asks again.
+func (f *retryFault) retried() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := f.svc.ListDevices(ctx, provision.ListFilter{Search: f.mac, Limit: 100})
+	if err != nil {
+		f.log.Warn("simulated fault: cannot look the gateway up", "err", err)
+		return false
+	}
+	for _, d := range l.Devices {
+		if !strings.EqualFold(d.MAC, f.mac) {
+			continue
+		}
+		events, err := f.svc.Events(ctx, d.ID)
+		if err != nil {
+			f.log.Warn("simulated fault: cannot read the gateway's events", "device", d.ID, "err", err)
+			continue
+		}
+		for _, e := range events {
+			if e.Kind == retryRequested {
+				return true
+			}
+		}
+	}
+	return false
 }

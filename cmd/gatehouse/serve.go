@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -76,6 +79,12 @@ type app struct {
 }
 
 func startApp(ctx context.Context, cfg appConfig) (*app, error) {
+	// A busy port is told before the database is opened (created, even,
+	// or migrated) and the job runner started, all for nothing. Open below
+	// still says so should another process take the port in between.
+	if err := portFree(cfg.Listen); err != nil {
+		return nil, err
+	}
 	db, err := openDB(ctx, cfg.DB, !cfg.NoMigrate)
 	if err != nil {
 		return nil, err
@@ -125,9 +134,63 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 	}
 	if err := a.server.Open(); err != nil {
 		a.Close()
-		return nil, err
+		return nil, listenError(cfg.Listen, err)
 	}
 	return a, nil
+}
+
+// busyError is a listen address another process holds, said the way the
+// person who typed it can act on: the bind error's text is left out.
+type busyError struct {
+	addr, alt string
+	err       error
+}
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("address %s is already in use; choose another with --listen %s", e.addr, e.alt)
+}
+
+func (e *busyError) Unwrap() error { return e.err }
+
+// portFree says whether addr's port is taken, by listening on it for a
+// moment. Any other trouble is left to the real listen, to report.
+func portFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return listenError(addr, err)
+		}
+		return nil
+	}
+	ln.Close()
+	return nil
+}
+
+// listenError answers a busy port with the address and one near it that is
+// free as the message is written; other errors pass unchanged.
+func listenError(addr string, err error) error {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return err
+	}
+	return &busyError{addr: addr, alt: freeNear(addr), err: err}
+}
+
+// freeNear is addr with the first of the next few ports that can be
+// listened on, or with port 0 (any free port) if none can.
+func freeNear(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil {
+		return net.JoinHostPort(host, "0")
+	}
+	for next := p + 1; next <= min(p+20, 65535); next++ {
+		try := net.JoinHostPort(host, strconv.Itoa(next))
+		if ln, err := net.Listen("tcp", try); err == nil {
+			ln.Close()
+			return try
+		}
+	}
+	return net.JoinHostPort(host, "0")
 }
 
 // startSSO reads the provider's discovery document, so a wrong issuer
@@ -222,7 +285,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	dbPath := fs.String("db", envOr(getenv, "GATEHOUSE_DB", "gatehouse.db"), "database: a SQLite file path, or a postgres:// URL for several replicas (env GATEHOUSE_DB)")
 	migrate := fs.Bool("migrate", true, "bring the database schema up to date at start; with false, refuse to start until 'gatehouse migrate' has")
 	cfgFile := fs.String("config", getenv("GATEHOUSE_CONFIG"), "file of KEY=VALUE backend settings (env GATEHOUSE_CONFIG); see README")
-	simulated := fs.Bool("simulate-backends", false, "provision into simulated Mender, DPS, IoT Hub and Vault servers on loopback (for trials)")
+	simulated := fs.Bool("simulate-backends", false, "provision into simulated Mender, DPS, IoT Hub and Vault servers on loopback (for trials: nothing real is provisioned)")
 	certFile := fs.String("tls-cert", getenv("GATEHOUSE_TLS_CERT"), "serve HTTPS with this PEM certificate (chain) `FILE`; reloaded on SIGHUP (env GATEHOUSE_TLS_CERT)")
 	keyFile := fs.String("tls-key", getenv("GATEHOUSE_TLS_KEY"), "PEM private key `FILE` for --tls-cert (env GATEHOUSE_TLS_KEY)")
 	logs := addLogFlags(fs, getenv)
@@ -269,8 +332,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if *grace == 0 {
 		cfg.ShutdownGrace = -1 // 0 on the command line: cancel running steps at once
 	}
+	backends := describe(cfg.Backends)
+	if *simulated {
+		backends += " (all simulated)"
+	}
 	return serveUntil(ctx, cfg, stderr, func(a *app) {
-		log.Info("gatehouse serving", "url", a.server.URL(), "db", store.Describe(*dbPath), "backends", describe(cfg.Backends), "sso", describeSSO(cfg.OIDC))
+		log.Info("gatehouse serving", "url", a.server.URL(), "db", store.Describe(*dbPath), "backends", backends, "sso", describeSSO(cfg.OIDC))
 	})
 }
 
@@ -302,6 +369,10 @@ func serveSetup(getenv func(string) string, file string, simulated bool, log *sl
 		app, err := appFromConfig(cfg)
 		return app, func() {}, err
 	}
+	// Said first and as a warning, so no one takes a trial for the real
+	// thing: approved gateways get credentials no real service knows.
+	log.Warn("backends are SIMULATED: nothing real is provisioned; Mender, DPS, IoT Hub and Vault are stand-ins in this process, on loopback, and forget everything when it exits",
+		"simulated", "mender,dps,iothub,vault")
 	sims, err := sandbox.Start(5 * time.Second)
 	if err != nil {
 		return appConfig{}, nil, err
