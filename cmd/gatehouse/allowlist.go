@@ -34,12 +34,14 @@ Flags of every command:
   -o json|table    output format (default table)
 `
 
+var allowlistGroup = &group{name: "allowlist", help: allowlistHelp, cmds: []namedSub{
+	{"import", allowlistImport},
+	{"list", allowlistList},
+	{"remove", allowlistRemove},
+}}
+
 func runAllowlist(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	return dispatch(ctx, "allowlist", allowlistHelp, map[string]subcommand{
-		"import": allowlistImport,
-		"list":   allowlistList,
-		"remove": allowlistRemove,
-	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
+	return dispatch(ctx, allowlistGroup, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
 // maxAllowlistFile is a little over what the server accepts, so a file too

@@ -30,11 +30,13 @@ Flags of every command:
 
 // runCerts shows certificates. Exit codes: 0 ok, 1 API or network error,
 // 2 usage error.
+var certsGroup = &group{name: "certs", help: certsHelp, cmds: []namedSub{
+	{"expiring", certsExpiring},
+	{"list", certsList},
+}}
+
 func runCerts(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	return dispatch(ctx, "certs", certsHelp, map[string]subcommand{
-		"expiring": certsExpiring,
-		"list":     certsList,
-	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
+	return dispatch(ctx, certsGroup, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
 func certsExpiring(ctx context.Context, args []string, dio deviceIO) int {

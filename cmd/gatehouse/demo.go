@@ -37,8 +37,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	listen := fs.String("listen", "127.0.0.1:8080", "listen address")
 	dbPath := fs.String("db", "", "database file to keep (default: a temporary one, deleted on exit)")
 	logs := addLogFlags(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if err := parseFlags(fs, args); err != nil {
+		return flagExit(err)
 	}
 	if *n < 0 || *n > 10000 {
 		fmt.Fprintln(stderr, "gatehouse: --gateways must be 0-10000")
