@@ -152,11 +152,11 @@ func waitProvisioned(ctx context.Context, c *client.Client, changes *client.Chan
 				continue
 			}
 			shown[s.Name] = word
-			line := fmt.Sprintf("  %-7s %s", s.Name, word)
+			var why string
 			if s.State == gatehouse.StepFailed && s.LastError != "" {
-				line += ": " + truncateText(s.LastError, 200)
+				why = ": " + oneLine(truncateText(s.LastError, 200))
 			}
-			fmt.Fprintln(w, oneLine(line))
+			fmt.Fprintf(w, "  %-7s %s%s\n", clean(string(s.Name)), word, why)
 		}
 		switch d.State {
 		case gatehouse.StateProvisioned, gatehouse.StateConfigured:
