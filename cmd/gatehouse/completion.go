@@ -291,14 +291,17 @@ func writeFish(w io.Writer, specs []cmdSpec) {
 # __gatehouse_at WORDS...: the words before the cursor are exactly gatehouse WORDS.
 function __gatehouse_at
     set -l w (commandline -opc)
-    test (count $w) -eq (math (count $argv) + 1); or return 1
-    test "$w[2..-1]" = "$argv"
+    set -e w[1]
+    test "$w" = "$argv"
 end
 # __gatehouse_in WORDS...: the command line starts with gatehouse WORDS.
 function __gatehouse_in
     set -l w (commandline -opc)
-    test (count $w) -gt (count $argv); or return 1
-    test "$w[2..(math (count $argv) + 1)]" = "$argv"
+    set -e w[1]
+    test (count $w) -ge (count $argv); or return 1
+    for i in (seq (count $argv))
+        test "$w[$i]" = "$argv[$i]"; or return 1
+    end
 end
 complete -c gatehouse -f
 `, version)
