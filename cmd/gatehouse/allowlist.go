@@ -29,7 +29,8 @@ backend); a file with a bad row imports nothing unless --skip-invalid, and
 each bad row is printed as FILE:LINE: error.
 
 Flags of every command:
-  --server URL     gatehouse server (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
+  --server URL     gatehouse server: a URL, or HOST:PORT for http://HOST:PORT (https when the
+                   port is 443) (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
   --token TOKEN    API token (env GATEHOUSE_TOKEN)
   -o json|table    output format (default table)
 `

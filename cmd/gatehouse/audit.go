@@ -26,7 +26,8 @@ Commands:
                         of an export, or by default of the server's log over its REST API
 
 Flags of the commands that talk to a server (export; verify without --db or --file):
-  --server URL     gatehouse server (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
+  --server URL     gatehouse server: a URL, or HOST:PORT for http://HOST:PORT (https when the
+                   port is 443) (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
   --token TOKEN    an admin API token (env GATEHOUSE_TOKEN)
 
 verify prints "audit log intact: N entries, head SEQ:HASH" and exits 0, or names the first bad

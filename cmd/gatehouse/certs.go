@@ -23,7 +23,8 @@ Gateways renew their own certificates (gatehouse-agent renew, from a daily timer
 in the expiring list belongs to a gateway that has not, for example because it is off line.
 
 Flags of every command:
-  --server URL     gatehouse server (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
+  --server URL     gatehouse server: a URL, or HOST:PORT for http://HOST:PORT (https when the
+                   port is 443) (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
   --token TOKEN    an API token, viewer role at least (env GATEHOUSE_TOKEN)
   -o json|table    output format (default table)
 `
