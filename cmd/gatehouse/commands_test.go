@@ -87,6 +87,22 @@ func TestHelpEverywhere(t *testing.T) {
 		}
 	}
 	check("gatehouse provisions edge gateways", "help")
+	check("usage: gatehouse devices approve --from-csv FILE", "devices", "approve", "--from-csv", "gateways.csv", "--help")
+}
+
+// TestHelpRunsNothing: --help where a flag wants a value is still a request
+// for help, not the value: the command does not run.
+func TestHelpRunsNothing(t *testing.T) {
+	api := newFakeAPI(t, nil)
+	for _, args := range [][]string{{"set", "d1", "--name", "--help"}, {"approve", "d1", "--name", "-h"}, {"dismiss", "d1", "--help"}} {
+		code, out, errOut := runMain(t, envFor(api), append([]string{"devices"}, args...)...)
+		if code != 0 || !strings.Contains(out, "usage: gatehouse devices "+args[0]) || errOut != "" {
+			t.Errorf("devices %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, out, errOut)
+		}
+	}
+	if got := api.requests(); len(got) != 0 {
+		t.Errorf("help sent requests: %+v", got)
+	}
 }
 
 func TestDidYouMean(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -68,9 +69,14 @@ func completionSpecs(ctx context.Context) []cmdSpec {
 		switch {
 		case c.group != nil:
 			for _, sub := range c.group.cmds {
-				probe := &flagProbe{Writer: io.Discard}
-				sub.run(ctx, []string{"-h"}, deviceIO{stdout: io.Discard, stderr: probe, getenv: noEnv})
-				spec.subs = append(spec.subs, cmdSpec{name: sub.name, flags: flagSpecs(probe.fs)})
+				// Twice: "approve --from-csv" parses with a flag set of its own.
+				var flags []flagSpec
+				for _, args := range [][]string{helpArgs(nil), helpArgs([]string{"--from-csv"})} {
+					probe := &flagProbe{Writer: io.Discard}
+					sub.run(ctx, args, deviceIO{stdout: io.Discard, stderr: probe, getenv: noEnv})
+					flags = mergeFlags(flags, flagSpecs(probe.fs))
+				}
+				spec.subs = append(spec.subs, cmdSpec{name: sub.name, flags: flags})
 			}
 		case c.name == "completion":
 			spec.words = []string{"bash", "zsh", "fish"}
@@ -86,6 +92,17 @@ func completionSpecs(ctx context.Context) []cmdSpec {
 		out = append(out, spec)
 	}
 	return out
+}
+
+// mergeFlags adds the flags of more that a lacks, keeping them sorted.
+func mergeFlags(a, more []flagSpec) []flagSpec {
+	for _, f := range more {
+		if !slices.ContainsFunc(a, func(g flagSpec) bool { return g.name == f.name }) {
+			a = append(a, f)
+		}
+	}
+	slices.SortFunc(a, func(x, y flagSpec) int { return strings.Compare(x.name, y.name) })
+	return a
 }
 
 // flagChoices are the values of flags that take one of a few words.

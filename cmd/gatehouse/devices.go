@@ -428,7 +428,7 @@ func writeDeviceList(w io.Writer, list *client.DeviceList, now time.Time) {
 		fmt.Fprintln(tw, "ID\tSTATE\tNAME\tMAC\tFINGERPRINT\tCODE\tFIRST SEEN\tLAST SEEN\tFLAGS")
 		for _, d := range list.Devices {
 			fp := d.Fingerprint[:min(len(d.Fingerprint), fingerprintShown)]
-			row(tw, d.ID, string(d.State), dash(d.Name), d.MAC, fp, protocol.FormatCode(d.VerificationCode), ago(d.FirstSeen, now), ago(d.LastSeen, now),
+			row(tw, d.ID, string(d.State), dash(d.Name), d.MAC, fp, dash(protocol.FormatCode(d.VerificationCode)), ago(d.FirstSeen, now), ago(d.LastSeen, now),
 				dash(flags(d)))
 		}
 		tw.Flush()

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"gatehouse"
-	"gatehouse/provision"
 	"gatehouse/protocol"
+	"gatehouse/provision"
 	"gatehouse/sandbox"
 )
 

@@ -172,6 +172,17 @@ func wantsHelp(args []string) bool {
 	return false
 }
 
+// helpArgs is what a subcommand runs with to print its help: -h first, so
+// nothing after it is parsed as a value or run, and --from-csv kept when
+// the command line had it, since it makes approve a bulk operation with a
+// help of its own (see usesCSV).
+func helpArgs(args []string) []string {
+	if usesCSV(args) {
+		return []string{"-h", "--from-csv"}
+	}
+	return []string{"-h"}
+}
+
 // envOr returns the environment value of key, or def when it is unset.
 func envOr(getenv func(string) string, key, def string) string {
 	if v := getenv(key); v != "" {
@@ -222,7 +233,7 @@ func dispatch(ctx context.Context, g *group, args []string, dio deviceIO) int {
 	if cmd, ok := g.find(args[0]); ok {
 		if wantsHelp(args[1:]) {
 			// Help goes to stdout with exit 0 whatever else is on the line.
-			cmd(ctx, []string{"-h"}, deviceIO{stdout: dio.stdout, stderr: dio.stdout, getenv: dio.getenv})
+			cmd(ctx, helpArgs(args[1:]), deviceIO{stdout: dio.stdout, stderr: dio.stdout, getenv: dio.getenv})
 			return 0
 		}
 		return cmd(ctx, args[1:], dio)
