@@ -40,13 +40,13 @@ See docs/audit.md.
 // they are.
 const progressEvery = 10_000
 
-// runAudit exports and verifies the audit log. Exit codes: 0 ok, 1 a
-// broken log or an API, network or file error, 2 usage error.
 var auditGroup = &group{name: "audit", help: auditHelp, cmds: []namedSub{
 	{"export", auditExport},
 	{"verify", auditVerify},
 }}
 
+// runAudit exports and verifies the audit log. Exit codes: 0 ok, 1 a
+// broken log or an API, network or file error, 2 usage error.
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	return dispatch(ctx, auditGroup, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }

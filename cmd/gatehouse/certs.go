@@ -29,13 +29,13 @@ Flags of every command:
   -o json|table    output format (default table)
 `
 
-// runCerts shows certificates. Exit codes: 0 ok, 1 API or network error,
-// 2 usage error.
 var certsGroup = &group{name: "certs", help: certsHelp, cmds: []namedSub{
 	{"expiring", certsExpiring},
 	{"list", certsList},
 }}
 
+// runCerts shows certificates. Exit codes: 0 ok, 1 API or network error,
+// 2 usage error.
 func runCerts(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	return dispatch(ctx, certsGroup, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
