@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -225,6 +226,15 @@ func TestApproveWaitTimeout(t *testing.T) {
 	}
 	if want := "gatehouse: gw-slow (d1) is not provisioned after 300ms (state provisioning; mender running)"; !strings.HasPrefix(errOut, want) {
 		t.Errorf("stderr = %q, want it to start %q", errOut, want)
+	}
+	// With -o json, stdout is the gateway as last read, progress on stderr.
+	code, out, errOut = runCLI(t, envFor(api), "approve", "d1", "--name", "gw-slow", "--wait", "--timeout", "100ms", "-o", "json")
+	var got gatehouse.Device
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.ID != "d1" || code != 1 {
+		t.Errorf("-o json: exit %d, stdout %q (%v)", code, out, err)
+	}
+	if !strings.HasPrefix(errOut, "approved d1 as gw-slow") || !strings.Contains(errOut, "not provisioned after 100ms") {
+		t.Errorf("-o json: stderr %q", errOut)
 	}
 }
 
