@@ -29,17 +29,20 @@ backend); a file with a bad row imports nothing unless --skip-invalid, and
 each bad row is printed as FILE:LINE: error.
 
 Flags of every command:
-  --server URL     gatehouse server (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
+  --server URL     gatehouse server: a URL, or HOST:PORT for http://HOST:PORT (https when the
+                   port is 443) (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
   --token TOKEN    API token (env GATEHOUSE_TOKEN)
   -o json|table    output format (default table)
 `
 
+var allowlistGroup = &group{name: "allowlist", help: allowlistHelp, cmds: []namedSub{
+	{"import", allowlistImport},
+	{"list", allowlistList},
+	{"remove", allowlistRemove},
+}}
+
 func runAllowlist(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	return dispatch(ctx, "allowlist", allowlistHelp, map[string]subcommand{
-		"import": allowlistImport,
-		"list":   allowlistList,
-		"remove": allowlistRemove,
-	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
+	return dispatch(ctx, allowlistGroup, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
 // maxAllowlistFile is a little over what the server accepts, so a file too

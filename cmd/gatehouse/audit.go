@@ -26,7 +26,8 @@ Commands:
                         of an export, or by default of the server's log over its REST API
 
 Flags of the commands that talk to a server (export; verify without --db or --file):
-  --server URL     gatehouse server (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
+  --server URL     gatehouse server: a URL, or HOST:PORT for http://HOST:PORT (https when the
+                   port is 443) (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
   --token TOKEN    an admin API token (env GATEHOUSE_TOKEN)
 
 verify prints "audit log intact: N entries, head SEQ:HASH" and exits 0, or names the first bad
@@ -39,13 +40,15 @@ See docs/audit.md.
 // they are.
 const progressEvery = 10_000
 
+var auditGroup = &group{name: "audit", help: auditHelp, cmds: []namedSub{
+	{"export", auditExport},
+	{"verify", auditVerify},
+}}
+
 // runAudit exports and verifies the audit log. Exit codes: 0 ok, 1 a
 // broken log or an API, network or file error, 2 usage error.
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	return dispatch(ctx, "audit", auditHelp, map[string]subcommand{
-		"export": auditExport,
-		"verify": auditVerify,
-	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
+	return dispatch(ctx, auditGroup, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
 // newAuditCmd is a subcommand with the server flags of the devices
@@ -61,7 +64,7 @@ func newAuditCmd(synopsis string, dio deviceIO) *deviceCmd {
 	if server == "" {
 		server = defaultServer
 	}
-	cmd.fs.StringVar(&cmd.server, "server", server, "gatehouse server URL (env GATEHOUSE_SERVER)")
+	cmd.fs.StringVar(&cmd.server, "server", server, "gatehouse server: a URL, or HOST:PORT for http://HOST:PORT (https for port 443) (env GATEHOUSE_SERVER)")
 	// The default stays empty so usage never prints a token from the environment.
 	cmd.fs.StringVar(&cmd.token, "token", "", "admin API token (default from env GATEHOUSE_TOKEN)")
 	return cmd

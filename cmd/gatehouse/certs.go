@@ -23,18 +23,21 @@ Gateways renew their own certificates (gatehouse-agent renew, from a daily timer
 in the expiring list belongs to a gateway that has not, for example because it is off line.
 
 Flags of every command:
-  --server URL     gatehouse server (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
+  --server URL     gatehouse server: a URL, or HOST:PORT for http://HOST:PORT (https when the
+                   port is 443) (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
   --token TOKEN    an API token, viewer role at least (env GATEHOUSE_TOKEN)
   -o json|table    output format (default table)
 `
 
+var certsGroup = &group{name: "certs", help: certsHelp, cmds: []namedSub{
+	{"expiring", certsExpiring},
+	{"list", certsList},
+}}
+
 // runCerts shows certificates. Exit codes: 0 ok, 1 API or network error,
 // 2 usage error.
 func runCerts(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	return dispatch(ctx, "certs", certsHelp, map[string]subcommand{
-		"expiring": certsExpiring,
-		"list":     certsList,
-	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
+	return dispatch(ctx, certsGroup, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
 func certsExpiring(ctx context.Context, args []string, dio deviceIO) int {

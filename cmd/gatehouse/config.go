@@ -13,17 +13,40 @@ import (
 	"gatehouse/config"
 )
 
+const configHelp = `usage: gatehouse config COMMAND [FLAGS]
+
+Commands:
+  check [--config FILE] [--online] [-o json|table]
+                  load the backend settings, build every configured backend and say which are
+                  configured; with --online, also try each one's credentials with one harmless call
+`
+
+var configGroup = &group{name: "config", help: configHelp, cmds: []namedSub{{"check", configCheck}}}
+
 func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: gatehouse config check [--config FILE] [--online] [-o json|table]")
-		return 2
-	}
+	return dispatch(ctx, configGroup, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
+}
+
+func configCheck(ctx context.Context, args []string, dio deviceIO) int {
+	stdout, stderr, getenv := dio.stdout, dio.stderr, dio.getenv
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: gatehouse config check [--config FILE] [--online] [-o json|table]\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	file := fs.String("config", getenv("GATEHOUSE_CONFIG"), "file of KEY=VALUE settings (env GATEHOUSE_CONFIG)")
 	online := fs.Bool("online", false, "also try each backend's credentials with one harmless call")
 	out := fs.String("o", "table", "output: table or json")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gatehouse: config check: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *out != "table" && *out != "json" {
+		fmt.Fprintf(stderr, "gatehouse: -o must be table or json, not %q\n", *out)
 		return 2
 	}
 	cfg, err := loadConfig(getenv, *file)

@@ -10,7 +10,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -61,22 +60,17 @@ type demoOptions struct {
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	// Printed below: to stdout when asked for, to stderr after a mistake.
-	fs.Usage = func() {}
+	// parseFlags calls it with the output set to stdout when help is asked
+	// for, and to stderr after a mistake.
+	fs.Usage = func() { demoUsage(fs.Output(), fs) }
 	var o demoOptions
 	fs.IntVar(&o.gateways, "gateways", 3, "how many simulated gateways enroll (0: none; the demo says how to enroll one with the agent)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "`ADDR` to serve the web page and API on")
 	fs.StringVar(&o.db, "db", "", "database `FILE` to keep (default: a temporary one, deleted on exit)")
 	fs.BoolVar(&o.faults, "faults", false, "simulated Mender fails the first gateway's Mender step until you press Retry on its page, to show a failing step and Retry")
 	logs := addLogFlags(fs, getenv)
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		demoUsage(stdout, fs)
-		return 0
-	}
-	if err != nil {
-		demoUsage(stderr, fs)
-		return 2
+	if err := parseFlags(fs, args); err != nil {
+		return flagExit(err)
 	}
 	switch {
 	case fs.NArg() > 0:

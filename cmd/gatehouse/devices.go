@@ -15,15 +15,19 @@ import (
 
 	"gatehouse"
 	"gatehouse/client"
+	"gatehouse/protocol"
 )
 
 const devicesHelp = `usage: gatehouse devices COMMAND [ARGS] [FLAGS]
 
 Commands:
-  list [--state S] [--search Q] [--limit N] [--offset N]   list gateways, newest first
+  list [--state S] [--search Q] [--limit N] [--offset N] [--watch]
+                           list gateways, newest first; --watch shows the list again on every change
   show ID                  one gateway with its provisioning steps and timeline
-  approve ID --name NAME [--label K=V]   name a pending gateway and start its provisioning
-                                          (a re-key candidate: approve ID, no name)
+  approve ID --name NAME [--label K=V] [--wait [--timeout D]]
+                           name a pending gateway and start its provisioning (a re-key
+                           candidate: approve ID, no name); --wait shows each step as it
+                           finishes until the gateway is provisioned or fails
   approve --from-csv FILE  approve every gateway of a CSV file (MAC or id, name, labels) in one bulk operation
   dismiss ID               refuse a pending gateway
   restore ID               move a dismissed gateway back to pending (undo a dismiss)
@@ -33,7 +37,8 @@ Commands:
   forget ID                forget a dismissed or decommissioned gateway: its next contact enrolls it anew
 
 Flags of every command:
-  --server URL     gatehouse server (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
+  --server URL     gatehouse server: a URL, or HOST:PORT for http://HOST:PORT (https when the
+                   port is 443) (env GATEHOUSE_SERVER, default http://127.0.0.1:8080)
   --token TOKEN    API token (env GATEHOUSE_TOKEN)
   -o json|table    output format (default table)
 
@@ -42,29 +47,31 @@ Run 'gatehouse devices COMMAND --help' for the flags of a command.
 
 const defaultServer = "http://127.0.0.1:8080"
 
-// runDevices runs the operator subcommands, which talk to a server over its
+// devicesGroup is the operator subcommands, which talk to a server over its
 // REST API. Exit codes: 0 ok, 1 API or network error, 2 usage error.
-func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	return dispatch(ctx, "devices", devicesHelp, map[string]subcommand{
-		"list":    devicesList,
-		"show":    devicesShow,
-		"approve": devicesApprove,
-		"dismiss": devicesDismiss,
-		"restore": devicesRestore,
-		"set":     devicesSet,
-		"retry":   devicesRetry,
+var devicesGroup = &group{name: "devices", help: devicesHelp, cmds: []namedSub{
+	{"list", devicesList},
+	{"show", devicesShow},
+	{"approve", devicesApprove},
+	{"dismiss", devicesDismiss},
+	{"restore", devicesRestore},
+	{"set", devicesSet},
+	{"retry", devicesRetry},
+	{"decommission", devicesDecommission},
+	{"forget", devicesForget},
+}}
 
-		"decommission": devicesDecommission,
-		"forget":       devicesForget,
-	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
+func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	return dispatch(ctx, devicesGroup, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
 func devicesList(ctx context.Context, args []string, dio deviceIO) int {
-	cmd := newDeviceCmd("list [--state S] [--search Q] [--limit N] [--offset N]", dio)
+	cmd := newDeviceCmd("list [--state S] [--search Q] [--limit N] [--offset N] [--watch]", dio)
 	state := cmd.fs.String("state", "", "only gateways in this state: "+stateNames())
 	search := cmd.fs.String("search", "", "only gateways whose name, MAC or fingerprint contains this text")
 	limit := cmd.fs.Int("limit", 0, "at most this many gateways (server default 100, at most 1000)")
 	offset := cmd.fs.Int("offset", 0, "skip this many gateways, for paging")
+	watch := cmd.fs.Bool("watch", false, "keep the list on screen and show it again whenever a gateway changes, until Ctrl-C")
 	c, _, err := cmd.start(args, 0, func() error {
 		if *state != "" && !gatehouse.State(*state).Valid() {
 			return usageErrorf("unknown state %q; want one of %s", *state, stateNames())
@@ -78,6 +85,9 @@ func devicesList(ctx context.Context, args []string, dio deviceIO) int {
 		return cmd.exit(err)
 	}
 	opts := client.ListOptions{State: gatehouse.State(*state), Search: *search, Limit: *limit, Offset: *offset}
+	if *watch {
+		return cmd.exit(watchList(ctx, c, cmd, opts))
+	}
 	list, err := c.ListDevices(ctx, opts)
 	if err != nil {
 		return cmd.exit(err)
@@ -113,25 +123,60 @@ func devicesApprove(ctx context.Context, args []string, dio deviceIO) int {
 	if usesCSV(args) {
 		return devicesApproveCSV(ctx, args, dio)
 	}
-	cmd := newDeviceCmd("approve ID --name NAME [--label KEY=VALUE ...]", dio)
+	cmd := newDeviceCmd("approve ID --name NAME [--label KEY=VALUE ...] [--wait [--timeout D]]", dio)
 	name := cmd.fs.String("name", "", "the gateway's name: 1-63 lower-case letters, digits and '-' (required, except for a re-key candidate, which keeps its gateway's)")
 	labels := labelFlag{}
 	cmd.fs.Var(labels, "label", "a label KEY=VALUE, repeatable; label 'group' picks the deployment manifest")
-	c, pos, err := cmd.start(args, 1)
+	wait := cmd.fs.Bool("wait", false, "show each provisioning step as it finishes, until the gateway is provisioned (exit 0) or fails (exit 1)")
+	timeout := cmd.fs.Duration("timeout", defaultWaitTimeout, "with --wait, give up waiting after this long (exit 1); provisioning goes on in the server")
+	// Declared here too so that help, completion and did-you-mean know it;
+	// a command line with it never gets here (see usesCSV).
+	cmd.fs.String("from-csv", "", "approve every gateway of this CSV file in one bulk operation (see 'devices approve --from-csv FILE --help')")
+	c, pos, err := cmd.start(args, 1, func() error {
+		if *timeout <= 0 {
+			return usageErrorf("--timeout must be positive, not %s", *timeout)
+		}
+		return nil
+	})
 	if err != nil {
 		return cmd.exit(err)
+	}
+	var changes *client.Changes
+	if *wait {
+		// Listen before approving, so no change after the approval is missed.
+		changes = openChanges(ctx, c)
+		if changes != nil {
+			defer changes.Close()
+		}
 	}
 	d, err := c.Approve(ctx, pos[0], *name, labels)
 	if err != nil {
 		return cmd.exit(err)
 	}
-	return cmd.exit(cmd.print(d, func(w io.Writer) {
+	approved := func(w io.Writer) {
 		if d.ID != pos[0] { // a re-key candidate: the answer is its gateway
 			fmt.Fprintf(w, "approved the re-key of %s (%s) with the key of %s (state: %s)\n", clean(d.Name), clean(d.ID), clean(pos[0]), clean(string(d.State)))
 			return
 		}
 		fmt.Fprintf(w, "approved %s as %s (state: %s)\n", clean(d.ID), clean(d.Name), clean(string(d.State)))
-	}))
+	}
+	if !*wait {
+		return cmd.exit(cmd.print(d, approved))
+	}
+	// Progress is for people: on stdout with the table, on stderr when
+	// stdout carries JSON.
+	progress := cmd.stdout
+	if cmd.output == "json" {
+		progress = cmd.stderr
+	}
+	approved(progress)
+	d, err = waitProvisioned(ctx, c, changes, d, *timeout, progress)
+	if d != nil {
+		if perr := cmd.print(d, func(io.Writer) {}); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	return cmd.exit(err)
 }
 
 // labelFlag collects repeated --label KEY=VALUE flags.
@@ -230,7 +275,7 @@ func newAPICmd(group, synopsis, arg string, dio deviceIO) *deviceCmd {
 	if server == "" {
 		server = defaultServer
 	}
-	cmd.fs.StringVar(&cmd.server, "server", server, "gatehouse server URL (env GATEHOUSE_SERVER)")
+	cmd.fs.StringVar(&cmd.server, "server", server, "gatehouse server: a URL, or HOST:PORT for http://HOST:PORT (https for port 443) (env GATEHOUSE_SERVER)")
 	// The default stays empty so usage never prints a token from the environment.
 	cmd.fs.StringVar(&cmd.token, "token", "", "API token (default from env GATEHOUSE_TOKEN)")
 	cmd.fs.StringVar(&cmd.output, "o", "table", "output format: table or json")
@@ -278,7 +323,15 @@ func (cmd *deviceCmd) client() (*client.Client, error) {
 	if cmd.token == "" {
 		return nil, &usageError{msg: "no API token: pass --token or set GATEHOUSE_TOKEN (create one with 'gatehouse tokens create')", quiet: true}
 	}
-	c, err := client.New(cmd.server, cmd.token, client.WithUserAgent("gatehouse-cli/"+version))
+	base, err := serverURL(cmd.server)
+	if err != nil {
+		from := "--server"
+		if !cmd.serverFlagSet() {
+			from = "GATEHOUSE_SERVER"
+		}
+		return nil, &usageError{msg: fmt.Sprintf("%s %q: %v", from, cmd.server, err), quiet: true}
+	}
+	c, err := client.New(base, cmd.token, client.WithUserAgent("gatehouse-cli/"+version))
 	if err != nil {
 		return nil, &usageError{msg: errorText(err), quiet: true}
 	}
@@ -290,7 +343,7 @@ func (cmd *deviceCmd) client() (*client.Client, error) {
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
@@ -375,7 +428,7 @@ func writeDeviceList(w io.Writer, list *client.DeviceList, now time.Time) {
 		fmt.Fprintln(tw, "ID\tSTATE\tNAME\tMAC\tFINGERPRINT\tCODE\tFIRST SEEN\tLAST SEEN\tFLAGS")
 		for _, d := range list.Devices {
 			fp := d.Fingerprint[:min(len(d.Fingerprint), fingerprintShown)]
-			row(tw, d.ID, string(d.State), dash(d.Name), d.MAC, fp, d.VerificationCode, ago(d.FirstSeen, now), ago(d.LastSeen, now),
+			row(tw, d.ID, string(d.State), dash(d.Name), d.MAC, fp, dash(protocol.FormatCode(d.VerificationCode)), ago(d.FirstSeen, now), ago(d.LastSeen, now),
 				dash(flags(d)))
 		}
 		tw.Flush()
@@ -432,7 +485,7 @@ func writeDeviceDetail(w io.Writer, d *gatehouse.Device, events []gatehouse.Even
 	tw := newTable(w)
 	fields := [][2]string{
 		{"ID", d.ID}, {"State", string(d.State)}, {"Name", dash(d.Name)}, {"MAC", d.MAC},
-		{"Fingerprint", d.Fingerprint}, {"Key type", d.KeyType}, {"Verification code", d.VerificationCode},
+		{"Fingerprint", d.Fingerprint}, {"Key type", d.KeyType}, {"Verification code", protocol.FormatCode(d.VerificationCode)},
 		{"Source", dash(d.SourceAddr)}, {"First seen", stamp(d.FirstSeen, now)}, {"Last seen", stamp(d.LastSeen, now)},
 	}
 	if d.ApprovedBy != "" || d.ApprovedAt != nil {
@@ -478,9 +531,9 @@ func writeSteps(w io.Writer, steps []gatehouse.Step, now time.Time) {
 		return
 	}
 	tw := newTable(w)
-	fmt.Fprintln(tw, "STEP\tSTATE\tATTEMPTS\tSTARTED\tFINISHED\tERROR")
-	for _, s := range steps {
-		row(tw, string(s.Name), string(s.State), fmt.Sprint(s.Attempts),
+	fmt.Fprintln(tw, "STEP\tSTATE\tATTEMPTS\tSTARTED\tFINISHED\tERROR OR NOTE")
+	for _, s := range orderedSteps(steps) {
+		row(tw, string(s.Name), stepWord(s), fmt.Sprint(s.Attempts),
 			agoPtr(s.StartedAt, now), agoPtr(s.FinishedAt, now), dash(truncateText(s.LastError, 100)))
 	}
 	tw.Flush()

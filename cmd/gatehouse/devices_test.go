@@ -123,8 +123,8 @@ func TestDevicesListTable(t *testing.T) {
 	}
 	wantFields := [][]string{
 		{"ID", "STATE", "NAME", "MAC", "FINGERPRINT", "CODE", "FIRST", "SEEN", "LAST", "SEEN", "FLAGS"},
-		{"aaaabbbbcccc", "pending", "-", "02:00:00:00:00:01", testFingerprint[:16], "123456", "3h", "ago", "2m", "ago", "!same-mac"},
-		{"ddddeeeeffff", "provisioning", "gw-01", "02:00:00:00:00:02", strings.Repeat("f", 16), "654321", "3d", "ago", "just", "now", "-"},
+		{"aaaabbbbcccc", "pending", "-", "02:00:00:00:00:01", testFingerprint[:16], "123", "456", "3h", "ago", "2m", "ago", "!same-mac"},
+		{"ddddeeeeffff", "provisioning", "gw-01", "02:00:00:00:00:02", strings.Repeat("f", 16), "654", "321", "3d", "ago", "just", "now", "-"},
 		{"2", "of", "5", "devices"},
 	}
 	if !strings.HasPrefix(lines[4], "! 1 share a MAC or verification code") {
@@ -193,10 +193,14 @@ func showFixture(now time.Time) (*gatehouse.Device, []gatehouse.Event) {
 	d := testDevices(now)[1]
 	approved, started := now.Add(-10*time.Minute), now.Add(-9*time.Minute)
 	d.ApprovedBy, d.ApprovedAt, d.KeyType, d.SourceAddr = "token:alice", &approved, "rsa-3072", "192.0.2.9"
+	// In the store's order, by name; show lists them in pipeline order.
 	d.Steps = []gatehouse.Step{
-		{Name: gatehouse.StepMender, State: gatehouse.StepSucceeded, Attempts: 1, StartedAt: &started, FinishedAt: &started},
 		{Name: gatehouse.StepDPS, State: gatehouse.StepFailed, Attempts: 3, StartedAt: &started,
 			LastError: "dps: 429 Too Many Requests\n\tretry\x1b[31m later"},
+		{Name: gatehouse.StepHub, State: gatehouse.StepRunning, Attempts: 15, StartedAt: &started,
+			LastError: "waiting: DPS has not assigned the gateway to a hub yet"},
+		{Name: gatehouse.StepMender, State: gatehouse.StepSucceeded, Attempts: 1, StartedAt: &started, FinishedAt: &started},
+		{Name: gatehouse.StepVault, State: gatehouse.StepPending},
 	}
 	events := []gatehouse.Event{
 		{ID: 1, DeviceID: d.ID, At: now.Add(-72 * time.Hour), Kind: "enrolled", Detail: "mac 02:00:00:00:00:02"},
@@ -225,13 +229,15 @@ func TestDevicesShowTable(t *testing.T) {
 		"State:              provisioning\n",
 		"Fingerprint:        " + strings.Repeat("f", 64) + "\n",
 		"Key type:           rsa-3072\n",
-		"Verification code:  654321\n",
+		"Verification code:  654 321\n",
 		"Source:             192.0.2.9\n",
 		"Approved by:        token:alice\n",
 		"Approved at:        " + now.Add(-10*time.Minute).Format(time.RFC3339) + " (10m ago)\n",
-		"STEP    STATE      ATTEMPTS  STARTED  FINISHED  ERROR\n",
-		"mender  succeeded  1         9m ago   9m ago    -\n",
-		"dps: 429 Too Many Requests  retry [31m later\n",
+		"STEP    STATE    ATTEMPTS  STARTED  FINISHED  ERROR OR NOTE\n" +
+			"mender  done     1         9m ago   9m ago    -\n" +
+			"dps     failed   3         9m ago   -         dps: 429 Too Many Requests  retry [31m later\n" +
+			"vault   queued   0         -        -         -\n" +
+			"iothub  waiting  15        9m ago   -         waiting: DPS has not assigned the gateway to a hub yet\n",
 		"TIME                  EVENT     ACTOR        DETAIL\n",
 		"approved  token:alice  named gw-01\n",
 	} {
@@ -341,7 +347,9 @@ func TestDevicesUsageErrors(t *testing.T) {
 		{"bad state", envFor(api), []string{"list", "--state", "happy"}, `unknown state "happy"`},
 		{"negative limit", envFor(api), []string{"list", "--limit", "-1"}, "must not be negative"},
 		{"unknown flag", envFor(api), []string{"list", "--bogus"}, "flag provided but not defined: -bogus"},
-		{"bad server", map[string]string{"GATEHOUSE_TOKEN": cliToken}, []string{"list", "--server", "localhost:8080"}, "invalid server URL"},
+		{"bad server", map[string]string{"GATEHOUSE_TOKEN": cliToken}, []string{"list", "--server", "localhost:http"}, `--server "localhost:http": port "http" is not a number`},
+		{"bad server scheme", map[string]string{"GATEHOUSE_TOKEN": cliToken}, []string{"list", "--server", "ftp://localhost:21"}, `--server "ftp://localhost:21": not a server URL`},
+		{"bad server env", map[string]string{"GATEHOUSE_TOKEN": cliToken, "GATEHOUSE_SERVER": "gatehouse.example.com"}, []string{"list"}, `GATEHOUSE_SERVER "gatehouse.example.com": want HOST:PORT`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -373,9 +381,9 @@ func TestDevicesHelp(t *testing.T) {
 	if code != 0 {
 		t.Errorf("help: exit %d", code)
 	}
-	code, _, errOut := runCLI(t, env, "approve", "--help")
-	if code != 0 || !strings.Contains(errOut, "usage: gatehouse devices approve ID --name NAME") {
-		t.Errorf("approve --help: exit %d, stderr %s", code, errOut)
+	code, out, errOut := runCLI(t, env, "approve", "--help")
+	if code != 0 || !strings.Contains(out, "usage: gatehouse devices approve ID --name NAME") || errOut != "" {
+		t.Errorf("approve --help: exit %d, stdout %s, stderr %s", code, out, errOut)
 	}
 }
 

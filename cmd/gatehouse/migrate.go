@@ -27,10 +27,9 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, migrateHelp) }
 	dsn := fs.String("db", envOr(getenv, "GATEHOUSE_DB", "gatehouse.db"), "the database")
-	switch err := fs.Parse(args); {
+	switch err := parseFlags(fs, args); {
 	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(stdout, migrateHelp)
-		return 0
+		return 0 // the usage went to the flag set's output
 	case err != nil:
 		return 2
 	case fs.NArg() != 0:

@@ -292,8 +292,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	limits, envErr := floodFlags(fs, getenv)
 	tune, tuneErr := tuningFlags(fs, getenv)
 	grace, graceErr := graceFlag(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if err := parseFlags(fs, args); err != nil {
+		return flagExit(err)
 	}
 	if err := errors.Join(envErr, graceErr, tuneErr, limits.check(), tune.check(), checkGrace(*grace)); err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)

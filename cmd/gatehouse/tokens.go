@@ -23,12 +23,14 @@ with --db PATH, work on the SQLite database directly: the way to make the first 
 before any server runs.
 `
 
+var tokensGroup = &group{name: "tokens", help: tokensHelp, cmds: []namedSub{
+	{"list", tokensList},
+	{"create", tokensCreate},
+	{"revoke", tokensRevoke},
+}}
+
 func runTokens(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	return dispatch(ctx, "tokens", tokensHelp, map[string]subcommand{
-		"list":   tokensList,
-		"create": tokensCreate,
-		"revoke": tokensRevoke,
-	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
+	return dispatch(ctx, tokensGroup, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
 func tokensList(ctx context.Context, args []string, dio deviceIO) int {

@@ -31,13 +31,15 @@ Users who sign in with single sign-on are made at their first login and take the
 from their groups.
 `
 
+var usersGroup = &group{name: "users", help: usersHelp, cmds: []namedSub{
+	{"list", usersList},
+	{"create", usersCreate},
+	{"set", usersSet},
+	{"delete", usersDelete},
+}}
+
 func runUsers(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	return dispatch(ctx, "users", usersHelp, map[string]subcommand{
-		"list":   usersList,
-		"create": usersCreate,
-		"set":    usersSet,
-		"delete": usersDelete,
-	}, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
+	return dispatch(ctx, usersGroup, args, deviceIO{stdout: stdout, stderr: stderr, getenv: getenv})
 }
 
 func usersList(ctx context.Context, args []string, dio deviceIO) int {
