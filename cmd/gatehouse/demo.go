@@ -77,6 +77,7 @@ func demo(ctx context.Context, gateways int, listen, dbPath string, stdout io.Wr
 		return err
 	}
 	cfg.Listen, cfg.DB, cfg.Logger = listen, dbPath, log
+	cfg.SimulatedBackends = true // the page's header says so
 	// Every simulated gateway speaks from loopback: one address for up to
 	// 10,000 of them, as behind a NAT, which the per-address limit would
 	// throttle. The demo has no flood to fear.
