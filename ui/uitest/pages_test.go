@@ -85,6 +85,7 @@ func TestDevicePageLoadingAndMissing(t *testing.T) {
 	const nosuch = "nosuchgw0042"
 	b.do("open an unknown id", chromedp.Evaluate[chromedp.Void](`location.hash = "#/devices/`+nosuch+`"`))
 	b.wait("the missing page", `document.querySelector(".view-device h1").textContent === "No such gateway"`)
+	b.shot("device-missing.png")
 	main = b.str(`document.getElementById("main").innerText`)
 	if !strings.Contains(main, nosuch) {
 		t.Errorf("the missing page does not say which id was asked for: %q", main)
@@ -142,6 +143,7 @@ func TestNameConflictLinksToGateway(t *testing.T) {
 
 	b.do("take a held name", clear(input), chromedp.SendKeys(chromedp.CSS(input), "gw-taken\r"))
 	b.wait("the conflict", `document.querySelector(`+errSel+`).textContent.includes("already taken")`)
+	b.shot("pending-conflict.png")
 	msg = b.str(`document.querySelector(` + errSel + `).textContent`)
 	for _, want := range []string{`"gw-taken"`, mac(0x62), "Open gw-taken (" + mac(0x62) + ")"} {
 		if !strings.Contains(msg, want) {
@@ -215,6 +217,7 @@ func TestDismissConfirmKeepsNameBox(t *testing.T) {
 	b.do("dismiss", chromedp.Click(chromedp.CSS(row(id)+` button[data-action=dismiss]`)))
 	b.wait("the question", `!!document.querySelector(`+js(row(id)+` .confirm`)+`).offsetParent`)
 	b.eval(box, &during)
+	b.shot("pending-dismiss-confirm.png")
 	if during.Width < before.Width-1 || during.Width < 180 {
 		t.Errorf("while confirming the name box is %.0f px wide, %.0f px before: squeezed", during.Width, before.Width)
 	}
@@ -245,11 +248,17 @@ func TestSimulatedBackendsBanner(t *testing.T) {
 	if text := b.str(banner + `.textContent`); !strings.Contains(text, "Simulated backends") || !strings.Contains(text, "nothing real is provisioned") {
 		t.Errorf("the banner reads %q", text)
 	}
+	b.shot("simulated-banner.png")
 	if !b.bool(`document.getElementById("topbar").contains(` + banner + `)`) {
 		t.Error("the banner is not in the page's header")
 	}
 	b.do("open the devices list", chromedp.Evaluate[chromedp.Void](`location.hash = "#/devices"`))
 	b.wait("the devices list", `location.hash === "#/devices" && !`+banner+`.hidden`)
+	// On a phone it wraps within the screen.
+	b.do("a phone's width", chromedp.EmulateViewport(400, 800))
+	b.wait("the narrow layout", `document.documentElement.clientWidth === 400`)
+	b.fitsWidth(400)
+	b.shot("simulated-banner-narrow.png")
 	b.do("log out", chromedp.Click(chromedp.ID("logout")))
 	b.wait("the login page", `location.hash === "#/login" && `+banner+`.hidden`)
 	b.noProblems()
