@@ -30,6 +30,18 @@ type Error struct {
 	// RetryAfter, when set, is how long the caller should wait before
 	// trying again; the HTTP layer sends it as Retry-After.
 	RetryAfter time.Duration
+	// Conflict, when set, names the gateway that already holds what the
+	// caller asked for (a name), so a page can link to it rather than
+	// leave the operator to search for an id in the message.
+	Conflict *Conflict
+}
+
+// Conflict is the other gateway behind an ECONFLICT: what an operator
+// knows it by. Nothing secret goes here; it is sent to the caller.
+type Conflict struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	MAC  string `json:"mac"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -62,6 +74,16 @@ func ErrorRetryAfter(err error) time.Duration {
 		return e.RetryAfter
 	}
 	return 0
+}
+
+// ErrorConflict returns the other gateway named by the first *Error in
+// err's chain, or nil.
+func ErrorConflict(err error) *Conflict {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Conflict
+	}
+	return nil
 }
 
 // ErrorMessage returns the message of the first *Error in err's chain, or a

@@ -11,10 +11,18 @@ import (
 // name cannot collide with itself in a case-insensitive backend.
 var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
+// MaxNameLen is the longest name namePattern accepts.
+const MaxNameLen = 63
+
 // ValidateName checks a gateway name against the one policy for all backends.
 func ValidateName(name string) error {
 	if name == "" {
 		return Errorf(EINVALID, "name is required")
+	}
+	// Too long gets its own message: "use 1-63 characters" reads like a
+	// complaint about the characters when the name is merely long.
+	if n := len([]rune(name)); n > MaxNameLen {
+		return Errorf(EINVALID, "name %q is %d characters long; names are at most %d, to fit every backend", truncate(name, 80), n, MaxNameLen)
 	}
 	if !namePattern.MatchString(name) {
 		return Errorf(EINVALID, "invalid name %q: use 1-63 lower-case letters, digits and '-', starting and ending with a letter or digit", truncate(name, 80))

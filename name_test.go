@@ -22,6 +22,20 @@ func TestValidateName(t *testing.T) {
 	}
 }
 
+// TestValidateNameTooLong: a long name is refused as long, with its length,
+// not cut and not called invalid for its characters.
+func TestValidateNameTooLong(t *testing.T) {
+	name := strings.Repeat("gw", 35) // 70 characters, each of them allowed
+	err := gatehouse.ValidateName(name)
+	if gatehouse.ErrorCode(err) != gatehouse.EINVALID {
+		t.Fatalf("70-character name: %v, want %s", err, gatehouse.EINVALID)
+	}
+	msg := gatehouse.ErrorMessage(err)
+	if !strings.Contains(msg, "70 characters long") || !strings.Contains(msg, "at most 63") || !strings.Contains(msg, name) {
+		t.Errorf("message = %q, want the name, its length and the limit", msg)
+	}
+}
+
 func TestNormalizeMAC(t *testing.T) {
 	if got, err := gatehouse.NormalizeMAC("02:AB:cd:00:11:22"); err != nil || got != "02:ab:cd:00:11:22" {
 		t.Errorf("got %q, %v", got, err)

@@ -187,6 +187,9 @@ func (s *session) showCode(code string) {
 			"fingerprint", s.id.fingerprint)
 		code = "(none)"
 	} else {
+		// Written as the page and the CLI write it ("557 546"), so the
+		// operator compares like with like.
+		code = protocol.FormatCode(code)
 		s.log.Info(fmt.Sprintf("verification code %s, key fingerprint sha256:%s", code, s.id.fingerprint))
 	}
 	if s.cfg.Banner != nil {
@@ -226,7 +229,7 @@ func (s *session) awaitBundle(ctx context.Context, st *protocol.Status) (*protoc
 			return st, nil
 		}
 		if s.cfg.Once && rounds == 1 {
-			return nil, exitErrorf(ExitPending, "still pending: gateway is %s, not provisioned yet (verification code %s)", st.State, st.VerificationCode)
+			return nil, exitErrorf(ExitPending, "still pending: gateway is %s, not provisioned yet (verification code %s)", st.State, protocol.FormatCode(st.VerificationCode))
 		}
 		start := time.Now()
 		next, err := s.wait(ctx, st.State)
@@ -288,7 +291,7 @@ func (s *session) logState(st *protocol.Status) {
 	log := s.log.With("state", st.State, "device_id", st.DeviceID)
 	switch gatehouse.State(st.State) {
 	case gatehouse.StatePending:
-		log.Info("pending: waiting for an operator to approve this gateway", "verification_code", st.VerificationCode)
+		log.Info("pending: waiting for an operator to approve this gateway", "verification_code", protocol.FormatCode(st.VerificationCode))
 	case gatehouse.StateApproved:
 		log.Info(fmt.Sprintf("approved as %s: waiting for provisioning", st.Name))
 	case gatehouse.StateProvisioning:

@@ -258,8 +258,9 @@ func checkLogs(t *testing.T, logs string, key crypto.Signer) {
 	}
 	wantLines := []string{
 		// The code the server sent, which only a holder of its secret computes.
+		// Grouped as the page and the CLI show it: "557 546".
 		fmt.Sprintf("verification code %s, key fingerprint sha256:%s",
-			protocol.VerificationCode(fakeSecret, protocol.Fingerprint(spki)), protocol.Fingerprint(spki)),
+			protocol.FormatCode(protocol.VerificationCode(fakeSecret, protocol.Fingerprint(spki))), protocol.Fingerprint(spki)),
 		"pending: waiting for an operator to approve this gateway",
 		"approved as gw-01",
 		"provisioning gw-01 failed, the server is retrying",
@@ -291,6 +292,37 @@ func TestRunOncePending(t *testing.T) {
 	}
 	if _, err := os.Stat(cfg.OutDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("out dir exists after pending run: %v", err)
+	}
+}
+
+// TestCodeWrittenGrouped: the console banner, the log and the "still
+// pending" error write the verification code as the page and the CLI do,
+// "557 546", so an operator compares like with like.
+func TestCodeWrittenGrouped(t *testing.T) {
+	f := newFakeServer(t)
+	f.hold = 50 * time.Millisecond
+	keyPath, key := writeKey(t, "ed25519")
+	cfg, logs := testConfig(t, f, keyPath)
+	cfg.Once = true
+	var banner bytes.Buffer
+	cfg.Banner = &banner
+	_, err := Run(t.Context(), cfg)
+	wantExit(t, err, ExitPending, "still pending")
+	spki, err2 := protocol.MarshalPublicKey(key.Public())
+	if err2 != nil {
+		t.Fatal(err2)
+	}
+	raw := protocol.VerificationCode(fakeSecret, protocol.Fingerprint(spki))
+	grouped := raw[:3] + " " + raw[3:]
+	if want := "gatehouse-agent: verification code " + grouped + "\n"; !strings.Contains(banner.String(), want) {
+		t.Errorf("banner %q lacks %q", banner.String(), want)
+	}
+	if !strings.Contains(err.Error(), "verification code "+grouped+")") {
+		t.Errorf("error %q does not write the code grouped", err)
+	}
+	l := logs.String()
+	if !strings.Contains(l, "verification code "+grouped+",") || !strings.Contains(l, `verification_code="`+grouped+`"`) {
+		t.Errorf("log does not write the code grouped as %q:\n%s", grouped, l)
 	}
 }
 

@@ -219,7 +219,9 @@ func (b *Backend) Rename(ctx context.Context, in *gatehouse.StepInput, newName s
 	}
 	for _, other := range ids {
 		if other != id {
-			return gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in mender by device %s", newName, other)
+			// other is Mender's own device id, not a gatehouse one: say so,
+			// or an operator looks for it in gatehouse's list in vain.
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in mender by another device (Mender device id %s, not a gatehouse id)", newName, other)
 		}
 	}
 	if id == "" {

@@ -205,7 +205,7 @@ func listable(ctx context.Context, tx *store.Tx, row roster.Row) (string, error)
 func nameListable(ctx context.Context, tx *store.Tx, name string) (string, error) {
 	d, err := tx.DeviceByName(ctx, name)
 	if err == nil {
-		return fmt.Sprintf("name %q is already taken in gatehouse by device %s", name, d.ID), nil
+		return nameTakenBy(name, d).Message, nil
 	}
 	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
 		return "", err

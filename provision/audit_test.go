@@ -159,7 +159,8 @@ func TestAuditRefusedDecisions(t *testing.T) {
 	approvals := only(t, es, provision.ActionDeviceApprove, 4)
 	wantEntry(t, approvals[0], "session:alice", "192.0.2.10", "req-1", ida, "ok")
 	taken := approvals[1]
-	if taken.Target != idb || !strings.HasPrefix(taken.Result, `refused: name "gw-a" is already taken in gatehouse by device `+ida) ||
+	if taken.Target != idb || !strings.HasPrefix(taken.Result, `refused: name "gw-a" is already taken in gatehouse by another gateway (MAC `) ||
+		!strings.Contains(taken.Result, "device id "+ida) ||
 		detailOf(t, taken)["name"] != "gw-a" {
 		t.Errorf("taken name: %+v", taken)
 	}

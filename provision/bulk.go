@@ -284,7 +284,7 @@ func checkBulkName(ctx context.Context, tx *store.Tx, d *gatehouse.Device, t Bul
 	other, err := tx.DeviceByName(ctx, t.Name)
 	switch {
 	case err == nil && other.ID != d.ID:
-		return fmt.Sprintf("name %q is already taken in gatehouse by device %s", t.Name, other.ID), nil
+		return nameTakenBy(t.Name, other).Message, nil
 	case err != nil && gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND:
 		return "", err
 	}

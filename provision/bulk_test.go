@@ -439,7 +439,7 @@ func TestBulkRefusesBadRequestsWhole(t *testing.T) {
 		{"repeated name", provision.BulkRequest{Action: "approve", Items: []provision.BulkTarget{{ID: id1, Name: "gw-x"}, {ID: id2, Name: "gw-x"}}},
 			[]string{`item 2: name "gw-x" is also item 1`}},
 		{"taken name", provision.BulkRequest{Action: "approve", Items: []provision.BulkTarget{{ID: id1, Name: "gw-taken"}}},
-			[]string{`item 1: name "gw-taken" is already taken in gatehouse by device ` + taken}},
+			[]string{`item 1: name "gw-taken" is already taken in gatehouse by another gateway (MAC `, "device id " + taken + ")"}},
 		{"unknown", provision.BulkRequest{Action: "approve", Items: []provision.BulkTarget{{ID: "nosuch", Name: "a"}, {MAC: "02:00:00:ff:ff:ff", Name: "b"}}},
 			[]string{`item 1: no gateway has id "nosuch"`, "item 2: no gateway has MAC 02:00:00:ff:ff:ff"}},
 		{"ambiguous mac", provision.BulkRequest{Action: "approve", Items: []provision.BulkTarget{{MAC: g2.mac, Name: "b"}}},

@@ -214,7 +214,7 @@ func (s *Service) approve(ctx context.Context, actor, id string, a Approval) err
 		return s.audit(ctx, tx, ActionDeviceApprove, id, nil, approvalDetail(a, d))
 	})
 	if errors.Is(err, store.ErrUnique) {
-		return gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in gatehouse", name)
+		return s.nameTaken(ctx, name)
 	}
 	return err
 }
@@ -256,7 +256,7 @@ func checkApprovable(ctx context.Context, tx *store.Tx, d *gatehouse.Device, nam
 	}
 	other, err := tx.DeviceByName(ctx, name)
 	if err == nil {
-		return gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in gatehouse by device %s", name, other.ID)
+		return nameTakenBy(name, other)
 	}
 	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
 		return err

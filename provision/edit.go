@@ -56,7 +56,7 @@ func (s *Service) update(ctx context.Context, actor, id string, e Edit) error {
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error { return s.applyEdit(ctx, tx, actor, id, d, e) })
 	if errors.Is(err, store.ErrUnique) {
-		return gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in gatehouse", *e.Name)
+		return s.nameTaken(ctx, *e.Name)
 	}
 	if err == nil {
 		s.log.InfoContext(ctx, "device updated", "device", id, "by", actor)
@@ -183,7 +183,7 @@ func (s *Service) nameFreeInGatehouse(ctx context.Context, d *gatehouse.Device, 
 		other, err := tx.DeviceByName(ctx, name)
 		switch {
 		case err == nil:
-			return gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in gatehouse by device %s", name, other.ID)
+			return nameTakenBy(name, other)
 		case gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND:
 			return allowlistNameFree(ctx, tx, d, name)
 		}

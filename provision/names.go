@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gatehouse"
+	"gatehouse/store"
 )
 
 // nameCheckTimeout bounds how long an approval waits for the backends to say
@@ -72,4 +73,36 @@ func runChecks(checks []func() nameCheck) []nameCheck {
 	wg.Wait()
 	sort.Slice(out, func(i, j int) bool { return out[i].backend < out[j].backend })
 	return out
+}
+
+// nameTakenBy is the refusal of a name another gateway holds in gatehouse.
+// The message names that gateway by its MAC as well as its id, which is
+// what an operator can find it by (on its label, in the list), and the
+// error carries it for the page to link to.
+func nameTakenBy(name string, other *gatehouse.Device) *gatehouse.Error {
+	e := gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in gatehouse by another gateway (MAC %s, device id %s)",
+		name, other.MAC, other.ID)
+	e.Conflict = &gatehouse.Conflict{ID: other.ID, Name: other.Name, MAC: other.MAC}
+	return e
+}
+
+// nameTaken is the refusal of a name the database found taken when it
+// wrote it (store.ErrUnique: another approval or rename won a race with
+// this one), naming the winner when it can still be read.
+func (s *Service) nameTaken(ctx context.Context, name string) error {
+	var other *gatehouse.Device
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		other, err = tx.DeviceByName(ctx, name)
+		return err
+	})
+	switch {
+	case err == nil:
+		return nameTakenBy(name, other)
+	case gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND:
+		// Taken and freed again in between: the name is in the allowlist's
+		// keeping, or the winner was forgotten. Say what happened.
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "name %q is already taken in gatehouse", name)
+	}
+	return err
 }

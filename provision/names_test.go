@@ -116,3 +116,62 @@ func TestEnrollRejectsBadCSR(t *testing.T) {
 		wantCode(t, err, gatehouse.EINVALID)
 	}
 }
+
+// TestNameConflictNamesTheOtherGateway: a name another gateway holds is
+// refused naming that gateway by MAC and id, in the message (for the CLI)
+// and in the error's details (for the page's link), on approval and on a
+// rename alike.
+func TestNameConflictNamesTheOtherGateway(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	ga, gb := newGateway(t), newGateway(t)
+	ida, idb := tb.enroll(t, ga).DeviceID, tb.enroll(t, gb).DeviceID
+	if _, err := tb.svc.Approve(ctx, "op", ida, provision.Approval{Name: "gw-a"}); err != nil {
+		t.Fatal(err)
+	}
+	want := gatehouse.Conflict{ID: ida, Name: "gw-a", MAC: ga.mac}
+	check := func(what string, err error) {
+		t.Helper()
+		wantCode(t, err, gatehouse.ECONFLICT)
+		if c := gatehouse.ErrorConflict(err); c == nil || *c != want {
+			t.Errorf("%s: conflict = %+v, want %+v", what, c, want)
+		}
+		msg := gatehouse.ErrorMessage(err)
+		for _, w := range []string{`"` + want.Name + `"`, want.MAC, want.ID} {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: %q does not say %s", what, msg, w)
+			}
+		}
+	}
+	_, err := tb.svc.Approve(ctx, "op", idb, provision.Approval{Name: "gw-a"})
+	check("approve", err)
+
+	// A rename needs backends that can rename: Mender alone.
+	tb.svc = startService(t, openDB(t, filepath.Join(t.TempDir(), "m.db")), fastConfig(apis{Mender: tb.mender}))
+	gc, idc := tb.provisionOne(t, "gw-c")
+	_, idd := tb.provisionOne(t, "gw-d")
+	want = gatehouse.Conflict{ID: idc, Name: "gw-c", MAC: gc.mac}
+	name := "gw-c"
+	_, err = tb.svc.Update(ctx, "op", idd, provision.Edit{Name: &name})
+	check("rename", err)
+}
+
+// TestApproveRefusesLongName: a name over 63 characters is refused as too
+// long and approves nothing; it is never cut to fit.
+func TestApproveRefusesLongName(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	id := tb.enroll(t, newGateway(t)).DeviceID
+	long := strings.Repeat("a", 70)
+	_, err := tb.svc.Approve(ctx, "op", id, provision.Approval{Name: long})
+	wantCode(t, err, gatehouse.EINVALID)
+	if msg := gatehouse.ErrorMessage(err); !strings.Contains(msg, "70 characters long") || !strings.Contains(msg, "at most 63") {
+		t.Errorf("refusal %q does not say the name is too long", msg)
+	}
+	d, _ := tb.svc.Device(ctx, id)
+	if d.State != gatehouse.StatePending || d.Name != "" {
+		t.Errorf("a refused long name changed the device: state %s, name %q", d.State, d.Name)
+	}
+}

@@ -29,6 +29,9 @@ type errorBody struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		// Conflict names the gateway that holds what was asked for, when
+		// the error is about one (a name taken).
+		Conflict *gatehouse.Conflict `json:"conflict,omitempty"`
 	} `json:"error"`
 }
 
@@ -43,7 +46,7 @@ func (s *Server) handle(h handlerFunc) http.Handler {
 	})
 }
 
-// writeError renders err as {"error":{"code","message"}}. Only *gatehouse.Error
+// writeError renders err as {"error":{"code","message","conflict"?}}. Only *gatehouse.Error
 // messages reach the client; anything else is logged and reported generically.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := gatehouse.ErrorCode(err)
@@ -58,6 +61,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = code, gatehouse.ErrorMessage(err)
+	body.Error.Conflict = gatehouse.ErrorConflict(err)
 	if code == gatehouse.EUNAUTHORIZED && !isDevicePath(r.URL.Path) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 	}

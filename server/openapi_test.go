@@ -271,6 +271,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	device := sampleDevice()
 	var errBody errorBody
 	errBody.Error.Code, errBody.Error.Message = gatehouse.ECONFLICT, "name taken"
+	var conflictBody errorBody
+	conflictBody.Error.Code, conflictBody.Error.Message = gatehouse.ECONFLICT, `name "gw-01" is already taken`
+	conflictBody.Error.Conflict = &gatehouse.Conflict{ID: "d1", Name: "gw-01", MAC: "02:00:00:00:00:01"}
 	tests := []struct {
 		schema string
 		value  any
@@ -280,6 +283,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"DeviceList", &provision.DeviceList{Devices: []*gatehouse.Device{}}},
 		{"EventList", map[string]any{"events": []gatehouse.Event{{ID: 7, DeviceID: device.ID, At: time.Now(), Kind: "approved", Actor: "token:alice", Detail: "named gw-01"}}}},
 		{"Error", errBody},
+		{"Error", conflictBody},
+		{"Session", sessionInfo{CSRFToken: "c", Kind: gatehouse.PrincipalUser, Name: "alice", Role: gatehouse.RoleAdmin, SimulatedBackends: true}},
 		{"ApproveRequest", approveRequest{Name: "gw-01"}},
 		{"EnrollRequest", protocol.EnrollRequest{MAC: "02:00:00:00:00:01", SealKey: make([]byte, 32), Hostname: "h", AgentVersion: "1"}},
 		{"WaitRequest", protocol.WaitRequest{State: "pending"}},

@@ -60,6 +60,10 @@ type Server struct {
 	// Metrics, when set, is served at /metrics and told of every request
 	// and held long poll; without it /metrics answers 404.
 	Metrics *metrics.Metrics
+	// SimulatedBackends, when true, tells the operator page (in the
+	// session) that the backends are simulators: it says so in its header,
+	// so a trial is never taken for a real rollout.
+	SimulatedBackends bool
 
 	svc      *provision.Service
 	verifier *protocol.Verifier

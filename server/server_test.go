@@ -59,6 +59,7 @@ type setupOpts struct {
 	loginBurst  int
 
 	pollInterval time.Duration // how often job workers poll; default 10 ms
+	simulated    bool          // the server says its backends are simulated
 }
 
 func setup(t *testing.T) *testBundle {
@@ -101,6 +102,7 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 	srv := server.New(svc)
 	srv.Addr, srv.LongPoll = "127.0.0.1:0", o.longPoll
 	srv.TLS, srv.Logger, srv.StreamRecheck, srv.Metrics = o.tls, o.logger, o.recheck, m
+	srv.SimulatedBackends = o.simulated
 	if o.deviceRate != 0 {
 		srv.DeviceRate, srv.DeviceBurst = o.deviceRate, o.deviceBurst
 	}

@@ -24,6 +24,9 @@ type sessionInfo struct {
 	Kind      gatehouse.PrincipalKind `json:"kind"`
 	Name      string                  `json:"name"`
 	Role      gatehouse.Role          `json:"role"`
+	// SimulatedBackends says the server provisions into simulators, so
+	// the page can say loudly that nothing real is provisioned.
+	SimulatedBackends bool `json:"simulated_backends,omitempty"`
 }
 
 // loginRequest is either a user name and password or an API token.
@@ -50,7 +53,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	setActor(r, ss.Principal.Actor())
 	s.setSessionCookie(w, r, secret)
-	return writeJSON(w, http.StatusOK, infoOf(ss))
+	return writeJSON(w, http.StatusOK, s.infoOf(ss))
 }
 
 func (s *Server) login(r *http.Request, req loginRequest) (string, *provision.Session, error) {
@@ -76,7 +79,7 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	setActor(r, ss.Principal.Actor())
-	return writeJSON(w, http.StatusOK, infoOf(ss))
+	return writeJSON(w, http.StatusOK, s.infoOf(ss))
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
@@ -95,9 +98,9 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func infoOf(ss *provision.Session) sessionInfo {
+func (s *Server) infoOf(ss *provision.Session) sessionInfo {
 	p := ss.Principal
-	return sessionInfo{CSRFToken: ss.CSRF, Kind: p.Kind, Name: p.Name, Role: p.Role}
+	return sessionInfo{CSRFToken: ss.CSRF, Kind: p.Kind, Name: p.Name, Role: p.Role, SimulatedBackends: s.SimulatedBackends}
 }
 
 // session returns the request's browser session, if it has one.

@@ -40,6 +40,8 @@ type appConfig struct {
 	Jobs provision.Config
 	// OIDC turns on single sign-on; nil leaves it off.
 	OIDC *sso.Config
+	// SimulatedBackends: the backends are simulators; the page says so.
+	SimulatedBackends bool
 	// DeviceRate and DeviceBurst limit the device API per source address;
 	// zero keeps the server's defaults.
 	DeviceRate  rate.Limit
@@ -114,6 +116,7 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 		a.cancelWait = defaultShutdownCancelWait
 	}
 	a.server.Addr, a.server.Logger, a.server.TLS, a.server.Metrics = cfg.Listen, cfg.Logger, cfg.TLS, m
+	a.server.SimulatedBackends = cfg.SimulatedBackends
 	if cfg.OIDC != nil {
 		if a.server.SSO, err = startSSO(ctx, svc, *cfg.OIDC, cfg.Logger); err != nil {
 			db.Close()
@@ -384,6 +387,7 @@ func serveSetup(getenv func(string) string, file string, simulated bool, log *sl
 		sims.Close()
 		return appConfig{}, nil, err
 	}
+	app.SimulatedBackends = true
 	return app, func() { sims.Close() }, nil
 }
 

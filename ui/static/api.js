@@ -4,12 +4,14 @@
 
 let csrf = '';
 
-// ApiError carries the server's {"error": {"code", "message"}}.
+// ApiError carries the server's {"error": {"code", "message", "conflict"?}};
+// conflict names the other gateway ({id, name, mac}) when there is one.
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, conflict = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.conflict = conflict;
   }
 }
 
@@ -35,7 +37,7 @@ async function request(method, path, body, raw) {
   const data = await resp.json().catch(() => null);
   if (!resp.ok) {
     const e = data?.error || {};
-    const err = new ApiError(resp.status, e.code || 'http', e.message || `${resp.status} ${resp.statusText}`);
+    const err = new ApiError(resp.status, e.code || 'http', e.message || `${resp.status} ${resp.statusText}`, e.conflict || null);
     err.body = data; // a refused allowlist file's rows, say
     if (resp.status === 401 && path !== '/api/v1/session') unauthorized(err);
     throw err;
@@ -75,14 +77,30 @@ export function forget() { csrf = ''; }
 
 const enc = encodeURIComponent;
 
-export function listDevices({ state, q, seen, limit = 50, offset = 0 } = {}) {
+// onPendingTotal is told how many gateways wait, from every device list
+// the page fetches (each carries pending_total whatever its filter): the
+// header's badge and title then come from the very answer the Pending list
+// is drawn from, never from a fetch of their own that lags it.
+let pendingTotal = () => {};
+export function onPendingTotal(fn) { pendingTotal = fn; }
+let listsAsked = 0;
+let listsTold = 0;
+
+export async function listDevices({ state, q, seen, limit = 50, offset = 0 } = {}) {
   const p = new URLSearchParams();
   if (state) p.set('state', state);
   if (q) p.set('q', q);
   if (seen) p.set('seen', seen);
   p.set('limit', String(limit));
   p.set('offset', String(offset));
-  return request('GET', `/api/v1/devices?${p}`);
+  const asked = ++listsAsked;
+  const l = await request('GET', `/api/v1/devices?${p}`);
+  // An answer to an older request, arriving late, must not undo a newer one.
+  if (asked > listsTold && typeof l?.pending_total === 'number') {
+    listsTold = asked;
+    pendingTotal(l.pending_total);
+  }
+  return l;
 }
 
 export const device = (id) => request('GET', `/api/v1/devices/${enc(id)}`);

@@ -23,6 +23,8 @@ const app = {
   live: null,
   lastRoute: '',
   after: '', // where to go once logged in, when a link led to the login page
+  pending: 0, // how many gateways wait, for the badge and the title
+  title: 'gatehouse', // the view's title, before the pending count
 };
 
 // pages are the views by route name, with their title, the nav entry they
@@ -89,9 +91,10 @@ function render() {
     if (a.dataset.nav === (page.nav || r.name)) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const ctx = { session: app.session, params: r.params, setParams, toast, navigate, onLogin, refreshSession };
+  showSimulated();
+  const ctx = { session: app.session, params: r.params, setParams, toast, navigate, onLogin, refreshSession, setTitle };
+  setTitle(`${page.title} · gatehouse`);
   app.view = allows(app.session?.role, page.role) ? page.view(main, ctx, r.id) : notAllowed(page);
-  document.title = `${page.title} · gatehouse`;
   // Move focus to the new view's heading for screen readers and keyboards,
   // but not on the first load or the login page, which focus their own field.
   if (r.name !== 'login' && app.lastRoute && app.lastRoute !== location.hash) main.querySelector('h1')?.focus();
@@ -103,6 +106,29 @@ async function onLogin(session) {
   startSession();
   navigate(app.after || '#/pending');
   app.after = '';
+}
+
+// setTitle names the tab after the view, led by the pending count while
+// gateways wait, so a background tab shows that there is work.
+function setTitle(title) {
+  app.title = title;
+  const t = app.session && app.pending ? `(${num(app.pending)}) ${title}` : title;
+  if (document.title !== t) document.title = t;
+}
+
+// showPending shows how many gateways wait, in the badge and the title at
+// once; api.js calls it with every device list's pending_total.
+function showPending(n) {
+  app.pending = n;
+  setText($('pending-count'), n ? num(n) : '');
+  $('pending-count').title = n ? `${num(n)} ${n === 1 ? 'gateway waits' : 'gateways wait'} for approval` : '';
+  setTitle(app.title);
+}
+
+// showSimulated says loudly, under the nav, when the server provisions into
+// simulators: a trial must never pass for a rollout.
+function showSimulated() {
+  $('simulated').hidden = !app.session?.simulated_backends;
 }
 
 function startSession() {
@@ -169,15 +195,19 @@ function endSession(message) {
   app.live = null;
   app.session = null;
   api.forget();
+  app.pending = 0;
   setText($('pending-count'), '');
   if (message) toast(message, { kind: 'error' });
   navigate('#/login');
 }
 
 // changed receives device ids from the stream (null: unknown, after a
-// reconnect) and lets the header and the current view catch up.
+// reconnect) and lets the header and the current view catch up. A view
+// that lists pending gateways brings the count with its own list, so the
+// header asks for none of its own: two fetches would answer at different
+// moments and the badge would lag the list.
 function changed(ids) {
-  refreshCount();
+  if (!app.view?.countsPending) refreshCount();
   app.view?.changed?.(ids);
 }
 
@@ -192,8 +222,7 @@ async function refreshCount() {
   }
   counting = api.listDevices({ state: 'pending', limit: 1 });
   try {
-    const l = await counting;
-    setText($('pending-count'), l.total ? num(l.total) : '');
+    await counting; // api.js hands its pending_total to showPending
   } catch {
     // The view shows errors; the badge just keeps its last value.
   } finally {
@@ -241,6 +270,7 @@ function tick() {
 
 async function start() {
   api.onUnauthorized(() => endSession('Your session has ended. Please log in again.'));
+  api.onPendingTotal(showPending);
   $('logout').addEventListener('click', async () => {
     try {
       await api.logout();

@@ -13,9 +13,14 @@ export function deviceView(main, ctx, id) {
   let gone = false;
   let allEvents = false; // the operator asked for the whole timeline
 
+  // Until the gateway's data arrives the page says it is loading, with the
+  // id asked for and no state: a badge drawn before the state is known
+  // would claim one ("pending") the gateway may not be in.
   const title = h('h1', { tabindex: '-1' }, 'Gateway');
   const badge = stateBadge('pending');
-  const sub = h('p', { class: 'lede mono' });
+  badge.hidden = true;
+  const sub = h('p', { class: 'lede mono' }, id);
+  const loading = h('p', { class: 'loading device-loading', role: 'status' }, 'Loading the gateway…');
   const errors = banner();
   const notice = h('div', { class: 'notice', hidden: true });
   const retryBtn = h('button', { type: 'button', class: 'btn btn-primary', dataset: { action: 'retry' } }, 'Retry now');
@@ -31,10 +36,11 @@ export function deviceView(main, ctx, id) {
   const decom = decommissionPanel(ctx, id, { reload: () => load() });
   const certs = certsPanel(id);
 
-  main.append(h('section', { class: 'view view-device' },
-    h('a', { class: 'back', href: '#/devices' }, '← All devices'),
-    h('div', { class: 'view-head device-head' }, h('div', { class: 'title-line' }, title, badge), sub),
-    errors.el,
+  // missing stands in for everything below the title when there is no
+  // gateway by this id.
+  const missing = h('div', { class: 'missing', hidden: true });
+  // body holds the gateway's sections, shown once its data has arrived.
+  const body = h('div', { class: 'device-body', hidden: true },
     notice,
     rekeys,
     retryBox,
@@ -45,7 +51,15 @@ export function deviceView(main, ctx, id) {
     decom.el,
     certs.el,
     h('section', { class: 'panel', 'aria-labelledby': 'timeline-title' },
-      h('h2', { id: 'timeline-title' }, 'Timeline'), timeline)));
+      h('h2', { id: 'timeline-title' }, 'Timeline'), timeline));
+  const view = h('section', { class: 'view view-device', 'aria-busy': 'true' },
+    h('a', { class: 'back', href: '#/devices' }, '← All devices'),
+    h('div', { class: 'view-head device-head' }, h('div', { class: 'title-line' }, title, badge), sub),
+    errors.el,
+    loading,
+    missing,
+    body);
+  main.append(view);
 
   retryBtn.addEventListener('click', async () => {
     retryBtn.disabled = true;
@@ -71,15 +85,50 @@ export function deviceView(main, ctx, id) {
       keepFocus(() => show(d, ev.events || []));
     } catch (err) {
       if (gone || err.status === 401) return;
-      const forgotten = err.status === 404 && err.message.includes('forgotten');
-      errors.show(err.status === 404 && !forgotten ? `There is no gateway with id ${id}.` : forgotten ? err.message : `Could not load the gateway: ${err.message}`);
+      if (err.status === 404) {
+        showMissing(err);
+        return;
+      }
+      loading.hidden = true;
+      view.removeAttribute('aria-busy');
+      errors.show(`Could not load the gateway: ${err.message}`);
     }
   }, () => gone);
+
+  // showMissing is the "no such gateway" page: what was asked for, why it
+  // may be missing, and the way back. A forgotten gateway says so, from the
+  // server's message.
+  function showMissing(err) {
+    const forgotten = err.message.includes('forgotten');
+    const heading = forgotten ? 'Gateway forgotten' : 'No such gateway';
+    setText(title, heading);
+    ctx.setTitle(`${heading} · gatehouse`);
+    badge.hidden = true;
+    setText(sub, id);
+    errors.clear();
+    loading.hidden = true;
+    body.hidden = true;
+    view.removeAttribute('aria-busy');
+    view.dataset.missing = '';
+    replace(missing,
+      h('p', { class: 'lede' }, forgotten
+        ? err.message
+        : ['gatehouse has no gateway with the id ', h('code', {}, id),
+          '. The link may be mistyped or cut short, or the gateway was decommissioned and forgotten.']),
+      h('p', {}, h('a', { class: 'btn', href: '#/devices', dataset: { key: 'missing-back' } }, 'Go to the Devices list')));
+    missing.hidden = false;
+  }
 
   function show(d, events) {
     const label = d.name || d.mac;
     setText(title, label);
-    document.title = `${label} · gatehouse`;
+    ctx.setTitle(`${label} · gatehouse`);
+    loading.hidden = true;
+    missing.hidden = true;
+    body.hidden = false;
+    badge.hidden = false;
+    view.removeAttribute('aria-busy');
+    delete view.dataset.missing;
     setState(badge, d.state);
     setText(sub, `${d.mac} · ${d.key_type}`);
     showNotice(d);
@@ -157,6 +206,9 @@ export function deviceView(main, ctx, id) {
       ['Key type', d.key_type],
       ['Key fingerprint', h('span', { class: 'fp-block' }, fp, copy)],
       ['Source address', d.source_addr ? h('span', { class: 'mono' }, d.source_addr) : '—'],
+      // What the agent said of itself; older servers and agents send none.
+      d.hostname ? ['Hostname', h('span', { class: 'mono' }, d.hostname)] : null,
+      d.agent_version ? ['Agent version', h('span', { class: 'mono' }, d.agent_version)] : null,
       ['Device id', h('span', { class: 'mono' }, d.id)],
     ]);
   }

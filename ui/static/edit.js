@@ -2,8 +2,9 @@
 // labels. The server refuses a rename a backend cannot follow and says
 // which; the form keeps what was typed so the operator can change it.
 import * as api from './api.js';
-import { h, setText } from './dom.js';
+import { h, replace, setText } from './dom.js';
 import { formField, formToggle } from './widgets.js';
+import { conflictLink } from './conflict.js';
 
 const editable = new Set(['approved', 'provisioning', 'provisioned', 'configured', 'failed', 'stalled']);
 
@@ -61,13 +62,14 @@ export function editPanel({ onSaved, toast }) {
       toast(change.body.name ? `Renamed to ${saved.name}.` : 'Labels saved.');
       onSaved(saved);
     } catch (err) {
-      fail(err.message, change.body.name ? name : labels);
+      fail(err.message, change.body.name ? name : labels, err.conflict);
     } finally {
       submit.disabled = false;
     }
   });
-  function fail(message, field) {
-    setText(error, message);
+  function fail(message, field, conflict) {
+    if (conflict) replace(error, message, ' ', conflictLink(conflict));
+    else setText(error, message);
     field.setAttribute('aria-invalid', 'true');
     field.focus();
   }

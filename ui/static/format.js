@@ -58,7 +58,9 @@ export function isSilent(d, now = Date.now()) {
   return now - Date.parse(d.last_seen) >= silentAfterMs;
 }
 
-// code groups the verification code as the agent prints it: "123 456".
+// code writes the verification code for people as protocol.FormatCode
+// does, and so as the agent's console and the CLI write it: "557 546". The
+// API sends the six digits ungrouped.
 export const code = (c) => (c && c.length === 6 ? `${c.slice(0, 3)} ${c.slice(3)}` : c || '—');
 
 export const shortFingerprint = (fp) => (fp ? fp.slice(0, 16) : '');

@@ -3,9 +3,10 @@
 // dismisses. Rows are keyed by device id and updated in place, so a live
 // refresh never wipes what is being typed.
 import * as api from './api.js';
-import { h, setText, setAttr, keyedRows, timeEl, setTime } from './dom.js';
+import { h, replace, setText, setAttr, keyedRows, timeEl, setTime } from './dom.js';
 import { code, shortFingerprint, isSilent, duration, num } from './format.js';
 import { searchBox, pager, copyButton, selectText, banner, coalesce, listParams } from './widgets.js';
+import { conflictLink } from './conflict.js';
 import { rekeyBadge, markRekey, approveRow } from './rekey.js';
 import { bulkBar } from './bulk.js';
 
@@ -14,6 +15,14 @@ const pageSize = 50;
 // namePattern is the server's name policy as an HTML pattern (anchored by
 // the browser; '-' escaped for the 'v' flag browsers compile patterns with).
 const namePattern = '[a-z0-9]([a-z0-9\\-]{0,61}[a-z0-9])?';
+
+// maxName is the server's longest name. The input has no maxlength: a cut
+// name would be approved under a name nobody typed, so a long one is
+// shown as an error instead, with every character kept.
+const maxName = 63;
+const tooLong = (name) => (name.length > maxName
+  ? `Names are at most ${maxName} characters; this one has ${name.length}. Shorten it before accepting.`
+  : '');
 
 // drafts keeps typed names by device id across pages and views, until the
 // gateway is accepted or dismissed.
@@ -242,13 +251,22 @@ export function pendingView(main, ctx) {
     const errId = `err-${d.id}`;
     r.input = h('input', {
       id: `name-${d.id}`, name: 'name', type: 'text', class: 'name-input', pattern: namePattern,
-      maxlength: 63, autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false',
+      autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false',
       placeholder: 'name, e.g. gw-01', 'aria-describedby': errId, enterkeyhint: 'done',
     });
     r.input.value = drafts.get(d.id) || '';
     r.input.addEventListener('input', () => {
       drafts.set(d.id, r.input.value);
-      r.input.removeAttribute('aria-invalid');
+      // Say so as soon as a name is too long, and take it back once it fits.
+      const long = tooLong(r.input.value.trim());
+      if (long) {
+        showRowError(r, long);
+        r.input.setAttribute('aria-invalid', 'true');
+      } else {
+        if (r.error.dataset.kind === 'length') showRowError(r, '');
+        r.input.removeAttribute('aria-invalid');
+      }
+      r.error.dataset.kind = long ? 'length' : '';
     });
     r.error = h('p', { id: errId, class: 'row-error', role: 'alert' });
     r.accept = h('button', { type: 'submit', class: 'btn btn-primary', dataset: { action: 'accept' } }, 'Accept');
@@ -257,6 +275,7 @@ export function pendingView(main, ctx) {
     r.confirm = confirmBox(r, d);
     const form = h('form', { class: 'decide', novalidate: true },
       h('div', { class: 'decide-line' }, r.input, r.actions, r.confirm.el), r.error);
+    r.form = form;
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       if (r.confirm.el.hidden) accept(r);
@@ -277,10 +296,14 @@ export function pendingView(main, ctx) {
       open() {
         r.actions.hidden = true;
         el.hidden = false;
+        // The question takes a line of its own, so the name box keeps its
+        // width instead of being squeezed beside it.
+        r.form.classList.add('is-confirming');
         no.focus();
       },
       close(focus = true) {
         el.hidden = true;
+        r.form.classList.remove('is-confirming');
         r.actions.hidden = false;
         if (focus) r.dismiss.focus();
       },
@@ -299,6 +322,10 @@ export function pendingView(main, ctx) {
       rowError(r, 'Type a name for this gateway first.');
       return;
     }
+    if (!r.device.rekey_of && tooLong(name)) {
+      rowError(r, tooLong(name), null, 'length');
+      return;
+    }
     busy(r, true);
     try {
       const d = await approveRow(r, name);
@@ -307,7 +334,7 @@ export function pendingView(main, ctx) {
       ctx.toast(`${d.name} approved`, { link: { href: `#/devices/${encodeURIComponent(d.id)}`, text: 'Follow its provisioning' } });
       load();
     } catch (err) {
-      rowError(r, err.message);
+      rowError(r, err.message, err.conflict);
       if (err.status === 404) load();
     } finally {
       busy(r, false);
@@ -333,11 +360,18 @@ export function pendingView(main, ctx) {
   }
 
   // rowError shows why an action failed beside the row, keeps the typed name
-  // and puts the cursor back in it.
-  function rowError(r, message) {
-    setText(r.error, message);
+  // and puts the cursor back in it. A conflict links to the other gateway.
+  // kind 'length' marks the too-long error, which goes once the name fits.
+  function rowError(r, message, conflict, kind = '') {
+    showRowError(r, message, conflict);
+    r.error.dataset.kind = kind;
     r.input.setAttribute('aria-invalid', 'true');
     r.input.focus();
+  }
+
+  function showRowError(r, message, conflict) {
+    if (conflict) replace(r.error, message, ' ', conflictLink(conflict));
+    else setText(r.error, message);
   }
 
   function busy(r, on) {
@@ -347,7 +381,7 @@ export function pendingView(main, ctx) {
     r.dismiss.disabled = on;
     r.input.readOnly = on;
     setAttr(r.el, 'aria-busy', on ? 'true' : null);
-    if (on) setText(r.error, '');
+    if (on) showRowError(r, '');
   }
 
   // removeRow takes a decided row out at once (the refresh confirms it) and
@@ -381,6 +415,9 @@ export function pendingView(main, ctx) {
 
   load();
   return {
+    // Every list this view fetches brings the pending count (see api.js),
+    // so the header needs no fetch of its own while it is shown.
+    countsPending: true,
     changed: () => load(),
     tick(now) {
       for (const r of rows.values()) markSilent(r, now);
