@@ -124,7 +124,7 @@ func demo(ctx context.Context, o demoOptions, stdout io.Writer, log *slog.Logger
 	if err != nil {
 		return err
 	}
-cfg.Listen, cfg.DB, cfg.Logger = o.listen, b.db, log
+	cfg.Listen, cfg.DB, cfg.Logger = o.listen, b.db, log
 	cfg.SimulatedBackends = true // the page's header says so
 	// Every simulated gateway speaks from loopback: one address for up to
 	// 10,000 of them, as behind a NAT, which the per-address limit would
