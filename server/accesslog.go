@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gatehouse"
+	"gatehouse/protocol"
 )
 
 // requestIDHeader carries the request id in and out, so a client's report
@@ -74,13 +75,28 @@ func (s *Server) logRequest(r *http.Request, info *reqInfo, status int, start ti
 	if s.Logger == nil {
 		return
 	}
-	s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+	s.Logger.LogAttrs(r.Context(), requestLevel(route, status), "http request",
 		slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
 		slog.Duration("duration", time.Since(start)), slog.String("actor", info.actor),
 		slog.String("request_id", info.id), slog.String("source", remoteAddr(r)))
 	if status == http.StatusUnauthorized {
 		s.authWarn.refused(s.Logger, remoteAddr(r), route, info.id)
 	}
+}
+
+// waitRoute is the pattern of a device's wait, as r.Pattern names it.
+const waitRoute = "POST " + protocol.PathWait
+
+// requestLevel is the access log's level for a request: a wait that
+// answered 200 is logged at debug. Every waiting gateway asks again and
+// again (a fleet of 100,000 makes tens of millions of such lines a day, and
+// writing each was a tenth of a wait's cost), and /metrics counts them by
+// status; a refused or failed wait, and every other request, stays at info.
+func requestLevel(route string, status int) slog.Level {
+	if route == waitRoute && status == http.StatusOK {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // auditRefusal puts refused credentials (401) and refused roles or CSRF

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"gatehouse/protocol"
 )
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -85,5 +87,39 @@ func TestAccessLog(t *testing.T) {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("log holds %q:\n%s", secret, logs)
 		}
+	}
+}
+
+// TestAccessLogWaitsAtDebug: a wait that answers 200 is logged at debug,
+// so a fleet's re-polls stay out of an info log; a refused one is not.
+func TestAccessLogWaitsAtDebug(t *testing.T) {
+	logs := &syncBuffer{}
+	tb := setupWith(t, setupOpts{logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	d := newDevice(t)
+	tb.enroll(t, d)
+	body, _ := json.Marshal(protocol.WaitRequest{State: ""})
+	if code := do(t, d.request(t, tb.url, protocol.PathWait, body), nil); code != http.StatusOK {
+		t.Fatalf("wait = %d", code)
+	}
+	stranger := newDevice(t)
+	if code := do(t, stranger.request(t, tb.url, protocol.PathWait, body), nil); code < 400 {
+		t.Fatalf("wait of a key never enrolled = %d, want it refused", code)
+	}
+	levels := map[float64]string{}
+	for _, rec := range logs.lines(t, "http request") {
+		if rec["route"] == "POST "+protocol.PathWait {
+			levels[rec["status"].(float64)], _ = rec["level"].(string)
+		}
+	}
+	if levels[200] != "DEBUG" {
+		t.Errorf("answered wait logged at %q, want DEBUG (lines by status: %v)", levels[200], levels)
+	}
+	for status, level := range levels {
+		if status != 200 && level != "INFO" {
+			t.Errorf("wait answered %v logged at %q, want INFO", status, level)
+		}
+	}
+	if len(levels) < 2 {
+		t.Errorf("want a line for the answered wait and one for the refused one: %v\n%s", levels, logs)
 	}
 }
