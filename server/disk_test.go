@@ -33,13 +33,13 @@ func TestDatabaseUnwritable(t *testing.T) {
 			if err := tb.db.SQL().QueryRowContext(t.Context(), "PRAGMA page_count").Scan(&pages); err != nil {
 				t.Fatal(err)
 			}
-			pragma(t, tb, fmt.Sprintf("PRAGMA max_page_count = %d", pages))
-		}, func(t *testing.T, tb *testBundle) { pragma(t, tb, "PRAGMA max_page_count = 1073741823") })
+			setPragma(t, tb, fmt.Sprintf("PRAGMA max_page_count = %d", pages))
+		}, func(t *testing.T, tb *testBundle) { clearPragma(t, tb, "PRAGMA max_page_count = 1073741823") })
 	})
 	t.Run("read-only", func(t *testing.T) {
 		t.Parallel()
-		testUnwritable(t, func(t *testing.T, tb *testBundle) { setQueryOnly(t, tb, true) },
-			func(t *testing.T, tb *testBundle) { setQueryOnly(t, tb, false) })
+		testUnwritable(t, func(t *testing.T, tb *testBundle) { setPragma(t, tb, "PRAGMA query_only = 1") },
+			func(t *testing.T, tb *testBundle) { clearPragma(t, tb, "PRAGMA query_only = 0") })
 	})
 }
 
@@ -99,53 +99,58 @@ func testUnwritable(t *testing.T, block, free func(*testing.T, *testBundle)) {
 	tb.enroll(t, newDevice(t))
 }
 
-func pragma(t *testing.T, tb *testBundle, q string) {
-	t.Helper()
-	var v int
-	if err := tb.db.SQL().QueryRowContext(t.Context(), q).Scan(&v); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-}
-
-// queryOnlyFiles are the database files every new SQLite connection
-// opens query_only, as a read-only file would be to any connection: the
-// driver replaces a connection whose statement was interrupted (a
-// cancelled wait, a job queue poll), and a pragma set only on the old one
-// would be gone.
-var queryOnlyFiles sync.Map
+// filePragmas holds, by database file, a pragma every new SQLite
+// connection to it runs, as a full disk or a read-only file would meet any
+// connection: the driver replaces a connection whose statement was
+// interrupted (a cancelled wait, a job queue poll), and a pragma set only
+// on the old one would be gone.
+var filePragmas sync.Map
 
 func init() {
 	sqlite.RegisterConnectionHook(func(c sqlite.ExecQuerierContext, dsn string) error {
-		var hit bool
-		queryOnlyFiles.Range(func(k, _ any) bool {
-			hit = hit || strings.Contains(dsn, k.(string)+"?")
-			return !hit
+		var pragma string
+		filePragmas.Range(func(k, v any) bool {
+			if strings.Contains(dsn, k.(string)+"?") {
+				pragma = v.(string)
+				return false
+			}
+			return true
 		})
-		if hit {
-			_, err := c.ExecContext(context.Background(), "PRAGMA query_only = 1", nil)
-			return err
+		if pragma == "" {
+			return nil
 		}
-		return nil
+		_, err := c.ExecContext(context.Background(), pragma, nil)
+		return err
 	})
 }
 
-// setQueryOnly makes tb's database read-only to its connections, the one
-// open now and any opened later, or writable again.
-func setQueryOnly(t *testing.T, tb *testBundle, on bool) {
+// setPragma runs pragma on tb's database connection and on every one
+// opened later; clearPragma stops that and runs undo.
+func setPragma(t *testing.T, tb *testBundle, pragma string) {
+	t.Helper()
+	filePragmas.Store(dbFile(t, tb), pragma)
+	execPragma(t, tb, pragma)
+}
+
+func clearPragma(t *testing.T, tb *testBundle, undo string) {
+	t.Helper()
+	filePragmas.Delete(dbFile(t, tb))
+	execPragma(t, tb, undo)
+}
+
+func dbFile(t *testing.T, tb *testBundle) string {
 	t.Helper()
 	var seq int
 	var name, file string
 	if err := tb.db.SQL().QueryRowContext(t.Context(), "PRAGMA database_list").Scan(&seq, &name, &file); err != nil {
 		t.Fatal(err)
 	}
-	v := "0"
-	if on {
-		queryOnlyFiles.Store(file, true)
-		v = "1"
-	} else {
-		queryOnlyFiles.Delete(file)
-	}
-	if _, err := tb.db.SQL().ExecContext(t.Context(), "PRAGMA query_only = "+v); err != nil {
-		t.Fatalf("query_only = %s: %v", v, err)
+	return file
+}
+
+func execPragma(t *testing.T, tb *testBundle, q string) {
+	t.Helper()
+	if _, err := tb.db.SQL().ExecContext(t.Context(), q); err != nil {
+		t.Fatalf("%s: %v", q, err)
 	}
 }
