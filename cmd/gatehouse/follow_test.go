@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -78,30 +76,12 @@ func (s *liveServer) enroll(t *testing.T, mac string) string {
 	return st.DeviceID
 }
 
-// lockedBuffer is a stderr the command and the test can share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // liveCLI is a command running in the background, its output read line by
 // line as it comes.
 type liveCLI struct {
 	lines  chan string
 	code   chan int
-	stderr *lockedBuffer
+	stderr *syncBuffer
 	cancel context.CancelFunc
 	seen   []string
 }
@@ -110,7 +90,7 @@ func startCLI(t *testing.T, env map[string]string, args ...string) *liveCLI {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r, w := io.Pipe()
-	l := &liveCLI{lines: make(chan string, 1000), code: make(chan int, 1), stderr: &lockedBuffer{}, cancel: cancel}
+	l := &liveCLI{lines: make(chan string, 1000), code: make(chan int, 1), stderr: &syncBuffer{}, cancel: cancel}
 	go func() {
 		code := run(ctx, args, w, l.stderr, func(k string) string { return env[k] })
 		w.Close()
