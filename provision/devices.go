@@ -19,8 +19,8 @@ type ListFilter struct {
 	// Search matches name, hostname, MAC and fingerprint, and the
 	// verification code however it is spaced ("557 546", "557-546").
 	Search string
-	Seen   string           // "active": seen within ActiveWindow; "silent": not since
-	Sort   store.DeviceSort // default newest first
+	Seen   string // "active": seen within ActiveWindow; "silent": not since
+	Sort   string // a store.DeviceSort; default newest first
 	Offset int
 	Limit  int // default 100, at most 1000
 	// Counts asks for DeviceList.Counts too.
@@ -103,12 +103,12 @@ func storeFilter(f ListFilter) (store.DeviceFilter, error) {
 	if f.State != "" && !f.State.Valid() {
 		return store.DeviceFilter{}, gatehouse.Errorf(gatehouse.EINVALID, "unknown state %q", f.State)
 	}
-	if !f.Sort.Valid() {
+	if !store.DeviceSort(f.Sort).Valid() {
 		return store.DeviceFilter{}, gatehouse.Errorf(gatehouse.EINVALID,
 			"sort must be name, state, last_seen or hub, optionally with a leading '-' for descending; not %q", f.Sort)
 	}
 	sf := store.DeviceFilter{State: f.State, Search: f.Search, SearchCode: protocol.NormalizeCode(f.Search),
-		Sort: f.Sort, Offset: f.Offset, Limit: f.Limit}
+		Sort: store.DeviceSort(f.Sort), Offset: f.Offset, Limit: f.Limit}
 	switch f.Seen {
 	case "":
 	case "active":

@@ -8,7 +8,6 @@ import (
 
 	"gatehouse"
 	"gatehouse/provision"
-	"gatehouse/store"
 )
 
 // maxOffset bounds paging: SQLite walks every skipped row, so one huge
@@ -25,7 +24,7 @@ const listBudget = 5 * time.Second
 func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	f := provision.ListFilter{State: gatehouse.State(q.Get("state")), Search: q.Get("q"), Seen: q.Get("seen"),
-		Sort: store.DeviceSort(q.Get("sort"))}
+		Sort: q.Get("sort")}
 	var err error
 	if f.Counts, err = boolParam("counts", q.Get("counts")); err != nil {
 		return err
