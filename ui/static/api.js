@@ -75,11 +75,13 @@ export function forget() { csrf = ''; }
 
 const enc = encodeURIComponent;
 
-export function listDevices({ state, q, seen, limit = 50, offset = 0 } = {}) {
+export function listDevices({ state, q, seen, sort, counts, limit = 50, offset = 0 } = {}) {
   const p = new URLSearchParams();
   if (state) p.set('state', state);
   if (q) p.set('q', q);
   if (seen) p.set('seen', seen);
+  if (sort) p.set('sort', sort);
+  if (counts) p.set('counts', 'true');
   p.set('limit', String(limit));
   p.set('offset', String(offset));
   return request('GET', `/api/v1/devices?${p}`);
