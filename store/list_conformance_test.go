@@ -282,4 +282,13 @@ func testAgentClaims(t *testing.T, db *store.DB, _ *clock) {
 	if len(list) != 1 || list[0].Hostname != "edge-7b" || list[0].AgentVersion != "1.5.0" {
 		t.Errorf("Devices(search edge-7b) = %+v", list)
 	}
+	// A re-key moves the gateway onto the new key's box, and what its agent
+	// says of itself with it.
+	cand := newDevice("dev-03")
+	cand.Hostname, cand.AgentVersion = "edge-7-new", "2.0.0"
+	mustCreate(t, db, cand)
+	inTx(t, db, func(tx *store.Tx) error { return tx.AdoptKey(t.Context(), "dev-01", cand) })
+	if got := mustDevice(t, db, "dev-01"); got.Hostname != "edge-7-new" || got.AgentVersion != "2.0.0" {
+		t.Errorf("after a re-key: hostname %q, agent %q; want the new key's edge-7-new, 2.0.0", got.Hostname, got.AgentVersion)
+	}
 }
