@@ -57,6 +57,12 @@ type Device struct {
 	Hub              string            `json:"hub,omitempty"` // the IoT Hub DPS assigned it to
 	UpdatedAt        time.Time         `json:"updated_at"`
 	Steps            []Step            `json:"steps,omitempty"`
+
+	// Hostname and AgentVersion are what the agent said of itself when it
+	// last enrolled: claims, like the MAC, never proof.
+	Hostname     string `json:"hostname,omitempty"`
+	AgentVersion string `json:"agent_version,omitempty"`
+
 	// Decommission is the device's removal from the backends, once asked.
 	Decommission *Decommission `json:"decommission,omitempty"`
 	// SameMAC and SameCode flag a pending device that other pending devices

@@ -111,10 +111,18 @@ func version() string {
 
 // ListOptions selects a page of devices; zero values mean "server default".
 type ListOptions struct {
-	State  gatehouse.State
+	State gatehouse.State
+	// Search matches name, hostname, MAC, fingerprint and the verification
+	// code however it is spaced.
 	Search string
+	Seen   string // "active" or "silent"
+	// Sort is name, state, last_seen or hub, with a leading '-' for
+	// descending; empty is newest first.
+	Sort   string
 	Limit  int
 	Offset int
+	// Counts asks for DeviceList.Counts.
+	Counts bool
 }
 
 // DeviceList is one page of devices and how many match in all.
@@ -125,24 +133,39 @@ type DeviceList struct {
 	// past the cap, gateways not seen before are refused.
 	PendingTotal int `json:"pending_total"`
 	PendingCap   int `json:"pending_cap"`
+	// Counts, with ListOptions.Counts, is how many match the search in
+	// each state, whatever ListOptions.State says.
+	Counts map[gatehouse.State]int `json:"counts,omitempty"`
 }
 
-// ListDevices returns a page of devices, newest first.
+// ListDevices returns a page of devices, newest first unless opts.Sort
+// says otherwise.
 func (c *Client) ListDevices(ctx context.Context, opts ListOptions) (*DeviceList, error) {
-	q := url.Values{}
-	setParam(q, "state", string(opts.State))
-	setParam(q, "q", opts.Search)
+	q := opts.filter()
 	if opts.Limit != 0 {
 		q.Set("limit", strconv.Itoa(opts.Limit))
 	}
 	if opts.Offset != 0 {
 		q.Set("offset", strconv.Itoa(opts.Offset))
 	}
+	if opts.Counts {
+		q.Set("counts", "true")
+	}
 	var out DeviceList
 	if err := c.do(ctx, http.MethodGet, "/api/v1/devices", q, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// filter is the options' filter and order as query parameters.
+func (opts ListOptions) filter() url.Values {
+	q := url.Values{}
+	setParam(q, "state", string(opts.State))
+	setParam(q, "q", opts.Search)
+	setParam(q, "seen", opts.Seen)
+	setParam(q, "sort", opts.Sort)
+	return q
 }
 
 func setParam(q url.Values, key, value string) {

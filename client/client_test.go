@@ -109,6 +109,8 @@ func TestListDevicesQuery(t *testing.T) {
 		{"defaults", client.ListOptions{}, ""},
 		{"all", client.ListOptions{State: gatehouse.StatePending, Search: "gw 01&x", Limit: 5, Offset: 10},
 			"limit=5&offset=10&q=gw+01%26x&state=pending"},
+		{"sorted, counted", client.ListOptions{Search: "557 546", Seen: "active", Sort: "-last_seen", Counts: true},
+			"counts=true&q=557+546&seen=active&sort=-last_seen"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

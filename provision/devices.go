@@ -9,16 +9,22 @@ import (
 	"github.com/riverqueue/river"
 
 	"gatehouse"
+	"gatehouse/protocol"
 	"gatehouse/store"
 )
 
 // ListFilter selects devices for an operator.
 type ListFilter struct {
-	State  gatehouse.State
+	State gatehouse.State
+	// Search matches name, hostname, MAC and fingerprint, and the
+	// verification code however it is spaced ("557 546", "557-546").
 	Search string
 	Seen   string // "active": seen within ActiveWindow; "silent": not since
+	Sort   string // a store.DeviceSort; default newest first
 	Offset int
 	Limit  int // default 100, at most 1000
+	// Counts asks for DeviceList.Counts too.
+	Counts bool
 }
 
 // ActiveWindow is how recently a gateway must have been heard from to count
@@ -35,33 +41,27 @@ type DeviceList struct {
 	// refused, so the page warns operators as it nears.
 	PendingTotal int `json:"pending_total"`
 	PendingCap   int `json:"pending_cap"`
+	// Counts, when asked for, is how many match the filter in each state,
+	// whatever its state: what choosing each state would list.
+	Counts map[gatehouse.State]int `json:"counts,omitempty"`
 }
 
-// ListDevices returns a page of devices, newest first.
+// ListDevices returns a page of devices, newest first unless f.Sort says
+// otherwise.
 func (s *Service) ListDevices(ctx context.Context, f ListFilter) (*DeviceList, error) {
-	if f.State != "" && !f.State.Valid() {
-		return nil, gatehouse.Errorf(gatehouse.EINVALID, "unknown state %q", f.State)
-	}
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
 	if f.Limit > 1000 || f.Offset < 0 {
 		return nil, gatehouse.Errorf(gatehouse.EINVALID, "limit must be 1-1000 and offset not negative")
 	}
-	sf := store.DeviceFilter{State: f.State, Search: f.Search, Offset: f.Offset, Limit: f.Limit}
-	switch f.Seen {
-	case "":
-	case "active":
-		sf.SeenAfter = time.Now().Add(-ActiveWindow)
-	case "silent":
-		sf.SeenBefore = time.Now().Add(-ActiveWindow)
-	default:
-		return nil, gatehouse.Errorf(gatehouse.EINVALID, "seen must be active or silent, not %q", f.Seen)
+	sf, err := storeFilter(f)
+	if err != nil {
+		return nil, err
 	}
 	var out DeviceList
-	err := s.db.View(ctx, func(tx *store.Tx) error {
-		var err error
-		if out.Devices, out.Total, err = tx.Devices(ctx, sf); err != nil {
+	err = s.db.View(ctx, func(tx *store.Tx) error {
+		if err := listPage(ctx, tx, sf, f.Counts, &out); err != nil {
 			return err
 		}
 		if err := s.countPending(ctx, tx, sf, &out); err != nil {
@@ -76,6 +76,90 @@ func (s *Service) ListDevices(ctx context.Context, f ListFilter) (*DeviceList, e
 		out.Devices = []*gatehouse.Device{}
 	}
 	return &out, err
+}
+
+// listPage reads a page and its total, which the counts give when asked
+// for (saving one count of the matching devices).
+func listPage(ctx context.Context, tx *store.Tx, sf store.DeviceFilter, counts bool, out *DeviceList) error {
+	var err error
+	if !counts {
+		out.Devices, out.Total, err = tx.Devices(ctx, sf)
+		return err
+	}
+	if out.Counts, err = tx.DeviceCounts(ctx, sf); err != nil {
+		return err
+	}
+	for st, n := range out.Counts {
+		if sf.State == "" || st == sf.State {
+			out.Total += n
+		}
+	}
+	out.Devices, err = tx.DevicePage(ctx, sf)
+	return err
+}
+
+// storeFilter checks an operator's filter and makes it the store's.
+func storeFilter(f ListFilter) (store.DeviceFilter, error) {
+	if f.State != "" && !f.State.Valid() {
+		return store.DeviceFilter{}, gatehouse.Errorf(gatehouse.EINVALID, "unknown state %q", f.State)
+	}
+	if !store.DeviceSort(f.Sort).Valid() {
+		return store.DeviceFilter{}, gatehouse.Errorf(gatehouse.EINVALID,
+			"sort must be name, state, last_seen or hub, optionally with a leading '-' for descending; not %q", f.Sort)
+	}
+	sf := store.DeviceFilter{State: f.State, Search: f.Search, SearchCode: protocol.NormalizeCode(f.Search),
+		Sort: store.DeviceSort(f.Sort), Offset: f.Offset, Limit: f.Limit}
+	switch f.Seen {
+	case "":
+	case "active":
+		sf.SeenAfter = time.Now().Add(-ActiveWindow)
+	case "silent":
+		sf.SeenBefore = time.Now().Add(-ActiveWindow)
+	default:
+		return store.DeviceFilter{}, gatehouse.Errorf(gatehouse.EINVALID, "seen must be active or silent, not %q", f.Seen)
+	}
+	return sf, nil
+}
+
+// exportBatch is how many devices one transaction of an export reads: on
+// SQLite each holds the one connection enrollments wait for, so a fleet's
+// export takes many short turns rather than one long one.
+const exportBatch = 500
+
+// ExportDevices calls each for every device f matches (not a page: f's
+// Offset and Limit are not used), in f's order, as ListDevices shows them
+// (hub, last step; no step outputs). It reads in batches, each in a
+// transaction of its own, walking by cursor so a device added or removed
+// meanwhile is neither repeated nor makes another be skipped. each may
+// stop the export by returning an error, which ExportDevices returns.
+func (s *Service) ExportDevices(ctx context.Context, f ListFilter, each func(*gatehouse.Device) error) error {
+	f.Offset, f.Limit = 0, exportBatch
+	sf, err := storeFilter(f)
+	if err != nil {
+		return err
+	}
+	var cur *store.DeviceCursor
+	for {
+		var batch []*gatehouse.Device
+		err := s.db.View(ctx, func(tx *store.Tx) error {
+			var err error
+			if batch, cur, err = tx.DevicesAfter(ctx, sf, cur); err != nil {
+				return err
+			}
+			return s.attachSteps(ctx, tx, batch)
+		})
+		if err != nil {
+			return err
+		}
+		for _, d := range batch {
+			if err := each(d); err != nil {
+				return err
+			}
+		}
+		if cur == nil {
+			return nil
+		}
+	}
 }
 
 // countPending fills in the pending queue's size, which the Pending page's

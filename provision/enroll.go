@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gatehouse"
 	"gatehouse/protocol"
@@ -80,6 +83,9 @@ func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, req proto
 				return "", false, err
 			}
 		}
+		if err := tx.SetAgentClaims(ctx, k.DeviceID, claim(req.Hostname, maxHostname), claim(req.AgentVersion, maxAgentVersion)); err != nil {
+			return "", false, err
+		}
 		return k.DeviceID, false, tx.TouchDevice(ctx, k.DeviceID, addr, 0)
 	}
 	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
@@ -89,7 +95,8 @@ func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, req proto
 		return "", false, err
 	}
 	d := &gatehouse.Device{ID: newID(), State: gatehouse.StatePending, MAC: mac, Fingerprint: sig.Fingerprint,
-		VerificationCode: code, SourceAddr: addr}
+		VerificationCode: code, SourceAddr: addr,
+		Hostname: claim(req.Hostname, maxHostname), AgentVersion: claim(req.AgentVersion, maxAgentVersion)}
 	key := gatehouse.DeviceKey{Fingerprint: sig.Fingerprint, KeyType: sig.KeyType, PublicKey: sig.PublicKey,
 		SealKey: req.SealKey, CSR: req.CSR}
 	if err := tx.CreateDevice(ctx, d, key); err != nil {
@@ -100,6 +107,33 @@ func enrollTx(ctx context.Context, tx *store.Tx, sig *protocol.Signed, req proto
 	}
 	detail := "mac " + mac + ", " + sig.KeyType + " key " + sig.Fingerprint[:16] + ", from " + addr
 	return d.ID, true, tx.AddEvent(ctx, gatehouse.Event{DeviceID: d.ID, Kind: "enrolled", Detail: detail})
+}
+
+// Bounds on what an agent says of itself: a DNS name's longest, and more
+// than any version string needs.
+const (
+	maxHostname     = 253
+	maxAgentVersion = 64
+)
+
+// claim is a hostname or version as the agent sent it, made fit to show:
+// without control characters or invalid UTF-8 (which could reorder or
+// hide text in a page or a terminal) and at most limit runes. It is never
+// refused: a gateway's odd hostname must not keep it from enrolling.
+func claim(s string, limit int) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range strings.TrimSpace(s) {
+		if n == limit {
+			break
+		}
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			continue
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
 }
 
 // checkCSR accepts no CSR, or one that parses and is signed by its own key.

@@ -19,10 +19,23 @@ const maxOffset = 1_000_000
 // listBudget is how long one listing may use the database.
 const listBudget = 5 * time.Second
 
+// handleListDevices answers a page of devices as JSON, or with
+// format=csv every device the filter matches as a CSV download.
 func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := provision.ListFilter{State: gatehouse.State(q.Get("state")), Search: q.Get("q"), Seen: q.Get("seen")}
+	f := provision.ListFilter{State: gatehouse.State(q.Get("state")), Search: q.Get("q"), Seen: q.Get("seen"),
+		Sort: q.Get("sort")}
 	var err error
+	if f.Counts, err = boolParam("counts", q.Get("counts")); err != nil {
+		return err
+	}
+	switch q.Get("format") {
+	case "", "json":
+	case "csv":
+		return s.exportCSV(w, r, f)
+	default:
+		return gatehouse.Errorf(gatehouse.EINVALID, "format must be json or csv, not %q", q.Get("format"))
+	}
 	if f.Limit, err = intParam(q.Get("limit")); err != nil {
 		return err
 	}
@@ -42,6 +55,17 @@ func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	return writeJSON(w, http.StatusOK, list)
+}
+
+func boolParam(name, v string) (bool, error) {
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, gatehouse.Errorf(gatehouse.EINVALID, "%s must be true or false, not %q", name, v)
+	}
+	return b, nil
 }
 
 func intParam(v string) (int, error) {

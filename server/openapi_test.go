@@ -21,6 +21,7 @@ import (
 	"gatehouse/audit"
 	"gatehouse/protocol"
 	"gatehouse/provision"
+	"gatehouse/store"
 )
 
 func loadOpenAPI(t *testing.T) *openapi3.T {
@@ -280,6 +281,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	}{
 		{"Device", device},
 		{"DeviceList", &provision.DeviceList{Devices: []*gatehouse.Device{device}, Total: 1}},
+		{"DeviceList", &provision.DeviceList{Devices: []*gatehouse.Device{device}, Total: 1,
+			Counts: map[gatehouse.State]int{gatehouse.StateProvisioning: 1, gatehouse.StatePending: 0}}},
 		{"DeviceList", &provision.DeviceList{Devices: []*gatehouse.Device{}}},
 		{"EventList", map[string]any{"events": []gatehouse.Event{{ID: 7, DeviceID: device.ID, At: time.Now(), Kind: "approved", Actor: "token:alice", Detail: "named gw-01"}}}},
 		{"Error", errBody},
@@ -357,6 +360,7 @@ func sampleDevice() *gatehouse.Device {
 	return &gatehouse.Device{
 		ID: "x57caa5lsobd", State: gatehouse.StateProvisioning, Name: "gw-01", MAC: "02:00:00:00:00:01",
 		Fingerprint: strings.Repeat("ab", 32), KeyType: "rsa-3072", VerificationCode: "012345", SourceAddr: "192.0.2.1",
+		Hostname: "edge-7", AgentVersion: "1.4.0",
 		FirstSeen: now, LastSeen: now, ApprovedBy: "token:alice", ApprovedAt: &now, Reason: "dps: 429", UpdatedAt: now,
 		SameMAC: []string{"x57caa5lsobe"}, SameCode: []string{"x57caa5lsobf"},
 		Steps: []gatehouse.Step{{
@@ -404,4 +408,31 @@ func sampleNotReady() notReady {
 	body := notReady{Status: "not ready", Reason: notReadySchema}
 	body.Error.Code, body.Error.Message = gatehouse.EUNAVAILABLE, "behind"
 	return body
+}
+
+// TestOpenAPIListSorts keeps the list's sort enum equal to the orders the
+// store knows (bar the default, which is no sort parameter at all).
+func TestOpenAPIListSorts(t *testing.T) {
+	op := loadOpenAPI(t).Paths.Value("/api/v1/devices").Get
+	p := op.Parameters.GetByInAndName(openapi3.ParameterInQuery, "sort")
+	if p == nil {
+		t.Fatal("GET /api/v1/devices has no sort parameter")
+	}
+	var got, want []string
+	for _, v := range p.Schema.Value.Enum {
+		got = append(got, v.(string))
+	}
+	for _, s := range store.DeviceSorts {
+		if s != store.SortNewest {
+			want = append(want, string(s))
+		}
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("sort enum = %q, want %q", got, want)
+	}
+	if op.Responses.Status(http.StatusOK).Value.Content.Get("text/csv") == nil {
+		t.Error("GET /api/v1/devices does not document its text/csv answer")
+	}
 }

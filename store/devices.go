@@ -12,20 +12,22 @@ import (
 )
 
 const deviceColumns = `d.id, d.state, COALESCE(d.name, ''), d.mac, d.fingerprint, d.verification_code, k.key_type, d.source_addr,
-	d.first_seen, d.last_seen, d.approved_by, d.approved_at, d.reason, d.labels, d.updated_at`
+	d.first_seen, d.last_seen, d.approved_by, d.approved_at, d.reason, d.labels, d.updated_at, d.hostname, d.agent_version`
 
 const deviceFrom = ` FROM devices d JOIN device_keys k ON k.fingerprint = d.fingerprint`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-func scanDevice(s rowScanner) (*gatehouse.Device, error) {
+// scanDevice reads deviceColumns, and into extra what the query selects
+// after them.
+func scanDevice(s rowScanner, extra ...any) (*gatehouse.Device, error) {
 	var d gatehouse.Device
 	var first, last, updated int64
 	var approvedAt sql.NullInt64
 	var labels string
-	err := s.Scan(&d.ID, &d.State, &d.Name, &d.MAC, &d.Fingerprint, &d.VerificationCode, &d.KeyType, &d.SourceAddr,
-		&first, &last, &d.ApprovedBy, &approvedAt, &d.Reason, &labels, &updated)
-	if err != nil {
+	dest := []any{&d.ID, &d.State, &d.Name, &d.MAC, &d.Fingerprint, &d.VerificationCode, &d.KeyType, &d.SourceAddr,
+		&first, &last, &d.ApprovedBy, &approvedAt, &d.Reason, &labels, &updated, &d.Hostname, &d.AgentVersion}
+	if err := s.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(labels), &d.Labels); err != nil {
@@ -40,13 +42,14 @@ func scanDevice(s rowScanner) (*gatehouse.Device, error) {
 }
 
 // CreateDevice inserts a new device together with the key it enrolled with,
-// and its verification code if set.
+// and its verification code, hostname and agent version if set.
 func (tx *Tx) CreateDevice(ctx context.Context, d *gatehouse.Device, k gatehouse.DeviceKey) error {
 	d.FirstSeen, d.LastSeen, d.UpdatedAt = tx.now, tx.now, tx.now
 	_, err := tx.q.ExecContext(ctx, `INSERT INTO devices
-		(id, state, mac, fingerprint, verification_code, source_addr, first_seen, last_seen, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.ID, d.State, d.MAC, d.Fingerprint, d.VerificationCode, d.SourceAddr, micros(tx.now), micros(tx.now), micros(tx.now))
+		(id, state, mac, fingerprint, verification_code, source_addr, first_seen, last_seen, updated_at, hostname, agent_version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.State, d.MAC, d.Fingerprint, d.VerificationCode, d.SourceAddr, micros(tx.now), micros(tx.now), micros(tx.now),
+		d.Hostname, d.AgentVersion)
 	if err != nil {
 		return translate(err, "device")
 	}
@@ -79,6 +82,16 @@ func (tx *Tx) UpdateKeyRequest(ctx context.Context, fingerprint string, sealKey 
 	return translate(err, "device key")
 }
 
+// SetAgentClaims records the hostname and agent version a device's agent
+// sent with its enrollment. Unchanged ones (every restart of the same
+// agent) write nothing.
+func (tx *Tx) SetAgentClaims(ctx context.Context, id, hostname, agentVersion string) error {
+	_, err := tx.q.ExecContext(ctx, `UPDATE devices SET hostname = ?, agent_version = ?
+		WHERE id = ? AND (hostname <> ? OR agent_version <> ?)`,
+		hostname, agentVersion, id, hostname, agentVersion)
+	return translate(err, "device")
+}
+
 // TouchDevice records that a device was seen now from addr, unless it was
 // already recorded as seen less than every ago: long polls would otherwise
 // write on every round.
@@ -107,36 +120,54 @@ func (tx *Tx) Device(ctx context.Context, id string) (*gatehouse.Device, error) 
 
 // DeviceFilter selects devices. Zero fields do not filter.
 type DeviceFilter struct {
-	State      gatehouse.State
-	Search     string    // substring of name, MAC or fingerprint
+	State  gatehouse.State
+	Search string // substring of name, hostname, MAC or fingerprint
+	// SearchCode, with Search, also matches devices whose verification
+	// code holds it: Search as digits alone, which the caller works out
+	// (the spacing a person types a code with is no concern of the store).
+	SearchCode string
 	SeenAfter  time.Time // last seen at or after
 	SeenBefore time.Time // last seen before
+	Sort       DeviceSort
 	Offset     int
 	Limit      int
 }
 
-// Devices lists devices, newest first, and the total that match the filter.
+// Devices lists devices in f.Sort's order (newest first by default) and
+// the total that match the filter.
 func (tx *Tx) Devices(ctx context.Context, f DeviceFilter) ([]*gatehouse.Device, int, error) {
 	where, args := deviceWhere(f)
 	var total int
 	if err := tx.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices d`+where, args...).Scan(&total); err != nil {
 		return nil, 0, translate(err, "devices")
 	}
-	rows, err := tx.q.QueryContext(ctx, `SELECT `+deviceColumns+deviceFrom+where+
-		` ORDER BY d.first_seen DESC, d.id LIMIT ? OFFSET ?`, append(args, noLimit(f.Limit), f.Offset)...)
+	out, err := tx.DevicePage(ctx, f)
+	return out, total, err
+}
+
+// DevicePage is Devices without the total, for a caller that counted
+// otherwise (DeviceCounts).
+func (tx *Tx) DevicePage(ctx context.Context, f DeviceFilter) ([]*gatehouse.Device, error) {
+	keys, err := tx.sortKeys(f.Sort)
 	if err != nil {
-		return nil, 0, translate(err, "devices")
+		return nil, err
+	}
+	where, args := deviceWhere(f)
+	rows, err := tx.q.QueryContext(ctx, `SELECT `+deviceColumns+deviceFrom+where+orderBy(keys)+` LIMIT ? OFFSET ?`,
+		append(args, noLimit(f.Limit), f.Offset)...)
+	if err != nil {
+		return nil, translate(err, "devices")
 	}
 	defer rows.Close()
 	var out []*gatehouse.Device
 	for rows.Next() {
 		d, err := scanDevice(rows)
 		if err != nil {
-			return nil, 0, translate(err, "devices")
+			return nil, translate(err, "devices")
 		}
 		out = append(out, d)
 	}
-	return out, total, translate(rows.Err(), "devices")
+	return out, translate(rows.Err(), "devices")
 }
 
 func deviceWhere(f DeviceFilter) (string, []any) {
@@ -152,14 +183,25 @@ func deviceWhere(f DeviceFilter) (string, []any) {
 		conds, args = append(conds, "d.last_seen < ?"), append(args, micros(f.SeenBefore))
 	}
 	if f.Search != "" {
-		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(f.Search)) + "%"
-		conds = append(conds, `(lower(d.name) LIKE ? ESCAPE '\' OR lower(d.mac) LIKE ? ESCAPE '\' OR lower(d.fingerprint) LIKE ? ESCAPE '\')`)
-		args = append(args, like, like, like)
+		like := likePattern(f.Search)
+		cond := `(lower(d.name) LIKE ? ESCAPE '\' OR lower(d.hostname) LIKE ? ESCAPE '\' OR lower(d.mac) LIKE ? ESCAPE '\' OR lower(d.fingerprint) LIKE ? ESCAPE '\'`
+		args = append(args, like, like, like, like)
+		if f.SearchCode != "" {
+			cond += ` OR d.verification_code LIKE ? ESCAPE '\'`
+			args = append(args, likePattern(f.SearchCode))
+		}
+		conds = append(conds, cond+")")
 	}
 	if len(conds) == 0 {
 		return "", nil
 	}
 	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// likePattern matches s anywhere, case aside, with LIKE's wildcards in s
+// taken literally.
+func likePattern(s string) string {
+	return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(s)) + "%"
 }
 
 // DeviceUpdate changes a device. Nil fields are left as they are.

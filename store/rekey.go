@@ -126,9 +126,10 @@ func (tx *Tx) eachIn(ctx context.Context, q string, ids []string, visit func(row
 
 // AdoptKey moves a re-key candidate's key onto the gateway it replaces the
 // key of: the gateway's current key is marked replaced, the candidate's
-// key becomes the gateway's (with its code, address and last contact), its
-// timeline joins the gateway's, and the candidate row goes. The gateway's
-// bundle is unacknowledged again, to be delivered to the new key.
+// key becomes the gateway's (with its code, address, last contact and what
+// its agent said of itself), its timeline joins the gateway's, and the
+// candidate row goes. The gateway's bundle is unacknowledged again, to be
+// delivered to the new key.
 func (tx *Tx) AdoptKey(ctx context.Context, gatewayID string, cand *gatehouse.Device) error {
 	now := micros(tx.now)
 	for _, q := range []struct {
@@ -138,8 +139,9 @@ func (tx *Tx) AdoptKey(ctx context.Context, gatewayID string, cand *gatehouse.De
 		{`UPDATE device_keys SET replaced_at = ? WHERE device_id = ? AND replaced_at IS NULL`, []any{now, gatewayID}},
 		{`UPDATE device_keys SET device_id = ? WHERE device_id = ?`, []any{gatewayID, cand.ID}},
 		{`UPDATE devices SET fingerprint = ?, verification_code = ?, source_addr = ?, last_seen = ?, acked_at = NULL,
-			reason = '', updated_at = ? WHERE id = ?`,
-			[]any{cand.Fingerprint, cand.VerificationCode, cand.SourceAddr, micros(cand.LastSeen), now, gatewayID}},
+			reason = '', updated_at = ?, hostname = ?, agent_version = ? WHERE id = ?`,
+			[]any{cand.Fingerprint, cand.VerificationCode, cand.SourceAddr, micros(cand.LastSeen), now,
+				cand.Hostname, cand.AgentVersion, gatewayID}},
 		{`UPDATE device_events SET device_id = ? WHERE device_id = ?`, []any{gatewayID, cand.ID}},
 		{`UPDATE devices SET rekey_of = NULL WHERE rekey_of = ? AND id = ?`, []any{gatewayID, cand.ID}},
 		{`DELETE FROM devices WHERE id = ?`, []any{cand.ID}},

@@ -148,6 +148,7 @@ type Tx struct {
 	jobs     queue
 	now      time.Time
 	enqueued bool // a job was enqueued: tell the queue once committed
+	pg       bool // PostgreSQL: the few expressions the dialects spell apart
 }
 
 // Now is the transaction's time.
@@ -178,7 +179,7 @@ func (d *DB) run(ctx context.Context, begin func(context.Context) (txHandle, err
 	defer h.rollback(context.WithoutCancel(ctx))
 	// The clock is cut to the precision rows keep, so tx.Now() and the times
 	// set on values written in the transaction equal what is read back.
-	tx := &Tx{q: h.querier(), h: h, jobs: d.jobs, now: d.Now().UTC().Truncate(time.Microsecond)}
+	tx := &Tx{q: h.querier(), h: h, jobs: d.jobs, now: d.Now().UTC().Truncate(time.Microsecond), pg: d.Postgres()}
 	if err := fn(tx); err != nil {
 		return err
 	}

@@ -127,6 +127,13 @@ func runConformance(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"PendingFrom/OK", testPendingFrom},
 		{"PendingSeenBefore/OK", testPendingSeenBefore},
 		{"DeleteDevices/OK", testDeleteDevices},
+		{"Devices/Sort", testDevicesSort},
+		{"Devices/SearchCode", testDevicesSearchCode},
+		{"Devices/SearchCodeMany", testDevicesSearchCodeMany},
+		{"DevicesAfter/Walk", testDevicesAfter},
+		{"DevicesAfter/Changes", testDevicesAfterChanges},
+		{"DeviceCounts/OK", testDeviceCounts},
+		{"AgentClaims/OK", testAgentClaims},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -86,11 +86,13 @@ export function onPendingTotal(fn) { pendingTotal = fn; }
 let listsAsked = 0;
 let listsTold = 0;
 
-export async function listDevices({ state, q, seen, limit = 50, offset = 0 } = {}) {
+export async function listDevices({ state, q, seen, sort, counts, limit = 50, offset = 0 } = {}) {
   const p = new URLSearchParams();
   if (state) p.set('state', state);
   if (q) p.set('q', q);
   if (seen) p.set('seen', seen);
+  if (sort) p.set('sort', sort);
+  if (counts) p.set('counts', 'true');
   p.set('limit', String(limit));
   p.set('offset', String(offset));
   const asked = ++listsAsked;
