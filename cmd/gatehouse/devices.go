@@ -66,9 +66,11 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 }
 
 func devicesList(ctx context.Context, args []string, dio deviceIO) int {
-	cmd := newDeviceCmd("list [--state S] [--search Q] [--limit N] [--offset N] [--watch]", dio)
+	cmd := newDeviceCmd("list [--state S] [--search Q] [--sort KEY] [--limit N] [--offset N] [--watch | --csv]", dio)
 	state := cmd.fs.String("state", "", "only gateways in this state: "+stateNames())
-	search := cmd.fs.String("search", "", "only gateways whose name, MAC or fingerprint contains this text")
+	search := cmd.fs.String("search", "", "only gateways whose name, MAC, hostname, fingerprint or verification code (spaces ignored) contains this text")
+	sort := cmd.fs.String("sort", "", "order by name, state, last_seen or hub; a leading '-' reverses (default: newest first)")
+	csv := cmd.fs.Bool("csv", false, "print every matching gateway as CSV, as the page's export does (--limit and --offset do not apply)")
 	limit := cmd.fs.Int("limit", 0, "at most this many gateways (server default 100, at most 1000)")
 	offset := cmd.fs.Int("offset", 0, "skip this many gateways, for paging")
 	watch := cmd.fs.Bool("watch", false, "keep the list on screen and show it again whenever a gateway changes, until Ctrl-C")
@@ -79,12 +81,18 @@ func devicesList(ctx context.Context, args []string, dio deviceIO) int {
 		if *limit < 0 || *offset < 0 {
 			return usageErrorf("--limit and --offset must not be negative")
 		}
+		if *csv && *watch {
+			return usageErrorf("--csv and --watch do not go together")
+		}
 		return nil
 	})
 	if err != nil {
 		return cmd.exit(err)
 	}
-	opts := client.ListOptions{State: gatehouse.State(*state), Search: *search, Limit: *limit, Offset: *offset}
+	opts := client.ListOptions{State: gatehouse.State(*state), Search: *search, Sort: *sort, Limit: *limit, Offset: *offset}
+	if *csv {
+		return cmd.exit(c.ExportDevices(ctx, opts, cmd.stdout))
+	}
 	if *watch {
 		return cmd.exit(watchList(ctx, c, cmd, opts))
 	}

@@ -490,3 +490,27 @@ func TestDevicesApproveLabels(t *testing.T) {
 		t.Errorf("bad label: exit %d, stderr %s", code, errOut)
 	}
 }
+
+// TestDevicesListCSV: --csv asks the list API for its CSV export with the
+// same filter and sort, and writes the answer as it comes.
+func TestDevicesListCSV(t *testing.T) {
+	const csv = "id,state,name\naaaabbbbcccc,pending,\n"
+	api := newFakeAPI(t, map[string]http.HandlerFunc{"GET /api/v1/devices": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/csv")
+		io.WriteString(w, csv)
+	}})
+	code, out, errOut := runCLI(t, envFor(api), "list", "--state", "pending", "--sort", "-last_seen", "--csv", "--limit", "5")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errOut)
+	}
+	if out != csv {
+		t.Errorf("stdout %q, want the server's CSV as it is", out)
+	}
+	want := []request{{Method: "GET", Path: "/api/v1/devices", Query: "format=csv&sort=-last_seen&state=pending"}}
+	if got := api.requests(); !reflect.DeepEqual(got, want) {
+		t.Errorf("requests = %+v, want %+v", got, want)
+	}
+	if code, _, errOut := runCLI(t, envFor(api), "list", "--csv", "--watch"); code != 2 || !strings.Contains(errOut, "do not go together") {
+		t.Errorf("--csv --watch: exit %d, %s", code, errOut)
+	}
+}
