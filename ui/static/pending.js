@@ -59,7 +59,7 @@ export function pendingView(main, ctx) {
   });
 
   const search = searchBox({
-    id: 'pending-search', label: 'Search', placeholder: 'MAC or fingerprint', value: state.q,
+    id: 'pending-search', label: 'Search', placeholder: 'MAC, hostname, fingerprint or code', value: state.q,
     onChange: (q) => { state.q = q; state.offset = 0; saveParams(); load(); },
   });
   const filter = seenFilter(state.seen, (seen) => { state.seen = seen; state.offset = 0; saveParams(); load(); });
