@@ -59,6 +59,8 @@ type setupOpts struct {
 	loginBurst  int
 
 	pollInterval time.Duration // how often job workers poll; default 10 ms
+
+	afterApprove func(deviceID string) // Server.AfterApproveCommit; default none
 }
 
 func setup(t *testing.T) *testBundle {
@@ -101,6 +103,7 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 	srv := server.New(svc)
 	srv.Addr, srv.LongPoll = "127.0.0.1:0", o.longPoll
 	srv.TLS, srv.Logger, srv.StreamRecheck, srv.Metrics = o.tls, o.logger, o.recheck, m
+	srv.AfterApproveCommit = o.afterApprove
 	if o.deviceRate != 0 {
 		srv.DeviceRate, srv.DeviceBurst = o.deviceRate, o.deviceBurst
 	}
