@@ -182,11 +182,10 @@ func (c *crashRun) run(ctx context.Context, r *Result) error {
 	if err := c.waitPending(ctx); err != nil {
 		return err
 	}
-	if err := c.decideUnderKills(ctx); err != nil {
-		return err
-	}
-	slowest, err := c.awaitAgents(ctx)
+	slowest, err := c.decideAndWait(ctx)
 	// Every approval has ended, so the server no longer dies on its own.
+	// A death the hook did not cause may be why the decisions failed, so
+	// the watch's errors come with theirs.
 	err = errors.Join(err, c.stopWatch())
 	c.stopWatch = nil
 	if err != nil {
@@ -198,6 +197,15 @@ func (c *crashRun) run(ctx context.Context, r *Result) error {
 	}
 	c.note(r, slowest, hook)
 	return errors.Join(c.count(ctx, r), c.checkHookKills(hook))
+}
+
+// decideAndWait makes every decision under kills, then waits for the
+// agents; it returns the slowest agent's time after the last round.
+func (c *crashRun) decideAndWait(ctx context.Context) (time.Duration, error) {
+	if err := c.decideUnderKills(ctx); err != nil {
+		return 0, err
+	}
+	return c.awaitAgents(ctx)
 }
 
 // startMenderClients starts each gateway's Mender client, which asks
