@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"gatehouse"
 	"gatehouse/agent"
+	"gatehouse/internal/pgtest"
 	"gatehouse/simulate"
 )
 
@@ -17,24 +20,51 @@ func init() {
 		Name:  "crash",
 		About: "provisions while gatehouse serve is SIGKILLed at random and restarted on its database: nothing lost or doubled in bundles, backends or the audit log",
 		Order: 10,
-		Run:   runCrash,
+		Run: func(ctx context.Context, h *Harness, size Size) (*Result, error) {
+			return runCrash(ctx, h, size, "")
+		},
+	})
+	register(Scenario{
+		Name:  "crash-pg",
+		About: "crash on PostgreSQL, in a schema of its own (needs " + pgtest.Env + "; skipped without it)",
+		Order: 11,
+		Run:   runCrashPG,
 	})
 }
 
 // crashSize is how big a crash run is.
 type crashSize struct {
 	gateways int
-	kills    int // at least this many
+	kills    int // at least this many, besides the approval hook's
 	// edge: each provisioned gateway registers with DPS as IoT Edge would,
 	// and the run waits for the IoT Hub follow-up to configure it. The
 	// hub's identity quota (100 calls a minute, which each approval's name
 	// check also draws on) makes that minutes, so a short run leaves it out.
 	edge bool
+	// afterCommit is the fraction of approvals after whose commit serve
+	// kills itself before answering (killAfterApproveEnv): the operator
+	// gets no answer to an approval that took.
+	afterCommit float64
 }
 
 func crashSizeOf(s Size) crashSize {
-	return crashSize{gateways: s.Pick(60, 1000), kills: s.Pick(6, 25), edge: !s.Short}
+	// A short run's fraction is higher so that its 58 approvals all but
+	// surely see a few such kills; a full run's still makes dozens.
+	afterCommit := 0.05
+	if s.Short {
+		afterCommit = 0.1
+	}
+	return crashSize{gateways: s.Pick(60, 1000), kills: s.Pick(6, 25), edge: !s.Short, afterCommit: afterCommit}
 }
+
+// killAfterApproveEnv switches on serve's test hook that SIGKILLs it after
+// an approval's commit, before the answer (cmd/gatehouse/killhook.go), and
+// killAfterApproveLine starts the line it writes to stderr first, naming
+// the device.
+const (
+	killAfterApproveEnv  = "GATEHOUSE_TEST_KILL_AFTER_APPROVE"
+	killAfterApproveLine = "gatehouse: " + killAfterApproveEnv + ": test hook: SIGKILL after the approval commit of "
+)
 
 // dismissEvery: one gateway in this many is dismissed, not approved.
 const dismissEvery = 25
@@ -49,6 +79,9 @@ type crashRun struct {
 	kill *killer
 	rng  *lockedRand
 	seed uint64
+	// stopWatch ends the restarts after the server's own deaths and
+	// returns what went wrong with them.
+	stopWatch func() error
 
 	gws       []*Gateway
 	menders   map[string]*simulate.MenderClient // by MAC
@@ -62,10 +95,12 @@ type agentDone struct {
 	at  time.Time
 }
 
-func runCrash(ctx context.Context, h *Harness, size Size) (*Result, error) {
+// runCrash runs the scenario on db, a postgres:// URL, or on a SQLite file
+// in the scratch directory when db is empty.
+func runCrash(ctx context.Context, h *Harness, size Size, db string) (*Result, error) {
 	start := time.Now()
 	r := &Result{}
-	run, err := newCrashRun(ctx, h, crashSizeOf(size))
+	run, err := newCrashRun(ctx, h, crashSizeOf(size), db)
 	if run != nil {
 		defer run.close()
 	}
@@ -76,7 +111,29 @@ func runCrash(ctx context.Context, h *Harness, size Size) (*Result, error) {
 	return r, err
 }
 
-func newCrashRun(ctx context.Context, h *Harness, size crashSize) (*crashRun, error) {
+// runCrashPG is the crash scenario on PostgreSQL, in a schema made for the
+// run and dropped after it, as the store's tests isolate themselves.
+func runCrashPG(ctx context.Context, h *Harness, size Size) (*Result, error) {
+	base := os.Getenv(pgtest.Env)
+	if base == "" {
+		return &Result{Skipped: pgtest.Env + " is not set: set it to a PostgreSQL URL (postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run crash on PostgreSQL"}, nil
+	}
+	dsn, drop, err := pgtest.NewSchema(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	r, err := runCrash(ctx, h, size, dsn)
+	// Dropped even when the run was interrupted: a fresh context, since
+	// ctx may be the one that ended.
+	dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if dropErr := drop(dropCtx); dropErr != nil {
+		err = errors.Join(err, fmt.Errorf("drop the run's schema: %w", dropErr))
+	}
+	return r, err
+}
+
+func newCrashRun(ctx context.Context, h *Harness, size crashSize, db string) (*crashRun, error) {
 	seed := uint64(time.Now().UnixNano())
 	run := &crashRun{h: h, size: size, seed: seed, rng: newLockedRand(seed), agents: make(chan agentDone, size.gateways)}
 	var err error
@@ -85,19 +142,27 @@ func newCrashRun(ctx context.Context, h *Harness, size crashSize) (*crashRun, er
 	}
 	// Every simulated gateway comes from 127.0.0.1, so the per-source
 	// limit is off, as behind a proxy; the flood scenario covers it.
-	run.srv, err = h.StartServer(ctx, ServerOptions{Config: run.b.EnvFile, Args: []string{"--device-rate", "0"}})
+	opts := ServerOptions{DB: db, Config: run.b.EnvFile, Args: []string{"--device-rate", "0"},
+		Env: []string{fmt.Sprintf("%s=%g", killAfterApproveEnv, size.afterCommit)}}
+	run.srv, err = h.StartServer(ctx, opts)
 	if err != nil {
 		return run, err
 	}
+	run.kill = newKiller(run.srv, run.b, run.rng)
+	// From here the server may die on its own, after an approval commits;
+	// the killer starts it again.
+	run.stopWatch = run.kill.watchOwnExits(ctx)
 	if run.op, err = newOperator(ctx, h, run.srv, "crash-operator", "operator"); err != nil {
 		return run, err
 	}
-	run.kill = newKiller(run.srv, run.b, run.rng)
 	run.gws, err = h.NewGateways(size.gateways, 1)
 	return run, err
 }
 
 func (c *crashRun) close() {
+	if c.stopWatch != nil {
+		c.stopWatch()
+	}
 	if c.srv != nil {
 		c.srv.Kill()
 	}
@@ -117,15 +182,30 @@ func (c *crashRun) run(ctx context.Context, r *Result) error {
 	if err := c.waitPending(ctx); err != nil {
 		return err
 	}
-	if err := c.decideUnderKills(ctx); err != nil {
-		return err
-	}
-	slowest, err := c.awaitAgents(ctx)
+	slowest, err := c.decideAndWait(ctx)
+	// Every approval has ended, so the server no longer dies on its own.
+	// A death the hook did not cause may be why the decisions failed, so
+	// the watch's errors come with theirs.
+	err = errors.Join(err, c.stopWatch())
+	c.stopWatch = nil
 	if err != nil {
 		return err
 	}
-	c.note(r, slowest)
-	return c.count(ctx, r)
+	hook, err := c.kill.hookKills()
+	if err != nil {
+		return err
+	}
+	c.note(r, slowest, hook)
+	return errors.Join(c.count(ctx, r), c.checkHookKills(hook))
+}
+
+// decideAndWait makes every decision under kills, then waits for the
+// agents; it returns the slowest agent's time after the last round.
+func (c *crashRun) decideAndWait(ctx context.Context) (time.Duration, error) {
+	if err := c.decideUnderKills(ctx); err != nil {
+		return 0, err
+	}
+	return c.awaitAgents(ctx)
 }
 
 // startMenderClients starts each gateway's Mender client, which asks
@@ -275,10 +355,12 @@ func (c *crashRun) agentOutcome(d *decision, err error) error {
 	return registerEdge(c.b, d.gw)
 }
 
-func (c *crashRun) note(r *Result, slowest time.Duration) {
+func (c *crashRun) note(r *Result, slowest time.Duration, hook hookKills) {
 	k := c.kill
-	r.Faults = k.kills
-	r.Note("restarts %d", c.srv.Starts()-1)
+	// Each death was followed by one restart, whoever caused it.
+	r.Faults = c.srv.Starts() - 1
+	r.Note("harness kills %d", k.kills)
+	r.Note("kills after approval commit %d", hook.processes)
 	r.Note("kills in backend calls %d", k.inBackend)
 	if k.fallbacks > 0 {
 		r.Note("kills past their trigger %d", k.fallbacks)
@@ -288,7 +370,36 @@ func (c *crashRun) note(r *Result, slowest time.Duration) {
 	r.Note("lost answers found done %d", c.op.checked.Load())
 	r.Note("answered busy %d", c.op.busy.Load())
 	r.Note("last agent done %v after the last kill", slowest.Round(100*time.Millisecond))
+	r.Note("database %s", c.dbKind())
 	r.Note("seed %d", c.seed)
+}
+
+func (c *crashRun) dbKind() string {
+	if strings.HasPrefix(c.srv.DB, "postgres") {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// checkHookKills holds each approval the hook cut off after its commit to
+// what the operator must have seen: no answer, and a look that found it
+// done, so it was not asked again (the audit count proves it was made
+// once). An approval the scenario did not make, cut off, is an error too.
+func (c *crashRun) checkHookKills(hook hookKills) error {
+	byID := map[string]*decision{}
+	for _, d := range c.decisions {
+		byID[d.deviceID] = d
+	}
+	var errs []error
+	for _, id := range hook.devices {
+		switch d := byID[id]; {
+		case d == nil || d.dismiss:
+			errs = append(errs, fmt.Errorf("the hook cut off an approval of %s, which the scenario did not approve", id))
+		case !d.byCheck:
+			errs = append(errs, fmt.Errorf("the hook killed serve after approving %s (%s), yet the operator did not find it done by looking", d.name, id))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // count waits until every approved gateway is configured, then checks the

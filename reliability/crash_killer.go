@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,7 +102,9 @@ func (k *killer) killAndRestart(ctx context.Context, t killTrigger) error {
 		down.Stop()
 		return ctx.Err()
 	}
-	if err := k.srv.Start(ctx); err != nil {
+	// Restart, not Start: the watcher of the server's own deaths may have
+	// started it already, if the approval hook killed it first.
+	if _, err := k.srv.Restart(ctx); err != nil {
 		return fmt.Errorf("restart after kill %d: %w", k.kills+1, err)
 	}
 	k.mu.Lock()
@@ -176,4 +182,98 @@ func (k *killer) match(r *http.Request) bool {
 	default:
 	}
 	return true
+}
+
+// watchOwnExits starts the server again each time it dies without the
+// harness killing it, which only serve's approval hook may do (see
+// killAfterApproveEnv); a death without the hook's line in the log is a
+// crash, reported by stop, which ends the watch.
+func (k *killer) watchOwnExits(ctx context.Context) (stop func() error) {
+	exits := make(chan int, 256)
+	k.srv.OnOwnExit(func(start int) {
+		select {
+		case exits <- start:
+		default: // cannot happen: each restart waits for the server to be ready
+		}
+	})
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		var errs []error
+		for {
+			select {
+			case <-ctx.Done():
+				done <- errors.Join(errs...)
+				return
+			case start := <-exits:
+				if err := k.restartOwnExit(ctx, start); err != nil && ctx.Err() == nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}()
+	return func() error {
+		k.srv.OnOwnExit(nil)
+		cancel()
+		return <-done
+	}
+}
+
+// restartOwnExit checks that start ended by the hook and starts the
+// server again, after the same restart delay a harness kill gets.
+func (k *killer) restartOwnExit(ctx context.Context, start int) error {
+	at := time.Now()
+	var errs []error
+	hook, err := k.hookKills()
+	if err != nil {
+		return err
+	}
+	if !hook.by[start] {
+		errs = append(errs, fmt.Errorf("serve (start %d) exited on its own, not by the approval hook; its log:\n%s", start, k.srv.LogTail(20)))
+	}
+	if err := sleepCtx(ctx, k.rng.duration(0, 200*time.Millisecond)); err != nil {
+		return err
+	}
+	if _, err := k.srv.Restart(ctx); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("restart after the approval hook's kill: %w", err))...)
+	}
+	k.mu.Lock()
+	k.maxRecovery = max(k.maxRecovery, time.Since(at))
+	k.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// hookKills is what serve's log says the approval hook did.
+type hookKills struct {
+	by        map[int]bool // the starts whose process the hook killed
+	processes int          // len(by)
+	devices   []string     // the devices whose approval it cut off
+}
+
+// hookKills reads the server's log, where each start begins with a
+// "---- start N" line (Server.Start) and the hook writes its line just
+// before it kills the process.
+func (k *killer) hookKills() (hookKills, error) {
+	out := hookKills{by: map[int]bool{}}
+	f, err := os.Open(k.srv.Log)
+	if err != nil {
+		return out, fmt.Errorf("read the server's log: %w", err)
+	}
+	defer f.Close()
+	start := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if n, ok := strings.CutPrefix(line, "---- start "); ok {
+			fmt.Sscanf(n, "%d", &start)
+			continue
+		}
+		if id, ok := strings.CutPrefix(line, killAfterApproveLine); ok {
+			out.by[start] = true
+			out.devices = append(out.devices, strings.TrimSpace(id))
+		}
+	}
+	out.processes = len(out.by)
+	return out, sc.Err()
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gatehouse/client"
@@ -104,6 +105,8 @@ type ServerOptions struct {
 	Env    []string // further environment, KEY=VALUE
 }
 
+var errRunning = errors.New("server already running")
+
 // Server is one `gatehouse serve` process that can be killed and started
 // again on the same database and address.
 type Server struct {
@@ -115,10 +118,12 @@ type Server struct {
 	bin  string
 	addr string
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	starts int
+	mu        sync.Mutex
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	requested *atomic.Bool // the running process was told to end by Kill or Stop
+	starts    int
+	onOwnExit func(start int)
 }
 
 // StartServer starts gatehouse serve and waits until it is ready.
@@ -149,7 +154,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd != nil {
-		return errors.New("server already running")
+		return errRunning
 	}
 	logf, err := os.OpenFile(s.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -168,10 +173,55 @@ func (s *Server) Start(ctx context.Context) error {
 		logf.Close()
 		return fmt.Errorf("start gatehouse serve: %w", err)
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(exited) }()
-	s.cmd, s.exited = cmd, exited
+	exited, requested, start, onOwn := make(chan struct{}), &atomic.Bool{}, s.starts, s.onOwnExit
+	go func() {
+		cmd.Wait()
+		logf.Close()
+		close(exited)
+		if !requested.Load() && onOwn != nil {
+			onOwn(start)
+		}
+	}()
+	s.cmd, s.exited, s.requested = cmd, exited, requested
 	return s.waitReady(ctx, exited)
+}
+
+// Restart starts the process unless one is running, and says whether it
+// did: after a death, whoever restarts first (a killer, a watcher of the
+// process's own exits) wins and the other has nothing to do.
+func (s *Server) Restart(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	running := s.cmd != nil && !closed(s.exited)
+	if s.cmd != nil && !running {
+		s.cmd = nil // died on its own; Kill was never called
+	}
+	s.mu.Unlock()
+	if running {
+		return false, nil
+	}
+	err := s.Start(ctx)
+	if errors.Is(err, errRunning) {
+		return false, nil // started meanwhile by the other
+	}
+	return err == nil, err
+}
+
+// OnOwnExit has f called, from its own goroutine, with the start number of
+// each process started from now on that ends without Kill or Stop; nil
+// stops it.
+func (s *Server) OnOwnExit(f func(start int)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onOwnExit = f
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // waitReady polls /readyz, each poll with its own deadline, until it
@@ -219,6 +269,7 @@ func (s *Server) signal(sig os.Signal) error {
 	if s.cmd == nil {
 		return nil
 	}
+	s.requested.Store(true)
 	if err := s.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}

@@ -65,6 +65,9 @@ type Result struct {
 	Notes      []string      // the scenario's own figures, "name value" each
 	Details    []string      // longer output (a sampled table), printed before the summary
 	Err        error         // the scenario could not run, or a check failed
+	// Skipped, when set, says why the scenario did not run here (what it
+	// needs and is missing); such a row neither passes nor fails the run.
+	Skipped string
 }
 
 // Note adds one of the scenario's own figures to its row.
@@ -79,12 +82,15 @@ func printTable(w io.Writer, results []*Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SCENARIO\tOPERATIONS\tFAULTS\tLOSSES\tDUPLICATES\tTIME\tRESULT\tFIGURES")
 	for _, r := range results {
-		verdict := "pass"
-		if !r.Passed() {
+		verdict, notes := "pass", r.Notes
+		switch {
+		case !r.Passed():
 			verdict = "FAIL"
+		case r.Skipped != "":
+			verdict, notes = "skip", []string{r.Skipped}
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", r.Scenario, r.Operations, r.Faults, r.Losses,
-			r.Duplicates, r.Took.Round(100*time.Millisecond), verdict, strings.Join(r.Notes, ", "))
+			r.Duplicates, r.Took.Round(100*time.Millisecond), verdict, strings.Join(notes, ", "))
 	}
 	tw.Flush()
 	for _, r := range results {

@@ -109,6 +109,9 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if s.AfterApproveCommit != nil {
+		s.AfterApproveCommit(d.ID)
+	}
 	return writeJSON(w, http.StatusOK, d)
 }
 

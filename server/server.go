@@ -64,6 +64,12 @@ type Server struct {
 	// session) that the backends are simulators: it says so in its header,
 	// so a trial is never taken for a real rollout.
 	SimulatedBackends bool
+	// AfterApproveCommit is a test hook, nil in production: it is called
+	// with the device's id once an approval through the REST API has
+	// committed and before its answer is written, so a crash test can kill
+	// the process exactly where the caller cannot know the approval took.
+	// The gatehouse binary sets it only from GATEHOUSE_TEST_KILL_AFTER_APPROVE.
+	AfterApproveCommit func(deviceID string)
 
 	svc      *provision.Service
 	verifier *protocol.Verifier

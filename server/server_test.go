@@ -60,6 +60,8 @@ type setupOpts struct {
 
 	pollInterval time.Duration // how often job workers poll; default 10 ms
 	simulated    bool          // the server says its backends are simulated
+
+	afterApprove func(deviceID string) // Server.AfterApproveCommit; default none
 }
 
 func setup(t *testing.T) *testBundle {
@@ -103,6 +105,7 @@ func setupWith(t *testing.T, o setupOpts) *testBundle {
 	srv.Addr, srv.LongPoll = "127.0.0.1:0", o.longPoll
 	srv.TLS, srv.Logger, srv.StreamRecheck, srv.Metrics = o.tls, o.logger, o.recheck, m
 	srv.SimulatedBackends = o.simulated
+	srv.AfterApproveCommit = o.afterApprove
 	if o.deviceRate != 0 {
 		srv.DeviceRate, srv.DeviceBurst = o.deviceRate, o.deviceBurst
 	}

@@ -60,6 +60,9 @@ type appConfig struct {
 	// shutdownCancelWait is how long cancelled steps get to return and be
 	// put back in the queue; zero: defaultShutdownCancelWait.
 	shutdownCancelWait time.Duration
+	// afterApproveCommit is the crash tests' hook (killAfterApproveEnv);
+	// nil outside them.
+	afterApproveCommit func(deviceID string)
 }
 
 const (
@@ -117,6 +120,7 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 	}
 	a.server.Addr, a.server.Logger, a.server.TLS, a.server.Metrics = cfg.Listen, cfg.Logger, cfg.TLS, m
 	a.server.SimulatedBackends = cfg.SimulatedBackends
+	a.server.AfterApproveCommit = cfg.afterApproveCommit
 	if cfg.OIDC != nil {
 		if a.server.SSO, err = startSSO(ctx, svc, *cfg.OIDC, cfg.Logger); err != nil {
 			db.Close()
@@ -312,6 +316,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 2
 	}
+	afterApprove, err := killAfterApprove(getenv, stderr, chance, killSelf)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse:", err)
+		return 2
+	}
 	tuneGC(getenv)
 	if addr := getenv("GATEHOUSE_PPROF"); addr != "" {
 		if err := servePprof(addr, log); err != nil {
@@ -331,7 +340,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	cfg.Listen, cfg.DB, cfg.Logger, cfg.TLS, cfg.NoMigrate = *listen, *dbPath, log, cert, !*migrate
 	limits.apply(&cfg)
 	tune.apply(&cfg)
-	cfg.ShutdownGrace = *grace
+	cfg.ShutdownGrace, cfg.afterApproveCommit = *grace, afterApprove
 	if *grace == 0 {
 		cfg.ShutdownGrace = -1 // 0 on the command line: cancel running steps at once
 	}

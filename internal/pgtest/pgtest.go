@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -26,31 +27,49 @@ func URL(t testing.TB) string {
 	if base == "" {
 		t.Skipf("%s is not set: set it to a PostgreSQL URL (.ci/run sets postgres://postgres@127.0.0.1:5432/test) to run this test on PostgreSQL", Env)
 	}
+	dsn, drop, err := NewSchema(context.Background(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := drop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return dsn
+}
+
+// NewSchema makes a new, empty schema on the server at base and returns a
+// URL whose connections use it, and drop, which removes the schema and all
+// in it. It is URL for programs that are not tests (the reliability suite).
+func NewSchema(ctx context.Context, base string) (dsn string, drop func(context.Context) error, err error) {
 	u, err := url.Parse(base)
 	if err != nil {
-		t.Fatalf("%s is not a URL", Env)
+		// Not the error itself: it would repeat the URL and its password.
+		return "", nil, fmt.Errorf("%s is not a URL", Env)
 	}
 	b := make([]byte, 6)
 	rand.Read(b)
 	schema := "t_" + hex.EncodeToString(b)
-	exec(t, base, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { exec(t, base, "DROP SCHEMA "+schema+" CASCADE") })
+	if err := exec(ctx, base, "CREATE SCHEMA "+schema); err != nil {
+		return "", nil, err
+	}
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return u.String()
+	return u.String(), func(ctx context.Context) error { return exec(ctx, base, "DROP SCHEMA "+schema+" CASCADE") }, nil
 }
 
-func exec(t testing.TB, dsn, sql string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func exec(ctx context.Context, dsn, sql string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		t.Fatalf("connect to %s: %v", Env, err)
+		return fmt.Errorf("connect to %s: %w", Env, err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
+		return fmt.Errorf("%s: %w", sql, err)
 	}
+	return nil
 }
