@@ -45,7 +45,7 @@ func TestCheckpointBesideTheWriter(t *testing.T) {
 	}
 
 	passes := make(chan struct{}, 1)
-	c, err := startCheckpointer(path, e.db, passes)
+	c, err := startCheckpointer(path, passes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,34 +72,4 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
-}
-
-// TestCheckpointKeepsTheLogShort: under steady writes the log still starts
-// again from its beginning (the writer finishes what the checkpointer
-// copied beside it), so its file stays near SQLite's 1,000-page
-// autocheckpoint length rather than growing with every commit, as a log
-// that is copied but never restarted does.
-func TestCheckpointKeepsTheLogShort(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "short.db")
-	e, err := openSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.close()
-	ctx := t.Context()
-	if _, err := e.db.ExecContext(ctx, `CREATE TABLE filler (v BLOB)`); err != nil {
-		t.Fatal(err)
-	}
-	const commits = 6000 // a page each: six times the restart length
-	for i := range commits {
-		if _, err := e.db.ExecContext(ctx, `INSERT INTO filler (v) VALUES (?)`, []byte(strings.Repeat("x", 4000))); err != nil {
-			t.Fatalf("insert %d: %v", i, err)
-		}
-	}
-	// A log never restarted holds every commit's page (and a b-tree page
-	// or two more); one restarted holds what came between restarts.
-	if wal := fileSize(t, path+"-wal"); wal > commits*4096/2 {
-		t.Fatalf("WAL is %d bytes after %d one-page commits: the log never started again", wal, commits)
-	}
 }

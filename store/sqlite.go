@@ -37,11 +37,8 @@ func openSQLite(path string) (*sqliteEngine, error) {
 	// One connection: SQLite allows one writer at a time, and River's SQLite
 	// driver needs it to avoid SQLITE_BUSY. WAL keeps readers of the file
 	// (backups, sqlite3 shells) from blocking us. It never checkpoints:
-	// the checkpointer does, beside it (checkpoint.go). When the log starts
-	// again its file is cut back to 4 MiB, about SQLite's usual length, so
-	// a burst that made it long does not keep the disk it took.
-	q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)" +
-		"&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(4194304)&_txlock=immediate"
+	// the checkpointer does, beside it (checkpoint.go).
+	q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
 	conn, err := sqlite.NewConnector(sqliteURI(path) + q)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -56,7 +53,7 @@ func openSQLite(path string) (*sqliteEngine, error) {
 		db.Close()
 		return nil, err
 	}
-	ckpt, err := startCheckpointer(path, db, nil)
+	ckpt, err := startCheckpointer(path, nil)
 	if err != nil {
 		reads.Close()
 		db.Close()
