@@ -22,7 +22,6 @@ type sqliteEngine struct {
 	db    *sql.DB
 	stmts *stmtCache
 	reads *sql.DB
-	ckpt  *checkpointer
 }
 
 func openSQLite(path string) (*sqliteEngine, error) {
@@ -36,9 +35,8 @@ func openSQLite(path string) (*sqliteEngine, error) {
 	}
 	// One connection: SQLite allows one writer at a time, and River's SQLite
 	// driver needs it to avoid SQLITE_BUSY. WAL keeps readers of the file
-	// (backups, sqlite3 shells) from blocking us. It never checkpoints:
-	// the checkpointer does, beside it (checkpoint.go).
-	q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
+	// (backups, sqlite3 shells) from blocking us.
+	q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	conn, err := sqlite.NewConnector(sqliteURI(path) + q)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -53,13 +51,7 @@ func openSQLite(path string) (*sqliteEngine, error) {
 		db.Close()
 		return nil, err
 	}
-	ckpt, err := startCheckpointer(path, nil)
-	if err != nil {
-		reads.Close()
-		db.Close()
-		return nil, err
-	}
-	return &sqliteEngine{db: db, stmts: newStmtCache(db), reads: reads, ckpt: ckpt}, nil
+	return &sqliteEngine{db: db, stmts: newStmtCache(db), reads: reads}, nil
 }
 
 // checkinReadConns is how many connections read check-in statuses: one
@@ -103,7 +95,7 @@ func (e *sqliteEngine) pool() querier                  { return sqlQuerier{c: e.
 func (e *sqliteEngine) ping(ctx context.Context) error { return e.db.PingContext(ctx) }
 func (e *sqliteEngine) close() error {
 	e.stmts.close()
-	return errors.Join(e.ckpt.close(), e.reads.Close(), e.db.Close())
+	return errors.Join(e.reads.Close(), e.db.Close())
 }
 func (e *sqliteEngine) migrations() string { return "migrations/sqlite" }
 func (e *sqliteEngine) sqlDB() *sql.DB     { return e.db }
