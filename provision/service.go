@@ -33,10 +33,12 @@ type Config struct {
 	// RetryBase and RetryMax shape the backoff of failed steps: RetryBase
 	// doubling per attempt, capped at RetryMax, with jitter. Defaults 1 s, 5 min.
 	RetryBase, RetryMax time.Duration
-	// JobTimeout bounds one attempt of one step; default 2 min.
+	// JobTimeout bounds one attempt of one step; default DefaultJobTimeout.
 	JobTimeout time.Duration
 	// RescueAfter is when a step left running by a crashed process is taken
-	// up again; default 5 min. Must exceed JobTimeout.
+	// up again; default DefaultRescueAfter. Must exceed JobTimeout, or a
+	// step still within its attempt on another replica would be run twice
+	// at once.
 	RescueAfter time.Duration
 	// FollowDeadline is how long a provisioned gateway may take to be
 	// assigned to a hub before it is marked stalled; default 24 h.
@@ -82,6 +84,8 @@ const (
 	DefaultSeenEvery    = 30 * time.Second
 	DefaultMaxHeldPolls = 10000
 	DefaultRepollRate   = 500
+	DefaultJobTimeout   = 2 * time.Minute
+	DefaultRescueAfter  = 5 * time.Minute
 )
 
 func (c Config) withDefaults() Config {
@@ -97,8 +101,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.Workers, DefaultWorkers)
 	setDefault(&c.RetryBase, time.Second)
 	setDefault(&c.RetryMax, 5*time.Minute)
-	setDefault(&c.JobTimeout, 2*time.Minute)
-	setDefault(&c.RescueAfter, 5*time.Minute)
+	setDefault(&c.JobTimeout, DefaultJobTimeout)
+	setDefault(&c.RescueAfter, DefaultRescueAfter)
 	setDefault(&c.PollInterval, DefaultPollInterval)
 	setDefault(&c.SeenEvery, DefaultSeenEvery)
 	setDefault(&c.FollowDeadline, 24*time.Hour)

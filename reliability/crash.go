@@ -12,6 +12,7 @@ import (
 	"gatehouse"
 	"gatehouse/agent"
 	"gatehouse/internal/pgtest"
+	"gatehouse/provision"
 	"gatehouse/simulate"
 )
 
@@ -45,7 +46,26 @@ type crashSize struct {
 	// kills itself before answering (killAfterApproveEnv): the operator
 	// gets no answer to an approval that took.
 	afterCommit float64
+	// jobTimeout and rescueAfter are serve's --job-timeout and
+	// --rescue-after on PostgreSQL, where a step a kill left running waits
+	// for the rescue (SQLite requeues it at start); zero keeps serve's
+	// defaults.
+	jobTimeout, rescueAfter time.Duration
 }
+
+// Short PostgreSQL runs rescue steps left running after 20 s, not serve's
+// 5 min, so that CI waits well under two minutes instead of five and a
+// half. That is safe because no step in a short run comes near the 15 s
+// timeout the rescue must exceed: the simulators answer in milliseconds,
+// the hub runs at an S3 pace and the DPS quota (1,000 a minute) is far
+// above 60 gateways' calls, so a step still running at 15 s is a bug the
+// run should see, not a slow backend. The rescue is River's own, run as in
+// production, only sooner: a kill's orphans are taken up between 20 s and
+// 20 s plus River's 30 s rescuer interval after their attempt began.
+const (
+	shortPGJobTimeout  = 15 * time.Second
+	shortPGRescueAfter = 20 * time.Second
+)
 
 func crashSizeOf(s Size) crashSize {
 	// A short run's fraction is higher so that its 58 approvals all but
@@ -54,7 +74,14 @@ func crashSizeOf(s Size) crashSize {
 	if s.Short {
 		afterCommit = 0.1
 	}
-	return crashSize{gateways: s.Pick(60, 1000), kills: s.Pick(6, 25), edge: !s.Short, afterCommit: afterCommit}
+	c := crashSize{gateways: s.Pick(60, 1000), kills: s.Pick(6, 25), edge: !s.Short, afterCommit: afterCommit}
+	// A full run keeps serve's defaults: it waits on the hub's S1 quota,
+	// where a step can take far longer than in a short run, and it then
+	// measures the rescue as deployed.
+	if s.Short {
+		c.jobTimeout, c.rescueAfter = shortPGJobTimeout, shortPGRescueAfter
+	}
+	return c
 }
 
 // killAfterApproveEnv switches on serve's test hook that SIGKILLs it after
@@ -79,6 +106,7 @@ type crashRun struct {
 	kill *killer
 	rng  *lockedRand
 	seed uint64
+	db   string // the server's database: a postgres:// URL, or empty for SQLite
 	// stopWatch ends the restarts after the server's own deaths and
 	// returns what went wrong with them.
 	stopWatch func() error
@@ -135,7 +163,7 @@ func runCrashPG(ctx context.Context, h *Harness, size Size) (*Result, error) {
 
 func newCrashRun(ctx context.Context, h *Harness, size crashSize, db string) (*crashRun, error) {
 	seed := uint64(time.Now().UnixNano())
-	run := &crashRun{h: h, size: size, seed: seed, rng: newLockedRand(seed), agents: make(chan agentDone, size.gateways)}
+	run := &crashRun{h: h, size: size, db: db, seed: seed, rng: newLockedRand(seed), agents: make(chan agentDone, size.gateways)}
 	var err error
 	if run.b, err = h.StartBackends(50 * time.Millisecond); err != nil {
 		return nil, err
@@ -144,6 +172,9 @@ func newCrashRun(ctx context.Context, h *Harness, size crashSize, db string) (*c
 	// limit is off, as behind a proxy; the flood scenario covers it.
 	opts := ServerOptions{DB: db, Config: run.b.EnvFile, Args: []string{"--device-rate", "0"},
 		Env: []string{fmt.Sprintf("%s=%g", killAfterApproveEnv, size.afterCommit)}}
+	if run.postgres() && size.rescueAfter > 0 {
+		opts.Env = append(opts.Env, "GATEHOUSE_JOB_TIMEOUT="+size.jobTimeout.String(), "GATEHOUSE_RESCUE_AFTER="+size.rescueAfter.String())
+	}
 	run.srv, err = h.StartServer(ctx, opts)
 	if err != nil {
 		return run, err
@@ -371,14 +402,31 @@ func (c *crashRun) note(r *Result, slowest time.Duration, hook hookKills) {
 	r.Note("answered busy %d", c.op.busy.Load())
 	r.Note("last agent done %v after the last kill", slowest.Round(100*time.Millisecond))
 	r.Note("database %s", c.dbKind())
+	r.Note("rescue %s", c.rescueNote())
 	r.Note("seed %d", c.seed)
 }
 
 func (c *crashRun) dbKind() string {
-	if strings.HasPrefix(c.srv.DB, "postgres") {
+	if c.postgres() {
 		return "postgres"
 	}
 	return "sqlite"
+}
+
+// postgres says whether the run is on PostgreSQL, as the server's database
+// (set when the run is made) says.
+func (c *crashRun) postgres() bool { return strings.HasPrefix(c.db, "postgres") }
+
+// rescueNote says when the steps a kill left running were taken up again,
+// so that a reader knows what "last agent done" waited for.
+func (c *crashRun) rescueNote() string {
+	switch {
+	case !c.postgres():
+		return "at each start (sqlite)"
+	case c.size.rescueAfter > 0:
+		return fmt.Sprintf("after %v, job timeout %v", c.size.rescueAfter, c.size.jobTimeout)
+	}
+	return "after serve's default " + provision.DefaultRescueAfter.String()
 }
 
 // checkHookKills holds each approval the hook cut off after its commit to
