@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 
 	"gatehouse"
 	"gatehouse/azure"
+	"gatehouse/internal/keytest"
 	"gatehouse/mender"
 	"gatehouse/protocol"
 	"gatehouse/provision"
@@ -272,21 +271,9 @@ func bulkBackends(b *testing.B, set bulkSetup) ([]gatehouse.Backend, *simulate.D
 func enrollMany(b *testing.B, svc *provision.Service, n int) []string {
 	ids := make([]string, n)
 	for i := range ids {
-		_, k, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		spki, err := protocol.MarshalPublicKey(k.Public())
-		if err != nil {
-			b.Fatal(err)
-		}
-		seal, err := protocol.DeriveSealKey(k)
-		if err != nil {
-			b.Fatal(err)
-		}
-		sig := &protocol.Signed{PublicKey: spki, Fingerprint: protocol.Fingerprint(spki), KeyType: protocol.KeyEd25519}
+		sig, sealKey := keytest.Ed25519(b)
 		st, err := svc.Enroll(context.Background(), sig, protocol.EnrollRequest{MAC: fmt.Sprintf("02:00:01:%02x:%02x:%02x", i>>16, (i>>8)&0xff, i&0xff),
-			SealKey: seal.PublicKey().Bytes()}, "192.0.2.1")
+			SealKey: sealKey}, "192.0.2.1")
 		if err != nil {
 			b.Fatal(err)
 		}

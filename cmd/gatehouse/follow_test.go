@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"gatehouse"
+	"gatehouse/internal/keytest"
 	"gatehouse/protocol"
 	"gatehouse/provision"
 	"gatehouse/sandbox"
@@ -59,17 +58,8 @@ func startLiveServer(t *testing.T) *liveServer {
 // enroll makes a pending gateway the way an agent's first contact does.
 func (s *liveServer) enroll(t *testing.T, mac string) string {
 	t.Helper()
-	_, k, _ := ed25519.GenerateKey(rand.Reader)
-	spki, err := protocol.MarshalPublicKey(k.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := protocol.DeriveSealKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := &protocol.Signed{PublicKey: spki, Fingerprint: protocol.Fingerprint(spki), KeyType: protocol.KeyEd25519}
-	st, err := s.app.svc.Enroll(context.Background(), sig, protocol.EnrollRequest{MAC: mac, SealKey: sk.PublicKey().Bytes()}, "192.0.2.9")
+	sig, sealKey := keytest.Ed25519(t)
+	st, err := s.app.svc.Enroll(context.Background(), sig, protocol.EnrollRequest{MAC: mac, SealKey: sealKey}, "192.0.2.9")
 	if err != nil {
 		t.Fatal(err)
 	}

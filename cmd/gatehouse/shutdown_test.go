@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -14,6 +12,7 @@ import (
 
 	"gatehouse"
 	"gatehouse/azure"
+	"gatehouse/internal/keytest"
 	"gatehouse/protocol"
 	"gatehouse/provision"
 	"gatehouse/simulate"
@@ -124,17 +123,8 @@ func TestServeShutdownFailureExitCode(t *testing.T) {
 func approveOne(t *testing.T, svc *provision.Service, name string) string {
 	t.Helper()
 	ctx := context.Background()
-	_, k, _ := ed25519.GenerateKey(rand.Reader)
-	spki, err := protocol.MarshalPublicKey(k.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := protocol.DeriveSealKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := &protocol.Signed{PublicKey: spki, Fingerprint: protocol.Fingerprint(spki), KeyType: protocol.KeyEd25519}
-	st, err := svc.Enroll(ctx, sig, protocol.EnrollRequest{MAC: "02:00:00:00:5d:01", SealKey: sk.PublicKey().Bytes()}, "192.0.2.9")
+	sig, sealKey := keytest.Ed25519(t)
+	st, err := svc.Enroll(ctx, sig, protocol.EnrollRequest{MAC: "02:00:00:00:5d:01", SealKey: sealKey}, "192.0.2.9")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,6 @@
 package uitest
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/csv"
 	"fmt"
 	"slices"
@@ -12,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"gatehouse"
+	"gatehouse/internal/keytest"
 	"gatehouse/protocol"
 	"gatehouse/provision"
 )
@@ -45,17 +44,8 @@ func newListFleet(t *testing.T) *listFleet {
 // agent version of itself as the agent does.
 func (e *env) enrollClaims(mac, hostname, version string) *protocol.Status {
 	e.t.Helper()
-	_, k, _ := ed25519.GenerateKey(rand.Reader)
-	spki, err := protocol.MarshalPublicKey(k.Public())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	seal, err := protocol.DeriveSealKey(k)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	sig := &protocol.Signed{PublicKey: spki, Fingerprint: protocol.Fingerprint(spki), KeyType: protocol.KeyEd25519}
-	st, err := e.svc.Enroll(e.ctx, sig, protocol.EnrollRequest{MAC: mac, SealKey: seal.PublicKey().Bytes(),
+	sig, sealKey := keytest.Ed25519(e.t)
+	st, err := e.svc.Enroll(e.ctx, sig, protocol.EnrollRequest{MAC: mac, SealKey: sealKey,
 		Hostname: hostname, AgentVersion: version}, "10.20.0.1")
 	if err != nil {
 		e.t.Fatal(err)

@@ -1,14 +1,13 @@
 package uitest
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
 	"gatehouse"
+	"gatehouse/internal/keytest"
 	"gatehouse/protocol"
 	"gatehouse/provision"
 )
@@ -45,11 +44,8 @@ func TestPendingQueueAlert(t *testing.T) {
 	b.shot("pending-queue-full.png")
 
 	// What the page says is what the server does: a new key is refused.
-	_, k, _ := ed25519.GenerateKey(rand.Reader)
-	spki, _ := protocol.MarshalPublicKey(k.Public())
-	seal, _ := protocol.DeriveSealKey(k)
-	sig := &protocol.Signed{PublicKey: spki, Fingerprint: protocol.Fingerprint(spki), KeyType: protocol.KeyEd25519}
-	_, err := e.svc.Enroll(e.ctx, sig, protocol.EnrollRequest{MAC: "02:00:5e:30:01:03", SealKey: seal.PublicKey().Bytes()}, "203.0.113.5")
+	sig, sealKey := keytest.Ed25519(t)
+	_, err := e.svc.Enroll(e.ctx, sig, protocol.EnrollRequest{MAC: "02:00:5e:30:01:03", SealKey: sealKey}, "203.0.113.5")
 	if gatehouse.ErrorCode(err) != gatehouse.EUNAVAILABLE {
 		t.Fatalf("enrolling into a full queue: %v, want unavailable", err)
 	}

@@ -26,6 +26,7 @@ import (
 
 	"gatehouse"
 	"gatehouse/agent"
+	"gatehouse/internal/keytest"
 	"gatehouse/protocol"
 	"gatehouse/provision"
 	"gatehouse/sandbox"
@@ -228,19 +229,10 @@ func writeKey(path string, ec bool) (crypto.Signer, error) {
 // introduced itself `ago` and not been heard from since: a silent entry.
 func (e *env) enrollAt(mac, addr string, ago time.Duration) string {
 	e.t.Helper()
-	_, k, _ := ed25519.GenerateKey(rand.Reader)
-	spki, err := protocol.MarshalPublicKey(k.Public())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	seal, err := protocol.DeriveSealKey(k)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	sig := &protocol.Signed{PublicKey: spki, Fingerprint: protocol.Fingerprint(spki), KeyType: protocol.KeyEd25519}
+	sig, sealKey := keytest.Ed25519(e.t)
 	e.skew.Store(int64(-ago))
 	defer e.skew.Store(0)
-	st, err := e.svc.Enroll(e.ctx, sig, protocol.EnrollRequest{MAC: mac, SealKey: seal.PublicKey().Bytes()}, addr)
+	st, err := e.svc.Enroll(e.ctx, sig, protocol.EnrollRequest{MAC: mac, SealKey: sealKey}, addr)
 	if err != nil {
 		e.t.Fatal(err)
 	}
