@@ -14,6 +14,12 @@ import (
 // Retry asks for another go at what a device is stuck on: a stalled
 // gateway's IoT Hub follow-up starts again with a fresh deadline, and a
 // failed step runs now instead of at its next backoff.
+
+// EventRetryRequested is the event kind recorded when an operator asks
+// for a failed step to run again; the demo's --faults reads it to stop
+// failing once Retry is pressed.
+const EventRetryRequested = "retry_requested"
+
 func (s *Service) Retry(ctx context.Context, actor, id string) (*gatehouse.Device, error) {
 	ctx = withActor(ctx, actor)
 	var jobs []int64
@@ -35,7 +41,7 @@ func (s *Service) Retry(ctx context.Context, actor, id string) (*gatehouse.Devic
 		if err != nil {
 			return err
 		}
-		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: "retry_requested", Actor: actor}); err != nil {
+		if err := tx.AddEvent(ctx, gatehouse.Event{DeviceID: id, Kind: EventRetryRequested, Actor: actor}); err != nil {
 			return err
 		}
 		return s.audit(ctx, tx, ActionDeviceRetry, id, nil, map[string]any{"state": string(d.State)})

@@ -521,10 +521,6 @@ func (f *retryFault) match(c simulate.Call) bool {
 	return true
 }
 
-// retryRequested is the event kind gatehouse records when an operator
-// asks for a retry (provision.Service.Retry).
-const retryRequested = "retry_requested"
-
 // retried says whether a retry has been asked for a device with the
 // gateway's MAC. A lookup that fails counts as none: the step fails once
 // more and its next attempt asks again.
@@ -546,7 +542,7 @@ func (f *retryFault) retried() bool {
 			continue
 		}
 		for _, e := range events {
-			if e.Kind == retryRequested {
+			if e.Kind == provision.EventRetryRequested {
 				return true
 			}
 		}
