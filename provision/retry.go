@@ -11,14 +11,14 @@ import (
 	"gatehouse/store"
 )
 
-// Retry asks for another go at what a device is stuck on: a stalled
-// gateway's IoT Hub follow-up starts again with a fresh deadline, and a
-// failed step runs now instead of at its next backoff.
-
 // EventRetryRequested is the event kind recorded when an operator asks
 // for a failed step to run again; the demo's --faults reads it to stop
 // failing once Retry is pressed.
 const EventRetryRequested = "retry_requested"
+
+// Retry asks for another go at what a device is stuck on: a stalled
+// gateway's IoT Hub follow-up starts again with a fresh deadline, and a
+// failed step runs now instead of at its next backoff.
 
 func (s *Service) Retry(ctx context.Context, actor, id string) (*gatehouse.Device, error) {
 	ctx = withActor(ctx, actor)
