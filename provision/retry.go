@@ -19,7 +19,6 @@ const EventRetryRequested = "retry_requested"
 // Retry asks for another go at what a device is stuck on: a stalled
 // gateway's IoT Hub follow-up starts again with a fresh deadline, and a
 // failed step runs now instead of at its next backoff.
-
 func (s *Service) Retry(ctx context.Context, actor, id string) (*gatehouse.Device, error) {
 	ctx = withActor(ctx, actor)
 	var jobs []int64
