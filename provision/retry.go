@@ -79,18 +79,29 @@ func failedJobs(d *gatehouse.Device) []int64 {
 	return out
 }
 
+// retryRunningWait bounds how long a retry waits for a step's last
+// attempt to be recorded. The device shows failed as soon as the step
+// says so, but the queue records the attempt's end a moment later, in a
+// batch; on a loaded machine that moment has taken over 5 s.
+const retryRunningWait = 30 * time.Second
+
 // retryJob makes a job run now. A step that has just failed may still be
 // finishing its attempt; the queue ignores a retry of a running job, so
-// wait for the attempt to be recorded first.
+// wait for the attempt to be recorded first. If it is still running after
+// retryRunningWait the retry is refused, not dropped in silence: the job
+// would otherwise wait out its backoff while the operator thinks it runs.
 func (s *Service) retryJob(ctx context.Context, id int64) error {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(retryRunningWait)
 	for {
 		job, err := s.jobs.Retry(ctx, id)
 		if err != nil {
 			return fmt.Errorf("provision: retry job %d: %w", id, err)
 		}
-		if job.State != rivertype.JobStateRunning || time.Now().After(deadline) {
+		if job.State != rivertype.JobStateRunning {
 			return nil
+		}
+		if time.Now().After(deadline) {
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "the failed step's last attempt is still finishing; retry again in a moment")
 		}
 		select {
 		case <-time.After(50 * time.Millisecond):
