@@ -59,6 +59,11 @@ type fuzzRun struct {
 	failed  bool   // the target failed: a crasher
 	input   string // where Go wrote the failing input
 	summary string // the failure's first lines, for the report
+	// outOfTime: the run failed with "context deadline exceeded" and no
+	// failing input. That is the go command's fuzzing engine whose
+	// -fuzztime ran out before its workers had replayed the corpus (a
+	// loaded machine, a target whose seeds are slow), not a crasher.
+	outOfTime bool
 }
 
 func runFuzz(ctx context.Context, h *Harness, size Size) (*Result, error) {
@@ -80,6 +85,13 @@ func runFuzz(ctx context.Context, h *Harness, size Size) (*Result, error) {
 	for _, t := range targets {
 		fmt.Fprintf(h.Progress, "reliability: fuzz: %s %s for %s\n", t.Pkg, t.Name, d)
 		run, err := fuzzOne(ctx, root, t, d)
+		if err == nil && run.outOfTime {
+			fmt.Fprintf(h.Progress, "reliability: fuzz: %s %s ran out of time before its baseline; again for %s\n", t.Pkg, t.Name, 4*d)
+			run, err = fuzzOne(ctx, root, t, 4*d)
+		}
+		if err == nil && run.outOfTime {
+			err = fmt.Errorf("fuzz %s %s: the fuzzing engine ran out of time twice before replaying its corpus:\n%s", t.Pkg, t.Name, run.summary)
+		}
 		if err != nil {
 			return r, err
 		}
@@ -239,6 +251,9 @@ func parseFuzzOutput(name string, out []byte) fuzzRun {
 		}
 	}
 	run.summary = strings.Join(failure, "\n")
+	if run.failed && run.input == "" && bytes.Contains(out, []byte("context deadline exceeded")) {
+		run.failed, run.outOfTime = false, true
+	}
 	return run
 }
 

@@ -108,4 +108,18 @@ func TestParseFuzzOutput(t *testing.T) {
 	if r := parseFuzzOutput("FuzzOther", []byte(fuzzFailed)); r.failed {
 		t.Errorf("another target's failure read as this one's: %+v", r)
 	}
+	if r := parseFuzzOutput("FuzzLoadIdentity", []byte(fuzzOutOfTime)); r.failed || !r.outOfTime {
+		t.Errorf("a run whose -fuzztime ran out before the baseline read as %+v, want out of time, no crasher", r)
+	}
 }
+
+// fuzzOutOfTime is what the go command printed in CI for a 2 s run on a
+// loaded machine: the engine's deadline passed before its baseline
+// coverage was gathered, and no input was written.
+const fuzzOutOfTime = `fuzz: elapsed: 0s, gathering baseline coverage: 0/12 completed
+--- FAIL: FuzzLoadIdentity (3.09s)
+    context deadline exceeded
+FAIL
+exit status 1
+FAIL	gatehouse/agent	3.102s
+`
