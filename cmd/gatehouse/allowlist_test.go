@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"gatehouse"
-	"gatehouse/provision"
-	"gatehouse/sandbox"
 )
 
 // TestAllowlistCommands imports a file through the real server into the
@@ -18,26 +16,8 @@ import (
 // and a name DPS holds are printed as FILE:LINE: error and nothing is
 // imported; --skip-invalid imports the rest; list and remove follow.
 func TestAllowlistCommands(t *testing.T) {
-	sims, err := sandbox.Start(100 * time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sims.Close() })
-	cfg, err := appFromConfig(sims.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Listen, cfg.DB, cfg.Logger = "127.0.0.1:0", filepath.Join(t.TempDir(), "g.db"), quiet
-	a, err := startApp(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	token, _, err := a.svc.CreateToken(context.Background(), provision.TokenSpec{Name: "ops", Role: gatehouse.RoleOperator})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{"GATEHOUSE_SERVER": a.server.URL(), "GATEHOUSE_TOKEN": token}
+	sims, a := startSimulated(t, 100*time.Millisecond, func(cfg *appConfig) { cfg.Logger = quiet })
+	env := operatorEnv(t, a, "ops")
 	sims.DPS.State.CreateEnrollment(context.Background(), gatehouse.Enrollment{RegistrationID: "site-a-003", DeviceID: "site-a-003",
 		PrimaryKey: "MDEyMzQ1Njc4OWFiY2RlZg==", SecondaryKey: "MDEyMzQ1Njc4OWFiY2RlZg=="})
 

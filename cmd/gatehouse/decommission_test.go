@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"gatehouse"
-	"gatehouse/provision"
 	"gatehouse/sandbox"
 )
 
@@ -21,27 +19,8 @@ import (
 // removal goes through the real clients.
 func TestDevicesDecommissionAndForget(t *testing.T) {
 	ctx := context.Background()
-	sims, err := sandbox.Start(50 * time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sims.Close()
-	cfg, err := appFromConfig(sims.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Listen, cfg.DB = "127.0.0.1:0", filepath.Join(t.TempDir(), "gatehouse.db")
-	cfg.Jobs.FollowPollMin = 50 * time.Millisecond
-	a, err := startApp(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	token, _, err := a.svc.CreateToken(ctx, provision.TokenSpec{Name: "cli", Role: gatehouse.RoleOperator})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{"GATEHOUSE_SERVER": a.server.URL(), "GATEHOUSE_TOKEN": token}
+	sims, a := startSimulated(t, 50*time.Millisecond, func(cfg *appConfig) { cfg.Jobs.FollowPollMin = 50 * time.Millisecond })
+	env := operatorEnv(t, a, "cli")
 	id := configuredGateway(t, a, sims, "gw-cli")
 	held := func() string {
 		e, _ := sims.DPS.State.GetEnrollment(ctx, "gw-cli")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,28 +30,10 @@ type liveServer struct {
 
 func startLiveServer(t *testing.T) *liveServer {
 	t.Helper()
-	ctx := context.Background()
-	sims, err := sandbox.Start(50 * time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sims.Close() })
-	cfg, err := appFromConfig(sims.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Listen, cfg.DB = "127.0.0.1:0", filepath.Join(t.TempDir(), "gatehouse.db")
-	cfg.Jobs.RetryBase, cfg.Jobs.RetryMax = 20*time.Millisecond, 100*time.Millisecond
-	a, err := startApp(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	token, _, err := a.svc.CreateToken(ctx, provision.TokenSpec{Name: "cli", Role: gatehouse.RoleOperator})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &liveServer{app: a, sims: sims, env: map[string]string{"GATEHOUSE_SERVER": a.server.URL(), "GATEHOUSE_TOKEN": token}}
+	sims, a := startSimulated(t, 50*time.Millisecond, func(cfg *appConfig) {
+		cfg.Jobs.RetryBase, cfg.Jobs.RetryMax = 20*time.Millisecond, 100*time.Millisecond
+	})
+	return &liveServer{app: a, sims: sims, env: operatorEnv(t, a, "cli")}
 }
 
 // enroll makes a pending gateway the way an agent's first contact does.

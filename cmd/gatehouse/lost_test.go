@@ -42,23 +42,10 @@ func TestLostAnswersOverHTTP(t *testing.T) {
 
 func startLossy(t *testing.T) (*sandbox.Simulators, *app) {
 	t.Helper()
-	sims, err := sandbox.Start(100 * time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sims.Close() })
-	cfg, err := appFromConfig(sims.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Listen, cfg.DB, cfg.Logger = "127.0.0.1:0", filepath.Join(t.TempDir(), "g.db"), quiet
-	cfg.Jobs.RetryBase, cfg.Jobs.RetryMax, cfg.Jobs.FollowPollMin = 20*time.Millisecond, 200*time.Millisecond, 50*time.Millisecond
-	a, err := startApp(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	return sims, a
+	return startSimulated(t, 100*time.Millisecond, func(cfg *appConfig) {
+		cfg.Logger = quiet
+		cfg.Jobs.RetryBase, cfg.Jobs.RetryMax, cfg.Jobs.FollowPollMin = 20*time.Millisecond, 200*time.Millisecond, 50*time.Millisecond
+	})
 }
 
 func provisionThroughLoss(t *testing.T, sims *sandbox.Simulators, a *app, name string) {
