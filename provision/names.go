@@ -91,7 +91,7 @@ func nameTakenBy(name string, other *gatehouse.Device) *gatehouse.Error {
 // this one), naming the winner when it can still be read.
 func (s *Service) nameTaken(ctx context.Context, name string) error {
 	var other *gatehouse.Device
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.db.View(ctx, func(tx *store.Tx) error {
 		var err error
 		other, err = tx.DeviceByName(ctx, name)
 		return err
