@@ -108,13 +108,7 @@ func (e *sqliteEngine) checkinReads() querier { return sqlQuerier{c: e.reads} }
 // time through, across processes.
 func (e *sqliteEngine) lockSchema(context.Context) (func(), error) { return func() {}, nil }
 
-func (e *sqliteEngine) begin(ctx context.Context) (txHandle, error) {
-	tx, err := e.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	return sqliteTx{tx, e.stmts}, nil
-}
+func (e *sqliteEngine) begin(ctx context.Context) (txHandle, error) { return e.beginTx(ctx, nil) }
 
 // beginRead opens a deferred transaction (the driver drops _txlock for a
 // read-only one): BEGIN IMMEDIATE takes the write lock, which a database
@@ -122,7 +116,11 @@ func (e *sqliteEngine) begin(ctx context.Context) (txHandle, error) {
 // A deferred transaction's snapshot starts at its first read and holds
 // for the rest, and the one connection serializes it with the writers.
 func (e *sqliteEngine) beginRead(ctx context.Context) (txHandle, error) {
-	tx, err := e.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	return e.beginTx(ctx, &sql.TxOptions{ReadOnly: true})
+}
+
+func (e *sqliteEngine) beginTx(ctx context.Context, opts *sql.TxOptions) (txHandle, error) {
+	tx, err := e.db.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
