@@ -28,6 +28,10 @@ func TestEditLabelsAndRefusedRename(t *testing.T) {
 		t.Fatalf("after saving: %+v, %v", d, err)
 	}
 	b.wait("the timeline entry", `document.querySelector(".timeline").textContent.includes("Labels changed")`)
+	// The live update can draw the new labels before the PATCH's own answer
+	// reaches the page, which is what closes the form. A click on the Edit
+	// button before then closes the still-open form instead of opening it.
+	b.wait("the form closed by the save", `document.querySelector("#device-edit").hidden`)
 
 	b.do("open the form again", chromedp.Click(chromedp.CSS("#edit-device")))
 	b.do("type a new name", chromedp.SetValue(chromedp.CSS("#edit-name"), "gw-renamed"))
