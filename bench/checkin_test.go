@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -162,24 +163,24 @@ func BenchmarkCheckinCPU(b *testing.B) {
 	for b.Loop() {
 		type row struct {
 			name string
-			run  func() float64
-			us   []float64
+			run  func() cpuRun
+			runs []cpuRun
 		}
 		waits := envCount(b, "GATEHOUSE_BENCH_CPU_WAITS", 20000)
 		sqlite := func(name string) string { return filepath.Join(b.TempDir(), name) }
 		rows := []*row{
-			{name: "bare net/http", run: func() float64 { return checkinCPU(b, bareServer(b, false), false, waits) }},
-			{name: "bare + ed25519 verify", run: func() float64 { return checkinCPU(b, bareServer(b, true), false, waits) }},
-			{name: "gatehouse, sqlite", run: func() float64 {
+			{name: "bare net/http", run: func() cpuRun { return checkinCPU(b, bareServer(b, false), false, waits) }},
+			{name: "bare + ed25519 verify", run: func() cpuRun { return checkinCPU(b, bareServer(b, true), false, waits) }},
+			{name: "gatehouse, sqlite", run: func() cpuRun {
 				return checkinCPU(b, startReplicas(b, sqlite("bench.db"), 1, nil), false, waits)
 			}},
-			{name: "gatehouse, postgres", run: func() float64 {
+			{name: "gatehouse, postgres", run: func() cpuRun {
 				return checkinCPU(b, startReplicas(b, pgtest.URL(b), 1, nil), false, waits)
 			}},
-			{name: "session, sqlite", run: func() float64 {
+			{name: "session, sqlite", run: func() cpuRun {
 				return checkinCPU(b, startReplicas(b, sqlite("session.db"), 1, nil), true, waits)
 			}},
-			{name: "session, postgres", run: func() float64 {
+			{name: "session, postgres", run: func() cpuRun {
 				return checkinCPU(b, startReplicas(b, pgtest.URL(b), 1, nil), true, waits)
 			}},
 		}
@@ -201,30 +202,37 @@ func BenchmarkCheckinCPU(b *testing.B) {
 		for range checkinRounds {
 			for _, r := range rows {
 				if keep(r.name) {
-					r.us = append(r.us, r.run())
+					r.runs = append(r.runs, r.run())
 				}
 			}
 		}
-		fmt.Printf("\n%-24s %14s %10s   (median of %d rounds of %d waits; load average %s)\n",
-			"CPU per check-in", "µs/request", "rounds", checkinRounds, waits, loadAvg())
+		fmt.Printf("\n%-24s %14s %8s   %s   (median of %d rounds of %d waits; load average %s)\n",
+			"CPU per check-in", "µs/request", "busy", "rounds", checkinRounds, waits, loadAvg())
 		for _, r := range rows {
-			if len(r.us) == 0 {
+			if len(r.runs) == 0 {
 				continue
 			}
-			rounds := make([]string, len(r.us))
-			for i, u := range r.us {
-				rounds[i] = fmt.Sprintf("%.0f", u)
+			us, busy := make([]float64, len(r.runs)), make([]float64, len(r.runs))
+			rounds := make([]string, len(r.runs))
+			for i, c := range r.runs {
+				us[i], busy[i] = c.us, c.busy
+				rounds[i] = fmt.Sprintf("%.0f", c.us)
 			}
-			fmt.Printf("%-24s %14.0f   %s\n", r.name, median(r.us), strings.Join(rounds, " "))
+			fmt.Printf("%-24s %14.0f %7.0f%%   %s\n", r.name, median(us), 100*median(busy), strings.Join(rounds, " "))
 		}
+		fmt.Println("busy: CPU time over wall time times GOMAXPROCS; below 100 % the cores stood idle while requests were in flight")
 		fmt.Println("target: gatehouse, sqlite <= 1.25x the µs of bare + ed25519 verify")
 	}
 }
 
-// checkinCPU enrolls 200 keys, sends 2,000 waits to warm up, then returns
+// cpuRun is one round of checkinCPU: CPU µs per wait, and how busy the
+// cores were meanwhile (1: all of them all the time).
+type cpuRun struct{ us, busy float64 }
+
+// checkinCPU enrolls 200 keys, sends 2,000 waits to warm up, then measures
 // the process's CPU time (user and system) per wait over the next n, 32 in
 // flight.
-func checkinCPU(b *testing.B, set *replicaSet, sessions bool, n int) float64 {
+func checkinCPU(b *testing.B, set *replicaSet, sessions bool, n int) cpuRun {
 	defer set.stop()
 	const keys, warm, inFlight = 200, 2000, 32
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: inFlight}}
@@ -260,9 +268,14 @@ func checkinCPU(b *testing.B, set *replicaSet, sessions bool, n int) float64 {
 		})
 	}
 	send(warm)
-	before := cpuTime(b)
+	before, start := cpuTime(b), time.Now()
 	send(n)
-	return float64((cpuTime(b) - before).Microseconds()) / float64(n)
+
+	cpu, wall := cpuTime(b)-before, time.Since(start)
+	return cpuRun{
+		us:   float64(cpu.Microseconds()) / float64(n),
+		busy: cpu.Seconds() / (wall.Seconds() * float64(runtime.GOMAXPROCS(0))),
+	}
 }
 
 // cpuTime is the user and system CPU this process has used.

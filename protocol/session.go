@@ -130,7 +130,7 @@ func (s *Sessions) open(token string, now time.Time) (string, []byte, error) {
 // SignSession signs req (whose body is body) with a session: the session
 // header, a timestamp, a fresh nonce and the HMAC.
 func SignSession(req *http.Request, body []byte, g *SessionGrant, now time.Time) error {
-	nonce, err := newNonce()
+	nonce, err := newNonce(now)
 	if err != nil {
 		return err
 	}

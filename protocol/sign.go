@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -20,8 +21,18 @@ import (
 // can never be confused with this one.
 const signVersion = "gatehouse-v1"
 
-// nonceBytes is the random part of a nonce; hex doubles it to 32 characters.
+// nonceBytes is a nonce's length; hex doubles it to 32 characters.
 const nonceBytes = 16
+
+// nonceTimeBytes of a nonce are the signing time's nanoseconds within its
+// second, big-endian, and the rest is random (96 bits). The server keeps
+// nonces ordered by expiry (from the signed second) and then by nonce, so
+// this agent's nonces land at the end of that order, in the page being
+// filled, instead of at random among the second's rows: a batch of eight
+// random nonces dirtied about eight pages of the store's log, eight
+// time-ordered ones one or two. The server needs nothing of it; any 16
+// random bytes are as valid.
+const nonceTimeBytes = 4
 
 // SignRequest signs req (whose body is body) with the device key, setting the
 // four signature headers. The signed string is StringToSign.
@@ -30,7 +41,7 @@ func SignRequest(req *http.Request, body []byte, key crypto.Signer, now time.Tim
 	if err != nil {
 		return err
 	}
-	nonce, err := newNonce()
+	nonce, err := newNonce(now)
 	if err != nil {
 		return err
 	}
@@ -55,9 +66,10 @@ func requestMethod(req *http.Request) string {
 	return req.Method
 }
 
-func newNonce() (string, error) {
+func newNonce(now time.Time) (string, error) {
 	b := make([]byte, nonceBytes)
-	if _, err := rand.Read(b); err != nil {
+	binary.BigEndian.PutUint32(b, uint32(now.Nanosecond()))
+	if _, err := rand.Read(b[nonceTimeBytes:]); err != nil {
 		return "", fmt.Errorf("nonce: %w", err)
 	}
 	return hex.EncodeToString(b), nil

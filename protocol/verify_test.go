@@ -319,6 +319,40 @@ func TestSignRequestFreshNonces(t *testing.T) {
 	}
 }
 
+// A nonce begins with the signing time's nanoseconds within its second, so
+// the server's nonce order (expiry from the signed second, then nonce)
+// gets an agent's nonces in the order they were made; the other 12 bytes
+// are random, so two made at one instant still differ. Key- and
+// session-signed requests share the rule.
+func TestNonceStartsWithSubsecondTime(t *testing.T) {
+	at := time.Unix(1_800_000_000, 123_456_789)
+	prefix := func(r *http.Request) string {
+		n := r.Header.Get(protocol.HeaderNonce)
+		if len(n) != 32 {
+			t.Fatalf("nonce %q: want 32 hex characters", n)
+		}
+		return n[:8]
+	}
+	a, b := signedRequest(t, edKey(t), nil, at), signedRequest(t, edKey(t), nil, at)
+	if prefix(a) != "075bcd15" || prefix(b) != "075bcd15" {
+		t.Errorf("nonce prefixes %s, %s: want 075bcd15 (123456789 ns, big-endian)", prefix(a), prefix(b))
+	}
+	if a.Header.Get(protocol.HeaderNonce) == b.Header.Get(protocol.HeaderNonce) {
+		t.Error("two nonces made at one instant are equal")
+	}
+	later := signedRequest(t, edKey(t), nil, at.Add(time.Millisecond))
+	if prefix(later) <= prefix(a) {
+		t.Errorf("a later nonce %s does not sort after %s", prefix(later), prefix(a))
+	}
+	s := httptest.NewRequest(http.MethodPost, protocol.PathWait, nil)
+	if err := protocol.SignSession(s, nil, &protocol.SessionGrant{Token: "t", Key: make([]byte, 32)}, at); err != nil {
+		t.Fatal(err)
+	}
+	if prefix(s) != "075bcd15" {
+		t.Errorf("session nonce prefix %s: want 075bcd15", prefix(s))
+	}
+}
+
 // A key seen before is parsed once, but every request with it is still
 // checked in full: its signature, its timestamp, its nonce; and each caller
 // gets a Signed of its own.
