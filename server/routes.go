@@ -120,10 +120,16 @@ func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", contentSecurityPolicy)
 		h.Set("Cache-Control", "no-store")
+		// The device API answers agents' POSTs with JSON, never a page a
+		// browser shows, so the headers that govern a page (what it may
+		// load, who may frame it, what it refers) would only cost every
+		// gateway's re-poll their bytes, the policy being most of them.
+		if !isDevicePath(r.URL.Path) {
+			h.Set("Referrer-Policy", "no-referrer")
+			h.Set("X-Frame-Options", "DENY")
+			h.Set("Content-Security-Policy", contentSecurityPolicy)
+		}
 		// Only over TLS: browsers ignore HSTS on plain http, and sending it
 		// there would promise what this listener does not keep.
 		if r.TLS != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gatehouse"
+	"gatehouse/protocol"
 	"gatehouse/provision"
 )
 
@@ -132,6 +133,18 @@ func TestPageSecurityHeaders(t *testing.T) {
 	}
 	if resp.Header.Get("Referrer-Policy") == "" || resp.Header.Get("X-Frame-Options") != "DENY" {
 		t.Fatalf("headers = %v", resp.Header)
+	}
+
+	// A device answer is JSON for an agent: it keeps nosniff and no-store
+	// (a proxy must not keep a bundle), not the page policy.
+	resp, err = http.Post(tb.url+protocol.PathWait, "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := resp.Header
+	if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cache-Control") != "no-store" || h.Get("Content-Security-Policy") != "" {
+		t.Fatalf("device answer headers = %v", h)
 	}
 }
 
