@@ -75,10 +75,15 @@ func (s *Server) logRequest(r *http.Request, info *reqInfo, status int, start ti
 	if s.Logger == nil {
 		return
 	}
-	s.Logger.LogAttrs(r.Context(), requestLevel(route, status), "http request",
-		slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
-		slog.Duration("duration", time.Since(start)), slog.String("actor", info.actor),
-		slog.String("request_id", info.id), slog.String("source", remoteAddr(r)))
+	// Enabled is asked here, not only inside LogAttrs: the attributes are
+	// built before the call, and most lines (a fleet's re-polls) are at
+	// debug, which a server seldom logs.
+	if level := requestLevel(route, status); s.Logger.Enabled(r.Context(), level) {
+		s.Logger.LogAttrs(r.Context(), level, "http request",
+			slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
+			slog.Duration("duration", time.Since(start)), slog.String("actor", info.actor),
+			slog.String("request_id", info.id), slog.String("source", remoteAddr(r)))
+	}
 	if status == http.StatusUnauthorized {
 		s.authWarn.refused(s.Logger, remoteAddr(r), route, info.id)
 	}
@@ -104,12 +109,15 @@ func requestLevel(route string, status int) slog.Level {
 // A 401 counts only when credentials were offered: a page asking whether it
 // is logged in, or a probe with none, refused nothing.
 func (s *Server) auditRefusal(r *http.Request, info *reqInfo, status int, route string) {
+	refused := status == http.StatusUnauthorized && offeredCredentials(r)
+	if !refused && status != http.StatusForbidden {
+		return // most requests: nothing to audit, so no contexts to build
+	}
 	ctx := context.WithoutCancel(gatehouse.WithOrigin(r.Context(), info.origin()))
 	var err error
-	switch {
-	case status == http.StatusUnauthorized && offeredCredentials(r):
+	if refused {
 		err = s.svc.AuditRefusedCredentials(ctx, route)
-	case status == http.StatusForbidden:
+	} else {
 		err = s.svc.AuditAccessDenied(ctx, route, info.refusal)
 	}
 	if err != nil && s.Logger != nil {
