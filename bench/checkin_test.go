@@ -113,8 +113,18 @@ func bareServer(b *testing.B, verify bool) *replicaSet {
 	if err != nil {
 		b.Fatal(err)
 	}
+	srv := &http.Server{Handler: bareHandler(verify)}
+	go srv.Serve(ln)
+	return &replicaSet{
+		fleets: []*fleet{{url: "http://" + ln.Addr().String()}},
+		stop:   func() { srv.Close() },
+	}
+}
+
+// bareHandler is bareServer's handler.
+func bareHandler(verify bool) http.Handler {
 	answer := []byte(`{"device_id":"bench","state":"pending"}`)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, "read", http.StatusBadRequest)
@@ -126,12 +136,7 @@ func bareServer(b *testing.B, verify bool) *replicaSet {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(answer)
-	})}
-	go srv.Serve(ln)
-	return &replicaSet{
-		fleets: []*fleet{{url: "http://" + ln.Addr().String()}},
-		stop:   func() { srv.Close() },
-	}
+	})
 }
 
 // verifyHeaders decodes the key and signature headers and verifies the
