@@ -124,21 +124,10 @@ func processCPU(b *testing.B) time.Duration {
 func runBulk(b *testing.B, set bulkSetup) bulkRun {
 	ctx := context.Background()
 	backends, dps, stats := bulkBackends(b, set)
-	db, err := store.Open(ctx, filepath.Join(b.TempDir(), "bulk.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	svc, err := provision.New(db, provision.Config{
+	db, svc, stop := startService(b, filepath.Join(b.TempDir(), "bulk.db"), provision.Config{
 		Backends: backends, RetryBase: 50 * time.Millisecond, RetryMax: time.Second, PendingCap: 2 * set.n,
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer svc.Stop(ctx)
+	defer stop()
 	ids := enrollMany(b, svc, set.n)
 	runtime.GC()
 

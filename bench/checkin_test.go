@@ -1,11 +1,8 @@
 package bench
 
 import (
-	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -253,43 +250,12 @@ type cpuRun struct{ us, busy float64 }
 // flight.
 func checkinCPU(b *testing.B, set *replicaSet, sessions bool, n int) cpuRun {
 	defer set.stop()
-	const keys, warm, inFlight = 200, 2000, 32
-	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: inFlight}}
-	defer c.CloseIdleConnections()
-	url := set.fleets[0].url
-	ks := make([]ed25519.PrivateKey, keys)
-	grants := make([]*protocol.SessionGrant, keys)
-	for i := range ks {
-		_, ks[i], _ = ed25519.GenerateKey(rand.Reader)
-		st, err := signedStatus(context.Background(), c, url+protocol.PathEnroll, enrollBody(i), ks[i])
-		if err != nil {
-			b.Fatalf("enroll: %v", err)
-		}
-		grants[i] = st.Session
-		if sessions && st.Session == nil {
-			b.Fatal("enroll granted no session")
-		}
-	}
-	wait, _ := json.Marshal(protocol.WaitRequest{State: ""})
-	send := func(count int) {
-		parallel(count, inFlight, func(i int) bool {
-			code := 0
-			if sessions {
-				code = sessionPost(b, c, url+protocol.PathWait, wait, grants[i%keys])
-			} else {
-				code = signedPost(b, c, url+protocol.PathWait, wait, ks[i%keys])
-			}
-			if code != http.StatusOK {
-				b.Errorf("wait: %d", code)
-				return false
-			}
-			return true
-		})
-	}
+	const warm = 2000
+	send, stop := checkinSender(b, set, sessions)
+	defer stop()
 	send(warm)
 	before, start := cpuTime(b), time.Now()
 	send(n)
-
 	cpu, wall := cpuTime(b)-before, time.Since(start)
 	return cpuRun{
 		us:   float64(cpu.Microseconds()) / float64(n),

@@ -21,7 +21,6 @@ import (
 	"gatehouse/protocol"
 	"gatehouse/provision"
 	"gatehouse/server"
-	"gatehouse/store"
 )
 
 // BenchmarkFlood floods a server running the default flood limits (1
@@ -108,33 +107,15 @@ func BenchmarkFlood(b *testing.B) {
 }
 
 func startFloodServer(b *testing.B) (*fleet, func()) {
-	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	svc, err := provision.New(db, provision.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := server.New(svc) // the default limits
-	srv.Addr = "127.0.0.1:0"
-	if err := svc.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Open(); err != nil {
-		b.Fatal(err)
-	}
-	token, _, err := svc.CreateToken(ctx, provision.TokenSpec{Name: "bench", Role: gatehouse.RoleViewer})
+	_, svc, stopService := startService(b, filepath.Join(b.TempDir(), "bench.db"), provision.Config{})
+	srv, stopServer := serveOn(b, svc, server.DefaultDeviceRate) // the default limits
+	token, _, err := svc.CreateToken(context.Background(), provision.TokenSpec{Name: "bench", Role: gatehouse.RoleViewer})
 	if err != nil {
 		b.Fatal(err)
 	}
 	return &fleet{url: srv.URL(), token: token, svc: svc}, func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Close(c)
-		svc.Stop(c)
-		db.Close()
+		stopServer()
+		stopService()
 	}
 }
 

@@ -2,11 +2,11 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -17,7 +17,6 @@ import (
 	"gatehouse/protocol"
 	"gatehouse/provision"
 	"gatehouse/server"
-	"gatehouse/store"
 
 	"golang.org/x/time/rate"
 )
@@ -60,28 +59,14 @@ func BenchmarkWaitHandler(b *testing.B) {
 	}
 }
 
-// gatehouseHandler is a gatehouse server's handler on a fresh SQLite file.
+// gatehouseHandler is a gatehouse server's handler on a fresh SQLite file,
+// logging to nowhere as an opened server with no logger does.
 func gatehouseHandler(b *testing.B) (http.Handler, func()) {
-	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(b.TempDir(), "handler.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	svc, err := provision.New(db, provision.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
+	_, svc, stop := startService(b, filepath.Join(b.TempDir(), "handler.db"), provision.Config{})
 	srv := server.New(svc)
 	srv.DeviceRate = rate.Inf
-	return srv.Handler(), func() {
-		c, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		svc.Stop(c)
-		db.Close()
-	}
+	srv.Logger = slog.New(slog.DiscardHandler)
+	return srv.Handler(), stop
 }
 
 // enrollIn enrolls n fresh keys through h and returns them.

@@ -17,7 +17,6 @@ import (
 	"gatehouse/manifest"
 	"gatehouse/provision"
 	"gatehouse/simulate"
-	"gatehouse/store"
 )
 
 // BenchmarkDPSQuota approves 1,000 gateways in one bulk operation through
@@ -124,26 +123,15 @@ func runQuota(b *testing.B, n, limit int, window time.Duration, legacy bool) quo
 	if legacy {
 		step = &readFirstDPS{DPSBackend: azure.NewDPSBackend(dps), api: dps}
 	}
-	db, err := store.Open(ctx, filepath.Join(b.TempDir(), "quota.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
 	// Production's follow-up polling (2 s, growing to 5 min) shrunk as the
 	// quota's window is.
 	pollMin, pollMax := 2*time.Second*window/time.Minute, 5*time.Minute*window/time.Minute
-	svc, err := provision.New(db, provision.Config{
+	_, svc, stop := startService(b, filepath.Join(b.TempDir(), "quota.db"), provision.Config{
 		Backends:     []gatehouse.Backend{step, azure.NewHubBackend(hub, dps, quotaManifest{})},
 		PollInterval: 100 * time.Millisecond, RetryBase: 50 * time.Millisecond, RetryMax: time.Second,
 		FollowPollMin: pollMin, FollowPollMax: pollMax,
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer svc.Stop(ctx)
+	defer stop()
 	ids := enrollMany(b, svc, n)
 
 	start := time.Now()

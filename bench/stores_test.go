@@ -79,34 +79,55 @@ type replicaSet struct {
 	stop   func()
 }
 
+// startService opens the store at dsn and starts a service on it with
+// cfg; stop stops the service and closes the store.
+func startService(b *testing.B, dsn string, cfg provision.Config) (db *store.DB, svc *provision.Service, stop func()) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if svc, err = provision.New(db, cfg); err != nil {
+		db.Close()
+		b.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		db.Close()
+		b.Fatal(err)
+	}
+	return db, svc, func() {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		svc.Stop(c)
+		db.Close()
+	}
+}
+
+// serveOn starts a server for svc on a loopback port; stop closes it.
+func serveOn(b *testing.B, svc *provision.Service, deviceRate rate.Limit) (srv *server.Server, stop func()) {
+	srv = server.New(svc)
+	srv.Addr, srv.DeviceRate = "127.0.0.1:0", deviceRate
+	if err := srv.Open(); err != nil {
+		b.Fatal(err)
+	}
+	return srv, func() {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Close(c)
+	}
+}
+
 func startReplicas(b *testing.B, dsn string, n int, backends []gatehouse.Backend) *replicaSet {
 	ctx := context.Background()
 	set := &replicaSet{}
 	var stops []func()
 	for range n {
-		db, err := store.Open(ctx, dsn)
-		if err != nil {
-			b.Fatal(err)
-		}
-		svc, err := provision.New(db, provision.Config{Backends: backends})
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv := server.New(svc)
-		srv.Addr, srv.DeviceRate = "127.0.0.1:0", rate.Inf
-		if err := svc.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if err := srv.Open(); err != nil {
-			b.Fatal(err)
-		}
+		_, svc, stopService := startService(b, dsn, provision.Config{Backends: backends})
+		srv, stopServer := serveOn(b, svc, rate.Inf)
 		set.fleets = append(set.fleets, &fleet{url: srv.URL(), svc: svc})
 		stops = append(stops, func() {
-			c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			srv.Close(c)
-			svc.Stop(c)
-			db.Close()
+			stopServer()
+			stopService()
 		})
 	}
 	token, _, err := set.fleets[0].svc.CreateToken(ctx, provision.TokenSpec{Name: "bench", Role: gatehouse.RoleOperator})
@@ -134,28 +155,42 @@ func sessionCheckins(b *testing.B, set *replicaSet) float64 { return checkinsSig
 
 func checkinsSigned(b *testing.B, set *replicaSet, sessions bool) float64 {
 	defer set.stop()
-	const keys, warm, requests, inFlight = 200, 2000, 20000, 32
+	const warm, requests = 2000, 20000
+	send, stop := checkinSender(b, set, sessions)
+	defer stop()
+	// The warm-up opens the connections and fills what a running server
+	// keeps (parsed keys, statuses, statement caches), so the rate measured
+	// is the steady state a fleet sees, not a cold start.
+	send(warm)
+	start := time.Now()
+	send(requests)
+	return requests / time.Since(start).Seconds()
+}
+
+// checkinSender enrolls 200 keys, round robin over set's replicas, and
+// returns send, which sends n signed waits for them that answer at once,
+// 32 in flight on keep-alive connections, signed with the device keys or,
+// with sessions, with the sessions their enrollments granted, as the agent
+// signs its re-polls. stop closes the connections.
+func checkinSender(b *testing.B, set *replicaSet, sessions bool) (send func(n int), stop func()) {
+	const keys, inFlight = 200, 32
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: inFlight}}
-	defer c.CloseIdleConnections()
 	ks := make([]ed25519.PrivateKey, keys)
 	grants := make([]*protocol.SessionGrant, keys)
 	for i := range ks {
 		_, ks[i], _ = ed25519.GenerateKey(rand.Reader)
 		url := set.fleets[i%len(set.fleets)].url + protocol.PathEnroll
-		if !sessions {
-			if code := signedPost(b, c, url, enrollBody(i), ks[i]); code != http.StatusOK && code != http.StatusAccepted {
-				b.Fatalf("enroll: %d", code)
-			}
-			continue
-		}
 		st, err := signedStatus(context.Background(), c, url, enrollBody(i), ks[i])
-		if err != nil || st.Session == nil {
-			b.Fatalf("enroll granted no session: %v", err)
+		if err != nil {
+			b.Fatalf("enroll: %v", err)
+		}
+		if sessions && st.Session == nil {
+			b.Fatal("enroll granted no session")
 		}
 		grants[i] = st.Session
 	}
 	wait, _ := json.Marshal(protocol.WaitRequest{State: ""})
-	send := func(n int) {
+	return func(n int) {
 		parallel(n, inFlight, func(i int) bool {
 			url := set.fleets[i%len(set.fleets)].url + protocol.PathWait
 			code := 0
@@ -170,14 +205,7 @@ func checkinsSigned(b *testing.B, set *replicaSet, sessions bool) float64 {
 			}
 			return true
 		})
-	}
-	// The warm-up opens the connections and fills what a running server
-	// keeps (parsed keys, statuses, statement caches), so the rate measured
-	// is the steady state a fleet sees, not a cold start.
-	send(warm)
-	start := time.Now()
-	send(requests)
-	return requests / time.Since(start).Seconds()
+	}, c.CloseIdleConnections
 }
 
 func sessionPost(b *testing.B, c *http.Client, url string, body []byte, g *protocol.SessionGrant) int {
