@@ -24,10 +24,10 @@ import (
 // BenchmarkWaitHandler measures the server's side of a key-signed wait
 // alone: the handlers run in this process on requests signed beforehand,
 // 32 at a time, with no network and no client, so what is timed is the
-// handler's own work (CPU µs and allocations a request). On a shared
-// machine this moves far less than BenchmarkCheckins, and it shows what
-// gatehouse adds to bare+verify's handler: the nonce, the status, the
-// session grant, the answer, and the middleware around them.
+// handler's own work (CPU µs and allocations a request): what gatehouse
+// adds to bare+verify's handler (the nonce, the status, the session grant,
+// the answer, and the middleware around them) without the network's and
+// the client's share of BenchmarkCheckins.
 func BenchmarkWaitHandler(b *testing.B) {
 	for b.Loop() {
 		const keys, warm, n = 200, 2000, 20000

@@ -28,10 +28,10 @@ const nonceBytes = 16
 // second, big-endian, and the rest is random (96 bits). The server keeps
 // nonces ordered by expiry (from the signed second) and then by nonce, so
 // this agent's nonces land at the end of that order, in the page being
-// filled, instead of at random among the second's rows: a batch of eight
-// random nonces dirtied about eight pages of the store's log, eight
-// time-ordered ones one or two. The server needs nothing of it; any 16
-// random bytes are as valid.
+// filled, instead of at random among the second's rows: a commit of eight
+// random nonces wrote about ten pages to the store's log, of eight
+// time-ordered ones about four (SQLite rebalancing the last leaves). The
+// server needs nothing of it; any 16 random bytes are as valid.
 const nonceTimeBytes = 4
 
 // SignRequest signs req (whose body is body) with the device key, setting the
