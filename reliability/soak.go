@@ -308,10 +308,16 @@ func (run *soakRun) finished() bool { return run.unfinished() == "" }
 
 // unfinished says which gateways have not, for an error.
 func (run *soakRun) unfinished() string {
-	var running, toDecommission int
+	var running, toRegister, toDecommission int
 	for _, sg := range run.gws[:run.started] {
 		select {
 		case <-sg.agent.Done:
+			// An agent that ended after this tick's step has not been seen
+			// by it: its runtime has not registered with DPS, so its hub
+			// device would be missing from the count at the end.
+			if sg.err == nil && !sg.registered {
+				toRegister++
+			}
 			if sg.decommission && !sg.decommissioned && sg.err == nil {
 				toDecommission++
 			}
@@ -319,10 +325,11 @@ func (run *soakRun) unfinished() string {
 			running++
 		}
 	}
-	if running+toDecommission == 0 {
+	if running+toRegister+toDecommission == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%d agents still running, %d gateways not yet decommissioned", running, toDecommission)
+	return fmt.Sprintf("%d agents still running, %d bundled gateways not yet registered with DPS, %d gateways not yet decommissioned",
+		running, toRegister, toDecommission)
 }
 
 // stopAgents ends any agent still running (after an error) and waits.
