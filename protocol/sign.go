@@ -105,13 +105,15 @@ func signMessage(key crypto.Signer, msg []byte) ([]byte, error) {
 }
 
 // verifySignature enforces exactly one scheme per key type: RSA PKCS#1 v1.5
-// and ECDSA ASN.1 over SHA-256, Ed25519 over the message itself.
+// and ECDSA ASN.1 over SHA-256, Ed25519 over the message itself (so only
+// the first two hash it).
 func verifySignature(pub crypto.PublicKey, msg, sig []byte) bool {
-	digest := sha256.Sum256(msg)
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
+		digest := sha256.Sum256(msg)
 		return rsa.VerifyPKCS1v15(k, crypto.SHA256, digest[:], sig) == nil
 	case *ecdsa.PublicKey:
+		digest := sha256.Sum256(msg)
 		return ecdsa.VerifyASN1(k, digest[:], sig)
 	case ed25519.PublicKey:
 		return ed25519.Verify(k, msg, sig)
