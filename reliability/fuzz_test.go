@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -111,7 +112,47 @@ func TestParseFuzzOutput(t *testing.T) {
 	if r := parseFuzzOutput("FuzzLoadIdentity", []byte(fuzzOutOfTime)); r.failed || !r.outOfTime {
 		t.Errorf("a run whose -fuzztime ran out before the baseline read as %+v, want out of time, no crasher", r)
 	}
+	if r := parseFuzzOutput("FuzzVerifySession", []byte(fuzzDeadlineRace)); r.failed || !r.outOfTime || r.execs != 30600 {
+		t.Errorf("a run the engine's deadline race ended read as %+v, want out of time, no crasher", r)
+	}
 }
+
+// TestFuzzOutcome: a run whose engine ran out of time is handed back for
+// another try, not made an error of the scenario (the go command exits 1
+// for it, as for a crasher); any other exit without a crasher is one.
+func TestFuzzOutcome(t *testing.T) {
+	target := fuzzTarget{Pkg: "./protocol", Name: "FuzzVerifySession"}
+	exit1 := exec.Command("sh", "-c", "exit 1").Run()
+	if exit1 == nil {
+		t.Fatal("sh -c 'exit 1' did not fail")
+	}
+	out := []byte(fuzzDeadlineRace)
+	if run, err := fuzzOutcome(target, parseFuzzOutput(target.Name, out), out, exit1); err != nil || !run.outOfTime {
+		t.Errorf("out of time: %+v, %v; want out of time and no error, for runFuzz to try again", run, err)
+	}
+	out = []byte(fuzzFailed)
+	if run, err := fuzzOutcome(fuzzTarget{Pkg: "./protocol", Name: "FuzzVerify"}, parseFuzzOutput("FuzzVerify", out), out, exit1); err != nil || !run.failed {
+		t.Errorf("crasher: %+v, %v; want failed and no error", run, err)
+	}
+	out = []byte("# gatehouse/protocol\nprotocol/x.go:1:1: syntax error\nFAIL\n")
+	if _, err := fuzzOutcome(target, parseFuzzOutput(target.Name, out), out, exit1); err == nil || !strings.Contains(err.Error(), "syntax error") {
+		t.Errorf("build failure: %v; want an error naming it", err)
+	}
+}
+
+// fuzzDeadlineRace is what the go command printed in CI on 2026-12-06
+// for a 2 s run on a loaded machine: the engine fuzzed (30,600 runs past
+// its baseline) and then failed as its deadline came, writing no input
+// (go.dev/issue/75804).
+const fuzzDeadlineRace = `fuzz: elapsed: 0s, gathering baseline coverage: 0/11 completed
+fuzz: elapsed: 0s, gathering baseline coverage: 11/11 completed, now fuzzing with 2 workers
+fuzz: elapsed: 2s, execs: 30600 (13255/sec), new interesting: 4 (total: 15)
+--- FAIL: FuzzVerifySession (2.31s)
+    context deadline exceeded
+FAIL
+exit status 1
+FAIL	gatehouse/protocol	2.321s
+`
 
 // fuzzOutOfTime is what the go command printed in CI for a 2 s run on a
 // loaded machine: the engine's deadline passed before its baseline
