@@ -87,6 +87,11 @@ func startService(b *testing.B, dsn string, cfg provision.Config) (db *store.DB,
 	if err != nil {
 		b.Fatal(err)
 	}
+	// As serve does (startApp): one server per SQLite file, nonces logged.
+	if err := db.ClaimNonces(ctx); err != nil {
+		db.Close()
+		b.Fatal(err)
+	}
 	if svc, err = provision.New(db, cfg); err != nil {
 		db.Close()
 		b.Fatal(err)

@@ -175,7 +175,7 @@ func (b *nonceBatcher) flushQueued(ctx context.Context, flush func(context.Conte
 // flushNonces writes one batch and tells each caller its answer.
 func (d *DB) flushNonces(ctx context.Context, batch []*nonceUse) {
 	rows, dups := distinctNonces(batch)
-	fresh, version, err := d.insertNonces(ctx, rows)
+	fresh, version, err := d.recordNonces(ctx, rows)
 	// Before any wait in the batch reads its status (statusCache).
 	if version != nil {
 		d.statuses.otherWrites(*version)
@@ -191,6 +191,19 @@ func (d *DB) flushNonces(ctx context.Context, batch []*nonceUse) {
 		// became of it: refusing it is safe either way.
 		close(u.done)
 	}
+}
+
+// recordNonces records rows in the claimed log (ClaimNonces), or else in
+// the table.
+func (d *DB) recordNonces(ctx context.Context, rows []*nonceUse) (map[nonceKey]bool, *int64, error) {
+	if d.nlog == nil {
+		return d.insertNonces(ctx, rows)
+	}
+	fresh, err := d.nlog.use(rows, micros(d.Now()), func(spilled []*nonceUse) (map[nonceKey]bool, error) {
+		fresh, _, err := d.insertNonces(ctx, spilled)
+		return fresh, err
+	})
+	return fresh, nil, err
 }
 
 type nonceKey struct{ key, nonce string }

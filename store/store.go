@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -28,6 +29,9 @@ type DB struct {
 	Now func() time.Time
 	// nonces gathers concurrent UseNonce calls into one commit.
 	nonces nonceBatcher
+	// nlog records them instead of the table once ClaimNonces made this
+	// process the database's one server (SQLite only).
+	nlog *nonceLog
 	// statuses keeps check-in statuses between changes (SQLite only).
 	statuses statusCache
 
@@ -124,7 +128,13 @@ func Connect(ctx context.Context, dsn string) (*DB, error) {
 }
 
 // Close closes the database.
-func (d *DB) Close() error { return d.eng.close() }
+func (d *DB) Close() error {
+	err := d.eng.close()
+	if d.nlog != nil {
+		err = errors.Join(err, d.nlog.close())
+	}
+	return err
+}
 
 // SQL returns the SQLite database/sql pool, for tests and tools that speak
 // SQL directly; nil on PostgreSQL. What they write does not pass through

@@ -94,6 +94,19 @@ func startApp(ctx context.Context, cfg appConfig) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	// On SQLite this process becomes the database's one server, and its
+	// nonces go to a log beside it (store.DB.ClaimNonces).
+	err = db.ClaimNonces(ctx)
+	if errors.Is(err, store.ErrNoNonceLog) {
+		if cfg.Logger != nil {
+			cfg.Logger.Warn("no nonce log beside the database: device requests wait until it can be written", "err", err)
+		}
+		err = nil
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	if db.Postgres() {
 		for _, q := range cfg.Quotas {
 			q.Share(db.Quota(q.Name, q.Burst(), q.Rate()))

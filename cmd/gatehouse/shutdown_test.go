@@ -186,3 +186,39 @@ func (w *watchedLog) Write(p []byte) (int, error) {
 }
 
 func (w *watchedLog) String() string { return w.syncBuffer.String() }
+
+// TestSecondServeRefused: while one serve has a SQLite file, a second on
+// the same file (another port) exits 1 saying another process serves it,
+// before it answers anything: its nonces would not be the first's.
+func TestSecondServeRefused(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "g.db")
+	logs := &watchedLog{want: "gatehouse serving", seen: make(chan struct{})}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	code := make(chan int, 1)
+	go func() {
+		code <- runServe(ctx, []string{"--listen", "127.0.0.1:0", "--db", db}, &bytes.Buffer{}, logs, func(string) string { return "" })
+	}()
+	select {
+	case <-logs.seen:
+	case c := <-code:
+		t.Fatalf("serve exited %d before serving: %s", c, logs)
+	case <-time.After(waitTimeout):
+		t.Fatalf("serve did not start: %s", logs)
+	}
+	var stderr bytes.Buffer
+	if c := runServe(context.Background(), []string{"--listen", "127.0.0.1:0", "--db", db}, &bytes.Buffer{}, &stderr, func(string) string { return "" }); c != 1 ||
+		!strings.Contains(stderr.String(), "another gatehouse process serves this database") {
+		t.Fatalf("second serve: exit %d, %s; want 1 naming the other process", c, stderr.String())
+	}
+	stop()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("first serve exited %d: %s", c, logs)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("first serve did not exit")
+	}
+}
