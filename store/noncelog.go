@@ -256,7 +256,7 @@ func (l *nonceLog) use(rows []*nonceUse, now int64, table func([]*nonceUse) (map
 	}
 	l.prune(now)
 	fresh := map[nonceKey]bool{}
-	appends := map[int64][]*nonceUse{}
+	appends := map[int64][]loggedUse{}
 	var spilled []*nonceUse
 	for _, u := range rows {
 		k, ok := logKeyOf(u.key, u.nonce)
@@ -267,27 +267,25 @@ func (l *nonceLog) use(rows []*nonceUse, now int64, table func([]*nonceUse) (map
 			}
 		}
 		if !ok || now < l.spillUntil || l.live >= maxLoggedNonces {
+			// A replay of a use without a log key goes to the table
+			// anyway; one with a key must, while the table holds it.
+			if ok {
+				l.spillUntil = max(l.spillUntil, u.expires)
+			}
 			spilled = append(spilled, u)
 			continue
 		}
-		appends[b] = append(appends[b], u)
+		appends[b] = append(appends[b], loggedUse{u, k})
 	}
 	for b, us := range appends {
 		if err := l.appendTo(b, us); err != nil {
 			return nil, err
 		}
-		for _, u := range us {
-			fresh[nonceKey{u.key, u.nonce}] = true
+		for _, lu := range us {
+			fresh[nonceKey{lu.u.key, lu.u.nonce}] = true
 		}
 	}
 	if len(spilled) > 0 {
-		for _, u := range spilled {
-			// A replay of a use without a log key goes to the table
-			// anyway; one with a key must, while the table holds it.
-			if _, ok := logKeyOf(u.key, u.nonce); ok {
-				l.spillUntil = max(l.spillUntil, u.expires)
-			}
-		}
 		inserted, err := table(spilled)
 		if err != nil {
 			return nil, err
@@ -299,10 +297,16 @@ func (l *nonceLog) use(rows []*nonceUse, now int64, table func([]*nonceUse) (map
 	return fresh, nil
 }
 
+// loggedUse is a use to append, with its key decoded once.
+type loggedUse struct {
+	u *nonceUse
+	k logKey
+}
+
 // appendTo writes us to bucket b's file in one write and only then counts
 // them as seen. A failed write is cut back off, so the file holds whole
 // lines; if that fails too, the log refuses every nonce from then on.
-func (l *nonceLog) appendTo(b int64, us []*nonceUse) error {
+func (l *nonceLog) appendTo(b int64, us []loggedUse) error {
 	seg := l.buckets[b]
 	if seg == nil {
 		f, err := os.OpenFile(filepath.Join(l.dir, strconv.FormatInt(b, 10)+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -313,8 +317,8 @@ func (l *nonceLog) appendTo(b int64, us []*nonceUse) error {
 		l.buckets[b] = seg
 	}
 	var buf []byte
-	for _, u := range us {
-		buf = appendNonceLine(buf, u)
+	for _, lu := range us {
+		buf = appendNonceLine(buf, lu.u)
 	}
 	if _, err := seg.f.Write(buf); err != nil {
 		if terr := seg.f.Truncate(seg.size); terr != nil {
@@ -323,9 +327,8 @@ func (l *nonceLog) appendTo(b int64, us []*nonceUse) error {
 		return nonceLogUnwritable(err)
 	}
 	seg.size += int64(len(buf))
-	for _, u := range us {
-		k, _ := logKeyOf(u.key, u.nonce) // use logs only those it has a key for
-		seg.seen[k] = struct{}{}
+	for _, lu := range us {
+		seg.seen[lu.k] = struct{}{}
 	}
 	l.live += len(us)
 	return nil
