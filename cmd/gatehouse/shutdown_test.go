@@ -22,19 +22,9 @@ import (
 // and exits 0, logging no error.
 func TestServeShutsDownCleanly(t *testing.T) {
 	t.Parallel()
-	logs := &watchedLog{want: "gatehouse serving", seen: make(chan struct{})}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	code := make(chan int, 1)
-	args := []string{"--listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "g.db"), "--shutdown-grace", "3s"}
-	go func() { code <- runServe(ctx, args, &bytes.Buffer{}, logs, func(string) string { return "" }) }()
-	select {
-	case <-logs.seen:
-	case c := <-code:
-		t.Fatalf("serve exited %d before serving: %s", c, logs)
-	case <-time.After(waitTimeout):
-		t.Fatalf("serve did not start: %s", logs)
-	}
+	logs, code := serveUntilServing(t, ctx, "--listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "g.db"), "--shutdown-grace", "3s")
 	stop()
 	select {
 	case c := <-code:
@@ -193,20 +183,9 @@ func (w *watchedLog) String() string { return w.syncBuffer.String() }
 func TestSecondServeRefused(t *testing.T) {
 	t.Parallel()
 	db := filepath.Join(t.TempDir(), "g.db")
-	logs := &watchedLog{want: "gatehouse serving", seen: make(chan struct{})}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	code := make(chan int, 1)
-	go func() {
-		code <- runServe(ctx, []string{"--listen", "127.0.0.1:0", "--db", db}, &bytes.Buffer{}, logs, func(string) string { return "" })
-	}()
-	select {
-	case <-logs.seen:
-	case c := <-code:
-		t.Fatalf("serve exited %d before serving: %s", c, logs)
-	case <-time.After(waitTimeout):
-		t.Fatalf("serve did not start: %s", logs)
-	}
+	logs, code := serveUntilServing(t, ctx, "--listen", "127.0.0.1:0", "--db", db)
 	var stderr bytes.Buffer
 	if c := runServe(context.Background(), []string{"--listen", "127.0.0.1:0", "--db", db}, &bytes.Buffer{}, &stderr, func(string) string { return "" }); c != 1 ||
 		!strings.Contains(stderr.String(), "another gatehouse process serves this database") {
@@ -221,4 +200,21 @@ func TestSecondServeRefused(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("first serve did not exit")
 	}
+}
+
+// serveUntilServing runs serve with args until ctx ends and waits until it
+// logs that it serves; code gets its exit code.
+func serveUntilServing(t *testing.T, ctx context.Context, args ...string) (logs *watchedLog, code <-chan int) {
+	t.Helper()
+	logs = &watchedLog{want: "gatehouse serving", seen: make(chan struct{})}
+	exit := make(chan int, 1)
+	go func() { exit <- runServe(ctx, args, &bytes.Buffer{}, logs, func(string) string { return "" }) }()
+	select {
+	case <-logs.seen:
+	case c := <-exit:
+		t.Fatalf("serve exited %d before serving: %s", c, logs)
+	case <-time.After(waitTimeout):
+		t.Fatalf("serve did not start: %s", logs)
+	}
+	return logs, exit
 }
